@@ -1,0 +1,72 @@
+"""The one place where exceptions become a message and an exit code.
+
+A :class:`~gitxact.errors.GitxactError` is something a user caused or can act on: one
+line (plus a hint) on stderr and its own exit code. Anything else is a bug in
+gitxact: one line saying so, and the traceback kept in a log file rather than thrown
+at the user (the pre-commit model).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from gitxact import console
+from gitxact.errors import EXIT_FAILED, GitxactError
+
+#: Where crash logs go; the CLI points this at ``<common-dir>/gitxact/logs`` once it knows the repository.
+log_dir: Path | None = None
+
+
+def report(error: GitxactError) -> int:
+    console.sink(f"gitxact: error: {error.message}")
+    if error.hint:
+        console.sink(f"hint: {error.hint}")
+    return error.exit_code
+
+
+def _crash_log(exc: BaseException) -> Path | None:
+    folder = log_dir or Path(tempfile.gettempdir()) / f"gitxact-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = folder / "crash.log"
+        stamp = datetime.datetime.now(tz=datetime.UTC).isoformat(timespec="seconds")
+        text = "".join(traceback.format_exception(exc))
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, f"--- {stamp} pid {os.getpid()} argv {sys.argv!r}\n{text}\n".encode())
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+    return path
+
+
+def guarded(body: Callable[[], int]) -> int:
+    """Run *body* and turn whatever it raises into an exit code."""
+    try:
+        return body()
+    except GitxactError as error:
+        return report(error)
+    except KeyboardInterrupt:
+        console.sink("gitxact: interrupted")
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`gitxact status | head`): not an error worth a message.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
+    except Exception as exc:  # noqa: BLE001 - this is the last line of defence by design
+        path = _crash_log(exc)
+        console.sink(f"gitxact: internal error: {type(exc).__name__}: {exc}")
+        if path is not None:
+            console.sink(f"gitxact: the full traceback is in {path}; please report it")
+        return EXIT_FAILED
