@@ -1,0 +1,100 @@
+"""Filesystem primitives for gitxact's private folder: no symlinks, no torn writes.
+
+Kept free of pydantic and GitPython so the lock layer (and ``gx``) can use them cheaply.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from gitxact.errors import StateError
+from gitxact.faults import crashpoint
+
+MAX_STATE_BYTES = 32 * 1024 * 1024
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Create *path* (0700) if missing; refuse a symlink or non-directory in its place."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, DIR_MODE)
+        info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        raise StateError(path, "is a symbolic link; gitxact refuses to follow it", hint="remove the link")
+    if not stat.S_ISDIR(info.st_mode):
+        raise StateError(path, "is not a directory", hint="move it away; gitxact keeps its state there")
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_regular_file(path: Path, limit: int = MAX_STATE_BYTES) -> bytes:
+    """Read *path* without following a symlink (ELOOP becomes a clear error)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StateError(path, "is a symbolic link; gitxact refuses to follow it") from exc
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise StateError(path, "is not a regular file")
+        if info.st_size > limit:
+            raise StateError(path, f"is {info.st_size} bytes, over the {limit} byte limit")
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, payload: bytes, *, backup: Path | None = None) -> None:
+    """Replace *path* with *payload* atomically; keep the old file as *backup* first.
+
+    On any failure (ENOSPC included) the temp file is removed and the old file is
+    untouched, because nothing renames over it until the new bytes are on disk.
+    """
+    folder = path.parent
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            raise StateError(path, "is a symbolic link; gitxact refuses to write through it")
+    tmp = folder / f".{path.name}.tmp-{secrets.token_hex(6)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+    try:
+        try:
+            view = memoryview(payload)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        crashpoint("state-before-rename")
+        if backup is not None:
+            # A hard link keeps the old generation under a second name without a
+            # moment where the current name is missing.
+            link_tmp = folder / f".{backup.name}.tmp-{secrets.token_hex(6)}"
+            os.link(path, link_tmp, follow_symlinks=False)
+            os.replace(link_tmp, backup)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(folder)
