@@ -1,0 +1,256 @@
+"""The FIFO ticket queue in front of every lock, and its holder records.
+
+git, Mercurial and GitButler leave the order of lock waiters to chance (whoever
+retries at the right moment wins), so under contention one agent can starve. Here
+each waiter first files a *ticket* in ``<lock>.q/``; only the oldest compatible
+ticket may try the kernel lock, so waiters are served in arrival order.
+
+A ticket is a small file named ``<monotonic-ns>-<pid>-<rand>.<s|x>.<w|h>`` (shared or
+exclusive, waiting or holding) holding a JSON holder record (pid, host, agent,
+command). Its owner keeps a kernel lock (``filelock.lock_descriptor``, i.e. flock) on
+it for as long as the ticket exists: it is created under a hidden name, locked, and
+only then renamed into view, so every visible ticket is locked by a live owner or by
+nobody. A ticket nobody locks belongs to a dead process; whoever finds it takes that
+flock (which doubles as the break lock, so two cleaners never race) and unlinks it.
+The same file, renamed to ``.h``, is the holder record that ``status`` and timeout
+messages show, and its path is the token a child process inherits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from filelock import lock_descriptor
+
+Mode = Literal["shared", "exclusive"]
+SHARED: Mode = "shared"
+EXCLUSIVE: Mode = "exclusive"
+_MODE_CODE = {SHARED: "s", EXCLUSIVE: "x"}
+_CODE_MODE: dict[str, Mode] = {"s": SHARED, "x": EXCLUSIVE}
+CHOOSING_PREFIX = ".new-"
+#: A hidden ticket is created, then flock'd a few microseconds later; only one that
+#: is unlocked *and* older than this is a crashed chooser's.
+_CHOOSING_GRACE = 1.0
+_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@dataclass(frozen=True)
+class TicketName:
+    """A parsed ticket file name; ordering by ``ident`` is arrival order."""
+
+    ident: str
+    pid: int
+    mode: Mode
+    holding: bool
+
+    @classmethod
+    def parse(cls, name: str) -> TicketName | None:
+        if name.startswith("."):
+            return None
+        parts = name.split(".")
+        if len(parts) != 3 or parts[1] not in _CODE_MODE or parts[2] not in ("w", "h"):
+            return None
+        pieces = parts[0].split("-")
+        if len(pieces) != 3 or not pieces[0].isdigit() or not pieces[1].isdigit():
+            return None
+        return cls(ident=parts[0], pid=int(pieces[1]), mode=_CODE_MODE[parts[1]], holding=parts[2] == "h")
+
+    def file_name(self) -> str:
+        return f"{self.ident}.{_MODE_CODE[self.mode]}.{'h' if self.holding else 'w'}"
+
+
+def conflicts(mine: Mode, theirs: Mode) -> bool:
+    return EXCLUSIVE in (mine, theirs)
+
+
+def probe_alive(path: Path) -> bool:
+    """Whether a live process owns the ticket at *path*; a dead owner's ticket is removed.
+
+    Taking the ticket's own flock proves its owner is gone (the kernel dropped the
+    lock when the process died), and holding it while unlinking keeps a second
+    cleaner from acting at the same time.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # unreadable: cannot prove anything, so assume alive
+    try:
+        if lock_descriptor(fd, blocking=False):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            return False
+        return True
+    finally:
+        os.close(fd)
+
+
+def _young(path: Path) -> bool:
+    try:
+        return time.time() - os.lstat(path).st_mtime < _CHOOSING_GRACE
+    except FileNotFoundError:
+        return False
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """The holder record in a ticket; an empty dict if it cannot be read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return {}
+    try:
+        raw = os.read(fd, 8192)
+        since = os.fstat(fd).st_mtime
+    except OSError:
+        return {}
+    finally:
+        os.close(fd)
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(record, dict):
+        return {}
+    record["since"] = since
+    return record
+
+
+class Ticket:
+    """This thread's place in one lock's queue, flock'd for as long as it exists.
+
+    Choosing a place works like Lamport's bakery: a ticket is first created under a
+    hidden ``.new-`` name (the "choosing" flag), its arrival time read from the
+    system-wide monotonic clock, then renamed into view. A waiter does not act on the
+    queue while anyone else is still choosing, so a ticket that became visible
+    before another waiter started choosing is always served first.
+    """
+
+    def __init__(self, queue_dir: Path, mode: Mode, record: dict[str, Any]) -> None:
+        self.queue_dir = queue_dir
+        self.mode = mode
+        self.chosen_ns = time.monotonic_ns()
+        ident = f"{self.chosen_ns:020d}-{os.getpid()}-{secrets.token_hex(4)}"
+        hidden = queue_dir / f"{CHOOSING_PREFIX}{ident}"
+        self.fd = os.open(hidden, _OPEN_FLAGS, 0o600)
+        try:
+            lock_descriptor(self.fd, blocking=False)  # a brand-new file: nobody else can hold it
+            os.write(self.fd, json.dumps(record, separators=(",", ":")).encode())
+            self.name = TicketName(ident=ident, pid=os.getpid(), mode=mode, holding=False)
+            os.rename(hidden, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(hidden)
+            os.close(self.fd)
+            raise
+        self.visible_ns = time.monotonic_ns()
+
+    @property
+    def path(self) -> Path:
+        return self.queue_dir / self.name.file_name()
+
+    def first_blocker(self) -> str | None:
+        """The name of a live ticket that must go first, or ``None`` if it is our turn.
+
+        Blockers are waiting tickets ahead of ours whose mode conflicts, and tickets
+        still being chosen (they may turn out to be ahead). Dead ones are cleared.
+        """
+        ahead: list[str] = []
+        choosing: list[str] = []
+        for entry in os.listdir(self.queue_dir):
+            if entry.startswith(CHOOSING_PREFIX):
+                choosing.append(entry)
+                continue
+            other = TicketName.parse(entry)
+            if other is None or other.holding or other.ident >= self.name.ident:
+                continue
+            if conflicts(self.mode, other.mode):
+                ahead.append(entry)
+        for entry in choosing:
+            path = self.queue_dir / entry
+            if _young(path) or probe_alive(path):
+                return entry
+        for entry in sorted(ahead):
+            if probe_alive(self.queue_dir / entry):
+                return entry
+        return None
+
+    def mark_holding(self) -> None:
+        """Turn the ticket into the holder record; its mtime becomes the 'since' time."""
+        os.utime(self.fd)
+        holding = TicketName(ident=self.name.ident, pid=self.name.pid, mode=self.mode, holding=True)
+        os.rename(self.path, self.queue_dir / holding.file_name())
+        self.name = holding
+
+    def close(self) -> None:
+        """Leave the queue (or give up the holder record)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        os.close(self.fd)
+
+
+@dataclass(frozen=True)
+class Party:
+    """A holder or waiter of a lock, as ``status`` shows it."""
+
+    ticket: str
+    mode: Mode
+    holding: bool
+    pid: int
+    host: str | None
+    agent: str | None
+    command: str | None
+    since: float
+
+    def describe(self, now: float | None = None) -> str:
+        age = (time.time() if now is None else now) - self.since
+        who = f"pid {self.pid}" + (f" on {self.host}" if self.host else "")
+        if self.agent:
+            who += f" (agent {self.agent})"
+        what = f" running {self.command!r}" if self.command else ""
+        verb = "held" if self.holding else "waiting"
+        return f"{who}{what}, {verb} {self.mode} for {age:.1f}s"
+
+
+def parties(queue_dir: Path) -> list[Party]:
+    """Live holders and waiters of one lock, oldest first; dead tickets are cleared."""
+    found: list[Party] = []
+    try:
+        names = sorted(os.listdir(queue_dir))
+    except FileNotFoundError:
+        return found
+    now = time.time()
+    for entry in names:
+        path = queue_dir / entry
+        if entry.startswith(CHOOSING_PREFIX):
+            if not _young(path):
+                probe_alive(path)  # clears a chooser that died before its ticket became visible
+            continue
+        parsed = TicketName.parse(entry)
+        if parsed is None or not probe_alive(path):
+            continue
+        record = read_record(path)
+        found.append(
+            Party(
+                ticket=entry,
+                mode=parsed.mode,
+                holding=parsed.holding,
+                pid=parsed.pid,
+                host=_str_or_none(record.get("host")),
+                agent=_str_or_none(record.get("agent")),
+                command=_str_or_none(record.get("command")),
+                since=float(record.get("since", now)),
+            )
+        )
+    return found
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
