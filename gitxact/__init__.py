@@ -1,0 +1,52 @@
+"""gitxact: a git-aware transactional workspace manager.
+
+The public surface, re-exported explicitly; no logic lives here. Importing the
+package stays cheap: heavy modules load when their names are first used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gitxact._version import __version__
+from gitxact.errors import (
+    GitError,
+    GitxactError,
+    InvalidNameError,
+    LockOrderError,
+    LockTimeoutError,
+    NotARepositoryError,
+    OperationFailedError,
+    RefusedError,
+    StateError,
+    UsageError,
+    VersionConflictError,
+)
+
+if TYPE_CHECKING:
+    from gitxact.workspace import Workspace
+
+__all__ = [
+    "GitError",
+    "GitxactError",
+    "InvalidNameError",
+    "LockOrderError",
+    "LockTimeoutError",
+    "NotARepositoryError",
+    "OperationFailedError",
+    "RefusedError",
+    "StateError",
+    "UsageError",
+    "VersionConflictError",
+    "Workspace",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # Workspace pulls in pydantic and filelock; `gx` on its read-only path must not.
+    if name == "Workspace":
+        from gitxact.workspace import Workspace
+
+        return Workspace
+    raise AttributeError(f"module 'gitxact' has no attribute {name!r}")

@@ -1,0 +1,89 @@
+"""What every command shares: the ``-C`` path, the workspace, output helpers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from gitxact import error_handler
+from gitxact.lockqueue import Mode, Party
+
+if TYPE_CHECKING:
+    from gitxact.documents import Document
+    from gitxact.locks import LockKey
+    from gitxact.workspace import Workspace
+
+
+class AppContext:
+    """Created by the root group; commands ask it for a :class:`Workspace`."""
+
+    def __init__(self, paths: tuple[str, ...]) -> None:
+        self.paths = paths
+        self._workspace: Workspace | None = None
+
+    def path(self) -> Path | None:
+        if not self.paths:
+            return None
+        current = Path.cwd()
+        for item in self.paths:
+            current = current / item  # cumulative, like git -C a -C b
+        return current
+
+    def workspace(self, *, timeout: float | None = None) -> Workspace:
+        from gitxact.workspace import Workspace
+
+        if self._workspace is None:
+            self._workspace = Workspace(self.path(), timeout=timeout, observer=StderrWaitObserver())
+            logs = self._workspace.state_dir / "logs"
+            if logs.is_dir():
+                error_handler.log_dir = logs
+        return self._workspace
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+def emit(doc: Document) -> None:
+    """Print one JSON document on stdout (the whole of stdout in ``--json`` mode)."""
+    click.echo(doc.to_json())
+
+
+def json_option(func: click.decorators.FC) -> click.decorators.FC:
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")(func)
+
+
+def timeout_option(func: click.decorators.FC) -> click.decorators.FC:
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(min=0),
+        metavar="SECONDS",
+        help="Give up waiting for a lock after SECONDS (exit 75). Default: git config gitxact.lockTimeout (60).",
+    )(func)
+
+
+class StderrWaitObserver:
+    """Tells a person why nothing happens: who holds the lock, then a progress indicator."""
+
+    def __init__(self) -> None:
+        self._shown = False
+        self._tty = sys.stderr.isatty()
+
+    def waiting(self, key: LockKey, mode: Mode, elapsed: float, holders: list[Party]) -> None:
+        if not self._shown:
+            self._shown = True
+            who = "; ".join(p.describe() for p in holders) if holders else "waiters ahead in the queue"
+            click.echo(f"gitxact: waiting for {key.describe()} ({mode}): {who}", err=True)
+            return
+        if self._tty:
+            click.echo(f"\r  still waiting: {elapsed:4.0f}s", nl=False, err=True)
+        else:
+            click.echo(".", nl=False, err=True)
+
+    def acquired(self, key: LockKey, mode: Mode, waited: float) -> None:
+        if self._shown:
+            prefix = "\r" if self._tty else ""
+            click.echo(f"{prefix}gitxact: got {key.describe()} after {waited:.1f}s", err=True)
+            self._shown = False

@@ -1,0 +1,99 @@
+"""``gitxact`` entry point: parse, dispatch, map errors. No logic lives here.
+
+Commands are loaded lazily from :data:`COMMANDS`, so ``gitxact tracker incr`` does not
+pay for importing the demo or the transaction engine.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+import click
+
+from gitxact import error_handler, git
+from gitxact._version import __version__
+from gitxact.cli.context import AppContext
+from gitxact.errors import EXIT_USAGE
+
+#: command name → (module under gitxact.cli, attribute). One line per command.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("init_cmd", "init"),
+    "status": ("status_cmd", "status"),
+    "lock": ("lock_cmd", "lock"),
+    "tracker": ("tracker_cmd", "tracker"),
+    "demo": ("demo_cmd", "demo"),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module = importlib.import_module(f"gitxact.cli.{target[0]}")
+        command = getattr(module, target[1])
+        if not isinstance(command, click.Command):  # pragma: no cover - a wiring bug
+            raise TypeError(f"{target} is not a click command")
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "-C",
+    "paths",
+    multiple=True,
+    metavar="PATH",
+    help="Run as if started in PATH (any folder inside any worktree), like git -C.",
+)
+@click.version_option(__version__, "--version", prog_name="gitxact")
+@click.pass_context
+def cli(ctx: click.Context, paths: tuple[str, ...]) -> None:
+    """gitxact: many agents, one git repository, no lost work.
+
+    Serializes git work through a lock hierarchy, leases a worktree and branch to each
+    agent, runs multi-step changes as transactions with savepoints, and refuses gc and
+    prune while agents are active.
+
+    \b
+    Examples:
+      gitxact init
+      gitxact status --json
+      gitxact lock --timeout 10 -- make release
+      gitxact tracker incr tasks.done
+    """
+    ctx.obj = AppContext(paths)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    git.absolutize_inherited_env()
+    args = list(sys.argv[1:] if argv is None else argv)
+
+    def body() -> int:
+        try:
+            result = cli.main(args=args, prog_name="gitxact", standalone_mode=False)
+        except click.exceptions.Exit as exc:
+            return int(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("gitxact: aborted", err=True)
+            return 130
+        except click.ClickException as exc:
+            message = exc.format_message()
+            click.echo(f"gitxact: error: {message}", err=True)
+            if isinstance(exc, click.UsageError) and exc.ctx is not None:
+                click.echo(f"hint: see `{exc.ctx.command_path} --help`", err=True)
+            return EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
+        return result if isinstance(result, int) else 0
+
+    return error_handler.guarded(body)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""Human renderings of the JSON documents (tables for people, colors only on a TTY)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from gitxact.console import use_color
+
+if TYPE_CHECKING:
+    from gitxact.status import PartyDoc, StatusDoc
+
+
+def style(text: str, **kwargs: object) -> str:
+    return click.style(text, **kwargs) if use_color() else text  # type: ignore[arg-type]
+
+
+def table(rows: list[list[str]], indent: str = "  ") -> str:
+    if not rows:
+        return ""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+
+
+def duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.1f}ms"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def _who(party: PartyDoc) -> str:
+    text = f"pid {party.pid}"
+    if party.agent:
+        text += f" ({party.agent})"
+    return text
+
+
+def render_status(doc: StatusDoc) -> str:
+    repo = doc.repository
+    lines = [
+        f"{style('repository', bold=True)}  {repo.common_dir}",
+        f"{style('worktree', bold=True)}    {repo.worktree or '(none: bare or inside .git)'} [{repo.worktree_id}]",
+    ]
+    if not repo.initialized:
+        lines.append(style("gitxact is not initialized here yet (gitxact init); showing what exists", fg="yellow"))
+    lines.append(style("locks", bold=True))
+    rows: list[list[str]] = []
+    for lock in doc.locks:
+        for party in lock.holders:
+            rows.append(
+                [
+                    lock.name,
+                    style("held", fg="green"),
+                    party.mode,
+                    _who(party),
+                    duration(party.age),
+                    party.command or "",
+                ]
+            )
+        for party in lock.waiters:
+            rows.append(
+                [
+                    lock.name,
+                    style("waiting", fg="yellow"),
+                    party.mode,
+                    _who(party),
+                    duration(party.age),
+                    party.command or "",
+                ]
+            )
+    lines.append(table(rows) if rows else "  (none held)")
+    if doc.state_files:
+        lines.append(style("state files", bold=True))
+        state_rows = []
+        for item in doc.state_files:
+            verdict = style("ok", fg="green") if item.ok else style(f"BAD: {item.problem}", fg="red")
+            backup = "backup ok" if item.backup_ok else "no backup"
+            state_rows.append([item.name, verdict, f"generation {item.generation}", backup])
+        lines.append(table(state_rows))
+    overall = doc.lock_times.get("all", {})
+    if overall.get("count"):
+        lines.append(style("lock times", bold=True))
+        lines.append(
+            f"  {overall['count']} recent holds: wait p50 {duration(overall['wait_p50'])}, "
+            f"p99 {duration(overall['wait_p99'])}, max {duration(overall['wait_max'])}; "
+            f"hold max {duration(overall['hold_max'])}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,118 @@
+"""``gitxact tracker get/set/incr``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from pydantic import Field
+
+from gitxact.cli.context import AppContext, emit, json_option, pass_app, timeout_option
+from gitxact.documents import Document
+
+
+class EntryDoc(Document):
+    key: str
+    value: Any
+    version: int
+    updated: float
+    by: str | None = None
+
+
+class EntriesDoc(Document):
+    entries: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+@click.group()
+def tracker() -> None:
+    """The shared coordination tracker: atomic, versioned key -> JSON values.
+
+    \b
+    Examples:
+      gitxact tracker incr tasks.done
+      gitxact tracker set plan/step '"review"' --expect-version 3
+      gitxact tracker get plan/step --json
+    """
+
+
+def _entry_doc(key: str, entry: Any) -> EntryDoc:
+    return EntryDoc(key=key, value=entry.value, version=entry.version, updated=entry.updated, by=entry.by)
+
+
+@tracker.command()
+@click.argument("key", required=False)
+@json_option
+@pass_app
+def get(app: AppContext, key: str | None, as_json: bool) -> int:
+    """Print KEY's value (or every entry). Exit 1 if KEY does not exist.
+
+    \b
+    Example:
+      gitxact tracker get tasks.done
+    """
+    import json
+
+    entries = app.workspace().tracker.get(key)
+    if key is not None:
+        entry = entries[key]
+        if as_json:
+            emit(_entry_doc(key, entry))
+        else:
+            click.echo(json.dumps(entry.value))
+        return 0
+    if as_json:
+        emit(EntriesDoc(entries={k: e.model_dump(mode="json") for k, e in sorted(entries.items())}))
+    else:
+        for name, entry in sorted(entries.items()):
+            click.echo(f"{name}\tv{entry.version}\t{json.dumps(entry.value)}")
+    return 0
+
+
+@tracker.command(name="set")
+@click.argument("key")
+@click.argument("value", metavar="JSON")
+@click.option(
+    "--expect-version", type=click.IntRange(min=0), help="Refuse (exit 3) unless KEY is at this version (0: absent)."
+)
+@timeout_option
+@json_option
+@pass_app
+def set_(
+    app: AppContext, key: str, value: str, expect_version: int | None, timeout: float | None, as_json: bool
+) -> int:
+    """Set KEY to a JSON value, optionally only if nobody changed it since version N.
+
+    \b
+    Example:
+      gitxact tracker set owner/parser '"alice"' --expect-version 0
+    """
+    from gitxact.tracker import parse_json_value
+
+    parsed = parse_json_value(value)
+    entry = app.workspace(timeout=timeout).tracker.set(key, parsed, expect_version)
+    if as_json:
+        emit(_entry_doc(key, entry))
+    else:
+        click.echo(f"{key} = {value} (version {entry.version})")
+    return 0
+
+
+@tracker.command()
+@click.argument("key")
+@click.argument("amount", type=int, default=1, required=False)
+@timeout_option
+@json_option
+@pass_app
+def incr(app: AppContext, key: str, amount: int, timeout: float | None, as_json: bool) -> int:
+    """Add AMOUNT (default 1) to the integer at KEY, atomically; prints the new value.
+
+    \b
+    Example:
+      gitxact tracker incr tasks.done
+    """
+    entry = app.workspace(timeout=timeout).tracker.incr(key, amount)
+    if as_json:
+        emit(_entry_doc(key, entry))
+    else:
+        click.echo(str(entry.value))
+    return 0

@@ -1,0 +1,136 @@
+"""The shared coordination tracker: a versioned key → JSON map agents update safely.
+
+Two agents doing read-modify-write of a JSON file lose updates (measured: 214 of 320
+kept). Here every change is a read-modify-write of the ``tracker.json`` state file
+under the ``tracker`` resource lock, so nothing is lost, and every key carries a
+version for optimistic concurrency: ``set --expect-version N`` refuses (exit 3) when
+someone changed the key since the caller read version N.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field, JsonValue
+
+from gitxact.errors import OperationFailedError, UsageError, VersionConflictError
+from gitxact.identity import validate_key
+from gitxact.locks import Locks
+from gitxact.state import StateFile, StateModel
+
+MAX_VALUE_BYTES = 1024 * 1024
+TRACKER_LOCK = "tracker"
+
+
+class TrackerEntry(BaseModel):
+    value: JsonValue
+    version: int = Field(ge=1)
+    updated: float
+    by: str | None = None
+
+
+class TrackerState(StateModel):
+    KIND: ClassVar[str] = "tracker"
+    SCHEMA: ClassVar[int] = 1
+
+    entries: dict[str, TrackerEntry] = Field(default_factory=dict)
+
+
+def parse_json_value(text: str) -> Any:
+    """Parse a value given on the command line; strict JSON (no NaN), bounded size."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_VALUE_BYTES:
+        raise UsageError(f"value is larger than {MAX_VALUE_BYTES} bytes")
+
+    def reject_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not valid JSON")
+
+    try:
+        return json.loads(text, parse_constant=reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise UsageError(
+            f"value is not valid JSON: {text[:60]!r}", hint="quote strings as JSON, e.g. '\"done\"' or 42"
+        ) from exc
+
+
+class Tracker:
+    """Atomic operations on the tracker of one repository."""
+
+    def __init__(self, file: StateFile[TrackerState], locks: Locks, agent: str | None = None) -> None:
+        self._file = file
+        self._locks = locks
+        self._agent = agent
+
+    @property
+    def path(self) -> str:
+        return str(self._file.path)
+
+    def get(self, key: str | None = None) -> dict[str, TrackerEntry]:
+        """All entries, or the one named *key* (missing → exit 1). Reads take no lock: writes are atomic."""
+        entries = self._file.load().entries
+        if key is None:
+            return entries
+        validate_key(key)
+        if key not in entries:
+            raise OperationFailedError(f"tracker has no key {key!r}")
+        return {key: entries[key]}
+
+    def set(self, key: str, value: Any, expect_version: int | None = None) -> TrackerEntry:
+        validate_key(key)
+        _check_value(value)
+        with self._locks.resource(TRACKER_LOCK):
+            state = self._file.load(repair=True)
+            current = state.entries.get(key)
+            current_version = current.version if current else 0
+            if expect_version is not None and expect_version != current_version:
+                raise VersionConflictError(
+                    f"tracker key {key!r} is at version {current_version}, not {expect_version}",
+                    hint="read it again (`gitxact tracker get KEY --json`) and retry with the new version",
+                )
+            entry = TrackerEntry(value=value, version=current_version + 1, updated=time.time(), by=self._agent)
+            state.entries[key] = entry
+            self._file.save(state)
+            return entry
+
+    def incr(self, key: str, amount: int = 1) -> TrackerEntry:
+        validate_key(key)
+        with self._locks.resource(TRACKER_LOCK):
+            state = self._file.load(repair=True)
+            current = state.entries.get(key)
+            base: Any = current.value if current else 0
+            if isinstance(base, bool) or not isinstance(base, int):
+                raise OperationFailedError(f"tracker key {key!r} holds {type(base).__name__}, not an integer")
+            entry = TrackerEntry(
+                value=base + amount,
+                version=(current.version if current else 0) + 1,
+                updated=time.time(),
+                by=self._agent,
+            )
+            state.entries[key] = entry
+            self._file.save(state)
+            return entry
+
+    def delete(self, key: str, expect_version: int | None = None) -> None:
+        validate_key(key)
+        with self._locks.resource(TRACKER_LOCK):
+            state = self._file.load(repair=True)
+            current = state.entries.get(key)
+            if current is None:
+                raise OperationFailedError(f"tracker has no key {key!r}")
+            if expect_version is not None and expect_version != current.version:
+                raise VersionConflictError(f"tracker key {key!r} is at version {current.version}, not {expect_version}")
+            del state.entries[key]
+            self._file.save(state)
+
+
+def _check_value(value: Any) -> None:
+    try:
+        encoded = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"value cannot be stored as JSON: {exc}") from exc
+    if len(encoded) > MAX_VALUE_BYTES:
+        raise UsageError(f"value is larger than {MAX_VALUE_BYTES} bytes")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError("value must be finite")
