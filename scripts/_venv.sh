@@ -1,0 +1,17 @@
+# Shared by scripts/demo and scripts/test: make .venv (if missing) and install gitxact into it.
+# Needs only python3 (3.11+) and git on the machine.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${GITXACT_VENV:-$ROOT/.venv}"
+PY="${PYTHON:-python3}"
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
+fi
+ensure_installed() {
+  local extras="$1" stamp="$VENV/.gitxact-installed-$1"
+  # Reinstall when the project's metadata changed since the last install.
+  if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT$extras"
+    touch "$stamp"
+  fi
+}

@@ -1,0 +1,240 @@
+"""gitxact's benchmark: every figure measured side by side with its raw baseline.
+
+These machines are noisy, so no figure is an absolute time on its own: each gitxact
+measurement is run interleaved with its baseline in the same run and reported as a
+ratio. Run through ``scripts/bench`` (which sets up .venv); ``--quick`` shortens it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gitxact import Workspace  # noqa: E402
+
+GITXACT = [sys.executable, "-m", "gitxact"]
+Row = dict[str, str]
+ROWS: list[Row] = []
+
+
+def row(figure: str, gitxact: str, baseline: str, ratio: str, goal: str = "") -> None:
+    ROWS.append({"figure": figure, "gitxact": gitxact, "baseline": baseline, "ratio": ratio, "goal": goal})
+    print(f"  {figure}: {gitxact} vs {baseline} -> {ratio} {goal}", file=sys.stderr, flush=True)
+
+
+def make_repo(root: Path, name: str = "repo") -> Path:
+    repo = root / name
+    repo.mkdir()
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "b",
+        "GIT_AUTHOR_EMAIL": "b@b",
+        "GIT_COMMITTER_NAME": "b",
+        "GIT_COMMITTER_EMAIL": "b@b",
+    }
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True, env=env)
+    (repo / "README").write_text("bench\n")
+    subprocess.run(["git", "add", "README"], cwd=repo, check=True, env=env)
+    subprocess.run(["git", "commit", "-q", "-m", "init"], cwd=repo, check=True, env=env)
+    return repo
+
+
+def interleaved(a: Callable[[], None], b: Callable[[], None], rounds: int) -> tuple[float, float]:
+    """Median seconds of *a* and of *b*, run alternately so drift hits both alike."""
+    times_a: list[float] = []
+    times_b: list[float] = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        a()
+        times_a.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        b()
+        times_b.append(time.perf_counter() - start)
+    return statistics.median(times_a), statistics.median(times_b)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def bench_lock_cost(tmp: Path, quick: bool) -> None:
+    repo = make_repo(tmp, "locks")
+    ws = Workspace(repo)
+    ws.init()
+    raw = tmp / "raw.lock"
+
+    def raw_flock() -> None:
+        fd = os.open(raw, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+    def index_lock() -> None:  # git's own lock discipline: O_EXCL create, then unlink
+        path = tmp / "index.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        os.unlink(path)
+
+    rounds = 200 if quick else 1000
+
+    def repo_exclusive() -> None:
+        with ws.lock():
+            pass
+
+    def worktree_lock() -> None:
+        with ws.worktree_lock():
+            pass
+
+    a, b = interleaved(repo_exclusive, index_lock, rounds)
+    row(
+        "lock acquire+release: repository exclusive",
+        ms(a),
+        f"{ms(b)} (git index.lock create+unlink)",
+        f"{a / b:.1f}x",
+        "goal <= 1 ms: " + ("met" if a <= 0.001 else "NOT met"),
+    )
+    a, b = interleaved(worktree_lock, raw_flock, rounds)
+    row(
+        "lock acquire+release: repo shared + worktree",
+        ms(a),
+        f"{ms(b)} (bare flock)",
+        f"{a / b:.1f}x",
+        "goal <= 1 ms: " + ("met" if a <= 0.001 else "NOT met"),
+    )
+
+
+def bench_tracker(tmp: Path, quick: bool) -> None:
+    repo = make_repo(tmp, "tracker")
+    ws = Workspace(repo)
+    ws.init()
+    raw = tmp / "raw-tracker.json"
+    raw.write_text("{}")
+    raw_rmw = (
+        f"import json,pathlib; p=pathlib.Path({str(raw)!r}); d=json.loads(p.read_text()); d['n']=d.get('n',0)+1;"
+        " p.write_text(json.dumps(d))"
+    )
+
+    def cli_incr() -> None:
+        subprocess.run([*GITXACT, "tracker", "incr", "n"], cwd=repo, check=True, stdout=subprocess.DEVNULL)
+
+    def cli_raw() -> None:
+        subprocess.run([sys.executable, "-c", raw_rmw], check=True)
+
+    a, b = interleaved(cli_incr, cli_raw, 10 if quick else 30)
+    row(
+        "`gitxact tracker incr` (process)",
+        ms(a),
+        f"{ms(b)} (python -c JSON read-modify-write, no lock)",
+        f"{a / b:.1f}x",
+    )
+
+    def lib_incr() -> None:
+        ws.tracker.incr("m")
+
+    def lib_raw() -> None:
+        d = json.loads(raw.read_text())
+        d["m"] = d.get("m", 0) + 1
+        raw.write_text(json.dumps(d))
+
+    a, b = interleaved(lib_incr, lib_raw, 100 if quick else 400)
+    row(
+        "tracker.incr() in-process (lock + fsync'd atomic write)",
+        ms(a),
+        f"{ms(b)} (raw JSON RMW, no fsync)",
+        f"{a / b:.1f}x",
+    )
+
+
+def bench_startup(tmp: Path, quick: bool) -> None:
+    repo = make_repo(tmp, "startup")
+
+    def cli_version() -> None:
+        subprocess.run([*GITXACT, "--version"], check=True, stdout=subprocess.DEVNULL)
+
+    def python_pass() -> None:
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+
+    def cli_status() -> None:
+        subprocess.run([*GITXACT, "status"], cwd=repo, check=True, stdout=subprocess.DEVNULL)
+
+    def git_status() -> None:
+        subprocess.run(["git", "status"], cwd=repo, check=True, stdout=subprocess.DEVNULL)
+
+    rounds = 10 if quick else 30
+    a, b = interleaved(cli_version, python_pass, rounds)
+    row("CLI start-up (`gitxact --version`)", ms(a), f"{ms(b)} (python -c pass)", f"{a / b:.1f}x")
+    a, b = interleaved(cli_status, git_status, rounds)
+    row("`gitxact status`", ms(a), f"{ms(b)} (git status)", f"{a / b:.1f}x")
+
+
+def bench_contention(tmp: Path, quick: bool) -> None:
+    repo = make_repo(tmp, "contention")
+    Workspace(repo).init()
+    seconds = 5 if quick else 20
+    worker = ROOT / "tests" / "workers.py"
+    outs = [tmp / f"contend-{i}.jsonl" for i in range(16)]
+    counter = tmp / "contend-counter"
+    procs = [
+        subprocess.Popen([sys.executable, str(worker), "contend", str(repo), str(seconds), str(o), "2", str(counter)])
+        for o in outs
+    ]
+    for proc in procs:
+        proc.wait()
+    grants = [json.loads(line) for o in outs for line in o.read_text().splitlines() if line]
+    waits = sorted(g["waited"] for g in grants)
+    served = len({g["pid"] for g in grants})
+    p50, p99, worst = waits[len(waits) // 2], waits[int(len(waits) * 0.99)], waits[-1]
+    mean = statistics.mean(waits)
+    row(
+        f"16 processes x {seconds}s on the exclusive lock ({len(grants)} grants, {served}/16 served)",
+        f"wait p50 {ms(p50)}, p99 {ms(p99)}, max {ms(worst)}",
+        f"mean {ms(mean)}",
+        f"max/mean {worst / mean:.1f}",
+        "FIFO: no waiter overtaken",
+    )
+
+
+SECTIONS: list[tuple[str, Callable[[Path, bool], None]]] = [
+    ("lock cost", bench_lock_cost),
+    ("tracker", bench_tracker),
+    ("start-up", bench_startup),
+    ("contention", bench_contention),
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
+    parser.add_argument("--only", action="append", help="run only sections whose name contains this")
+    parser.add_argument("--json", dest="json_out", help="also write the rows as JSON to this file")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="gitxact-bench-") as tmp:
+        for name, section in SECTIONS:
+            if args.only and not any(o in name for o in args.only):
+                continue
+            print(f"== {name}", file=sys.stderr, flush=True)
+            folder = Path(tmp) / name.replace(" ", "-")
+            folder.mkdir()
+            section(folder, args.quick)
+    print("| figure | gitxact | raw baseline | ratio | goal |\n|---|---|---|---|---|")
+    for r in ROWS:
+        print(f"| {r['figure']} | {r['gitxact']} | {r['baseline']} | {r['ratio']} | {r['goal']} |")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(ROWS, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

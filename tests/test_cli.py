@@ -1,0 +1,98 @@
+"""The command line as a user meets it: paths, help, init, status."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import GITXACT, assert_clean_error, git, gitxact
+
+from gitxact.cli.main import COMMANDS
+
+
+def test_dash_c_outside_a_repository(tmp_path: Path) -> None:
+    proc = gitxact("-C", str(tmp_path), "status", cwd=tmp_path)
+    assert_clean_error(proc, 2)
+    assert len(proc.stderr.strip().splitlines()) <= 2
+    assert "not inside a git repository" in proc.stderr
+
+
+def test_dash_c_missing_path(tmp_path: Path) -> None:
+    proc = gitxact("-C", str(tmp_path / "nope"), "status", cwd=tmp_path)
+    assert_clean_error(proc, 2)
+    assert "no such directory" in proc.stderr
+
+
+def test_dash_c_from_elsewhere_and_subfolder(repo: Path, tmp_path: Path) -> None:
+    (repo / "sub").mkdir()
+    proc = gitxact("-C", str(repo / "sub"), "status", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["schema"] == 1
+    assert doc["repository"]["worktree"] == str(repo)
+
+
+def test_init_is_idempotent(repo: Path) -> None:
+    first = json.loads(gitxact("init", "--json", cwd=repo).stdout)
+    second = json.loads(gitxact("init", "--json", cwd=repo).stdout)
+    assert first["created"] is True
+    assert second["created"] is False
+    assert first["state_dir"] == str(repo / ".git" / "gitxact")
+    assert git("status", "--porcelain", cwd=repo) == "", "state is never in the worktree"
+
+
+def test_state_is_shared_by_linked_worktrees(repo: Path, tmp_path: Path) -> None:
+    git("worktree", "add", "-q", str(tmp_path / "wt"), "-b", "side", cwd=repo)
+    assert gitxact("tracker", "incr", "n", cwd=tmp_path / "wt").returncode == 0
+    assert gitxact("tracker", "get", "n", cwd=repo).stdout.strip() == "1"
+    doc = json.loads(gitxact("status", "--json", cwd=tmp_path / "wt").stdout)
+    assert doc["repository"]["worktree_id"] == "wt"
+    assert doc["repository"]["common_dir"] == str(repo / ".git")
+
+
+def test_relative_git_dir_from_a_hook_is_made_absolute(repo: Path, tmp_path: Path) -> None:
+    # Git exports GIT_DIR=.git (relative) to hooks; gitxact must still find the repo.
+    env = {**os.environ, "GIT_DIR": ".git"}
+    proc = subprocess.run(
+        [*GITXACT, "status", "--json"], cwd=repo, env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["repository"]["common_dir"] == str(repo / ".git")
+
+
+def test_git_missing_from_path(repo: Path) -> None:
+    proc = gitxact("status", cwd=repo, env={"PATH": "/nonexistent"})
+    assert_clean_error(proc, 1)
+    assert "git was not found" in proc.stderr
+
+
+def test_bad_config_value_is_usage_error(repo: Path) -> None:
+    git("config", "gitxact.lockTimeout", "soon", cwd=repo)
+    proc = gitxact("status", cwd=repo)
+    assert_clean_error(proc, 2)
+    assert "gitxact.lockTimeout" in proc.stderr
+
+
+def test_unknown_command_and_bad_option(repo: Path) -> None:
+    assert_clean_error(gitxact("frobnicate", cwd=repo), 2)
+    assert_clean_error(gitxact("lock", "--timeout", "-1", "--", "true", cwd=repo), 2)
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_has_help_with_an_example(repo: Path, name: str) -> None:
+    proc = gitxact(name, "--help", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    assert "Example" in proc.stdout
+
+
+def test_status_human_and_json(repo: Path) -> None:
+    gitxact("tracker", "incr", "n", cwd=repo)
+    human = gitxact("status", cwd=repo)
+    assert human.returncode == 0
+    assert "locks" in human.stdout
+    assert "\x1b[" not in human.stdout, "no colors when not on a TTY"
+    doc = json.loads(gitxact("status", "--json", cwd=repo).stdout)
+    assert {"schema", "repository", "locks", "state_files", "lock_times"} <= set(doc)

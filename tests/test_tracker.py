@@ -1,0 +1,102 @@
+"""The tracker and the lock under real concurrent processes: exact counts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import GITXACT, assert_clean_error, gitxact
+
+
+def run_parallel(commands: list[list[str]], cwd: Path) -> list[subprocess.CompletedProcess[str]]:
+    procs = [
+        subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for cmd in commands
+    ]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        results.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    return results
+
+
+@pytest.mark.slow
+def test_eight_processes_fifty_cli_increments_each(repo: Path) -> None:
+    loop = (
+        "import subprocess, sys\n"
+        "for _ in range(50):\n"
+        "    subprocess.run([sys.executable, '-m', 'gitxact', 'tracker', 'incr', 'count'], check=True,"
+        " stdout=subprocess.DEVNULL)\n"
+    )
+    results = run_parallel([[sys.executable, "-c", loop] for _ in range(8)], repo)
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+    assert gitxact("tracker", "get", "count", cwd=repo).stdout.strip() == "400"
+    doc = json.loads(gitxact("tracker", "get", "count", "--json", cwd=repo).stdout)
+    assert doc["version"] == 400
+
+
+@pytest.mark.slow
+def test_plain_file_read_modify_write_under_gitxact_lock(repo: Path, tmp_path: Path) -> None:
+    counter = tmp_path / "counter.json"
+    counter.write_text(json.dumps({"n": 0}))
+    rmw = (
+        f"import json, pathlib, time; p = pathlib.Path({str(counter)!r}); d = json.loads(p.read_text()); "
+        "time.sleep(0.001); d['n'] += 1; p.write_text(json.dumps(d))"
+    )
+    loop = (
+        "import subprocess, sys\n"
+        "for _ in range(50):\n"
+        "    subprocess.run([sys.executable, '-m', 'gitxact', 'lock', '--', sys.executable, '-c',"
+        f" {rmw!r}], check=True)\n"
+    )
+    results = run_parallel([[sys.executable, "-c", loop] for _ in range(8)], repo)
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+    assert json.loads(counter.read_text())["n"] == 400
+
+
+def test_set_with_expected_version(repo: Path) -> None:
+    proc = gitxact("tracker", "set", "owner", '"alice"', "--expect-version", "0", "--json", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc == {**doc, "schema": 1, "key": "owner", "value": "alice", "version": 1}
+    # Someone else changed it since version 0: refused, value kept.
+    proc = gitxact("tracker", "set", "owner", '"bob"', "--expect-version", "0", cwd=repo)
+    assert_clean_error(proc, 3)
+    assert "version 1" in proc.stderr
+    assert gitxact("tracker", "get", "owner", cwd=repo).stdout.strip() == '"alice"'
+    assert gitxact("tracker", "set", "owner", '"bob"', "--expect-version", "1", cwd=repo).returncode == 0
+    assert gitxact("tracker", "set", "plan", '{"steps": [1, 2], "done": false}', cwd=repo).returncode == 0
+    everything = json.loads(gitxact("tracker", "get", "--json", cwd=repo).stdout)
+    assert everything["entries"]["plan"]["value"] == {"steps": [1, 2], "done": False}
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["set", "k", "not json"], 2),
+        (["set", "k", "NaN"], 2),
+        (["set", "../etc/passwd", "1"], 2),
+        (["set", "-rf", "1"], 2),
+        (["set", "", "1"], 2),
+        (["incr", "a b"], 2),
+        (["incr", "k", "x"], 2),
+        (["get", "missing"], 1),
+    ],
+)
+def test_bad_input_is_a_clear_error(repo: Path, args: list[str], code: int) -> None:
+    assert_clean_error(gitxact("tracker", *args, cwd=repo), code)
+
+
+def test_incr_of_a_non_integer_fails(repo: Path) -> None:
+    assert gitxact("tracker", "set", "k", '"text"', cwd=repo).returncode == 0
+    proc = gitxact("tracker", "incr", "k", cwd=repo)
+    assert_clean_error(proc, 1)
+    assert "not an integer" in proc.stderr
+
+
+def test_gitxact_module_entry_point(repo: Path) -> None:
+    proc = subprocess.run([*GITXACT, "--version"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("gitxact, version ")
