@@ -11,12 +11,14 @@ from gitxact.state import StateModel
 
 
 def _table() -> list[tuple[str, type[StateModel]]]:
+    from gitxact.leases import LeaseState
     from gitxact.tracker import TrackerState
     from gitxact.workspace import Meta
 
     return [
         ("meta.json", Meta),
         ("tracker.json", TrackerState),
+        ("leases.json", LeaseState),
     ]
 
 

@@ -1,0 +1,119 @@
+"""Lease records: which agent holds which worktree and branch, and whether it still lives.
+
+This module only owns the record and the questions other features ask of it (the
+guard: "is any lease active?", the hooks: "who owns this worktree / branch?", the
+transactions: "what is this worktree's agent called?"). Creating and ending leases
+is :mod:`gitxact.worktrees`' job. The records live in ``state/leases.json`` and are
+changed only under the ``leases`` resource lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import time
+from typing import TYPE_CHECKING, ClassVar
+
+from pydantic import BaseModel, Field
+
+from gitxact.identity import ProcessIdentity
+from gitxact.state import StateFile, StateModel
+
+if TYPE_CHECKING:
+    from gitxact.workspace import Workspace
+
+LEASES_FILE = "leases.json"
+LEASES_LOCK = "leases"
+
+
+class Lease(BaseModel):
+    """One agent's lease on one worktree and branch. The token itself is never stored."""
+
+    agent: str
+    path: str
+    branch: str
+    base: str
+    token_hash: str
+    owner_pid: int
+    owner_host: str
+    owner_start: int | None = None
+    created: float
+    heartbeat: float
+    ttl: float
+    worktree_id: str | None = None
+
+    @property
+    def owner(self) -> ProcessIdentity:
+        return ProcessIdentity(pid=self.owner_pid, host=self.owner_host, start=self.owner_start)
+
+    def expired(self, now: float | None = None) -> bool:
+        return (time.time() if now is None else now) - self.heartbeat > self.ttl
+
+    def owner_dead(self) -> bool:
+        """True only when the owner is provably gone (same host, pid dead or recycled)."""
+        return self.owner.is_dead()
+
+    def is_live(self, now: float | None = None) -> bool:
+        """A live lease is never touched by reap, gc or prune."""
+        return not self.expired(now) and not self.owner_dead()
+
+    def token_matches(self, token: str) -> bool:
+        return hmac.compare_digest(self.token_hash, hash_token(token))
+
+
+class LeaseState(StateModel):
+    KIND: ClassVar[str] = "leases"
+    SCHEMA: ClassVar[int] = 1
+
+    leases: dict[str, Lease] = Field(default_factory=dict)
+
+
+def hash_token(token: str) -> str:
+    """Tokens are 256-bit random secrets, so a plain SHA-256 is enough to store them."""
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def leases_file(ws: Workspace) -> StateFile[LeaseState]:
+    return ws.state_file(LEASES_FILE, LeaseState)
+
+
+def load(ws: Workspace) -> dict[str, Lease]:
+    """Every lease record, live or not (reads take no lock: writes are atomic)."""
+    path = ws.state_dir / "state" / LEASES_FILE
+    if not path.exists() and not path.with_name(LEASES_FILE + ".bak").exists():
+        return {}
+    return leases_file(ws).load().leases
+
+
+def active(ws: Workspace) -> list[Lease]:
+    """Leases that are not provably over: what the gc/prune guard protects.
+
+    A lease whose owner is alive, or unknown (another host), counts until its TTL
+    passes; an expired or dead-owner lease still counts until it is reaped, so the
+    guard errs on the side of keeping data.
+    """
+    return sorted(load(ws).values(), key=lambda lease: lease.agent)
+
+
+def for_agent(ws: Workspace, agent: str) -> Lease | None:
+    return load(ws).get(agent)
+
+
+def for_path(ws: Workspace, path: os.PathLike[str] | str) -> Lease | None:
+    """The lease whose worktree contains *path* (compared by real path)."""
+    target = os.path.realpath(path)
+    for lease in load(ws).values():
+        root = os.path.realpath(lease.path)
+        if target == root or target.startswith(root + os.sep):
+            return lease
+    return None
+
+
+def for_branch(ws: Workspace, branch: str) -> Lease | None:
+    """The lease of a branch, given as ``gitxact/x`` or ``refs/heads/gitxact/x``."""
+    short = branch.removeprefix("refs/heads/")
+    for lease in load(ws).values():
+        if lease.branch.removeprefix("refs/heads/") == short:
+            return lease
+    return None
