@@ -149,7 +149,9 @@ class _Held:
     @property
     def token(self) -> str:
         if self.ticket is not None:
-            return str(self.ticket.path)
+            # Canonical, so a child that reaches the repository through another path
+            # (a symlinked tmp folder, say) still recognises its parent's ticket.
+            return os.path.realpath(self.ticket.path)
         return self.inherited_path or ""
 
 

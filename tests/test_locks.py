@@ -230,3 +230,11 @@ def test_sixteen_processes_for_twenty_seconds_all_served_fifo(repo: Path, tmp_pa
         f"grants={len(grants)} p50={waits[len(waits) // 2]:.4f}s max={waits[-1]:.4f}s "
         f"max/mean={waits[-1] / (sum(waits) / len(waits)):.1f}"
     )
+
+
+def test_child_reaching_the_repo_through_a_symlink_inherits(repo: Path, tmp_path: Path) -> None:
+    alias = tmp_path / "alias"
+    alias.symlink_to(repo)
+    proc = gitxact("lock", "--timeout", "2", "--", *GITXACT, "-C", str(alias), "lock", "--timeout", "2", "--",
+                   "true", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
