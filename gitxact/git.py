@@ -22,6 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gitxact._startup import child_environ
 from gitxact.errors import GitError, GitMissingError, NotARepositoryError
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def absolutize_inherited_env(environ: dict[str, str] | None = None) -> None:
 
 def child_env(extra: Mapping[str, str] | None = None, *, keep_repo_env: bool = False) -> dict[str, str]:
     """The environment for a git child: inherited, minus repository-locating variables."""
-    env = dict(os.environ)
+    env = child_environ()
     if not keep_repo_env:
         for name in REPO_LOCATING_VARS:
             env.pop(name, None)

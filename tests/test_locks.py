@@ -238,3 +238,10 @@ def test_child_reaching_the_repo_through_a_symlink_inherits(repo: Path, tmp_path
     proc = gitxact("lock", "--timeout", "2", "--", *GITXACT, "-C", str(alias), "lock", "--timeout", "2", "--",
                    "true", cwd=repo)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_lock_child_sees_the_users_environment(repo: Path) -> None:
+    proc = gitxact("lock", "--", "env", cwd=repo, env={"MY_SETTING": "kept"})
+    assert "MY_SETTING=kept" in proc.stdout
+    assert "PYDANTIC_DISABLE_PLUGINS" not in proc.stdout, "start-up tweaks stay inside gitxact"
+    assert "GITXACT_LOCKS=" in proc.stdout, "children inherit the lock"

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from gitxact import runner
+from gitxact._startup import child_environ
 from gitxact.cli.context import AppContext, pass_app, timeout_option
 
 
@@ -29,5 +28,5 @@ def lock(app: AppContext, mode: str, timeout: float | None, command: tuple[str, 
     """
     ws = app.workspace(timeout=timeout)
     with ws.lock("shared" if mode == "shared" else "exclusive", timeout):
-        env = {**os.environ, **ws.locks.child_env()}
+        env = {**child_environ(), **ws.locks.child_env()}
         return runner.run_foreground(command, env=env)

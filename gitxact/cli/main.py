@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import click
 
-from gitxact import error_handler, git
+from gitxact import _startup, error_handler, git
 from gitxact._version import __version__
 from gitxact.cli.context import AppContext
 from gitxact.errors import EXIT_USAGE
@@ -73,6 +73,7 @@ def cli(ctx: click.Context, paths: tuple[str, ...]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _startup.skip_pydantic_plugins()
     git.absolutize_inherited_env()
     args = list(sys.argv[1:] if argv is None else argv)
 

@@ -1,0 +1,30 @@
+"""Start-up tweaks of the CLI process that must not leak into the commands it runs.
+
+pydantic scans every installed package's entry points for plugins the first time a
+model is built (``importlib.metadata``: about 40 ms of each CLI call). gitxact uses
+no pydantic plugin, so the CLI turns the scan off for itself, and removes the switch
+again from the environment of every child, so a user's own program run under
+``gitxact lock -- CMD`` sees their environment unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+
+_PLUGINS_VAR = "PYDANTIC_DISABLE_PLUGINS"
+_set_by_us = False
+
+
+def skip_pydantic_plugins() -> None:
+    global _set_by_us
+    if _PLUGINS_VAR not in os.environ:
+        os.environ[_PLUGINS_VAR] = "__all__"
+        _set_by_us = True
+
+
+def child_environ() -> dict[str, str]:
+    """``os.environ`` as the user gave it to us, for a child process."""
+    env = dict(os.environ)
+    if _set_by_us:
+        env.pop(_PLUGINS_VAR, None)
+    return env
