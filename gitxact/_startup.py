@@ -12,19 +12,18 @@ from __future__ import annotations
 import os
 
 _PLUGINS_VAR = "PYDANTIC_DISABLE_PLUGINS"
-_set_by_us = False
+_SET_BY_US: set[str] = set()
 
 
 def skip_pydantic_plugins() -> None:
-    global _set_by_us
     if _PLUGINS_VAR not in os.environ:
         os.environ[_PLUGINS_VAR] = "__all__"
-        _set_by_us = True
+        _SET_BY_US.add(_PLUGINS_VAR)
 
 
 def child_environ() -> dict[str, str]:
     """``os.environ`` as the user gave it to us, for a child process."""
     env = dict(os.environ)
-    if _set_by_us:
-        env.pop(_PLUGINS_VAR, None)
+    for name in _SET_BY_US:
+        env.pop(name, None)
     return env
