@@ -235,8 +235,9 @@ def test_sixteen_processes_for_twenty_seconds_all_served_fifo(repo: Path, tmp_pa
 def test_child_reaching_the_repo_through_a_symlink_inherits(repo: Path, tmp_path: Path) -> None:
     alias = tmp_path / "alias"
     alias.symlink_to(repo)
-    proc = gitxact("lock", "--timeout", "2", "--", *GITXACT, "-C", str(alias), "lock", "--timeout", "2", "--",
-                   "true", cwd=repo)
+    proc = gitxact(
+        "lock", "--timeout", "2", "--", *GITXACT, "-C", str(alias), "lock", "--timeout", "2", "--", "true", cwd=repo
+    )
     assert proc.returncode == 0, proc.stderr
 
 

@@ -1,0 +1,174 @@
+"""``gitxact doctor``: cross-check gitxact's state against git and against itself.
+
+Each check looks at one kind of thing (state files, lock queues, refs, worktrees,
+journals), reports every inconsistency together with the repair it would make, and
+with ``fix`` makes it. Repairs are idempotent: a second ``doctor --fix`` finds
+nothing. Checks of features live with those features and are listed in
+:data:`CHECKS`; this module owns only the framework and the checks of the
+foundation (state files, lock records).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from gitxact import lockqueue
+from gitxact.documents import Document
+from gitxact.state_registry import model_for
+from gitxact.workspace import STATE_DIR, Workspace
+
+
+@dataclass
+class Finding:
+    """One inconsistency and what to do about it."""
+
+    check: str
+    problem: str
+    repair: str
+    fixed: bool = False
+
+
+class FindingDoc(BaseModel):
+    check: str
+    problem: str
+    repair: str
+    fixed: bool
+
+
+class DoctorReport(Document):
+    ok: bool
+    fixed: bool
+    findings: list[FindingDoc]
+
+
+Check = Callable[[Workspace, bool], list[Finding]]
+
+
+def check_state_files(ws: Workspace, fix: bool) -> list[Finding]:
+    """Every registered state file verifies; a bad one is restored or, with no good backup, reset."""
+    folder = ws.state_dir / STATE_DIR
+    findings: list[Finding] = []
+    if not folder.is_dir():
+        return findings
+    for path in sorted(folder.iterdir()):
+        model = model_for(path.name)
+        if model is None or path.is_dir():
+            continue
+        file = ws.store.file(path.name, model, subdir=STATE_DIR)
+        health = file.check()
+        if health.ok:
+            continue
+        if health.backup_ok:
+            finding = Finding("state", f"{path.name} {health.reason}", f"restore {path.name} from its backup")
+            if fix:
+                with ws.locks.resource(_owner_lock(path.name)):
+                    file.load(repair=True)
+                finding.fixed = True
+        else:
+            finding = Finding(
+                "state",
+                f"{path.name} {health.reason}, and its backup is not usable",
+                f"keep the damaged file as {path.name}.corrupt-* and start {path.name} afresh",
+            )
+            if fix:
+                with ws.locks.resource(_owner_lock(path.name)):
+                    file.quarantine()
+                    with contextlib.suppress(FileNotFoundError):
+                        file.backup.unlink()
+                    file.save(model())
+                finding.fixed = True
+        findings.append(finding)
+    return findings
+
+
+def _owner_lock(name: str) -> str:
+    """The resource lock that owns a state file (its name without suffix)."""
+    return name.split(".", 1)[0].replace("/", "-") or "state"
+
+
+def check_lock_records(ws: Workspace, fix: bool) -> list[Finding]:
+    """Tickets and holder records of dead processes; temp files left by crashed writers."""
+    findings: list[Finding] = []
+    lock_dir = ws.locks.lock_dir
+    for key in ws.locks.known_keys():
+        queue = ws.locks.queue_dir(key)
+        with contextlib.suppress(FileNotFoundError):
+            for entry in sorted(os.listdir(queue)):
+                parsed = lockqueue.TicketName.parse(entry)
+                if parsed is None and not entry.startswith(lockqueue.CHOOSING_PREFIX):
+                    continue
+                path = queue / entry
+                if _owner_alive(path):
+                    continue
+                what = "holder record" if parsed is not None and parsed.holding else "queue ticket"
+                finding = Finding("locks", f"{key.slug}: {what} {entry} of a dead process", "remove it")
+                if fix:
+                    lockqueue.probe_alive(path)  # removes it under its own flock
+                    finding.fixed = True
+                findings.append(finding)
+    for folder in (ws.state_dir / STATE_DIR, lock_dir):
+        with contextlib.suppress(FileNotFoundError):
+            for entry in sorted(os.listdir(folder)):
+                if ".tmp-" not in entry:
+                    continue
+                path = folder / entry
+                with contextlib.suppress(FileNotFoundError):
+                    if time.time() - path.lstat().st_mtime < 60:
+                        continue  # a writer may be mid-write right now
+                finding = Finding("state", f"temp file {entry} left by an interrupted write", "remove it")
+                if fix:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+                    finding.fixed = True
+                findings.append(finding)
+    return findings
+
+
+def _owner_alive(path: os.PathLike[str]) -> bool:
+    """Like :func:`lockqueue.probe_alive` but without removing anything (report mode)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return True  # gone already: nothing to report
+    except OSError:
+        return True
+    try:
+        from filelock import lock_descriptor, unlock_descriptor
+
+        if lock_descriptor(fd, blocking=False):
+            unlock_descriptor(fd)
+            return str(path).rsplit("/", 1)[-1].startswith(lockqueue.CHOOSING_PREFIX) and _recent(path)
+        return True
+    finally:
+        os.close(fd)
+
+
+def _recent(path: os.PathLike[str]) -> bool:
+    try:
+        return time.time() - os.lstat(path).st_mtime < 1.0
+    except FileNotFoundError:
+        return False
+
+
+#: Every check, in the order they run (foundation first, then features).
+CHECKS: list[tuple[str, Check]] = [
+    ("state files", check_state_files),
+    ("lock records", check_lock_records),
+]
+
+
+def run(ws: Workspace, *, fix: bool = False) -> DoctorReport:
+    findings: list[Finding] = []
+    for _name, check in CHECKS:
+        findings.extend(check(ws, fix))
+    return DoctorReport(
+        ok=not findings or all(f.fixed for f in findings),
+        fixed=fix,
+        findings=[FindingDoc(check=f.check, problem=f.problem, repair=f.repair, fixed=f.fixed) for f in findings],
+    )
