@@ -24,6 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lock": ("lock_cmd", "lock"),
     "tracker": ("tracker_cmd", "tracker"),
     "demo": ("demo_cmd", "demo"),
+    "git": ("git_cmd", "git_command"),
+    "gc": ("gc_cmd", "gc"),
+    "hooks": ("hooks_cmd", "hooks"),
+    "hook": ("hooks_cmd", "hook"),
 }
 
 
