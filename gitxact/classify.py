@@ -36,6 +36,8 @@ TYPE_CHECKING = False  # see gitxact/__init__.py
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from gitxact.gitargs import Invocation
+
 READ_ONLY = "read-only"
 WORKTREE = "worktree"
 REPOSITORY = "repository"
@@ -165,7 +167,7 @@ TABLE: dict[str, Entry] = {
     **_each(
         (
             "annotate blame bugreport cat-file check-attr check-ignore check-mailmap check-ref-format cherry"
-            " column count-objects credential credential-cache credential-store describe diagnose diff"
+            " column count-objects credential credential-cache credential-store diagnose"
             " diff-files diff-index diff-tree fast-export fmt-merge-msg for-each-ref format-patch fsck"
             " fsck-objects get-tar-commit-id grep help log ls-files ls-remote ls-tree mailinfo mailsplit"
             " merge-base merge-tree name-rev pack-objects pack-redundant patch-id pickaxe range-diff"
@@ -176,6 +178,11 @@ TABLE: dict[str, Entry] = {
         R,
     ),
     "clone": R,  # makes a new repository; the one gx runs in is not touched
+    # git 2.39 refreshes the index in these when it finds stat-dirty entries, taking
+    # index.lock if it is free and ignoring GIT_OPTIONAL_LOCKS: a concurrent `git add` in
+    # that worktree then fails. So they lock like writers (a pager keeps the lock).
+    "diff": Flags([(_f("--cached", "--staged", "--no-index"), R)], default=W),
+    "describe": Flags([(_f("--dirty", "--broken"), W)], default=R),
     # -- one worktree's index, files, HEAD or branch --------------------------------------
     **_each(
         (
@@ -312,6 +319,13 @@ def classify(command: str | None, args: Sequence[str]) -> Rule:
     if entry is None:
         return W  # unknown: the safe default
     return entry if isinstance(entry, Rule) else entry.pick(args)
+
+
+def rule_for(invocation: Invocation) -> Rule:
+    """The rule for a parsed command line (an unknown global option counts as unknown)."""
+    if invocation.problem is not None and invocation.problem.startswith("unknown option"):
+        return W  # git refuses it today; a newer git may run something
+    return classify(invocation.command, invocation.args)
 
 
 def is_known(command: str) -> bool:

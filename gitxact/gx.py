@@ -84,7 +84,7 @@ def resolve(given: gitargs.Invocation) -> tuple[gitargs.Invocation, classify.Rul
         if expanded.problem is not None:
             return current, classify.W
         current = expanded
-    rule = classify.classify(current.command, current.args)
+    rule = classify.rule_for(current)
     if seen and rule.lock == classify.READ_ONLY and _program_exists(given, given.command or ""):
         return given, classify.W  # `git-NAME` on PATH wins over the alias
     return current, rule
