@@ -44,12 +44,14 @@ def check(invocation: Invocation, rule: classify.Rule, leases: list[LeaseView]) 
     if hurt:
         shown = " ".join(["git", invocation.command or "", *invocation.args]).strip()
         hint = _HINT + ("; `gitxact gc --force` overrides this for gc" if invocation.command == "gc" else "")
-        raise RefusedError(refusal(f"`{shown}`", _WHY[rule.guard], hurt), hint=hint)
+        every = rule.guard == classify.ANY_LEASE
+        raise RefusedError(refusal(f"`{shown}`", _WHY[rule.guard], hurt, every=every), hint=hint)
 
 
-def refusal(what: str, why: str, leases: list[LeaseView]) -> str:
-    count = f"{len(leases)} lease is" if len(leases) == 1 else f"{len(leases)} leases are"
-    lines = [f"refused: {what} {why}; {count} active:"]
+def refusal(what: str, why: str, leases: list[LeaseView], *, every: bool = True) -> str:
+    """The message: what was refused, why, and the leases (agent, worktree, branch)."""
+    count = f"{len(leases)} lease(s) active" if every else "the lease"
+    lines = [f"refused: {what} {why}; {count}:"]
     lines += [f"  {lease.describe()}" for lease in leases]
     return "\n".join(lines)
 
