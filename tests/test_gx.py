@@ -266,6 +266,8 @@ def test_gitxact_git_is_gx(repo: Path) -> None:
     raw = _run(["git", "-C", "sub", "status", "-s", "."], repo, None)
     wrapped = _run([*GITXACT, "-C", "sub", "git", "status", "-s", "."], repo, None)
     assert (wrapped.returncode, wrapped.stdout) == (raw.returncode, raw.stdout)
+    listing = _run([*GITXACT, "--help"], repo, None).stdout
+    assert "git" in listing.split() and "the same as gx" in listing
     done = _run([*GITXACT, "git", "commit", "-q", "--allow-empty", "-m", "via gitxact git"], repo, None)
     assert done.returncode == 0, done.stderr
     assert git("log", "-1", "--format=%s", cwd=repo).strip() == "via gitxact git"

@@ -9,6 +9,7 @@ from gitxact.cli.context import AppContext, pass_app
 
 @click.command(
     "git",
+    short_help="Run git under the locks it needs (the same as gx).",
     context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False, "help_option_names": []},
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
