@@ -267,7 +267,18 @@ def test_gitxact_git_is_gx(repo: Path) -> None:
     wrapped = _run([*GITXACT, "-C", "sub", "git", "status", "-s", "."], repo, None)
     assert (wrapped.returncode, wrapped.stdout) == (raw.returncode, raw.stdout)
     listing = _run([*GITXACT, "--help"], repo, None).stdout
-    assert "git" in listing.split() and "the same as gx" in listing
+    assert "git" in listing.split()
+    assert "the same as gx" in listing
     done = _run([*GITXACT, "git", "commit", "-q", "--allow-empty", "-m", "via gitxact git"], repo, None)
     assert done.returncode == 0, done.stderr
     assert git("log", "-1", "--format=%s", cwd=repo).strip() == "via gitxact git"
+
+
+def test_worktree_named_beyond_ascii_gets_its_own_lock(repo: Path, tmp_path: Path) -> None:
+    """git keeps `wörk` as the worktree id; gx names its lock by a hash instead of failing."""
+    wt = tmp_path / "wörk"
+    git("worktree", "add", "-q", "-b", "umlaut", str(wt), cwd=repo)
+    proc = _run([*GX, "commit", "-q", "--allow-empty", "-m", "x"], wt, None)
+    assert proc.returncode == 0, proc.stderr
+    stats = (repo / ".git" / "gitxact" / "locks" / "stats.log").read_text()
+    assert '"lock":"worktree.id-' in stats
