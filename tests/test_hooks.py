@@ -156,7 +156,11 @@ def test_hook_under_gx_commit_inherits_the_locks(leased: Path, repo: Path, tmp_p
 
 def test_raw_deletion_of_a_leased_branch_is_aborted(leased: Path, repo: Path) -> None:
     git("switch", "-q", "--detach", cwd=leased)  # else git itself refuses branch -D
-    for argv in (["branch", "-D", "gitxact/alice"], ["update-ref", "-d", "refs/heads/gitxact/alice"]):
+    for argv in (
+        ["branch", "-D", "gitxact/alice"],
+        ["update-ref", "-d", "refs/heads/gitxact/alice"],
+        ["push", ".", ":gitxact/alice"],  # receive-pack runs the hook too
+    ):
         proc = run(["git", *argv], repo)
         assert proc.returncode != 0
         assert "gitxact: ref update refused" in proc.stderr
