@@ -7,7 +7,9 @@ without a table of special cases. Anything that is not a ``GitxactError`` is a b
 
 from __future__ import annotations
 
-from pathlib import Path
+TYPE_CHECKING = False  # as in gitxact/__init__.py: no typing/pathlib import on gx's fast path
+if TYPE_CHECKING:
+    from pathlib import Path
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -1,16 +1,18 @@
 """The one place that runs git.
 
-Every git process gitxact starts goes through :func:`run` (or :func:`exec_git` for
-the ``gx`` passthrough): argv lists, never a shell, an explicit working directory,
-and an environment in which inherited repository-locating variables cannot point the
-child at the wrong repository. Git sets ``GIT_DIR``/``GIT_INDEX_FILE`` (sometimes
-relative) when it runs hooks; a hook that then runs git in *another* worktree with
-those variables would act on the caller's index. So they are made absolute once at
-start-up (for discovery, which must honour them like git does) and dropped for every
-child that is located by its ``cwd``.
+Every git process gitxact starts goes through :func:`run` (or, for the ``gx``
+passthrough, :func:`run_streaming` and :func:`exec_git`; the exec lives in the
+stdlib-only :mod:`gitxact.gitlite`, which ``gx``'s fast path imports instead of this
+module): argv lists, never a shell, an explicit working directory, and an environment
+in which inherited repository-locating variables cannot point the child at the wrong
+repository. Git sets ``GIT_DIR``/``GIT_INDEX_FILE`` (sometimes relative) when it runs
+hooks; a hook that then runs git in *another* worktree with those variables would act
+on the caller's index. So they are made absolute once at start-up (for discovery,
+which must honour them like git does) and dropped for every child that is located by
+its ``cwd``.
 
-This module stays light (stdlib only at import time) because ``gx`` imports it on its
-fast path.
+The children of :func:`run` carry ``GITXACT_INTERNAL=1`` so gitxact's own hooks can
+tell gitxact's ref changes from a user's; the passthrough never does.
 """
 
 from __future__ import annotations
@@ -22,8 +24,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gitxact import runner
 from gitxact._startup import child_environ
 from gitxact.errors import GitError, GitMissingError, NotARepositoryError
+from gitxact.gitlite import (
+    INTERNAL_ENV,
+    exec_git,  # noqa: F401 - re-exported as git.exec_git
+    passthrough_env,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -113,6 +121,8 @@ def run(
     """
     argv = ["git", *args]
     child = child_env(env, keep_repo_env=keep_repo_env)
+    # Our hooks let gitxact's own ref changes through (refs/gitxact/* deletions, leased branches).
+    child[INTERNAL_ENV] = "1"
     if read_only:
         child["GIT_OPTIONAL_LOCKS"] = "0"
     data = input.encode() if isinstance(input, str) else input
@@ -149,19 +159,25 @@ def run_streaming(
     env: Mapping[str, str] | None = None,
     keep_repo_env: bool = True,
 ) -> int:
-    """Run git with the caller's stdin/stdout/stderr (a wrapped user command)."""
+    """Run a user's git with the caller's stdin/stdout/stderr/TTY; return its exit status.
+
+    This is ``gx``'s locked path, so it behaves like a shell running git: Ctrl-C goes to
+    git (the terminal signals the whole foreground group; we ignore it and wait, so the
+    locks outlive git), SIGTERM/SIGHUP are passed on, and a git killed by signal N
+    gives 128+N. The environment is the caller's as is (no ``GIT_TERMINAL_PROMPT``
+    override, no internal marker): it is the user's command, not gitxact's.
+    """
+    child = passthrough_env(env)
+    if not keep_repo_env:
+        for name in REPO_LOCATING_VARS:
+            child.pop(name, None)
     try:
-        return subprocess.call(["git", *args], cwd=cwd, env=child_env(env, keep_repo_env=keep_repo_env))
+        proc = subprocess.Popen(["git", *args], cwd=cwd, env=child)
     except FileNotFoundError as exc:
         raise GitMissingError("git was not found on PATH", hint="install git or fix PATH") from exc
-
-
-def exec_git(args: Sequence[str], env: Mapping[str, str]) -> None:
-    """Replace this process with git (the ``gx`` read-only fast path): signals, TTY and exit code are git's."""
-    try:
-        os.execvpe("git", ["git", *args], dict(env))
-    except FileNotFoundError as exc:
-        raise GitMissingError("git was not found on PATH", hint="install git or fix PATH") from exc
+    with runner.forward_signals(proc):
+        returncode = proc.wait()
+    return runner.exit_status(returncode)
 
 
 @dataclass(frozen=True)
@@ -203,11 +219,13 @@ class RepoLayout:
         return self.worktree
 
 
-def discover(path: Path | str | None = None) -> RepoLayout:
+def discover(path: Path | str | None = None, *, options: Sequence[str] = ()) -> RepoLayout:
     """Resolve the repository that contains *path* (default: the current directory).
 
     With no path, inherited ``GIT_DIR``/``GIT_WORK_TREE`` are honoured, as git itself
     would; with an explicit path they are ignored so ``-C`` means what it says.
+    *options* are git global options (``-C``, ``--git-dir``, ``--work-tree``...) from a
+    user's command line (``gx``): the repository is then found exactly as their git will.
     """
     start = Path.cwd() if path is None else Path(path)
     if not start.exists():
@@ -217,6 +235,7 @@ def discover(path: Path | str | None = None) -> RepoLayout:
     start = start.resolve()
     result = run(
         [
+            *options,
             "rev-parse",
             "--path-format=absolute",
             "--git-dir",

@@ -20,6 +20,7 @@ and carries the holder records. This module adds what neither gives on its own:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -92,7 +93,12 @@ def _check_lock_name(name: str, what: str) -> str:
 
 
 def worktree_key(worktree_id: str) -> LockKey:
-    return LockKey(Level.WORKTREE, _check_lock_name(worktree_id, "worktree id"))
+    """The lock of a worktree. git names worktrees after their folder, keeping non-ASCII
+    letters (``wörk``); such an id is not a lock file name, so it is named by its hash."""
+    try:
+        return LockKey(Level.WORKTREE, _check_lock_name(worktree_id, "worktree id"))
+    except InvalidNameError:
+        return LockKey(Level.WORKTREE, "id-" + hashlib.sha256(worktree_id.encode()).hexdigest()[:24])
 
 
 def resource_key(name: str) -> LockKey:

@@ -28,7 +28,7 @@ def exit_status(returncode: int) -> int:
 
 
 @contextlib.contextmanager
-def _forwarding(proc: subprocess.Popen[bytes]) -> Iterator[None]:
+def forward_signals(proc: subprocess.Popen[bytes]) -> Iterator[None]:
     def forward(signum: int, _frame: FrameType | None) -> None:
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signum)
@@ -59,6 +59,6 @@ def start(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | None = Non
 def run_foreground(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | None = None) -> int:
     """Run *argv* attached to our terminal; return its shell-style exit status."""
     proc = start(argv, env=env, cwd=cwd)
-    with _forwarding(proc):
+    with forward_signals(proc):
         returncode = proc.wait()
     return exit_status(returncode)

@@ -18,7 +18,6 @@ this module does not lock.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import time
@@ -29,6 +28,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gitxact import console
+from gitxact.checksums import checksum_of
 from gitxact.errors import StateError
 from gitxact.fsutil import ensure_private_dir, read_regular_file, write_atomic
 
@@ -51,15 +51,6 @@ class StateModel(BaseModel):
 
 
 M = TypeVar("M", bound=StateModel)
-
-
-def canonical_json(value: object) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-
-
-def checksum_of(envelope: dict[str, Any]) -> str:
-    body = {key: value for key, value in envelope.items() if key != "checksum"}
-    return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
 
 
 class _Corrupt(Exception):

@@ -206,7 +206,147 @@ def bench_contention(tmp: Path, quick: bool) -> None:
     )
 
 
+def _gx_argv() -> list[str]:
+    script = Path(sys.executable).parent / "gx"  # the console script, as users run it
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from gitxact.gx import main; sys.exit(main())"]
+
+
+def _quiet(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+    subprocess.run(argv, cwd=cwd, check=True, stdout=subprocess.DEVNULL, env=env)
+
+
+def bench_gx(tmp: Path, quick: bool) -> None:
+    """gx's read-only fast path and its locked path, side by side with raw git."""
+    repo = make_repo(tmp, "gx")
+    subprocess.run(["git", "config", "alias.st", "status"], cwd=repo, check=True)
+    gx = _gx_argv()
+    rounds = 15 if quick else 60
+    times: dict[str, list[float]] = {"pass": [], "git": [], "gx": [], "gx st": []}
+    runs = {
+        "pass": lambda: _quiet([sys.executable, "-c", "pass"], repo),
+        "git": lambda: _quiet(["git", "status"], repo),
+        "gx": lambda: _quiet([*gx, "status"], repo),
+        "gx st": lambda: _quiet([*gx, "st"], repo),
+    }
+    for _ in range(rounds):
+        for name, job in runs.items():
+            start = time.perf_counter()
+            job()
+            times[name].append(time.perf_counter() - start)
+    med = {name: statistics.median(values) for name, values in times.items()}
+    over = (med["gx"] - med["git"]) / med["pass"]
+    row(
+        "`gx status` over `git status`, in bare Python start-ups",
+        f"{ms(med['gx'])} (+{ms(med['gx'] - med['git'])})",
+        f"{ms(med['git'])} git status; {ms(med['pass'])} python -c pass",
+        f"{over:.2f}x",
+        "goal <= 1.5x: " + ("met" if over <= 1.5 else "NOT met"),
+    )
+    alias_over = (med["gx st"] - med["git"]) / med["pass"]
+    row("`gx st` (alias: asks git for it)", ms(med["gx st"]), f"{ms(med['git'])} (git status)", f"{alias_over:.2f}x")
+
+    def gx_commit() -> None:
+        _quiet([*gx, "commit", "-q", "--allow-empty", "-m", "x"], repo)
+
+    def git_commit() -> None:
+        _quiet(["git", "commit", "-q", "--allow-empty", "-m", "x"], repo)
+
+    a, b = interleaved(gx_commit, git_commit, 10 if quick else 30)
+    row("`gx commit` (locked path)", ms(a), f"{ms(b)} (git commit)", f"{a / b:.1f}x", f"+{ms(a - b)}")
+
+
+def _lease(repo: Path, agent: str) -> Path:
+    """A lease as `gitxact worktree acquire` makes it (tests/leasehelp.py does the same)."""
+    from gitxact.identity import ProcessIdentity
+    from gitxact.leases import Lease, hash_token, leases_file
+
+    path = repo.parent / f"{repo.name}-{agent}"
+    argv = ["git", "worktree", "add", "-q", "--lock", "-b", f"gitxact/{agent}", str(path)]
+    subprocess.run(argv, cwd=repo, check=True)
+    ws = Workspace(repo)
+    me, now = ProcessIdentity.current(), time.time()
+    with ws.locks.resource("leases"):
+        state_file = leases_file(ws)
+        state = state_file.load(repair=True)
+        state.leases[agent] = Lease(
+            agent=agent, path=str(path), branch=f"gitxact/{agent}", base="main", token_hash=hash_token(agent),
+            owner_pid=me.pid, owner_host=me.host, owner_start=me.start, created=now, heartbeat=now, ttl=3600,
+            worktree_id=path.name,
+        )  # fmt: skip
+        state_file.save(state)
+    return path
+
+
+def bench_hooks(tmp: Path, quick: bool) -> None:
+    """What gitxact's native hooks add to a raw `git commit`."""
+    plain = make_repo(tmp, "plain")
+    hooked = make_repo(tmp, "hooked")
+    subprocess.run([*GITXACT, "hooks", "install"], cwd=hooked, check=True, stdout=subprocess.DEVNULL)
+    rounds = 15 if quick else 50
+
+    def commit(where: Path, env: dict[str, str] | None = None) -> Callable[[], None]:
+        argv = ["git", "commit", "-q", "--allow-empty", "-m", "x"]
+        return lambda: _quiet(argv, where, env)
+
+    a, b = interleaved(commit(hooked), commit(plain), rounds)
+    row(
+        "git commit, gitxact hooks installed, no leases",
+        ms(a),
+        f"{ms(b)} (no hooks)",
+        f"{a / b:.2f}x",
+        f"+{ms(a - b)}",
+    )
+    alice = _lease(hooked, "alice")
+    as_alice = {**os.environ, "GITXACT_AGENT": "alice"}
+    a, b = interleaved(commit(alice, as_alice), commit(plain), rounds)
+    row(
+        "git commit by its lease's agent (hooks verify leases.json)",
+        ms(a),
+        f"{ms(b)} (no hooks)",
+        f"{a / b:.2f}x",
+        f"+{ms(a - b)}",
+    )
+
+
+def bench_writers(tmp: Path, quick: bool) -> None:
+    """6 writers x 12 add+commit in one worktree: raw git loses commits, gx lands all."""
+    worker = ROOT / "tests" / "gxworkers.py"
+    results = {}
+    for tool in ("git", "gx"):
+        repo = make_repo(tmp, f"writers-{tool}")
+        go = tmp / f"go-{tool}"
+        outs = [tmp / f"{tool}-{i}.out" for i in range(6)]
+        procs = [
+            subprocess.Popen([sys.executable, str(worker), "writer", str(repo), f"w{i}", "12", str(out), str(go), tool])
+            for i, out in enumerate(outs)
+        ]
+        start = time.perf_counter()
+        go.write_text("")
+        for proc in procs:
+            proc.wait()
+        took = time.perf_counter() - start
+        records = [json.loads(line) for out in outs for line in out.read_text().splitlines()]
+        failed = sum(1 for r in records if r["code"] != 0)
+        count = subprocess.run(["git", "rev-list", "--count", "HEAD"], cwd=repo, capture_output=True, check=True)
+        fsck = subprocess.run(["git", "fsck", "--no-dangling"], cwd=repo, capture_output=True, check=False)
+        landed = int(count.stdout) - 1
+        health = "ok" if fsck.returncode == 0 else "BAD"
+        results[tool] = f"{landed}/72 landed, {failed} failed commands, fsck {health}, {took:.1f}s"
+    row(
+        "6 writers x 12 add+commit, one worktree",
+        f"gx: {results['gx']}",
+        f"raw git: {results['git']}",
+        "-",
+        "goal: 72/72, 0 failed",
+    )
+
+
 SECTIONS: list[tuple[str, Callable[[Path, bool], None]]] = [
+    ("gx", bench_gx),
+    ("hooks", bench_hooks),
+    ("writers", bench_writers),
     ("lock cost", bench_lock_cost),
     ("tracker", bench_tracker),
     ("start-up", bench_startup),

@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tracker": ("tracker_cmd", "tracker"),
     "demo": ("demo_cmd", "demo"),
     "doctor": ("doctor_cmd", "doctor"),
+    "git": ("git_cmd", "git_command"),
+    "gc": ("gc_cmd", "gc"),
+    "hooks": ("hooks_cmd", "hooks"),
+    "hook": ("hooks_cmd", "hook"),
 }
 
 

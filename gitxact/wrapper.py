@@ -1,0 +1,72 @@
+"""``gx``'s locked path: take the locks a git command needs, ask the guard, run git.
+
+Only commands that are not read-only come here (:mod:`gitxact.gx` execs the others).
+The repository is found exactly as the user's git will find it (same ``-C``,
+``--git-dir``, ``--work-tree``, inherited ``GIT_DIR``); outside any repository there is
+nothing to lock and git runs as is (``gx clone``, ``gx init``, git's own errors).
+
+Git runs as a child with our stdin/stdout/stderr, and with ``GITXACT_LOCKS`` naming our
+locks, so its hooks (and anything they run through ``gx`` or ``gitxact``) inherit
+them instead of waiting on their own parent. While any lease is active, auto-gc and
+auto-maintenance are switched off for the command (``-c gc.auto=0 -c
+maintenance.auto=false``, placed last among the global options so they win).
+
+This path avoids pydantic (the leases are read by :mod:`gitxact.leaseview`): a ``gx
+commit`` pays for the lock layer and two small git queries, not for the state models.
+"""
+
+from __future__ import annotations
+
+import os
+
+from gitxact import classify, config, console, git, guard, leaseview
+from gitxact.errors import NotARepositoryError
+from gitxact.gitargs import Invocation
+from gitxact.identity import agent_from_env
+from gitxact.lockqueue import EXCLUSIVE, SHARED, Mode, Party
+from gitxact.locks import REPOSITORY, LockKey, Locks, resource_key, worktree_key
+
+QUIET_AUTO_GC = ["-c", "gc.auto=0", "-c", "maintenance.auto=false"]
+
+
+def run_locked(argv: list[str], given: Invocation, resolved: Invocation, rule: classify.Rule) -> int:
+    """Run ``git ARGV`` (as typed) under *rule*'s locks; *resolved* is the alias-expanded form."""
+    cwd = os.getcwd()
+    try:
+        layout = git.discover(options=given.locating)
+    except NotARepositoryError:
+        return git.run_streaming(argv, cwd)
+    settings = config.load(layout.worktree or layout.git_dir)
+    locks = Locks(
+        layout.state_dir / "locks",
+        default_timeout=settings.lock_timeout,
+        agent=agent_from_env(),
+        observer=WaitNotices(),
+    )
+    with locks.stack(lock_plan(rule, layout.worktree_id)):
+        leases = leaseview.load(layout.common_dir)
+        guard.check(resolved, rule, leases)
+        if leases:
+            at = given.command_index if given.command is not None else 0
+            argv = [*argv[:at], *QUIET_AUTO_GC, *argv[at:]]
+        return git.run_streaming(argv, cwd, env=locks.child_env())
+
+
+def lock_plan(rule: classify.Rule, worktree_id: str) -> list[tuple[LockKey, Mode]]:
+    """The locks *rule* needs, for the worktree git will run in."""
+    if rule.lock == classify.REPOSITORY:
+        return [(REPOSITORY, EXCLUSIVE)]
+    plan: list[tuple[LockKey, Mode]] = [(REPOSITORY, SHARED), (worktree_key(worktree_id), EXCLUSIVE)]
+    return plan + [(resource_key(name), EXCLUSIVE) for name in rule.resources]
+
+
+class WaitNotices:
+    """Tells the person at the terminal why git has not started yet (stderr, once per wait)."""
+
+    def waiting(self, key: LockKey, mode: Mode, elapsed: float, holders: list[Party]) -> None:
+        if elapsed < 2.0:  # the observer is called about once a second; say it once
+            who = "; ".join(p.describe() for p in holders) if holders else "waiters ahead in the queue"
+            console.info(f"waiting for {key.describe()} ({mode}): {who}")
+
+    def acquired(self, key: LockKey, mode: Mode, waited: float) -> None:
+        console.info(f"got {key.describe()} after {waited:.1f}s")

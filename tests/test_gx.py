@@ -1,0 +1,284 @@
+"""`gx ARGS` behaves as `git ARGS`: output, exit code, stdin, TTY, signals, aliases.
+
+Each passthrough shape runs with raw git in one repository and with gx in an exact
+copy of it (same content, pinned dates, so even commit ids match), then compares
+exit code, stdout and stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import GITXACT, GX, git
+
+PINNED = {
+    "GIT_AUTHOR_DATE": "2024-01-01T00:00:00Z",
+    "GIT_COMMITTER_DATE": "2024-01-01T00:00:00Z",
+    "PAGER": "cat",
+    "GIT_PAGER": "cat",
+    "MANPAGER": "cat",
+    "MANWIDTH": "80",
+}
+
+#: (arguments after git/gx, stdin or None, run outside any repository?)
+SHAPES: list[tuple[list[str], str | None, bool]] = [
+    (["status"], None, False),
+    (["status", "--porcelain=v2", "--branch"], None, False),
+    (["log", "--oneline"], None, False),
+    (["log", "--format=%s", "--", "README"], None, False),
+    (["lg"], None, False),  # alias: log --oneline
+    (["st"], None, False),  # alias: status -s
+    (["sh", "one", "two"], None, False),  # !shell alias
+    (["pl"], None, False),  # alias starting with a global option: -p log ...
+    (["broken"], None, False),  # alias to a command that does not exist
+    (["loop1"], None, False),  # recursive alias
+    (["-c", "alias.cx=log --oneline -1", "cx"], None, False),
+    (["nonexistent"], None, False),
+    (["--frobnicate", "status"], None, False),
+    (["-C", "sub", "status", "-s"], None, False),
+    (["-C", "/nonexistent/x", "status"], None, False),
+    (["-c", "core.abbrev=12", "log", "--oneline", "-1"], None, False),
+    (["--git-dir=.git", "--work-tree=.", "status", "-s"], None, False),
+    (["--no-pager", "log", "-1", "--format=%s"], None, False),
+    (["-p", "log", "-1", "--format=%s"], None, False),
+    (["--version"], None, False),
+    (["-h"], None, False),
+    (["commit", "-h"], None, False),
+    (["status", "--help"], None, False),
+    (["add", "--", "new.txt"], None, False),
+    (["add", "-A", "--dry-run"], None, False),
+    (["commit", "-m", "from gx", "-a"], None, False),
+    (["commit", "-m", "nothing"], None, False),
+    (["commit", "-q", "-a", "-F", "-"], "message from stdin\n", False),
+    (["hash-object", "--stdin"], "hello\n", False),
+    (["hash-object", "-w", "--stdin"], "hello\n", False),
+    (["cat-file", "--batch-check"], "HEAD\nHEAD:README\nnope\n", False),
+    (["apply", "--check"], "not a patch\n", False),
+    (["show", "no-such-rev"], None, False),
+    (["rev-parse", "--verify", "-q", "nope"], None, False),
+    (["checkout", "no-such-branch"], None, False),
+    (["branch", "-d", "no-such-branch"], None, False),
+    (["config", "--get", "no.such"], None, False),
+    (["grep", "-n", "hello"], None, False),
+    (["grep", "no-match-anywhere"], None, False),
+    (["diff", "--exit-code"], None, False),
+    (["diff", "--stat", "--", "README"], None, False),
+    (["stash", "list"], None, False),
+    (["stash"], None, False),
+    (["tag", "v9"], None, False),
+    (["tag", "-l"], None, False),
+    (["reset", "-q", "--hard"], None, False),
+    (["status"], None, True),
+    (["commit", "-m", "x"], None, True),
+    (["init", "-q", "fresh"], None, True),
+]
+
+
+def _base(tmp: Path) -> Path:
+    repo = tmp / "a" / "repo"
+    repo.mkdir(parents=True)
+    env = {**os.environ, **PINNED}
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["config", "alias.lg", "log --oneline"],
+        ["config", "alias.st", "status -s"],
+        ["config", "alias.sh", '!echo "shell alias:" "$@"'],
+        ["config", "alias.pl", "-p log --oneline -1"],
+        ["config", "alias.broken", "no-such-command"],
+        ["config", "alias.loop1", "loop2"],
+        ["config", "alias.loop2", "loop1"],
+    ):
+        subprocess.run(["git", *args], cwd=repo, env=env, check=True)
+    (repo / "README").write_text("hello\n")
+    (repo / "sub").mkdir()
+    (repo / "sub" / "file").write_text("in sub\n")
+    subprocess.run(["git", "add", "."], cwd=repo, env=env, check=True)
+    subprocess.run(["git", "commit", "-q", "-m", "initial"], cwd=repo, env=env, check=True)
+    (repo / "README").write_text("hello\nchanged\n")
+    (repo / "new.txt").write_text("new\n")
+    return repo
+
+
+def _run(argv: list[str], cwd: Path, stdin: str | None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv,
+        cwd=cwd,
+        env={**os.environ, **PINNED},
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(("args", "stdin", "outside"), SHAPES, ids=[" ".join(s[0]) for s in SHAPES])
+def test_gx_matches_git(tmp_path: Path, args: list[str], stdin: str | None, outside: bool) -> None:
+    repo_a = _base(tmp_path)
+    repo_b = tmp_path / "b" / "repo"
+    shutil.copytree(tmp_path / "a", tmp_path / "b", symlinks=True)
+    if outside:
+        (tmp_path / "a" / "out").mkdir()
+        (tmp_path / "b" / "out").mkdir()
+    where_a = tmp_path / "a" / "out" if outside else repo_a
+    where_b = tmp_path / "b" / "out" if outside else repo_b
+    raw = _run(["git", *args], where_a, stdin)
+    wrapped = _run([*GX, *args], where_b, stdin)
+    assert wrapped.returncode == raw.returncode, (wrapped.stderr, raw.stderr)
+    assert wrapped.stdout == raw.stdout.replace(str(tmp_path / "a"), str(tmp_path / "b"))
+    assert wrapped.stderr == raw.stderr.replace(str(tmp_path / "a"), str(tmp_path / "b"))
+
+
+def _imported(argv: list[str], cwd: Path) -> set[str]:
+    """Modules imported by a gx run, from python -X importtime (printed before the exec)."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import sys; from gitxact.gx import main; sys.exit(main())", *argv],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+
+
+HEAVY = {"pydantic", "click", "filelock", "git", "gitxact.state", "gitxact.workspace", "gitxact.leases"}
+
+
+def test_read_only_fast_path_imports_nothing_heavy(repo: Path) -> None:
+    modules = _imported(["status"], repo)
+    assert "gitxact.gx" in modules
+    assert not modules & HEAVY
+    assert "subprocess" not in modules, "the fast path execs git; it never needs subprocess"
+    assert not {"typing", "dataclasses"} & modules
+
+
+def test_alias_lookup_stays_light_too(repo: Path) -> None:
+    git("config", "alias.st", "status -s", cwd=repo)
+    assert not _imported(["st"], repo) & HEAVY
+
+
+def test_read_only_command_becomes_git(repo: Path) -> None:
+    """exec, not a child: the pid that gx started with is git itself."""
+    proc = subprocess.Popen([*GX, "cat-file", "--batch"], cwd=repo, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while os.path.basename(os.readlink(f"/proc/{proc.pid}/exe")) != "git":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        out, _ = proc.communicate(b"HEAD\n", timeout=30)
+    assert proc.returncode == 0
+    assert out.split()[1] == b"commit"
+
+
+def test_killed_git_gives_128_plus_signal_and_releases_the_locks(repo: Path) -> None:
+    proc = _run([*GX, "-c", "core.editor=kill -9 $PPID; :", "commit", "--allow-empty"], repo, None)
+    assert proc.returncode == 128 + signal.SIGKILL
+    assert "Traceback" not in proc.stderr
+    again = _run([*GX, "commit", "-q", "--allow-empty", "-m", "after"], repo, None)
+    assert again.returncode == 0, again.stderr
+
+
+def _start_waiting_for_editor(argv: list[str], repo: Path, ready: Path) -> subprocess.Popen[str]:
+    editor = f"exec >/dev/null 2>&1; touch {ready}; sleep 60; :"  # the sleep must not hold our pipes
+    proc = subprocess.Popen(
+        [*argv, "-c", f"core.editor={editor}", "commit", "--allow-empty"],
+        cwd=repo,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        assert time.monotonic() < deadline, "the editor never started"
+        time.sleep(0.02)
+    return proc
+
+
+def test_ctrl_c_reaches_git_and_gx_returns_its_code(repo: Path, tmp_path: Path) -> None:
+    """The terminal sends SIGINT to the whole foreground group: git decides, gx waits."""
+    codes = []
+    for name, argv in (("git", ["git"]), ("gx", GX)):
+        proc = _start_waiting_for_editor(argv, repo, tmp_path / f"ready-{name}")
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert "Traceback" not in err
+        assert "interrupted" not in err, "gx itself must not have been interrupted"
+        codes.append(128 - proc.returncode if proc.returncode < 0 else proc.returncode)  # as a shell reports it
+    assert codes[1] == codes[0] != 0
+    assert _run([*GX, "commit", "-q", "--allow-empty", "-m", "after"], repo, None).returncode == 0
+
+
+def test_sigterm_is_passed_on_to_git(repo: Path, tmp_path: Path) -> None:
+    proc = _start_waiting_for_editor(GX, repo, tmp_path / "ready")
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the editor's sleep
+    assert proc.returncode == 128 + signal.SIGTERM
+
+
+def _on_tty(argv: list[str], cwd: Path) -> bytes:
+    main, child = pty.openpty()
+    proc = subprocess.Popen(argv, cwd=cwd, stdin=child, stdout=child, stderr=child, env={**os.environ, **PINNED})
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    proc.wait(timeout=60)
+    os.close(main)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("args", [["status"], ["commit", "--dry-run"]], ids=["exec path", "locked path"])
+def test_colors_on_a_terminal_like_git(repo: Path, args: list[str]) -> None:
+    (repo / "README").write_text("changed\n")
+    raw = _on_tty(["git", "-c", "color.ui=auto", *args], repo)
+    wrapped = _on_tty([*GX, "-c", "color.ui=auto", *args], repo)
+    assert b"\x1b[" in raw
+    assert wrapped == raw
+
+
+def test_gitxact_git_is_gx(repo: Path) -> None:
+    (repo / "sub").mkdir()
+    (repo / "sub" / "f").write_text("x\n")
+    for args in (["--help"], ["status", "-s"], ["nonexistent"]):
+        raw = _run(["git", *args], repo, None)
+        wrapped = _run([*GITXACT, "git", *args], repo, None)
+        assert (wrapped.returncode, wrapped.stdout) == (raw.returncode, raw.stdout)
+    raw = _run(["git", "-C", "sub", "status", "-s", "."], repo, None)
+    wrapped = _run([*GITXACT, "-C", "sub", "git", "status", "-s", "."], repo, None)
+    assert (wrapped.returncode, wrapped.stdout) == (raw.returncode, raw.stdout)
+    listing = _run([*GITXACT, "--help"], repo, None).stdout
+    assert "git" in listing.split()
+    assert "the same as gx" in listing
+    done = _run([*GITXACT, "git", "commit", "-q", "--allow-empty", "-m", "via gitxact git"], repo, None)
+    assert done.returncode == 0, done.stderr
+    assert git("log", "-1", "--format=%s", cwd=repo).strip() == "via gitxact git"
+
+
+def test_worktree_named_beyond_ascii_gets_its_own_lock(repo: Path, tmp_path: Path) -> None:
+    """git keeps `wörk` as the worktree id; gx names its lock by a hash instead of failing."""
+    wt = tmp_path / "wörk"
+    git("worktree", "add", "-q", "-b", "umlaut", str(wt), cwd=repo)
+    proc = _run([*GX, "commit", "-q", "--allow-empty", "-m", "x"], wt, None)
+    assert proc.returncode == 0, proc.stderr
+    stats = (repo / ".git" / "gitxact" / "locks" / "stats.log").read_text()
+    assert '"lock":"worktree.id-' in stats
