@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lock": ("lock_cmd", "lock"),
     "tracker": ("tracker_cmd", "tracker"),
     "demo": ("demo_cmd", "demo"),
+    "worktree": ("worktree_cmd", "worktree"),
 }
 
 
