@@ -6,11 +6,13 @@ module can finish:
 * acquire writes the record as ``provisioning`` before it claims a folder or runs
   ``git worktree add``; a record still ``provisioning`` when the repository lock is
   free again belongs to a dead acquire and is undone (``undo-acquire``);
-* ending writes ``releasing`` (with the keep-branch choice) first, then saves dirty
-  work to a snapshot ref, removes the worktree, drops the record and only then
-  deletes the branch; a record still ``releasing`` is finished (``finish-release``);
-  a crash after the record is gone leaves at most a branch, which is what a kept
-  branch looks like anyway;
+* ending saves dirty work to a snapshot ref, removes the worktree, drops the record
+  and only then deletes the branch. A crash before the removal leaves the lease as
+  it was (plus a snapshot ref): retry, or reap. A crash after it leaves a record
+  whose folder is gone (``forget-missing``), or, when ``--keep-branch`` was asked and
+  therefore written down first as ``releasing``, a record that is finished
+  (``finish-release``) honouring that choice. A crash after the record is gone
+  leaves at most a branch, which is what a kept branch looks like anyway;
 * a record whose folder or git registration is gone is forgotten (``forget-missing``),
   and a registration under our lock reason whose folder is gone is removed
   (``unregister``).
@@ -112,23 +114,35 @@ def plan(
     return steps, kept
 
 
-def end_lease(ws: Workspace, lease: Lease, *, action: str, reason: str, keep_branch: bool = False) -> EndDoc:
+def end_lease(
+    ws: Workspace,
+    lease: Lease,
+    *,
+    action: str,
+    reason: str,
+    keep_branch: bool = False,
+    dirty: bool | None = None,
+) -> EndDoc:
     """Save dirty work, remove the worktree, drop the record, delete the branch if merged.
 
     The caller holds the repository lock exclusive. Each step is safe to redo after
-    a crash (see the module docstring for the order).
+    a crash (see the module docstring for the order). *dirty* passes on what the
+    caller just found (``None``: look).
     """
     doc = EndDoc(agent=lease.agent, path=lease.path, branch=lease.branch, action=action, reason=reason)
     undo = lease.phase == "provisioning"
-    if not undo and (lease.phase != "releasing" or lease.keep_branch != keep_branch):
-        lease = lease.model_copy(update={"phase": "releasing", "keep_branch": keep_branch or lease.keep_branch})
+    if not undo and keep_branch and not lease.keep_branch:
+        # Only the keep-branch choice needs writing down first: without it, a crash after
+        # the removal leaves an active record whose folder is gone, which ``forget-missing``
+        # ends exactly as this would (saving one fsync'd write on every plain release).
+        lease = lease.model_copy(update={"phase": "releasing", "keep_branch": True})
         ops.save_record(ws, lease)
-        crashpoint("worktree-end-marked")
+    crashpoint("worktree-end-marked")
     keep_branch = keep_branch or lease.keep_branch
     path = Path(lease.path)
-    registered = real(path) in registrations(ws)
+    registered = ops.is_registered(ws, path)
     if registered and path.is_dir():
-        doc.snapshot_ref = ops.save_dirty_work(ws, lease)
+        doc.snapshot_ref = ops.save_dirty_work(ws, lease, dirty=dirty)
         crashpoint("worktree-end-saved")
     if registered:
         ops.remove_worktree(ws, path)

@@ -12,6 +12,7 @@ import contextlib
 import datetime
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,19 +53,22 @@ def validate_branch(name: str) -> str:
     return name
 
 
-def resolve_base(ws: Workspace, base: str | None) -> tuple[str, str]:
+def resolve_base(ws: Workspace, base: str | None, main: git.WorktreeEntry | None = None) -> tuple[str, str]:
     """``(label, commit)`` of the base: the name as given when it is a local or remote
-    branch (so ahead/behind follows it as it moves), else the commit id. Default: what
-    the main worktree has checked out."""
+    branch (so ahead/behind follows it as it moves), else the commit id.
+
+    Default: what the main worktree has checked out, read from *main* (its entry in
+    ``git worktree list``, which the caller has anyway) when given.
+    """
     cwd = ws.layout.common_dir
     if base is None:
-        where = ws.layout.main_worktree or cwd
-        symbolic = git.run(["symbolic-ref", "-q", "HEAD"], where, check=False, read_only=True)
-        commit = git.rev_parse(where, "HEAD^{commit}")
+        if main is not None and main.head and not main.bare:
+            label = main.branch.removeprefix("refs/heads/") if main.branch else main.head
+            return label, main.head
+        commit = git.rev_parse(cwd, "HEAD^{commit}")
         if commit is None:
-            raise UsageError(
-                "the main worktree has no commit yet (unborn HEAD)", hint="commit something, or pass --base"
-            )
+            raise UsageError("the repository has no commit yet (unborn HEAD)", hint="commit something, or pass --base")
+        symbolic = git.run(["symbolic-ref", "-q", "HEAD"], cwd, check=False, read_only=True)
         label = symbolic.stdout.strip().removeprefix("refs/heads/") if symbolic.ok else commit
         return label or commit, commit
     if not base or base.startswith("-") or "\n" in base:
@@ -83,9 +87,17 @@ def resolve_base(ws: Workspace, base: str | None) -> tuple[str, str]:
 # -- paths -----------------------------------------------------------------------------------
 
 
-def worktree_root(ws: Workspace) -> Path:
-    """The folder gitxact hands worktrees out from (not created here)."""
-    main = ws.layout.main_worktree or ws.layout.common_dir
+def worktree_root(ws: Workspace, entries: dict[str, git.WorktreeEntry] | None = None) -> Path:
+    """The folder gitxact hands worktrees out from (not created here).
+
+    Beside the main worktree (the first entry git lists; the common dir of a bare
+    repository), unless ``gitxact.worktreeRoot`` says otherwise.
+    """
+    if entries is not None:
+        first = next(iter(entries.values()), None)
+        main = first.path if first is not None and not first.bare else ws.layout.common_dir
+    else:
+        main = ws.layout.main_worktree or ws.layout.common_dir
     return config.resolve_worktree_root(ws.settings, main)
 
 
@@ -105,8 +117,9 @@ def ensure_root(root: Path) -> None:
         raise UsageError(f"worktree root {root} is not a folder", hint="fix git config gitxact.worktreeRoot")
 
 
-def candidate_paths(root: Path, agent: str) -> list[Path]:
-    return [root / (agent if n == 1 else f"{agent}-{n}") for n in range(1, _MAX_SUFFIX + 1)]
+def candidate_paths(root: Path, agent: str) -> Iterator[Path]:
+    for n in range(1, _MAX_SUFFIX + 1):
+        yield root / (agent if n == 1 else f"{agent}-{n}")
 
 
 def free_path(root: Path, agent: str, taken: set[str]) -> Path:
@@ -170,15 +183,34 @@ def add_worktree(ws: Workspace, path: Path, branch: str, start: str, *, create: 
         raise
 
 
-def worktree_id_of(path: Path) -> str | None:
-    """git's id of the linked worktree at *path*, from its ``.git`` file."""
+def admin_dir_of(path: Path) -> Path | None:
+    """The admin folder (``<common>/worktrees/<id>``) named by *path*'s ``.git`` file."""
     try:
         text = (path / ".git").read_text().strip()
     except OSError:
         return None
     if not text.startswith("gitdir: "):
         return None
-    return Path(text.removeprefix("gitdir: ")).name
+    return Path(text.removeprefix("gitdir: "))
+
+
+def worktree_id_of(path: Path) -> str | None:
+    """git's id of the linked worktree at *path*, from its ``.git`` file."""
+    admin = admin_dir_of(path)
+    return admin.name if admin is not None else None
+
+
+def is_registered(ws: Workspace, path: Path) -> bool:
+    """Whether git lists the worktree at *path*.
+
+    A folder whose ``.git`` file names an existing admin folder is one git lists; only
+    otherwise (a folder gone or broken) is git asked, which spares ``release`` a
+    ``git worktree list`` on its common path.
+    """
+    admin = admin_dir_of(path)
+    if admin is not None and (admin / "gitdir").is_file():
+        return True
+    return any(os.path.realpath(p) == os.path.realpath(path) for p in registrations(ws))
 
 
 def relock(ws: Workspace, path: Path, reason: str) -> None:
@@ -198,14 +230,15 @@ def remove_worktree(ws: Workspace, path: Path) -> None:
 # -- work and branches -----------------------------------------------------------------------
 
 
-def save_dirty_work(ws: Workspace, lease: Lease) -> str | None:
+def save_dirty_work(ws: Workspace, lease: Lease, *, dirty: bool | None = None) -> str | None:
     """Snapshot uncommitted and untracked work to ``refs/gitxact/snapshots/<agent>/<time>``.
 
-    Returns the ref, or ``None`` when the worktree was clean. The ref keeps the
+    Returns the ref, or ``None`` when the worktree was clean (*dirty* passes on what
+    the caller just found, under the same repository lock). The ref keeps the
     objects alive through ``gc``; ``gitxact`` never deletes it.
     """
     path = Path(lease.path)
-    if not snapshots.has_changes(path):
+    if not (snapshots.has_changes(path) if dirty is None else dirty):
         return None
     git_dir = Path(git.run(["rev-parse", "--absolute-git-dir"], path, read_only=True).stdout.strip())
     env = ws.locks.child_env()
@@ -234,19 +267,32 @@ def owns_branch(ws: Workspace, lease: Lease) -> bool:
 def delete_branch_if_merged(ws: Workspace, branch: str) -> tuple[bool, str | None]:
     """Delete *branch* if every commit on it is on another branch too.
 
-    Returns ``(deleted, why_kept)``. The delete is a compare-and-swap against the
-    tip that was checked, so a commit landing in between keeps the branch.
+    Returns ``(deleted, why_kept)``. One ``for-each-ref --contains`` answers all three
+    questions (the tip, which branches contain it, where it is checked out); the
+    delete is a compare-and-swap against that tip, so a commit landing in between
+    keeps the branch.
     """
     cwd = ws.layout.common_dir
     full = f"refs/heads/{branch}"
-    tip = refs.read(cwd, full)
+    result = git.run(
+        ["for-each-ref", f"--contains={full}", "--format=%(objectname) %(refname) %(worktreepath)", "refs/heads/"],
+        cwd,
+        check=False,
+        read_only=True,
+    )
+    tip: str | None = None
+    others = 0
+    for line in result.lines():
+        oid, _, rest = line.partition(" ")
+        name, _, where = rest.partition(" ")
+        if name == full:
+            tip = oid
+            if where:
+                return False, f"branch is checked out at {where}"
+        else:
+            others += 1
     if tip is None:
         return False, "branch no longer exists"
-    holder = checked_out_at(registrations(ws), branch)
-    if holder is not None:
-        return False, f"branch is checked out at {holder}"
-    result = git.run(["for-each-ref", f"--contains={tip}", "--format=%(refname)", "refs/heads/"], cwd, read_only=True)
-    others = [name for name in result.lines() if name != full]
     if not others:
         return False, f"its commits are on no other branch (tip {tip[:12]}); kept so no work is lost"
     try:

@@ -18,14 +18,11 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitxact import console, git, reaper, refs, snapshots
+from gitxact import console, reaper, refs, snapshots
 from gitxact import worktree_ops as ops
 from gitxact.errors import GitxactError, OperationFailedError, RefusedError, UsageError
 from gitxact.faults import crashpoint
@@ -35,21 +32,8 @@ from gitxact.lockqueue import EXCLUSIVE
 from gitxact.worktree_docs import AcquireDoc, EndDoc, LeaseListDoc, ReapDoc, ReleaseDoc, RenewDoc
 
 if TYPE_CHECKING:
+    from gitxact.leased import LeasedWorktree
     from gitxact.workspace import Workspace
-
-
-@dataclass
-class LeasedWorktree:
-    """What ``with ws.worktrees.lease(agent) as wt`` hands the orchestrator."""
-
-    agent: str
-    path: Path
-    branch: str
-    token: str
-    base: str
-    worktree_id: str | None
-    #: Filled in when the ``with`` block ends: what the release did (snapshot ref, branch).
-    released: ReleaseDoc | None = field(default=None)
 
 
 class Worktrees:
@@ -81,15 +65,17 @@ class Worktrees:
         """
         ws = self.ws
         validate_agent(agent)
+        # The default branch needs no check-ref-format: config.load checked the prefix and
+        # validate_agent's alphabet cannot form '..', '.lock', '@{' or a leading '.'.
         branch_name = ops.validate_branch(branch) if branch is not None else ws.settings.branch_prefix + agent
-        if branch is None and not git.check_ref_format(f"refs/heads/{branch_name}"):
-            raise UsageError(f"branch {branch_name!r} (gitxact.branchPrefix + agent) is not a valid branch name")
         owner = _owner(owner_pid)
-        base_label, base_commit = ops.resolve_base(ws, base)
-        root = ops.worktree_root(ws)
+        explicit_base = ops.resolve_base(ws, base) if base is not None else None
         ws.store.ensure("locks", "state")
         with ws.locks.repository(EXCLUSIVE):
             entries = reaper.registrations(ws)
+            root = ops.worktree_root(ws, entries)
+            main = next(iter(entries.values()), None)
+            base_label, base_commit = explicit_base or ops.resolve_base(ws, None, main)
             records = ops.load_records(ws)
             replaced: EndDoc | None = None
             previous = records.get(agent)
@@ -152,8 +138,10 @@ class Worktrees:
         try:
             ops.add_worktree(ws, Path(lease.path), lease.branch, start, create=not exists, reason=reason)
         except GitxactError:
-            with contextlib.suppress(GitxactError):
+            try:
                 reaper.end_lease(ws, lease, action="undo-acquire", reason="git worktree add failed")
+            except GitxactError as cleanup:  # the add's own error is the one to report
+                console.warn(f"could not undo the failed acquire ({cleanup.message}); `gitxact worktree reap` will")
             raise
         return lease
 
@@ -189,13 +177,15 @@ class Worktrees:
         with ws.locks.repository(EXCLUSIVE):
             lease = self._owned(agent, token, force, "release")
             path = Path(lease.path)
-            guarded = not (force or save_dirty) and lease.phase == "active" and path.is_dir()
-            if guarded and snapshots.has_changes(path):
+            dirty = snapshots.has_changes(path) if lease.phase == "active" and path.is_dir() else None
+            if dirty and not (force or save_dirty):
                 raise RefusedError(
                     f"{path} has uncommitted or untracked work; nothing was released",
                     hint="commit it, or pass --force to save it to refs/gitxact/snapshots/ first",
                 )
-            ended = reaper.end_lease(ws, lease, action="release", reason="released", keep_branch=keep_branch)
+            ended = reaper.end_lease(
+                ws, lease, action="release", reason="released", keep_branch=keep_branch, dirty=dirty
+            )
         return ReleaseDoc(**ended.model_dump())
 
     def renew(self, agent: str, *, token: str | None = None, force: bool = False) -> RenewDoc:
@@ -250,7 +240,6 @@ class Worktrees:
 
     # -- the context manager -------------------------------------------------------------
 
-    @contextlib.contextmanager
     def lease(
         self,
         agent: str,
@@ -259,7 +248,7 @@ class Worktrees:
         branch: str | None = None,
         keep_branch: bool = False,
         heartbeat: bool = True,
-    ) -> Iterator[LeasedWorktree]:
+    ) -> contextlib.AbstractContextManager[LeasedWorktree]:
         """Hold a fresh lease for the ``with`` block, then release it, always.
 
         Work left uncommitted in the worktree is never lost: it is saved to
@@ -268,59 +257,9 @@ class Worktrees:
         every third of its TTL, so a long block is not reaped while this process lives.
         Refused (exit 3) if *agent* already holds a live lease elsewhere.
         """
-        acquired = self.acquire(agent, base=base, branch=branch)
-        if acquired.existing or acquired.token is None:
-            raise RefusedError(
-                f"agent {agent!r} already holds a live lease at {acquired.path}",
-                hint="a `with` lease owns its worktree; release the other lease or use acquire()",
-            )
-        handle = LeasedWorktree(
-            agent=agent,
-            path=Path(acquired.path),
-            branch=acquired.branch,
-            token=acquired.token,
-            base=acquired.base,
-            worktree_id=acquired.worktree_id,
-        )
-        beat = _Heartbeat(self, agent, acquired.token, acquired.ttl) if heartbeat else None
-        failed = False
-        try:
-            yield handle
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            if beat is not None:
-                beat.stop()
-            try:
-                handle.released = self.release(agent, token=acquired.token, keep_branch=keep_branch, save_dirty=True)
-            except GitxactError as exc:
-                if not failed:
-                    raise
-                console.warn(f"releasing {agent!r} after an error failed too: {exc.message}")
+        from gitxact.leased import leased_worktree
 
-
-class _Heartbeat:
-    """Renews one lease from a daemon thread until stopped (or until renewing fails)."""
-
-    def __init__(self, worktrees: Worktrees, agent: str, token: str, ttl: float) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(worktrees, agent, token, max(1.0, ttl / 3)), daemon=True, name=f"lease-{agent}"
-        )
-        self._thread.start()
-
-    def _run(self, worktrees: Worktrees, agent: str, token: str, interval: float) -> None:
-        while not self._stop.wait(interval):
-            try:
-                worktrees.renew(agent, token=token)
-            except GitxactError as exc:
-                console.warn(f"heartbeat of {agent!r} stopped: {exc.message}")
-                return
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
+        return leased_worktree(self, agent, base=base, branch=branch, keep_branch=keep_branch, heartbeat=heartbeat)
 
 
 def _owner(pid: int | None) -> ProcessIdentity:

@@ -142,24 +142,43 @@ def test_acquire_after_a_crashed_acquire_cleans_up_by_itself(repo: Path) -> None
     assert len(registered(repo)) == 2
 
 
-RELEASE_CRASHES = ["worktree-end-marked", "worktree-end-saved", "worktree-end-removed", "worktree-end-dropped"]
+RELEASE_CRASHES = [
+    ("worktree-end-marked", True),
+    ("worktree-end-marked", False),
+    ("worktree-end-saved", False),
+    ("worktree-end-saved", True),
+    ("worktree-end-removed", False),
+    ("worktree-end-removed", True),
+    ("worktree-end-dropped", False),
+]
 
 
-@pytest.mark.parametrize("point", RELEASE_CRASHES)
-def test_release_killed_midway_is_finished_by_repair_and_no_work_is_lost(repo: Path, point: str) -> None:
+@pytest.mark.parametrize(("point", "keep"), RELEASE_CRASHES)
+def test_release_killed_midway_is_recoverable_and_no_work_is_lost(repo: Path, point: str, keep: bool) -> None:
     doc = acquire(repo, "a")
     path = Path(str(doc["path"]))
     (path / "wip.txt").write_text("precious\n")
-    proc = gitxact("worktree", "release", "a", "--force", cwd=repo, env={"GITXACT_TEST_CRASHPOINT": point})
+    args = ["--keep-branch"] if keep else []
+    proc = gitxact("worktree", "release", "a", "--force", *args, cwd=repo, env={"GITXACT_TEST_CRASHPOINT": point})
     assert proc.returncode == -signal.SIGKILL
     report = Workspace(repo).worktrees.repair()
     assert report.errors == 0
+    if lease_agents(repo):
+        # Killed before the worktree was removed and nothing written down: the lease is
+        # simply still there, whole, with the work in place; the release can be retried.
+        assert not keep
+        assert report.ended == []
+        assert (path / "wip.txt").read_text() == "precious\n"
+        retry = gitxact("worktree", "release", "a", "--force", cwd=repo)
+        assert retry.returncode == 0, retry.stderr
     assert lease_agents(repo) == []
     assert registered(repo) == [str(repo)]
     assert not path.exists()
     saved = git("for-each-ref", "--format=%(refname)", "refs/gitxact/snapshots/a/", cwd=repo).split()
     assert saved, "the uncommitted work is in a snapshot ref"
     assert all(git("show", f"{ref}:wip.txt", cwd=repo) == "precious\n" for ref in saved)
+    if keep:
+        assert "gitxact/a" in git("branch", "--list", cwd=repo), "--keep-branch is honoured after a crash"
     assert_fsck_clean(repo)
     # Whatever the crash left of the branch, the agent can lease again.
     acquire(repo, "a")
@@ -173,7 +192,7 @@ def test_reap_killed_midway_is_finished_by_the_next_reap(repo: Path, owner: subp
     proc = gitxact("worktree", "reap", cwd=repo, env={"GITXACT_TEST_CRASHPOINT": "worktree-end-saved"})
     assert proc.returncode == -signal.SIGKILL
     report = json.loads(gitxact("worktree", "reap", "--json", cwd=repo).stdout)
-    assert [(e["agent"], e["action"]) for e in report["ended"]] == [("a", "finish-release")]
+    assert [(e["agent"], e["action"]) for e in report["ended"]] == [("a", "reap")]
     assert lease_agents(repo) == []
     assert registered(repo) == [str(repo)]
     saved = git("for-each-ref", "--format=%(refname)", "refs/gitxact/snapshots/a/", cwd=repo).split()

@@ -299,3 +299,19 @@ def test_release_from_inside_the_leased_worktree(repo: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert not path.exists()
     assert len(porcelain(repo)) == 1
+
+
+@pytest.mark.slow
+def test_library_lease_heartbeats_while_the_block_runs(repo: Path) -> None:
+    import time
+
+    git("config", "gitxact.leaseTtl", "3", cwd=repo)  # renewed every second
+    ws = Workspace(repo)
+    with ws.worktrees.lease("a") as wt:
+        first = ws.worktrees.list().leases[0].heartbeat
+        deadline = time.monotonic() + 30
+        while ws.worktrees.list().leases[0].heartbeat == first:
+            assert time.monotonic() < deadline, "no heartbeat within 30s"
+            time.sleep(0.1)
+        assert wt.path.is_dir()
+    assert ws.worktrees.list().leases == []
