@@ -14,8 +14,10 @@ module can finish:
   (``finish-release``) honouring that choice. A crash after the record is gone
   leaves at most a branch, which is what a kept branch looks like anyway;
 * a record whose folder or git registration is gone is forgotten (``forget-missing``),
-  and a registration under our lock reason whose folder is gone is removed
-  (``unregister``).
+  a registration under our lock reason whose folder is gone is removed
+  (``unregister``), and one whose folder is there but that no record holds (a
+  ``git worktree add`` that outlived its killed parent) is ended like a lease
+  (``remove-orphan``).
 
 Dirty work is always snapshotted before a worktree is removed, whichever path got
 there. All of it runs under the repository lock (exclusive), which is also what
@@ -35,6 +37,7 @@ from gitxact import git, leases, refs
 from gitxact import worktree_ops as ops
 from gitxact.errors import GitxactError
 from gitxact.faults import crashpoint
+from gitxact.identity import validate_agent
 from gitxact.lockqueue import EXCLUSIVE
 from gitxact.worktree_docs import EndDoc, ReapDoc
 
@@ -43,7 +46,7 @@ if TYPE_CHECKING:
     from gitxact.workspace import Workspace
 
 #: Steps that only put half-done work right (``repair``); ``reap`` also ends dead leases.
-REPAIR_ACTIONS = frozenset({"undo-acquire", "finish-release", "forget-missing", "unregister"})
+REPAIR_ACTIONS = frozenset({"undo-acquire", "finish-release", "forget-missing", "unregister", "remove-orphan"})
 
 
 @dataclass(frozen=True)
@@ -102,15 +105,21 @@ def plan(
         else:
             steps.append(found)
     known = {real(lease.path) for lease in records.values()}
-    root = real(ops.worktree_root(ws))
-    main = ws.layout.main_worktree
+    first = next(iter(entries), None)  # the main worktree (or the bare repository)
+    root = real(ops.worktree_root(ws, entries))
     for path, entry in sorted(entries.items()):
-        if path in known or (main is not None and path == real(main)) or entry.bare or os.path.isdir(path):
+        if path in known or path == first or entry.bare:
             continue
-        ours = (entry.locked or "").startswith(ops.LOCK_REASON_PREFIX) or path.startswith(root + os.sep)
-        if ours:
-            branch = (entry.branch or "").removeprefix("refs/heads/")
-            steps.append(Step("unregister", "its folder is gone and no lease holds it", path, branch))
+        ours = (entry.locked or "").startswith(ops.LOCK_REASON_PREFIX)
+        branch = (entry.branch or "").removeprefix("refs/heads/")
+        if not os.path.isdir(path):
+            if ours or path.startswith(root + os.sep):
+                steps.append(Step("unregister", "its folder is gone and no lease holds it", path, branch))
+        elif ours:
+            # Made and locked by gitxact, yet no record: a git child that outlived a killed
+            # acquire (the record was undone while it still ran). Nobody holds it.
+            reason = "gitxact created and locked it but no lease holds it"
+            steps.append(Step("remove-orphan", reason, path, branch, _orphan_lease(ws, path, entry)))
     return steps, kept
 
 
@@ -201,9 +210,12 @@ def run(ws: Workspace, step: Step) -> EndDoc:
 def sweep(ws: Workspace, *, dry_run: bool, actions: frozenset[str] | None) -> ReapDoc:
     """Plan and (unless *dry_run*) take the steps whose action is in *actions* (all if ``None``)."""
     if dry_run:
-        steps, kept = plan(ws, leases.load(ws), registrations(ws))
+        records, entries = leases.load(ws), registrations(ws)
+        steps, kept = plan(ws, records, entries)
         chosen = [s for s in steps if actions is None or s.action in actions]
-        return ReapDoc(dry_run=True, ended=[_preview(s) for s in chosen], kept=kept)
+        return ReapDoc(
+            dry_run=True, ended=[_preview(s) for s in chosen], kept=kept, relocked=unlocked(records, entries)
+        )
     ws.store.ensure("locks", "state")
     report = ReapDoc(dry_run=False)
     with ws.locks.repository(EXCLUSIVE):
@@ -218,20 +230,44 @@ def sweep(ws: Workspace, *, dry_run: bool, actions: frozenset[str] | None) -> Re
                 failed.error = exc.message
                 report.ended.append(failed)
                 report.errors += 1
-        report.relocked = relock_all(ws)
+        records = ops.load_records(ws)
+        for agent in unlocked(records, registrations(ws)):
+            lease = records[agent]
+            ops.relock(ws, Path(lease.path), ops.lock_reason(lease.agent, lease.owner_pid, lease.owner_host))
+            report.relocked.append(agent)
     return report
 
 
-def relock_all(ws: Workspace) -> list[str]:
-    """Lock again every leased worktree someone unlocked (``git worktree unlock``)."""
-    entries = registrations(ws)
-    fixed: list[str] = []
-    for lease in ops.load_records(ws).values():
-        entry = entries.get(real(lease.path))
-        if lease.phase == "active" and entry is not None and entry.locked is None:
-            ops.relock(ws, Path(lease.path), ops.lock_reason(lease.agent, lease.owner_pid, lease.owner_host))
-            fixed.append(lease.agent)
-    return fixed
+def unlocked(records: dict[str, Lease], entries: dict[str, git.WorktreeEntry]) -> list[str]:
+    """Active leases whose worktree someone unlocked (``git worktree unlock``): prune could take it."""
+    found: list[str] = []
+    for agent in sorted(records):
+        entry = entries.get(real(records[agent].path))
+        if records[agent].phase == "active" and entry is not None and entry.locked is None:
+            found.append(agent)
+    return found
+
+
+def _orphan_lease(ws: Workspace, path: str, entry: git.WorktreeEntry) -> Lease:
+    """A stand-in record for an orphan, so it is ended like any lease (work saved first)."""
+    named = (entry.locked or "").removeprefix(ops.LOCK_REASON_PREFIX).split(" ", 1)[0]
+    try:
+        agent = validate_agent(named)
+    except GitxactError:
+        agent = "orphan"
+    branch = (entry.branch or "").removeprefix("refs/heads/")
+    return leases.Lease(
+        agent=agent,
+        path=path,
+        branch=branch,
+        base="",
+        token_hash="",
+        owner_pid=0,
+        owner_host="",
+        created=0.0,
+        heartbeat=0.0,
+        ttl=0.0,
+    )
 
 
 def _preview(step: Step) -> EndDoc:

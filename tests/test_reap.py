@@ -108,9 +108,31 @@ def test_folder_removed_by_hand_is_cleaned_from_git_and_state(repo: Path) -> Non
 def test_unlocked_leased_worktree_is_locked_again_by_repair(repo: Path) -> None:
     doc = acquire(repo, "a")
     git("worktree", "unlock", str(doc["path"]), cwd=repo)
+    assert Workspace(repo).worktrees.repair(dry_run=True).relocked == ["a"]
     report = Workspace(repo).worktrees.repair()
     assert report.relocked == ["a"]
     assert "locked gitxact lease a" in git("worktree", "list", "--porcelain", cwd=repo)
+
+
+def test_orphan_worktree_without_a_record_is_ended_with_its_work_saved(repo: Path) -> None:
+    from gitxact import worktree_ops
+
+    ws = Workspace(repo)
+    doc = ws.worktrees.acquire("a")
+    (Path(doc.path) / "wip.txt").write_text("orphaned work\n")
+    # What a `git worktree add` that outlived its killed parent leaves: git's locked
+    # registration and the folder, but no lease record.
+    assert worktree_ops.drop_record(ws, worktree_ops.load_records(ws)["a"])
+    dry = ws.worktrees.repair(dry_run=True)
+    assert [(e.action, e.agent) for e in dry.ended] == [("remove-orphan", "a")]
+    report = ws.worktrees.repair()
+    assert report.errors == 0
+    ended = report.ended[0]
+    assert ended.snapshot_ref is not None
+    assert git("show", f"{ended.snapshot_ref}:wip.txt", cwd=repo) == "orphaned work\n"
+    assert registered(repo) == [str(repo)]
+    assert not Path(doc.path).exists()
+    assert_fsck_clean(repo)
 
 
 ACQUIRE_CRASHES = ["worktree-acquire-recorded", "worktree-acquire-claimed", "worktree-acquire-added"]

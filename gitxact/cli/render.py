@@ -169,7 +169,7 @@ def render_lease_list(doc: LeaseListDoc) -> str:
         elif item.phase != "active":
             state = style(item.phase, fg="yellow")
         elif not item.live:
-            state = style("expired" if item.expired else "ended", fg="yellow")
+            state = style("expired" if item.expired else "owner dead", fg="yellow")
         else:
             state = style("live", fg="green")
         work = {True: "dirty", False: "clean", None: "?"}[item.dirty]
