@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import os
 import time
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 
 LEASES_FILE = "leases.json"
 LEASES_LOCK = "leases"
+
+#: Where a lease is in its life. ``provisioning`` is written before ``git worktree add``
+#: and ``releasing`` before the worktree is removed, so a crash at any step leaves a
+#: record that says what to finish or undo (:mod:`gitxact.reaper`).
+Phase = Literal["provisioning", "active", "releasing"]
 
 
 class Lease(BaseModel):
@@ -42,6 +47,13 @@ class Lease(BaseModel):
     heartbeat: float
     ttl: float
     worktree_id: str | None = None
+    phase: Phase = "active"
+    #: The commit the branch started from (``base`` may be a branch name that moves on).
+    base_commit: str | None = None
+    #: Whether this lease created the branch (only then may ending it delete the branch).
+    branch_created: bool = False
+    #: Set when a release asked to keep the branch, so a repair after a crash honours it.
+    keep_branch: bool = False
 
     @property
     def owner(self) -> ProcessIdentity:

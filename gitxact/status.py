@@ -10,12 +10,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from gitxact.documents import Document
+from gitxact.errors import StateError
 from gitxact.lockqueue import Party
 from gitxact.locks import Level, summarize_waits
 from gitxact.workspace import STATE_DIR, Workspace
+from gitxact.worktree_docs import LeaseInfo
 
 
 class PartyDoc(BaseModel):
@@ -71,6 +73,8 @@ class StatusDoc(Document):
     locks: list[LockDoc]
     state_files: list[StateFileDoc]
     lock_times: dict[str, Any]
+    #: Worktree leases (no token, no token hash; ``dirty`` is left to ``worktree list``).
+    leases: list[LeaseInfo] = Field(default_factory=list)
 
 
 def collect(ws: Workspace) -> StatusDoc:
@@ -107,7 +111,17 @@ def collect(ws: Workspace) -> StatusDoc:
         locks=locks,
         state_files=files,
         lock_times=summarize_waits(ws.locks.stats()),
+        leases=_leases(ws),
     )
+
+
+def _leases(ws: Workspace) -> list[LeaseInfo]:
+    from gitxact.lease_report import collect
+
+    try:
+        return collect(ws, details=False).leases
+    except StateError:
+        return []  # the state_files section already names the damaged file
 
 
 def _health(ws: Workspace, name: str) -> StateFileDoc | None:

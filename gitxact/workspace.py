@@ -24,6 +24,7 @@ from gitxact.state import M, StateFile, StateModel, StateStore
 
 if TYPE_CHECKING:
     from gitxact.tracker import Tracker
+    from gitxact.worktrees import Worktrees
 
 LOCKS_DIR = "locks"
 STATE_DIR = "state"
@@ -149,3 +150,10 @@ class Workspace:
 
         self.store.ensure(LOCKS_DIR)
         return Tracker(self.state_file("tracker.json", TrackerState), self.locks, self.agent)
+
+    @cached_property
+    def worktrees(self) -> Worktrees:
+        """Leased agent worktrees: acquire, release, renew, list, reap, ``lease()``."""
+        from gitxact.worktrees import Worktrees
+
+        return Worktrees(self)

@@ -343,6 +343,77 @@ def bench_writers(tmp: Path, quick: bool) -> None:
     )
 
 
+def bench_worktrees(tmp: Path, quick: bool) -> None:
+    """acquire+release against the raw git a careful person would run for the same end state:
+    ``worktree add -b`` + ``worktree lock`` + ``worktree remove`` (+ ``branch -D``, since
+    release deletes the merged branch too)."""
+    repo = make_repo(tmp, "worktrees")
+    ws = Workspace(repo)
+    ws.init()
+    raw_dir = tmp / "raw"
+    raw_dir.mkdir()
+    counter = iter(range(1_000_000))
+
+    def raw_git() -> None:
+        n = next(counter)
+        path = raw_dir / f"w{n}"
+        for args in (
+            ["worktree", "add", "-q", "-b", f"raw/{n}", str(path), "HEAD"],
+            ["worktree", "lock", "--reason", "raw", str(path)],
+            ["worktree", "remove", "--force", "--force", str(path)],
+            ["branch", "-q", "-D", f"raw/{n}"],
+        ):
+            subprocess.run(["git", *args], cwd=repo, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def cli() -> None:
+        out = subprocess.run(
+            [*GITXACT, "worktree", "acquire", "bench", "--json"], cwd=repo, check=True, capture_output=True, text=True
+        ).stdout
+        token = json.loads(out)["token"]
+        subprocess.run(
+            [*GITXACT, "worktree", "release", "bench", "--token", token],
+            cwd=repo,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def library() -> None:
+        doc = ws.worktrees.acquire("lib")
+        ws.worktrees.release("lib", token=doc.token)
+
+    imports = "import gitxact.cli.main, gitxact.cli.worktree_cmd, gitxact.workspace, gitxact.worktrees"
+
+    def startup() -> None:
+        for _ in range(2):
+            subprocess.run([sys.executable, "-c", imports], check=True)
+
+    rounds = 5 if quick else 20
+    a, b = interleaved(cli, raw_git, rounds)
+    row(
+        "`worktree acquire` + `worktree release` (2 CLI processes)",
+        ms(a),
+        f"{ms(b)} (git worktree add -b, lock, remove, branch -D)",
+        f"{a / b:.2f}x",
+        "goal <= 1.5: " + ("met" if a / b <= 1.5 else "NOT met"),
+    )
+    c, d = interleaved(library, raw_git, rounds)
+    row(
+        "ws.worktrees.acquire() + release() (in-process library)",
+        ms(c),
+        f"{ms(d)} (same raw git)",
+        f"{c / d:.2f}x",
+        "goal <= 1.5: " + ("met" if c / d <= 1.5 else "NOT met"),
+    )
+    e, _ = interleaved(startup, lambda: None, rounds)
+    row(
+        "of the CLI pair: 2 x python start-up + imports (click, pydantic, gitxact)",
+        ms(e),
+        f"{ms(a)} (the CLI pair above)",
+        f"{e / a:.0%} of it",
+        f"the rest, {ms(a - e)}, is {(a - e) / b:.2f}x raw git",
+    )
+
+
 SECTIONS: list[tuple[str, Callable[[Path, bool], None]]] = [
     ("gx", bench_gx),
     ("hooks", bench_hooks),
@@ -351,6 +422,7 @@ SECTIONS: list[tuple[str, Callable[[Path, bool], None]]] = [
     ("tracker", bench_tracker),
     ("start-up", bench_startup),
     ("contention", bench_contention),
+    ("worktrees", bench_worktrees),
 ]
 
 

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gc": ("gc_cmd", "gc"),
     "hooks": ("hooks_cmd", "hooks"),
     "hook": ("hooks_cmd", "hook"),
+    "worktree": ("worktree_cmd", "worktree"),
 }
 
 

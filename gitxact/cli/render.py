@@ -10,6 +10,7 @@ from gitxact.console import use_color
 
 if TYPE_CHECKING:
     from gitxact.status import PartyDoc, StatusDoc
+    from gitxact.worktree_docs import AcquireDoc, EndDoc, LeaseListDoc, ReapDoc
 
 
 def style(text: str, **kwargs: object) -> str:
@@ -84,6 +85,29 @@ def render_status(doc: StatusDoc) -> str:
             backup = "backup ok" if item.backup_ok else "no backup"
             state_rows.append([item.name, verdict, f"generation {item.generation}", backup])
         lines.append(table(state_rows))
+    if doc.leases:
+        lines.append(style("leases", bold=True))
+        lease_rows = []
+        for lease in doc.leases:
+            alive = {True: "alive", False: "dead", None: "unknown"}[lease.owner.alive]
+            state = (
+                "folder missing"
+                if lease.folder_missing
+                else lease.phase
+                if lease.phase != "active"
+                else ("live" if lease.live else "expired" if lease.expired else "owner gone")
+            )
+            lease_rows.append(
+                [
+                    lease.agent,
+                    lease.branch,
+                    f"pid {lease.owner.pid} {alive}",
+                    state,
+                    _age(lease.heartbeat_age),
+                    lease.path,
+                ]
+            )
+        lines.append(table(lease_rows))
     overall = doc.lock_times.get("all", {})
     if overall.get("count"):
         lines.append(style("lock times", bold=True))
@@ -92,4 +116,90 @@ def render_status(doc: StatusDoc) -> str:
             f"p99 {duration(overall['wait_p99'])}, max {duration(overall['wait_max'])}; "
             f"hold max {duration(overall['hold_max'])}"
         )
+    return "\n".join(lines)
+
+
+def _age(seconds: float) -> str:
+    return duration(seconds) + " ago"
+
+
+def render_acquire(doc: AcquireDoc) -> str:
+    lines = [
+        f"{'existing lease' if doc.existing else 'leased'} {doc.path}",
+        f"  agent   {doc.agent}",
+        f"  branch  {doc.branch} ({'new, from ' + doc.base if doc.branch_created else 'existing'})",
+        f"  owner   pid {doc.owner_pid} on {doc.owner_host}, ttl {doc.ttl:g}s",
+    ]
+    if doc.token is not None:
+        lines.append(f"  token   {doc.token}")
+        lines.append("  (keep the token: release and renew need it; it is not shown again)")
+    elif doc.existing:
+        lines.append("  token   (not shown again: use the token from the first acquire)")
+    if doc.replaced is not None:
+        lines.append("ended a previous lease first:")
+        lines.append(render_end(doc.replaced))
+    return "\n".join(lines)
+
+
+def render_end(doc: EndDoc) -> str:
+    who = doc.agent or "(no lease)"
+    lines = [f"{doc.action}: {who} {doc.path} ({doc.reason})"]
+    if doc.error:
+        lines.append(style(f"  FAILED: {doc.error}", fg="red"))
+        return "\n".join(lines)
+    if doc.snapshot_ref:
+        lines.append(f"  uncommitted work saved to {doc.snapshot_ref}")
+    if doc.folder_left:
+        lines.append(style(f"  folder {doc.path} was not empty and was left in place", fg="yellow"))
+    if doc.branch and doc.branch_deleted:
+        lines.append(f"  branch {doc.branch} deleted (its commits are on another branch)")
+    elif doc.branch and doc.branch_kept_reason:
+        lines.append(f"  branch {doc.branch} kept: {doc.branch_kept_reason}")
+    return "\n".join(lines)
+
+
+def render_lease_list(doc: LeaseListDoc) -> str:
+    if not doc.leases:
+        return "no leases"
+    rows = [["AGENT", "BRANCH", "OWNER", "AGE", "HEARTBEAT", "STATE", "WORK", "AHEAD/BEHIND", "PATH"]]
+    for item in doc.leases:
+        alive = {True: "alive", False: "DEAD", None: "unknown"}[item.owner.alive]
+        if item.folder_missing:
+            state = style("folder missing", fg="red")
+        elif item.phase != "active":
+            state = style(item.phase, fg="yellow")
+        elif not item.live:
+            state = style("expired" if item.expired else "owner dead", fg="yellow")
+        else:
+            state = style("live", fg="green")
+        work = {True: "dirty", False: "clean", None: "?"}[item.dirty]
+        ahead = "?" if item.ahead is None else f"+{item.ahead}/-{item.behind}"
+        rows.append(
+            [
+                item.agent,
+                item.branch,
+                f"pid {item.owner.pid} {alive}",
+                duration(item.age),
+                _age(item.heartbeat_age),
+                state,
+                work,
+                ahead,
+                item.path,
+            ]
+        )
+    return table(rows, indent="")
+
+
+def render_reap(doc: ReapDoc) -> str:
+    lines: list[str] = []
+    verb = "would end" if doc.dry_run else "ended"
+    if not doc.ended:
+        lines.append("nothing to reap")
+    for item in doc.ended:
+        prefix = f"{verb}: " if doc.dry_run else ""
+        lines.append(prefix + render_end(item))
+    for agent in doc.relocked:
+        lines.append(f"locked again: {agent}'s worktree (someone had unlocked it)")
+    for agent, why in doc.kept.items():
+        lines.append(f"kept {agent}: {why}")
     return "\n".join(lines)

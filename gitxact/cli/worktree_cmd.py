@@ -1,0 +1,179 @@
+"""``gitxact worktree acquire|release|renew|list|reap``."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from gitxact.cli.context import AppContext, emit, json_option, pass_app, timeout_option
+from gitxact.cli.render import render_acquire, render_end, render_lease_list, render_reap
+
+TOKEN_ENV = "GITXACT_LEASE_TOKEN"  # noqa: S105 - the name of a variable, not a secret
+
+
+def token_option(func: click.decorators.FC) -> click.decorators.FC:
+    return click.option(
+        "--token",
+        envvar=TOKEN_ENV,
+        metavar="TOKEN",
+        help=f"The lease's token, as printed by acquire (or set {TOKEN_ENV}, which keeps it out of `ps`).",
+    )(func)
+
+
+@click.group()
+def worktree() -> None:
+    """Lease worktrees and branches to agents: one each, never shared, never pruned while live.
+
+    \b
+    Examples:
+      gitxact worktree acquire agent-7 --json
+      gitxact worktree list
+      gitxact worktree release agent-7 --token "$TOKEN"
+      gitxact worktree reap --dry-run
+    """
+
+
+@worktree.command()
+@click.argument("agent")
+@click.option(
+    "--base", metavar="REF", help="Start a new branch here (default: what the main worktree has checked out)."
+)
+@click.option("--branch", metavar="NAME", help="Branch to lease (default: gitxact.branchPrefix + AGENT).")
+@click.option(
+    "--owner-pid",
+    type=int,
+    envvar="GITXACT_OWNER_PID",
+    metavar="PID",
+    help="The process whose life the lease follows (default: this command's parent, e.g. your shell).",
+)
+@token_option
+@timeout_option
+@json_option
+@pass_app
+def acquire(
+    app: AppContext,
+    agent: str,
+    base: str | None,
+    branch: str | None,
+    owner_pid: int | None,
+    token: str | None,
+    timeout: float | None,
+    as_json: bool,
+) -> int:
+    """Lease a fresh worktree and branch to AGENT; prints its path and a secret token.
+
+    The worktree is created `git worktree lock`ed. The token is printed once: keep it
+    for release/renew. The lease's owner is this command's parent process unless
+    --owner-pid says otherwise; once the owner dies (or the lease goes without a
+    heartbeat for gitxact.leaseTtl seconds) `reap` may end it. Asking again while the
+    lease lives returns the same worktree, with "existing": true and no token (unless
+    --token presents it). Exit 3 if the branch is checked out elsewhere.
+
+    \b
+    Examples:
+      gitxact worktree acquire agent-7
+      TOKEN=$(gitxact worktree acquire agent-7 --base main --json | jq -r .token)
+    """
+    pid = os.getppid() if owner_pid is None else owner_pid
+    doc = app.workspace(timeout=timeout).worktrees.acquire(agent, base=base, branch=branch, token=token, owner_pid=pid)
+    if as_json:
+        emit(doc)
+    else:
+        click.echo(render_acquire(doc))
+    return 0
+
+
+@worktree.command()
+@click.argument("agent")
+@token_option
+@click.option("--keep-branch", is_flag=True, help="Keep the branch even if its commits are merged elsewhere.")
+@click.option("--force", is_flag=True, help="Release without the token; save uncommitted work to a snapshot ref first.")
+@timeout_option
+@json_option
+@pass_app
+def release(
+    app: AppContext, agent: str, token: str | None, keep_branch: bool, force: bool, timeout: float | None, as_json: bool
+) -> int:
+    """End AGENT's lease: remove its worktree; delete its branch if merged elsewhere.
+
+    Refused (exit 3) without the right token, or when the worktree has uncommitted or
+    untracked work; --force saves that work to refs/gitxact/snapshots/AGENT/TIME first.
+
+    \b
+    Examples:
+      gitxact worktree release agent-7 --token "$TOKEN"
+      gitxact worktree release agent-7 --force --keep-branch
+    """
+    doc = app.workspace(timeout=timeout).worktrees.release(agent, token=token, force=force, keep_branch=keep_branch)
+    if as_json:
+        emit(doc)
+    else:
+        click.echo(render_end(doc))
+    return 0
+
+
+@worktree.command()
+@click.argument("agent")
+@token_option
+@click.option("--force", is_flag=True, help="Renew without the token.")
+@timeout_option
+@json_option
+@pass_app
+def renew(app: AppContext, agent: str, token: str | None, force: bool, timeout: float | None, as_json: bool) -> int:
+    """Heartbeat: AGENT's lease lives another gitxact.leaseTtl seconds from now.
+
+    \b
+    Example:
+      gitxact worktree renew agent-7 --token "$TOKEN"
+    """
+    doc = app.workspace(timeout=timeout).worktrees.renew(agent, token=token, force=force)
+    if as_json:
+        emit(doc)
+    else:
+        click.echo(f"renewed {agent}: expires in {doc.ttl:g}s")
+    return 0
+
+
+@worktree.command(name="list")
+@json_option
+@pass_app
+def list_(app: AppContext, as_json: bool) -> int:
+    """Every lease: path, branch, owner alive?, age, heartbeat, dirty, ahead/behind.
+
+    \b
+    Examples:
+      gitxact worktree list
+      gitxact worktree list --json | jq '.leases[] | select(.dirty)'
+    """
+    doc = app.workspace().worktrees.list()
+    if as_json:
+        emit(doc)
+    else:
+        click.echo(render_lease_list(doc))
+    return 0
+
+
+@worktree.command()
+@click.option("--dry-run", is_flag=True, help="Only say what would be done.")
+@timeout_option
+@json_option
+@pass_app
+def reap(app: AppContext, dry_run: bool, timeout: float | None, as_json: bool) -> int:
+    """End leases whose owner died on this host or whose TTL passed; never a live one.
+
+    Also finishes interrupted acquires and releases, and removes git's record of
+    leased worktrees whose folder was deleted. Uncommitted work is saved to
+    refs/gitxact/snapshots/AGENT/TIME first. Exit 1 if some step failed.
+
+    \b
+    Examples:
+      gitxact worktree reap --dry-run
+      gitxact worktree reap --json
+    """
+    doc = app.workspace(timeout=timeout).worktrees.reap(dry_run=dry_run)
+    if as_json:
+        emit(doc)
+    else:
+        click.echo(render_reap(doc))
+    return 1 if doc.errors else 0
