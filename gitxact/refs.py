@@ -38,13 +38,17 @@ class RefUpdate:
     ref: str
     new: str | None
     old: str | None
+    #: Update a symbolic ref (``HEAD``) itself, detaching it, instead of the branch it
+    #: points at; the old value is still compared with what it resolves to.
+    no_deref: bool = False
 
     def command(self) -> str:
+        prefix = "option no-deref\n" if self.no_deref else ""
         if self.new is None:
-            return f"delete {self.ref}" + (f" {self.old}" if self.old else "")
+            return prefix + f"delete {self.ref}" + (f" {self.old}" if self.old else "")
         if self.old == MUST_NOT_EXIST:
-            return f"create {self.ref} {self.new}"
-        return f"update {self.ref} {self.new}" + (f" {self.old}" if self.old else "")
+            return prefix + f"create {self.ref} {self.new}"
+        return prefix + f"update {self.ref} {self.new}" + (f" {self.old}" if self.old else "")
 
 
 def check_refname(ref: str) -> str:

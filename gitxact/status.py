@@ -10,11 +10,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from gitxact.documents import Document
 from gitxact.lockqueue import Party
 from gitxact.locks import Level, summarize_waits
+from gitxact.recover import LastRecover, last_recover
+from gitxact.txdocs import TxInfo, list_transactions
 from gitxact.workspace import STATE_DIR, Workspace
 
 
@@ -71,6 +73,8 @@ class StatusDoc(Document):
     locks: list[LockDoc]
     state_files: list[StateFileDoc]
     lock_times: dict[str, Any]
+    transactions: list[TxInfo] = Field(default_factory=list)
+    last_recover: LastRecover | None = None
 
 
 def collect(ws: Workspace) -> StatusDoc:
@@ -107,6 +111,8 @@ def collect(ws: Workspace) -> StatusDoc:
         locks=locks,
         state_files=files,
         lock_times=summarize_waits(ws.locks.stats()),
+        transactions=list_transactions(ws).transactions,
+        last_recover=last_recover(ws),
     )
 
 

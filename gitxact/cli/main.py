@@ -24,6 +24,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lock": ("lock_cmd", "lock"),
     "tracker": ("tracker_cmd", "tracker"),
     "demo": ("demo_cmd", "demo"),
+    "tx": ("tx_cmd", "tx"),
+    "tdd": ("tdd_cmd", "tdd"),
+    "recover": ("recover_cmd", "recover"),
 }
 
 
