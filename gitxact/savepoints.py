@@ -141,7 +141,7 @@ def move_head(ws: Workspace, target: HeadState, *, before: HeadState, branch_bef
         if now.ref is None and now.commit == target.commit:
             return
         if now.commit not in (before.commit, target.commit):
-            raise RefConflictError(f"HEAD moved to {str(now.commit)[:12]} meanwhile; it was not restored")
+            raise _moved("HEAD", now.commit, before.commit, target.commit)
         refs.apply(
             worktree,
             [RefUpdate("HEAD", target.commit, now.commit or MUST_NOT_EXIST, no_deref=True)],
@@ -153,7 +153,7 @@ def move_head(ws: Workspace, target: HeadState, *, before: HeadState, branch_bef
     value = refs.read(worktree, branch)
     if value != target.commit:
         if value not in (branch_before, target.commit):
-            raise RefConflictError(f"{branch} moved to {str(value)[:12]} meanwhile; it was not restored")
+            raise _moved(branch, value, branch_before, target.commit)
         if target.commit is None:
             update = RefUpdate(branch, None, value)
         else:
@@ -164,6 +164,14 @@ def move_head(ws: Workspace, target: HeadState, *, before: HeadState, branch_bef
         # one write is not a compare-and-swap; it runs under the worktree lock after the
         # check above, and HEAD is per-worktree, so only a raw git here could race it.
         ws.git(["symbolic-ref", "-m", message, "HEAD", branch], cwd=worktree)
+
+
+def _moved(ref: str, now: str | None, before: str | None, target: str | None) -> RefConflictError:
+    return RefConflictError(
+        f"{ref} moved to {now or 'nothing'} meanwhile (expected {before or 'nothing'} or {target or 'nothing'});"
+        " it was not touched",
+        hint=f"keep that work elsewhere, then point {ref} back at {before or 'nothing'} and run `gitxact recover`",
+    )
 
 
 def restore(ws: Workspace, sp: SavepointRecord, *, before: HeadState, branch_before: str | None) -> None:

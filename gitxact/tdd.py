@@ -92,11 +92,11 @@ def _prepare(ctx: Ctx, op: StepName, paths: list[str]) -> tuple[HeadState, str, 
     return before, staging.index_tree(ctx.ws), tree
 
 
-def _journal_check(
+def _check_step(
     ctx: Ctx, op: StepName, paths: list[str], spec: checks.CheckSpec, prep: tuple[HeadState, str, str]
 ) -> Step:
     before, index, tree = prep
-    step = Step(
+    return Step(
         op=op,
         phase="check",
         owner=ctx.owner,
@@ -107,9 +107,6 @@ def _journal_check(
         paths=paths,
         check=spec.display,
     )
-    ctx.tx.step = step
-    ctx.write()
-    return step
 
 
 def _reclaim(ctx: Ctx, step: Step) -> TxRecord:
@@ -203,10 +200,12 @@ def run_step(
             _may_start(ctx)
         else:
             _sequence(ctx, ("red",) if op == "green" else ("green", "refactor"), f"tdd {op}")
-        prepared = _prepare(ctx, op, rel)
+        step = _check_step(ctx, op, rel, spec, _prepare(ctx, op, rel))
         if op == "red":
-            _start_sequence(ctx, hold)
-        step = _journal_check(ctx, op, rel, spec, prepared)
+            _start_sequence(ctx, hold, step)
+        else:
+            ctx.tx.step = step
+            ctx.write()
     label = f"{ws.layout.worktree_id}-{op}"
     try:
         result = checks.run(spec, cwd=ws.layout.start, log_dir=ws.log_dir(), label=label, echo=echo)
@@ -264,14 +263,15 @@ def _may_start(ctx: Ctx) -> None:
         )
 
 
-def _start_sequence(ctx: Ctx, hold: bool) -> None:
+def _start_sequence(ctx: Ctx, hold: bool, check: Step) -> None:
+    """Begin (or join) the transaction; the check step is journaled in the same write."""
     if ctx.journal.tx is None:
         txsteps.expire_kept(ctx)
         tdd = TddState(step="started", start="start", owns_tx=True)
-        txsteps.begin(ctx, name=None, kind="tdd", holder=ctx.owner if hold else None, tdd=tdd)
+        txsteps.begin(ctx, name=None, kind="tdd", holder=ctx.owner if hold else None, tdd=tdd, next_step=check)
         return
     tdd = TddState(step="started", start="tdd-start", owns_tx=False)
-    txsteps.add_savepoint(ctx, "tdd-start", tdd=tdd)
+    txsteps.add_savepoint(ctx, "tdd-start", tdd=tdd, next_step=check)
 
 
 def _roll_back_failed(ctx: Ctx, op: StepName) -> None:

@@ -59,7 +59,20 @@ class Ctx:
 # -- begin / savepoint -----------------------------------------------------------------
 
 
-def begin(ctx: Ctx, *, name: str | None, kind: str, holder: Owner | None, tdd: TddState | None = None) -> TxRecord:
+def begin(
+    ctx: Ctx,
+    *,
+    name: str | None,
+    kind: str,
+    holder: Owner | None,
+    tdd: TddState | None = None,
+    next_step: Step | None = None,
+) -> TxRecord:
+    """Open a transaction; ``next_step`` is journaled in the same write that completes it.
+
+    (A TDD red step must never be seen as "sequence open, nothing in progress":
+    recovery would then have no step telling it to discard the sequence.)
+    """
     ws = ctx.ws
     namespace = savepoints.namespace_for(ws)
     tx_id = savepoints.new_tx_id()
@@ -81,12 +94,14 @@ def begin(ctx: Ctx, *, name: str | None, kind: str, holder: Owner | None, tdd: T
     savepoints.create_refs(ws, sp.refs())
     tx.savepoints = [sp]
     tx.tdd = tdd
-    tx.step = None
+    tx.step = next_step
     ctx.write()
     return tx
 
 
-def add_savepoint(ctx: Ctx, name: str, *, op: Op = "savepoint", tdd: TddState | None = None) -> SavepointRecord:
+def add_savepoint(
+    ctx: Ctx, name: str, *, op: Op = "savepoint", tdd: TddState | None = None, next_step: Step | None = None
+) -> SavepointRecord:
     tx = ctx.tx
     sp = savepoints.capture(ctx.ws, tx.namespace, tx.tx_id, name)
     tx.step = Step(op=op, phase="refs", owner=ctx.owner, started=time.time(), savepoint=sp)
@@ -95,7 +110,7 @@ def add_savepoint(ctx: Ctx, name: str, *, op: Op = "savepoint", tdd: TddState | 
     tx.savepoints.append(sp)
     if tdd is not None:
         tx.tdd = tdd
-    tx.step = None
+    tx.step = next_step
     ctx.write()
     return sp
 
