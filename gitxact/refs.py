@@ -64,12 +64,18 @@ def apply(
     *,
     message: str = "gitxact",
     env: Mapping[str, str] | None = None,
+    names_checked: bool = False,
 ) -> None:
-    """Apply *updates* atomically, each guarded by its expected old value."""
+    """Apply *updates* atomically, each guarded by its expected old value.
+
+    ``names_checked``: the caller built every ref name from parts it validated already
+    (gitxact's own savepoint refs), so the per-name ``git check-ref-format`` process is
+    skipped; git still refuses a malformed name inside the transaction.
+    """
     if not updates:
         return
     for update in updates:
-        if update.ref != "HEAD":
+        if update.ref != "HEAD" and not names_checked:
             check_refname(update.ref)
     script = "start\n" + "".join(u.command() + "\n" for u in updates) + "prepare\ncommit\n"
     try:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitxact import faults, git, leases, refs, snapshots
-from gitxact.errors import OperationFailedError
+from gitxact.errors import GitxactError, OperationFailedError
 from gitxact.journal import HeadState, SavepointRecord
 from gitxact.refs import MUST_NOT_EXIST, RefConflictError, RefUpdate
 
@@ -68,6 +68,11 @@ def _cwd(ws: Workspace) -> Path:
 
 
 def read_head(worktree: Path) -> HeadState:
+    """HEAD's commit and branch in one git call (two when the branch is unborn)."""
+    both = git.run(["rev-parse", "HEAD", "--symbolic-full-name", "HEAD"], worktree, check=False, read_only=True)
+    lines = both.lines()
+    if both.ok and len(lines) == 2:
+        return HeadState(commit=lines[0], ref=None if lines[1] == "HEAD" else lines[1])
     symbolic = git.run(["symbolic-ref", "-q", "HEAD"], worktree, check=False, read_only=True)
     ref = symbolic.stdout.strip() or None if symbolic.ok else None
     return HeadState(commit=git.rev_parse(worktree, "HEAD"), ref=ref)
@@ -103,29 +108,56 @@ def current_values(ws: Workspace, names: Iterable[str]) -> dict[str, str]:
     return found
 
 
-def create_refs(ws: Workspace, wanted: dict[str, str]) -> None:
+def create_refs(ws: Workspace, wanted: dict[str, str], *, fresh: bool = False) -> None:
     """Create the refs that do not exist yet (idempotent, so recovery can finish it).
 
     A ref that exists with another value belongs to someone else: a conflict.
+    ``fresh``: the names are new (a new transaction id), so skip looking first; the
+    create-only update still refuses an existing ref.
     """
+    if fresh:
+        updates = [RefUpdate(name, value, MUST_NOT_EXIST) for name, value in sorted(wanted.items())]
+        refs.apply(_cwd(ws), updates, message="gitxact: savepoint", env=_env(ws), names_checked=True)
+        return
     present = current_values(ws, wanted)
     for name, value in present.items():
         if value != wanted[name]:
             raise RefConflictError(f"{name} already exists at {value[:12]}, not {wanted[name][:12]}")
     updates = [RefUpdate(name, value, MUST_NOT_EXIST) for name, value in sorted(wanted.items()) if name not in present]
-    refs.apply(_cwd(ws), updates, message="gitxact: savepoint", env=_env(ws))
+    refs.apply(_cwd(ws), updates, message="gitxact: savepoint", env=_env(ws), names_checked=True)
 
 
 def delete_refs(ws: Workspace, expected: dict[str, str]) -> list[str]:
-    """Delete the refs still at their expected value; return the ones left alone (moved by someone)."""
+    """Delete the refs still at their expected value; return the ones left alone (moved by someone).
+
+    The common case (all present, as recorded) is one git call; only when that fails
+    (a ref already gone, e.g. a recovery finishing a drop) is each ref looked at.
+    """
+    if not expected:
+        return []
+    everything = [RefUpdate(name, None, value) for name, value in sorted(expected.items())]
+    try:
+        refs.apply(_cwd(ws), everything, message="gitxact: drop savepoint", env=_env(ws), names_checked=True)
+    except GitxactError:
+        pass
+    else:
+        return []
     present = current_values(ws, expected)
     moved = sorted(name for name, value in present.items() if value != expected[name])
     updates = [RefUpdate(name, None, value) for name, value in sorted(present.items()) if name not in moved]
-    refs.apply(_cwd(ws), updates, message="gitxact: drop savepoint", env=_env(ws))
+    refs.apply(_cwd(ws), updates, message="gitxact: drop savepoint", env=_env(ws), names_checked=True)
     return moved
 
 
-def move_head(ws: Workspace, target: HeadState, *, before: HeadState, branch_before: str | None, message: str) -> None:
+def move_head(
+    ws: Workspace,
+    target: HeadState,
+    *,
+    before: HeadState,
+    branch_before: str | None,
+    message: str,
+    now: HeadState | None = None,
+) -> None:
     """Make HEAD *target*: attached to its branch at its commit, or detached at it.
 
     Idempotent and compare-and-swap: a ref is moved only from the value the journal
@@ -134,7 +166,8 @@ def move_head(ws: Workspace, target: HeadState, *, before: HeadState, branch_bef
     """
     worktree = ws.layout.require_worktree()
     env = _env(ws)
-    now = read_head(worktree)
+    if now is None:
+        now = read_head(worktree)
     if target.ref is None:
         if target.commit is None:
             raise OperationFailedError("a detached savepoint without a commit cannot be restored")
@@ -150,7 +183,7 @@ def move_head(ws: Workspace, target: HeadState, *, before: HeadState, branch_bef
         )
         return
     branch = target.ref
-    value = refs.read(worktree, branch)
+    value = now.commit if now.ref == branch else refs.read(worktree, branch)
     if value != target.commit:
         if value not in (branch_before, target.commit):
             raise _moved(branch, value, branch_before, target.commit)
@@ -174,9 +207,13 @@ def _moved(ref: str, now: str | None, before: str | None, target: str | None) ->
     )
 
 
-def restore(ws: Workspace, sp: SavepointRecord, *, before: HeadState, branch_before: str | None) -> None:
-    """HEAD and its branch, then index and files, exactly as at *sp*."""
-    move_head(ws, sp.head, before=before, branch_before=branch_before, message=f"gitxact: rollback to {sp.name}")
+def restore(
+    ws: Workspace, sp: SavepointRecord, *, before: HeadState, branch_before: str | None, now: HeadState | None = None
+) -> None:
+    """HEAD and its branch, then index and files, exactly as at *sp* (*now*: HEAD if just read)."""
+    move_head(
+        ws, sp.head, before=before, branch_before=branch_before, message=f"gitxact: rollback to {sp.name}", now=now
+    )
     faults.crashpoint("rollback-after-refs")
     snap = snapshots.Snapshot(
         commit=sp.snapshot, index_commit=sp.snapshot_index, head=sp.head.commit, head_ref=sp.head.ref

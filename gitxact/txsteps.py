@@ -16,7 +16,17 @@ from typing import TYPE_CHECKING
 
 from gitxact import savepoints
 from gitxact.errors import OperationFailedError
-from gitxact.journal import Journal, JournalFile, KeptRefs, Owner, SavepointRecord, Step, TddState, TxRecord
+from gitxact.journal import (
+    HeadState,
+    Journal,
+    JournalFile,
+    KeptRefs,
+    Owner,
+    SavepointRecord,
+    Step,
+    TddState,
+    TxRecord,
+)
 
 if TYPE_CHECKING:
     from gitxact.journal import Op
@@ -91,7 +101,7 @@ def begin(
     )
     ctx.journal.tx = tx
     ctx.write()
-    savepoints.create_refs(ws, sp.refs())
+    savepoints.create_refs(ws, sp.refs(), fresh=not ctx.recovering)
     tx.savepoints = [sp]
     tx.tdd = tdd
     tx.step = next_step
@@ -165,7 +175,7 @@ def rollback(
         end_tdd=end_tdd,
     )
     ctx.write()
-    finish_restore(ctx)
+    finish_restore(ctx, now=before)
     return sp
 
 
@@ -173,7 +183,8 @@ def _ref_value(ws: Workspace, ref: str) -> str | None:
     return savepoints.current_values(ws, [ref]).get(ref)
 
 
-def finish_restore(ctx: Ctx) -> None:
+def finish_restore(ctx: Ctx, now: HeadState | None = None) -> None:
+    """Restore the journaled savepoint (*now*: HEAD as the live path just read it, under the lock)."""
     tx = ctx.tx
     step = tx.step
     if step is None or step.target is None or step.before is None:
@@ -181,7 +192,7 @@ def finish_restore(ctx: Ctx) -> None:
     sp = tx.savepoint(step.target)
     if sp is None:
         raise OperationFailedError(f"the journal names savepoint {step.target!r}, which it does not hold")
-    savepoints.restore(ctx.ws, sp, before=step.before, branch_before=step.branch_before)
+    savepoints.restore(ctx.ws, sp, before=step.before, branch_before=step.branch_before, now=now)
     step.phase = "drop"
     ctx.write()
     finish_drop(ctx)
