@@ -15,6 +15,7 @@ read without a lock; the atomic rename means they see a whole generation.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import time
 from typing import TYPE_CHECKING, ClassVar, Literal
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import BaseModel, Field
 
 from gitxact import faults
+from gitxact.errors import StateError
 from gitxact.identity import ProcessIdentity, this_host
 from gitxact.state import StateFile, StateModel
 
@@ -214,15 +216,27 @@ def condition(tx: TxRecord) -> Condition:
     return "open"
 
 
-def all_journals(ws: Workspace) -> dict[str, Journal]:
-    """Every worktree's journal (read without locks), by worktree id."""
+def journal_ids(ws: Workspace) -> list[str]:
+    """Worktree ids that have a journal file (or only its backup)."""
     folder = ws.state_dir / "state"
-    found: dict[str, Journal] = {}
     if not folder.is_dir():
-        return found
-    for path in sorted(folder.glob(JOURNAL_GLOB)):
-        worktree_id = path.name[len("journal-") : -len(".json")]
-        journal = JournalFile(ws, worktree_id).peek()
+        return []
+    names = {p.name.removesuffix(".bak") for p in folder.glob(JOURNAL_GLOB + "*")}
+    return sorted(n[len("journal-") : -len(".json")] for n in names if fnmatch.fnmatchcase(n, JOURNAL_GLOB))
+
+
+def all_journals(ws: Workspace) -> dict[str, Journal]:
+    """Every readable worktree journal (no locks), by worktree id.
+
+    An unreadable one (damaged, no good backup) is skipped here: ``status`` reports it
+    under state files and ``recover`` reports it as a problem.
+    """
+    found: dict[str, Journal] = {}
+    for worktree_id in journal_ids(ws):
+        try:
+            journal = JournalFile(ws, worktree_id).peek()
+        except StateError:
+            continue
         journal.worktree_id = worktree_id
         found[worktree_id] = journal
     return found

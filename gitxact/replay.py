@@ -34,9 +34,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitxact import tdd, txsteps
+from gitxact import tddsteps, txsteps
 from gitxact.errors import GitxactError, NotARepositoryError
-from gitxact.journal import JournalFile, Owner, TxRecord, all_journals, condition
+from gitxact.journal import JournalFile, Owner, TxRecord, all_journals, condition, journal_ids
 from gitxact.txsteps import Ctx
 
 if TYPE_CHECKING:
@@ -67,11 +67,11 @@ def _apply(ctx: Ctx, action: str) -> None:
     elif action == "undo savepoint":
         txsteps.undo_refs(ctx)
     elif action == "finish savepoint":
-        tdd.finish_passing_savepoint(ctx)
+        tddsteps.finish_passing_savepoint(ctx)
     elif action == "drop interrupted check" and step is not None:
-        tdd.clear_check(ctx, step.op)
+        tddsteps.clear_check(ctx, step.op)
     elif action == "finish tdd commit":
-        tdd.finish_commit(ctx)
+        tddsteps.finish_commit(ctx)
     elif action == "finish rollback":
         txsteps.finish_restore(ctx)
     elif action == "finish drop":
@@ -127,8 +127,12 @@ def recover_step(ws: Workspace) -> StepReport:
     from gitxact.recover import StepReport
 
     report = StepReport(name="journals")
-    for worktree_id in all_journals(ws):
-        actions, problems = replay_worktree(ws, worktree_id)
+    for worktree_id in journal_ids(ws):
+        try:
+            actions, problems = replay_worktree(ws, worktree_id)
+        except GitxactError as exc:  # e.g. a damaged journal with no good backup
+            report.problems.append(f"{worktree_id}: {exc.message}")
+            continue
         report.actions.extend(actions)
         report.problems.extend(problems)
     return report

@@ -21,14 +21,14 @@ Verdicts (where the issue is silent, decided here):
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from gitxact import checks, savepoints, staging, txsteps
+from gitxact import checks, staging, tddsteps, txsteps
 from gitxact.errors import GitxactError, OperationFailedError, RefusedError, UsageError
-from gitxact.journal import HeadState, Step, TddState, TxRecord
+from gitxact.journal import Step, TddState, TxRecord
+from gitxact.tddsteps import StepName
 from gitxact.transactions import NoTransactionError
 
 if TYPE_CHECKING:
@@ -36,9 +36,6 @@ if TYPE_CHECKING:
 
     from gitxact.txsteps import Ctx
     from gitxact.workspace import Workspace
-
-StepName = Literal["red", "green", "refactor"]
-_TITLES = {"red": "TDD RED", "green": "TDD GREEN", "refactor": "TDD REFACTOR"}
 
 
 class CheckFailedError(OperationFailedError):
@@ -74,113 +71,6 @@ def _sequence(ctx: Ctx, wanted: tuple[str, ...], command: str) -> tuple[TxRecord
     return tx, tx.tdd
 
 
-def _message(op: StepName, paths: list[str], spec: checks.CheckSpec, custom: str | None) -> str:
-    if custom is not None:
-        if not custom.strip():
-            raise UsageError("the commit message is empty")
-        return custom if custom.endswith("\n") else custom + "\n"
-    verdict = "fails, as a new test must" if op == "red" else "passes"
-    return f"{_TITLES[op]}: {', '.join(paths)}\n\nCheck ({verdict}): {spec.display}\n"
-
-
-def _prepare(ctx: Ctx, op: StepName, paths: list[str]) -> tuple[HeadState, str, str]:
-    """HEAD, the index tree and the tree to commit; refuses a commit that changes nothing."""
-    before = savepoints.read_head(ctx.ws.layout.require_worktree())
-    tree = staging.tree_with_paths(ctx.ws, before.commit, paths)
-    if tree == staging.head_tree(ctx.ws, before.commit):
-        raise OperationFailedError(f"nothing to commit: {', '.join(paths)} are unchanged since HEAD")
-    return before, staging.index_tree(ctx.ws), tree
-
-
-def _check_step(
-    ctx: Ctx, op: StepName, paths: list[str], spec: checks.CheckSpec, prep: tuple[HeadState, str, str]
-) -> Step:
-    before, index, tree = prep
-    return Step(
-        op=op,
-        phase="check",
-        owner=ctx.owner,
-        started=time.time(),
-        before=before,
-        index_tree=index,
-        tree=tree,
-        paths=paths,
-        check=spec.display,
-    )
-
-
-def _reclaim(ctx: Ctx, step: Step) -> TxRecord:
-    tx = ctx.journal.tx
-    if tx is None or tx.step is None or tx.step.started != step.started or not tx.step.owner.is_me():
-        raise OperationFailedError("the journal changed while the check ran; nothing was committed")
-    return tx
-
-
-def _changed_during_check(ctx: Ctx, step: Step) -> str | None:
-    now = savepoints.read_head(ctx.ws.layout.require_worktree())
-    if step.before is None or now != step.before:
-        return "HEAD moved"
-    if staging.index_tree(ctx.ws) != step.index_tree:
-        return "the index changed"
-    if staging.tree_with_paths(ctx.ws, now.commit, step.paths) != step.tree:
-        return f"{', '.join(step.paths)} changed"
-    return None
-
-
-def clear_check(ctx: Ctx, op: str) -> None:
-    """A check step ends with no commit: a sequence that has none yet is discarded."""
-    tx = ctx.tx
-    tdd = tx.tdd
-    if tdd is not None and tdd.step == "started":
-        names = [sp.name for sp in tx.savepoints] if tdd.owns_tx else [tdd.start]
-        txsteps.drop(ctx, names, op="red" if op == "red" else "abort", close=tdd.owns_tx, end_tdd=True)
-        return
-    tx.step = None
-    ctx.write()
-
-
-def finish_commit(ctx: Ctx) -> None:
-    """Move HEAD to the journaled commit, then the index entries of the paths (also recover's job)."""
-    tx = ctx.tx
-    step = tx.step
-    if step is None or step.commit is None or step.before is None or tx.tdd is None:
-        raise OperationFailedError("the journal's tdd commit step is incomplete")
-    target = HeadState(commit=step.commit, ref=step.before.ref)
-    savepoints.move_head(
-        ctx.ws, target, before=step.before, branch_before=step.before.commit, message=f"gitxact: tdd {step.op}"
-    )
-    staging.reset_paths(ctx.ws, step.paths)
-    tdd = tx.tdd
-    tdd.commits.append(step.commit)
-    tdd.step = "red" if step.op == "red" else "green" if step.op == "green" else "refactor"
-    if step.op == "red":
-        tx.step = None
-        ctx.write()
-        return
-    if step.op == "refactor":
-        tdd.refactors += 1
-    name = "tdd-green" if step.op == "green" else f"tdd-refactor-{tdd.refactors}"
-    sp = savepoints.capture(ctx.ws, tx.namespace, tx.tx_id, name)
-    tx.step = Step(op=step.op, phase="refs", owner=ctx.owner, started=time.time(), savepoint=sp)
-    ctx.write()
-    finish_passing_savepoint(ctx)
-
-
-def finish_passing_savepoint(ctx: Ctx) -> None:
-    """The savepoint after a green/refactor commit: what a failed refactor returns to."""
-    tx = ctx.tx
-    step = tx.step
-    if step is None or step.savepoint is None or tx.tdd is None:
-        raise OperationFailedError("the journal's savepoint step is incomplete")
-    sp = step.savepoint
-    savepoints.create_refs(ctx.ws, sp.refs())
-    if tx.savepoint(sp.name) is None:
-        tx.savepoints.append(sp)
-    tx.tdd.passing = sp.name
-    tx.step = None
-    ctx.write()
-
-
 def run_step(
     ws: Workspace,
     op: StepName,
@@ -193,14 +83,14 @@ def run_step(
 ) -> TddResult:
     """One red/green/refactor step, as described in the module docstring."""
     rel = staging.resolve_paths(ws, paths)
-    text = _message(op, rel, spec, message)
+    text = tddsteps.message_for(op, rel, spec, message)
     txs = ws.transactions
     with txs.session(f"tdd {op}") as ctx:
         if op == "red":
             _may_start(ctx)
         else:
             _sequence(ctx, ("red",) if op == "green" else ("green", "refactor"), f"tdd {op}")
-        step = _check_step(ctx, op, rel, spec, _prepare(ctx, op, rel))
+        step = tddsteps.check_step(ctx, op, rel, spec, tddsteps.prepare(ctx, op, rel))
         if op == "red":
             _start_sequence(ctx, hold, step)
         else:
@@ -211,13 +101,13 @@ def run_step(
         result = checks.run(spec, cwd=ws.layout.start, log_dir=ws.log_dir(), label=label, echo=echo)
     except BaseException:
         with txs.session(f"tdd {op}") as ctx:
-            _reclaim(ctx, step)
-            clear_check(ctx, op)
+            tddsteps.reclaim(ctx, step)
+            tddsteps.clear_check(ctx, op)
         raise
     with txs.session(f"tdd {op}") as ctx:
-        tx = _reclaim(ctx, step)
+        tx = tddsteps.reclaim(ctx, step)
         if result.interrupted or result.not_runnable:
-            clear_check(ctx, op)
+            tddsteps.clear_check(ctx, op)
             if result.interrupted:
                 raise CheckInterruptedError(f"the check was interrupted; nothing was committed (log: {result.log})")
             raise UsageError(
@@ -225,7 +115,7 @@ def run_step(
                 hint=f"see {result.log}",
             )
         if op == "red" and (result.passed or result.timed_out):
-            clear_check(ctx, op)
+            tddsteps.clear_check(ctx, op)
             reason = "the test does not fail: it tests nothing new"
             if result.timed_out:
                 reason = f"the check {result.describe()}: a hang is not a failing test"
@@ -237,16 +127,16 @@ def run_step(
                 f"the check {result.describe()}: the TDD sequence was rolled back to {where}",
                 hint=f"check output: {result.log}",
             )
-        changed = _changed_during_check(ctx, step)
+        changed = tddsteps.changed_during_check(ctx, step)
         if changed is not None:
-            clear_check(ctx, op)
+            tddsteps.clear_check(ctx, op)
             raise OperationFailedError(
                 f"{changed} while the check ran; nothing was committed", hint="retry when the worktree is quiet"
             )
         commit = staging.commit_tree(ctx.ws, str(step.tree), step.before.commit if step.before else None, text)
         tx.step = step.model_copy(update={"phase": "commit", "commit": commit})
         ctx.write()
-        finish_commit(ctx)
+        tddsteps.finish_commit(ctx)
         return TddResult(tx=tx, step=op, commit=commit, check=result)
 
 

@@ -291,3 +291,36 @@ def test_two_worktrees_overlap_and_same_worktree_is_refused(tdd_repo: Path, tmp_
     assert first.returncode == 0, err
     assert gitxact("tdd", "done", cwd=trees["wa"]).returncode == 0
     assert git("fsck", "--no-progress", cwd=repo) is not None
+
+
+def test_sequence_on_an_unborn_branch(tmp_path: Path) -> None:
+    repo = tmp_path / "fresh"
+    repo.mkdir()
+    git("init", "-q", "-b", "main", cwd=repo)
+    (repo / "test_x.txt").write_text("test\n")
+    (repo / "wip.txt").write_text("wip\n")
+    ws = Workspace(repo)
+    seq = ws.tdd(check="test -f impl.txt", shell=True)
+    seq.red(["test_x.txt"])
+    (repo / "impl.txt").write_text("impl\n")
+    seq.green(["impl.txt"])
+    seq.done()
+    assert commits(repo) == ["TDD GREEN: impl.txt", "TDD RED: test_x.txt"]
+    assert git("status", "--porcelain", cwd=repo) == "?? wip.txt\n"
+
+
+def test_tdd_inside_an_open_transaction(tdd_repo: Path) -> None:
+    repo = tdd_repo
+    ws = Workspace(repo)
+    ws.transactions.begin("outer")
+    (repo / "outer.txt").write_text("outer work\n")
+    at_tdd_start = fingerprint(repo)
+    assert gitxact("tdd", "red", "--check", check_cmd(), "tests/check.py", cwd=repo).returncode == 0
+    assert gitxact("tdd", "abort", cwd=repo).returncode == 0
+    assert fingerprint(repo) == at_tdd_start, "abort goes back to the sequence's start, not the transaction's"
+    tx = ws.transactions.current()
+    assert tx is not None
+    assert tx.name == "outer"
+    assert [sp.name for sp in tx.savepoints] == ["start"]
+    ws.transactions.rollback()
+    assert not (repo / "outer.txt").exists()

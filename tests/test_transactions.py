@@ -224,3 +224,25 @@ def test_commit_blocker_and_abandoned_journal(repo: Path) -> None:
     assert commit_blocker(ws, "main") is None
     assert gitxact_refs(repo) == []
     assert gitxact("tx", "begin", cwd=repo).returncode == 0
+
+
+def test_status_shows_transactions_and_survives_a_damaged_journal(repo: Path) -> None:
+    assert gitxact("tx", "begin", "shown", cwd=repo).returncode == 0
+    human = gitxact("status", cwd=repo)
+    assert human.returncode == 0
+    assert "transactions" in human.stdout
+    assert "(shown)" in human.stdout
+    assert "savepoint start" in human.stdout
+    listed = gitxact("tx", "list", cwd=repo)
+    assert "open" in listed.stdout
+    journal = repo / ".git" / "gitxact" / "state" / "journal-main.json"
+    for path in (journal, journal.with_name(journal.name + ".bak")):
+        path.write_text("{broken")
+    status = json.loads(gitxact("status", "--json", cwd=repo).stdout)
+    bad = next(f for f in status["state_files"] if f["name"] == "journal-main.json")
+    assert bad["ok"] is False
+    assert status["transactions"] == []
+    proc = gitxact("recover", "--json", cwd=repo)
+    assert_clean_error(proc, 1)
+    problems = [p for s in json.loads(proc.stdout)["steps"] for p in s["problems"]]
+    assert any("journal-main.json" in p for p in problems), problems

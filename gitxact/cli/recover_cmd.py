@@ -30,8 +30,9 @@ def recover(app: AppContext, timeout: float | None, as_json: bool) -> int:
         for step in doc.steps:
             for action in step.actions:
                 click.echo(f"{step.name}: {action}")
-            for problem in step.problems:
-                click.echo(f"{step.name}: PROBLEM: {problem}", err=True)
         if not any(step.actions or step.problems for step in doc.steps):
             click.echo("nothing to recover")
+    for step in doc.steps:  # problems also go to stderr in --json mode: the exit code is 1
+        for problem in step.problems:
+            click.echo(f"gitxact: recover: {step.name}: {problem}", err=True)
     return 0 if doc.ok else 1

@@ -11,7 +11,7 @@ from gitxact.cli.context import AppContext, emit, json_option, pass_app
 
 if TYPE_CHECKING:
     from gitxact.journal import TxRecord
-    from gitxact.tdd import StepName
+    from gitxact.tddsteps import StepName
 
 
 @click.group()
