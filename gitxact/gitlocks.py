@@ -16,8 +16,10 @@ reasoned out. ``recover`` removes one only when all of these hold:
    that could still commit or rename its lock is found here even between closing the
    file and renaming it.
 
-A process we cannot inspect that runs as the lock file's owner, or a system without
-``/proc``, means nothing can be proven: the file is kept and reported (fail closed).
+A git process we cannot inspect (another security context) that runs as the lock
+file's owner, or a system without ``/proc``, means nothing can be proven: the file is
+kept and reported (fail closed). Other processes we cannot inspect are not counted:
+only git (and gitxact, excluded by the lock) takes these locks, and a git is named git.
 ``gitxact-index-*`` files are gitxact's own private indexes (snapshots, tdd trees),
 created only under the worktree lock; the same rules apply to them.
 """
@@ -82,7 +84,12 @@ def repository_roots(ws: Workspace) -> list[str]:
 
 
 def processes() -> Iterator[Proc]:
-    """Live processes on this host (zombies and this process excluded)."""
+    """Live processes on this host (zombies, vanished ones and this process excluded).
+
+    A process that exits while it is being read is skipped (it owns nothing any more);
+    one that cannot be read for lack of permission is reported with ``None`` fields, so
+    the caller fails closed.
+    """
     me = os.getpid()
     for entry in os.listdir(PROC):
         if not entry.isdigit() or int(entry) == me:
@@ -97,17 +104,29 @@ def processes() -> Iterator[Proc]:
         tail = stat[stat.rfind(b")") + 1 :].split()
         if tail and tail[0] in (b"Z", b"X"):
             continue
-        cwd: str | None = None
-        files: frozenset[str] | None = None
-        with contextlib.suppress(OSError):
-            cwd = os.readlink(base / "cwd")
-        with contextlib.suppress(OSError):
-            links = set()
-            for fd in os.listdir(base / "fd"):
-                with contextlib.suppress(OSError):
-                    links.add(os.readlink(base / "fd" / fd))
-            files = frozenset(links)
-        yield Proc(int(entry), uid, comm, cwd, files)
+        try:
+            yield Proc(int(entry), uid, comm, _cwd_of(base), _open_files(base))
+        except FileNotFoundError:
+            continue
+
+
+def _cwd_of(base: Path) -> str | None:
+    try:
+        return os.readlink(base / "cwd")
+    except PermissionError:
+        return None
+
+
+def _open_files(base: Path) -> frozenset[str] | None:
+    """Targets of the process's open descriptors; None if any cannot be read (no permission)."""
+    links = set()
+    try:
+        for fd in os.listdir(base / "fd"):
+            with contextlib.suppress(FileNotFoundError):  # closed meanwhile
+                links.add(os.readlink(base / "fd" / fd))
+    except PermissionError:
+        return None
+    return frozenset(links)
 
 
 def _inside(path: str, roots: list[str]) -> bool:
@@ -128,13 +147,13 @@ def holders(paths: list[Path], roots: list[str]) -> dict[Path, str]:
         is_git = proc.comm == "git" or proc.comm.startswith("git-")
         if is_git and proc.cwd is not None and _inside(proc.cwd, roots):
             return dict.fromkeys(paths, f"git (pid {proc.pid}) is running in this repository")
+        hidden = proc.open_files is None or proc.cwd is None
         for path in paths:
             if path in reasons:
                 continue
-            if proc.open_files is None or (is_git and proc.cwd is None):
-                if owners.get(path) == proc.uid:
-                    reasons[path] = f"pid {proc.pid} ({proc.comm}) cannot be inspected"
-            elif real[path] in proc.open_files:
+            if hidden and is_git and owners.get(path) in (proc.uid, None):
+                reasons[path] = f"git (pid {proc.pid}) cannot be inspected"
+            elif proc.open_files is not None and real[path] in proc.open_files:
                 reasons[path] = f"pid {proc.pid} ({proc.comm}) has it open"
     return reasons
 
