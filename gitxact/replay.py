@@ -85,25 +85,31 @@ def replay_worktree(ws: Workspace, worktree_id: str) -> tuple[list[str], list[st
     with ws.locks.worktree(worktree_id):
         jf = JournalFile(ws, worktree_id)
         journal = jf.load()
-        tx = journal.tx
-        if tx is None:
-            return actions, problems
-        state = condition(tx)
-        if state == "busy" and tx.step is not None:
-            actions.append(f"{worktree_id}: left {tx.label()} alone: {tx.step.owner.describe()} is in `{tx.step.op}`")
-            return actions, problems
-        if state == "open":
-            return actions, problems
-        action = action_for(tx)
-        try:
-            local = _workspace_of(ws, tx)
-            ctx = Ctx(local, jf, journal, Owner.current(ws.agent, "recover"), recovering=True)
-            _apply(ctx, action)
-        except GitxactError as exc:
-            problems.append(f"{worktree_id}: could not {action} for {tx.label()}: {exc.message}")
-            return actions, problems
-        now = "still open" if journal.tx is not None else "closed"
-        actions.append(f"{worktree_id}: {action} for {tx.label()} (transaction {now})")
+        # One pass repairs everything: finishing a step can leave a transaction whose
+        # holder is dead too (a library `with` block that died in a check), which then
+        # needs its own row of the table. Each action ends or shrinks the step, so this stops.
+        for _ in range(4):
+            tx = journal.tx
+            if tx is None:
+                break
+            state = condition(tx)
+            if state == "busy" and tx.step is not None:
+                actions.append(
+                    f"{worktree_id}: left {tx.label()} alone: {tx.step.owner.describe()} is in `{tx.step.op}`"
+                )
+                break
+            if state == "open":
+                break
+            action = action_for(tx)
+            try:
+                local = _workspace_of(ws, tx)
+                ctx = Ctx(local, jf, journal, Owner.current(ws.agent, "recover"), recovering=True)
+                _apply(ctx, action)
+            except GitxactError as exc:
+                problems.append(f"{worktree_id}: could not {action} for {tx.label()}: {exc.message}")
+                break
+            now = "still open" if journal.tx is not None else "closed"
+            actions.append(f"{worktree_id}: {action} for {tx.label()} (transaction {now})")
     return actions, problems
 
 

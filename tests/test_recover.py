@@ -345,3 +345,34 @@ def test_recover_does_not_overwrite_a_commit_made_after_the_crash(repo: Path) ->
     git("update-ref", "refs/heads/main", before, cwd=repo)
     assert gitxact("recover", cwd=repo).returncode == 0
     assert fingerprint(repo) == original
+
+
+def test_library_sequence_killed_during_its_check_is_rolled_back_in_one_pass(repo: Path, tmp_path: Path) -> None:
+    make_work(repo)
+    (repo / "test_new.txt").write_text("a new test\n")
+    original = fingerprint(repo)
+    waiting = tmp_path / "waiting"
+    code = (
+        "import pathlib, sys\n"
+        "from gitxact import Workspace\n"
+        f"ws = Workspace({str(repo)!r})\n"
+        "with ws.tdd(shell=True) as seq:\n"
+        "    seq.red(['test_new.txt'], check='false')\n"
+        f"    seq.green(['README'], check='echo $$ > {waiting}.pid; touch {waiting}; sleep 120')\n"
+    )
+    worker = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+    try:
+        while not waiting.exists():
+            assert worker.poll() is None
+            time.sleep(0.01)
+    finally:
+        worker.kill()
+        worker.wait()
+        with contextlib.suppress(OSError, ValueError):  # the check runs in its own process group
+            os.killpg(int(Path(f"{waiting}.pid").read_text()), signal.SIGKILL)
+    doc = json.loads(gitxact("recover", "--json", cwd=repo).stdout)
+    actions = [a for s in doc["steps"] for a in s["actions"]]
+    assert any("drop interrupted check" in a for a in actions), actions
+    assert any("holder died" in a for a in actions), actions
+    assert Workspace(repo).transactions.current() is None
+    assert fingerprint(repo) == original
