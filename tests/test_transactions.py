@@ -246,3 +246,28 @@ def test_status_shows_transactions_and_survives_a_damaged_journal(repo: Path) ->
     assert_clean_error(proc, 1)
     problems = [p for s in json.loads(proc.stdout)["steps"] for p in s["problems"]]
     assert any("journal-main.json" in p for p in problems), problems
+
+
+def test_commit_blocker_while_a_live_process_rolls_back(repo: Path) -> None:
+    from gitxact.journal import Owner, Step
+
+    ws = Workspace(repo)
+    ws.transactions.begin()
+    journal_file = JournalFile(ws, "main")
+    with ws.worktree_lock():
+        journal = journal_file.load()
+        assert journal.tx is not None
+        journal.tx.step = Step(
+            op="rollback", phase="restore", owner=Owner.current(None, "test"), started=time.time(), target="start"
+        )
+        journal_file.write(journal)
+    reason = commit_blocker(ws, "main")
+    assert reason is not None
+    assert "rolling back" in reason
+    assert_clean_error(gitxact("tx", "commit", cwd=repo), 3)  # busy: a live process is in a step
+    with ws.worktree_lock():
+        journal = journal_file.load()
+        assert journal.tx is not None
+        journal.tx.step = None
+        journal_file.write(journal)
+    assert commit_blocker(ws, "main") is None
