@@ -38,13 +38,17 @@ class RefUpdate:
     ref: str
     new: str | None
     old: str | None
+    #: Update a symbolic ref (``HEAD``) itself, detaching it, instead of the branch it
+    #: points at; the old value is still compared with what it resolves to.
+    no_deref: bool = False
 
     def command(self) -> str:
+        prefix = "option no-deref\n" if self.no_deref else ""
         if self.new is None:
-            return f"delete {self.ref}" + (f" {self.old}" if self.old else "")
+            return prefix + f"delete {self.ref}" + (f" {self.old}" if self.old else "")
         if self.old == MUST_NOT_EXIST:
-            return f"create {self.ref} {self.new}"
-        return f"update {self.ref} {self.new}" + (f" {self.old}" if self.old else "")
+            return prefix + f"create {self.ref} {self.new}"
+        return prefix + f"update {self.ref} {self.new}" + (f" {self.old}" if self.old else "")
 
 
 def check_refname(ref: str) -> str:
@@ -60,12 +64,18 @@ def apply(
     *,
     message: str = "gitxact",
     env: Mapping[str, str] | None = None,
+    names_checked: bool = False,
 ) -> None:
-    """Apply *updates* atomically, each guarded by its expected old value."""
+    """Apply *updates* atomically, each guarded by its expected old value.
+
+    ``names_checked``: the caller built every ref name from parts it validated already
+    (gitxact's own savepoint refs), so the per-name ``git check-ref-format`` process is
+    skipped; git still refuses a malformed name inside the transaction.
+    """
     if not updates:
         return
     for update in updates:
-        if update.ref != "HEAD":
+        if update.ref != "HEAD" and not names_checked:
             check_refname(update.ref)
     script = "start\n" + "".join(u.command() + "\n" for u in updates) + "prepare\ncommit\n"
     try:

@@ -44,12 +44,35 @@ def forward_signals(proc: subprocess.Popen[bytes]) -> Iterator[None]:
         signal.signal(signal.SIGHUP, previous_hup)
 
 
-def start(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | None = None) -> subprocess.Popen[bytes]:
-    """Start *argv* (no shell); a missing or non-executable program is a usage error."""
+def start(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+    capture: bool = False,
+    own_group: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Start *argv* (no shell); a missing or non-executable program is a usage error.
+
+    ``capture`` gives the child no stdin and one pipe for stdout+stderr (a tdd check
+    whose output gitxact tees into a log); ``own_group`` puts it in a new process
+    group, so a timeout can kill the check *and* everything it started.
+    """
     if not argv:
         raise UsageError("no command given", hint="put the command after --, e.g. gitxact lock -- make test")
+    group = 0 if own_group else None
     try:
-        return subprocess.Popen(list(argv), env=dict(env), cwd=cwd)
+        if capture:
+            return subprocess.Popen(
+                list(argv),
+                env=dict(env),
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                process_group=group,
+            )
+        return subprocess.Popen(list(argv), env=dict(env), cwd=cwd, process_group=group)
     except FileNotFoundError as exc:
         raise CommandNotRunnableError(f"command not found: {argv[0]}", EXIT_NOT_FOUND) from exc
     except PermissionError as exc:

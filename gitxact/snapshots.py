@@ -119,22 +119,52 @@ def from_commit(worktree: Path, commit: str) -> Snapshot:
 def restore_files(worktree: Path, git_dir: Path, snapshot: Snapshot, env: dict[str, str] | None = None) -> None:
     """Make files and index exactly what *snapshot* recorded (HEAD is the caller's job).
 
-    ``read-tree --reset -u CURRENT W`` is git's own two-tree switch: it rewrites
-    changed files, brings back deleted ones and removes files that exist now but not
-    in the snapshot. Ignored files are in neither tree, so they are left alone.
+    All of it happens in a private copy of the index (stat data included): ``add -A``
+    makes it the worktree as it is now (tree ``CURRENT``); ``read-tree --reset -u
+    CURRENT W`` is git's own two-tree switch, which rewrites changed files, brings back
+    deleted ones and removes files that exist now but not in the snapshot (ignored
+    files are in neither tree, so they are left alone); ``read-tree --reset I`` then
+    makes it the snapshot's index, keeping stat data for every entry that did not
+    change. Finally the copy replaces the real index the way git replaces it: take
+    ``index.lock`` with O_EXCL (so a raw git at work there makes this fail instead of
+    being overwritten), rename the copy onto the lock, rename the lock onto the index.
+    Because stat data survives, no refresh of the whole worktree is needed afterwards.
     """
-    current = worktree_tree(worktree, git_dir, env)
-    scratch = git_dir / f"gitxact-index-{secrets.token_hex(6)}"
+    scratch = _temp_index(git_dir)
     child = {**(env or {}), "GIT_INDEX_FILE": str(scratch)}
     try:
-        git.run(["read-tree", current], worktree, env=child)
+        git.run(["add", "-A", "--", "."], worktree, env=child)
+        current = git.run(["write-tree"], worktree, env=child).stdout.strip()
         git.run(["read-tree", "--reset", "-u", current, snapshot.worktree_tree], worktree, env=child)
+        git.run(["read-tree", "--reset", snapshot.index_tree], worktree, env=child)
+        _install_index(git_dir, scratch)
     finally:
+        for leftover in (scratch, scratch.with_name(scratch.name + ".lock")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+def _install_index(git_dir: Path, replacement: Path) -> None:
+    """Replace ``<git_dir>/index`` with *replacement* under git's own ``index.lock`` protocol."""
+    index = git_dir / "index"
+    lock = git_dir / "index.lock"
+    try:
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except FileExistsError:
+        raise OperationFailedError(
+            f"{lock} exists: another git process is working in this worktree",
+            hint="wait for it, or if none runs, `gitxact recover` removes a lock whose owner is dead",
+        ) from None
+    os.close(fd)
+    try:
         with contextlib.suppress(FileNotFoundError):
-            scratch.unlink()
-    git.run(["read-tree", "--reset", snapshot.index_tree], worktree, env=env)
-    # read-tree leaves no stat data; refreshing now saves every later `status` a full rehash.
-    git.run(["update-index", "-q", "--refresh"], worktree, check=False, env=env)
+            os.chmod(replacement, os.stat(index).st_mode & 0o777)
+        os.replace(replacement, lock)
+        os.replace(lock, index)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+        raise
 
 
 def has_changes(worktree: Path) -> bool:

@@ -84,6 +84,8 @@ class StateFile(Generic[M]):
             raw = read_regular_file(path)
         except StateError as exc:
             raise _Corrupt(exc.reason) from exc
+        except FileNotFoundError as exc:
+            raise _Corrupt("does not exist") from exc
         if not raw.strip():
             raise _Corrupt("is empty")
         try:

@@ -11,7 +11,9 @@ from gitxact.state import StateModel
 
 
 def _table() -> list[tuple[str, type[StateModel]]]:
+    from gitxact.journal import Journal
     from gitxact.leases import LeaseState
+    from gitxact.recover import RecoverState
     from gitxact.tracker import TrackerState
     from gitxact.workspace import Meta
 
@@ -19,6 +21,8 @@ def _table() -> list[tuple[str, type[StateModel]]]:
         ("meta.json", Meta),
         ("tracker.json", TrackerState),
         ("leases.json", LeaseState),
+        ("journal-*.json", Journal),
+        ("recover.json", RecoverState),
     ]
 
 

@@ -16,6 +16,8 @@ from gitxact.documents import Document
 from gitxact.errors import StateError
 from gitxact.lockqueue import Party
 from gitxact.locks import Level, summarize_waits
+from gitxact.recover import LastRecover, last_recover
+from gitxact.txdocs import TxInfo, list_transactions
 from gitxact.workspace import STATE_DIR, Workspace
 from gitxact.worktree_docs import LeaseInfo
 
@@ -75,6 +77,8 @@ class StatusDoc(Document):
     lock_times: dict[str, Any]
     #: Worktree leases (no token, no token hash; ``dirty`` is left to ``worktree list``).
     leases: list[LeaseInfo] = Field(default_factory=list)
+    transactions: list[TxInfo] = Field(default_factory=list)
+    last_recover: LastRecover | None = None
 
 
 def collect(ws: Workspace) -> StatusDoc:
@@ -112,6 +116,8 @@ def collect(ws: Workspace) -> StatusDoc:
         state_files=files,
         lock_times=summarize_waits(ws.locks.stats()),
         leases=_leases(ws),
+        transactions=list_transactions(ws).transactions,
+        last_recover=last_recover(ws),
     )
 
 

@@ -23,7 +23,10 @@ from gitxact.locks import Grant, Locks, WaitObserver
 from gitxact.state import M, StateFile, StateModel, StateStore
 
 if TYPE_CHECKING:
+    from gitxact.recover import RecoverDoc
+    from gitxact.tdd import TddSequence
     from gitxact.tracker import Tracker
+    from gitxact.transactions import Transaction, Transactions
     from gitxact.worktrees import Worktrees
 
 LOCKS_DIR = "locks"
@@ -157,3 +160,28 @@ class Workspace:
         from gitxact.worktrees import Worktrees
 
         return Worktrees(self)
+
+    @cached_property
+    def transactions(self) -> Transactions:
+        """This worktree's transactions: begin / savepoint / rollback / commit."""
+        from gitxact.transactions import Transactions
+
+        return Transactions(self)
+
+    def transaction(self, name: str | None = None) -> Transaction:
+        """``with ws.transaction() as tx:`` commits at the end of the block, rolls back if it raises."""
+        from gitxact.transactions import Transaction
+
+        return Transaction(self.transactions, name)
+
+    def tdd(self, check: str | None = None, *, shell: bool = False, timeout: float | None = None) -> TddSequence:
+        """``with ws.tdd(check="pytest -q") as seq:`` red / green / refactor; done at the end, abort on error."""
+        from gitxact.tdd import TddSequence
+
+        return TddSequence(self, check, shell=shell, timeout=timeout)
+
+    def recover(self) -> RecoverDoc:
+        """Finish or roll back interrupted transactions and clear git locks left by dead processes."""
+        from gitxact.recover import run_recover
+
+        return run_recover(self)

@@ -414,6 +414,103 @@ def bench_worktrees(tmp: Path, quick: bool) -> None:
     )
 
 
+def make_big_repo(root: Path, files: int = 10_000) -> Path:
+    """A repository with *files* small tracked files in 100 folders (one commit)."""
+    repo = make_repo(root, "big")
+    for i in range(files):
+        folder = repo / f"d{i % 100:02d}"
+        folder.mkdir(exist_ok=True)
+        (folder / f"f{i:05d}.txt").write_text(f"file {i}\n" * 4)
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "b",
+        "GIT_AUTHOR_EMAIL": "b@b",
+        "GIT_COMMITTER_NAME": "b",
+        "GIT_COMMITTER_EMAIL": "b@b",
+    }
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True, env=env)
+    subprocess.run(["git", "commit", "-q", "-m", "10k files"], cwd=repo, check=True, env=env)
+    subprocess.run(["git", "status", "-s"], cwd=repo, check=True, stdout=subprocess.DEVNULL)  # warm the index
+    return repo
+
+
+def bench_transactions(tmp: Path, quick: bool) -> None:
+    """``tx begin`` + ``tx rollback`` on 10k files vs ``git stash create`` + ``git reset --hard``.
+
+    Each round starts from the same dirty state (3 modified files, 1 staged, 1
+    untracked), then "works" (more edits, a new file) between save and restore; only
+    the save and the restore are timed. The baseline does less than gitxact: stash
+    create ignores untracked files and reset --hard neither restores the saved state
+    nor removes new files, so the ratio is an upper bound on gitxact's overhead.
+    """
+    repo = make_big_repo(tmp)
+    ws = Workspace(repo)
+    ws.init()
+    git = ["git", "-C", str(repo)]
+
+    def dirty(round_: int) -> None:
+        for i in range(3):
+            (repo / f"d{i:02d}" / f"f{i:05d}.txt").write_text(f"edited in round {round_}\n")
+        (repo / "d50" / "f00050.txt").write_text(f"staged {round_}\n")
+        subprocess.run([*git, "add", "d50/f00050.txt"], check=True)
+        (repo / "untracked.txt").write_text("wip\n")
+
+    def work() -> None:
+        (repo / "d07" / "f00007.txt").write_text("work\n")
+        (repo / "new-file.txt").write_text("new\n")
+
+    def settle() -> None:  # the same clean start for every round, untimed
+        subprocess.run([*git, "reset", "-q", "--hard"], check=True)
+        subprocess.run([*git, "clean", "-qfd"], check=True)
+
+    def lib_tx() -> float:
+        start = time.perf_counter()
+        ws.transactions.begin()
+        mid = time.perf_counter()
+        work()
+        again = time.perf_counter()
+        ws.transactions.rollback()
+        return (mid - start) + (time.perf_counter() - again)
+
+    def cli_tx() -> float:
+        start = time.perf_counter()
+        subprocess.run([*GITXACT, "-C", str(repo), "tx", "begin"], check=True, stdout=subprocess.DEVNULL)
+        mid = time.perf_counter()
+        work()
+        again = time.perf_counter()
+        subprocess.run([*GITXACT, "-C", str(repo), "tx", "rollback"], check=True, stdout=subprocess.DEVNULL)
+        return (mid - start) + (time.perf_counter() - again)
+
+    def raw() -> float:
+        start = time.perf_counter()
+        subprocess.run([*git, "stash", "create"], check=True, stdout=subprocess.DEVNULL)
+        mid = time.perf_counter()
+        work()
+        again = time.perf_counter()
+        subprocess.run([*git, "reset", "-q", "--hard"], check=True)
+        return (mid - start) + (time.perf_counter() - again)
+
+    rounds = 5 if quick else 15
+    for label, ours in (("library calls", lib_tx), ("CLI processes", cli_tx)):
+        times_ours: list[float] = []
+        times_raw: list[float] = []
+        for round_ in range(rounds):
+            settle()
+            dirty(round_)
+            times_ours.append(ours())
+            settle()
+            dirty(round_)
+            times_raw.append(raw())
+        a, b = statistics.median(times_ours), statistics.median(times_raw)
+        row(
+            f"tx begin + rollback, 10k files ({label})",
+            ms(a),
+            f"{ms(b)} (git stash create + git reset --hard)",
+            f"{a / b:.1f}x",
+            "goal <= 2x: " + ("met" if a <= 2 * b else "NOT met"),
+        )
+
+
 SECTIONS: list[tuple[str, Callable[[Path, bool], None]]] = [
     ("gx", bench_gx),
     ("hooks", bench_hooks),
@@ -423,6 +520,7 @@ SECTIONS: list[tuple[str, Callable[[Path, bool], None]]] = [
     ("start-up", bench_startup),
     ("contention", bench_contention),
     ("worktrees", bench_worktrees),
+    ("transactions", bench_transactions),
 ]
 
 

@@ -39,7 +39,11 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     before = sorted(p.name for p in home.iterdir())
+    environ = dict(os.environ)
     yield home
+    # In-process CLI calls (tests/test_hostile.py) adjust os.environ for themselves.
+    os.environ.clear()
+    os.environ.update(environ)
     after = sorted(p.name for p in home.iterdir())
     assert after == before, f"a test wrote into $HOME: {set(after) - set(before)}"
 

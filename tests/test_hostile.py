@@ -122,20 +122,22 @@ def test_random_bytes_in_state_files(
     inside: Path, capsys: pytest.CaptureFixture[str], blob: bytes, name: str, backup_too: bool
 ) -> None:
     state = inside / ".git" / "gitxact" / "state"
-    for _ in range(2):
-        assert main(["tracker", "incr", "n"]) == 0
-    capsys.readouterr()
-    (state / name).write_bytes(blob)
-    if backup_too:
-        (state / f"{name}.bak").write_bytes(blob[::-1])
-    for args in (["status", "--json"], ["tracker", "get"], ["tracker", "incr", "n"], ["doctor"]):
-        code, _, _ = run_cli(capsys, *args)
-        assert code in (0, 1)
-    code, _, _ = run_cli(capsys, "doctor", "--fix")
-    assert code == 0
-    code, _, _ = run_cli(capsys, "doctor")
-    assert code == 0
-    # Leave the next example a working repository.
-    for leftover in state.iterdir():
-        leftover.unlink()
+    try:
+        for _ in range(2):
+            assert main(["tracker", "incr", "n"]) == 0
+        capsys.readouterr()
+        (state / name).write_bytes(blob)
+        if backup_too:
+            (state / f"{name}.bak").write_bytes(blob[::-1])
+        for args in (["status", "--json"], ["tracker", "get"], ["tracker", "incr", "n"], ["doctor"]):
+            code, _, _ = run_cli(capsys, *args)
+            assert code in (0, 1)
+        code, _, err = run_cli(capsys, "doctor", "--fix")
+        assert code == 0, err
+        code, _, err = run_cli(capsys, "doctor")
+        assert code == 0, err
+    finally:
+        # Leave the next example a working repository.
+        for leftover in state.iterdir():
+            leftover.unlink()
     git("status", cwd=inside)

@@ -30,6 +30,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "hooks": ("hooks_cmd", "hooks"),
     "hook": ("hooks_cmd", "hook"),
     "worktree": ("worktree_cmd", "worktree"),
+    "tx": ("tx_cmd", "tx"),
+    "tdd": ("tdd_cmd", "tdd"),
+    "recover": ("recover_cmd", "recover"),
 }
 
 

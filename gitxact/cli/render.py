@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import click
@@ -10,6 +11,7 @@ from gitxact.console import use_color
 
 if TYPE_CHECKING:
     from gitxact.status import PartyDoc, StatusDoc
+    from gitxact.txdocs import TxInfo
     from gitxact.worktree_docs import AcquireDoc, EndDoc, LeaseListDoc, ReapDoc
 
 
@@ -108,6 +110,15 @@ def render_status(doc: StatusDoc) -> str:
                 ]
             )
         lines.append(table(lease_rows))
+    lines.append(style("transactions", bold=True))
+    lines.append(render_transactions(doc.transactions) or "  (none open)")
+    if doc.last_recover is not None:
+        last = doc.last_recover
+        verdict = style("ok", fg="green") if last.ok else style(f"{len(last.problems)} problem(s)", fg="red")
+        lines.append(
+            f"{style('last recover', bold=True)}  {duration(max(0.0, time.time() - last.at))} ago: "
+            f"{last.actions} action(s), {verdict}"
+        )
     overall = doc.lock_times.get("all", {})
     if overall.get("count"):
         lines.append(style("lock times", bold=True))
@@ -202,4 +213,28 @@ def render_reap(doc: ReapDoc) -> str:
         lines.append(f"locked again: {agent}'s worktree (someone had unlocked it)")
     for agent, why in doc.kept.items():
         lines.append(f"kept {agent}: {why}")
+    return "\n".join(lines)
+
+
+def render_transactions(items: list[TxInfo]) -> str:
+    """One line per open transaction, its savepoints and TDD step indented below."""
+    lines: list[str] = []
+    for tx in items:
+        colour = {"open": "green", "busy": "yellow", "abandoned": "red"}.get(tx.state, "white")
+        head = f"  {tx.tx_id}" + (f" ({tx.name})" if tx.name else "")
+        head += f"  [{tx.worktree_id}]  {style(tx.state, fg=colour)}  {tx.namespace}"
+        lines.append(head)
+        if tx.step is not None:
+            failed = f" failed: {tx.step.failed}" if tx.step.failed else ""
+            lines.append(f"      step: {tx.step.op} ({tx.step.phase}) by pid {tx.step.pid}{failed}")
+        if tx.state == "abandoned":
+            lines.append("      run `gitxact recover`")
+        if tx.tdd is not None:
+            lines.append(f"      tdd: {tx.tdd.step}, {len(tx.tdd.commits)} commit(s)")
+        rows = [
+            [sp.name, (sp.head or "unborn")[:12], (sp.branch or "detached").removeprefix("refs/heads/")]
+            for sp in tx.savepoints
+        ]
+        if rows:
+            lines.append(table(rows, indent="      savepoint "))
     return "\n".join(lines)

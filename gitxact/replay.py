@@ -1,0 +1,160 @@
+"""The decision table ``gitxact recover`` applies to each worktree's journal.
+
+A transaction needs recovery when the process in one of its steps died (or gave up
+on it), or when the library process holding it open in a ``with`` block died. Each
+case has exactly one action, chosen only from what the journal recorded, so
+recovery is deterministic and running it twice changes nothing the second time:
+
+====================================  ==========================================================
+journal: step (op / phase)            recover does
+====================================  ==========================================================
+begin / refs                          undo: delete the start refs created so far; no transaction
+savepoint / refs                      undo: delete that savepoint's refs; transaction stays open
+green, refactor / refs                finish: create the passing savepoint's refs
+red, green, refactor / check          nothing changed yet: drop the step; a sequence with no
+                                      commit yet (red) is discarded with its savepoint refs
+red, green, refactor / commit         finish: move HEAD/branch to the journaled commit
+                                      (compare-and-swap from the recorded old value), then the
+                                      index entries of the paths
+any / restore                         finish the rollback: HEAD/branch to the savepoint (CAS),
+                                      index and files to its snapshot, then drop later savepoints
+any / drop                            finish: delete (or keep, ``savepointKeep``) the refs, close
+no step, holder process dead          the ``with`` block never ended: roll back to start, close
+no step, no holder (CLI) or alive     nothing: an open transaction waiting for its next command
+step whose owner is alive             nothing: it is running (``busy``)
+====================================  ==========================================================
+
+Compare-and-swap keeps recovery from overwriting someone else's work: if the branch
+is neither where the step found it nor where the step was taking it, the step is
+left in the journal and reported as a problem (exit 1), for a person to decide.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitxact import tddsteps, txsteps
+from gitxact.errors import GitxactError, NotARepositoryError
+from gitxact.journal import JournalFile, Owner, TxRecord, all_journals, condition, journal_ids
+from gitxact.txsteps import Ctx
+
+if TYPE_CHECKING:
+    from gitxact.recover import StepReport
+    from gitxact.workspace import Workspace
+
+
+def action_for(tx: TxRecord) -> str:
+    """The row of the decision table for an abandoned transaction."""
+    step = tx.step
+    if step is None:
+        return "roll back to start (holder died)"
+    if step.phase == "refs":
+        return "undo savepoint" if step.op in ("begin", "savepoint") else "finish savepoint"
+    return {
+        "check": "drop interrupted check",
+        "commit": "finish tdd commit",
+        "restore": "finish rollback",
+        "drop": "finish drop",
+    }[step.phase]
+
+
+def _apply(ctx: Ctx, action: str) -> None:
+    tx = ctx.tx
+    step = tx.step
+    if action == "roll back to start (holder died)":
+        txsteps.rollback(ctx, "start", op="rollback", close=True)
+    elif action == "undo savepoint":
+        txsteps.undo_refs(ctx)
+    elif action == "finish savepoint":
+        tddsteps.finish_passing_savepoint(ctx)
+    elif action == "drop interrupted check" and step is not None:
+        tddsteps.clear_check(ctx, step.op)
+    elif action == "finish tdd commit":
+        tddsteps.finish_commit(ctx)
+    elif action == "finish rollback":
+        txsteps.finish_restore(ctx)
+    elif action == "finish drop":
+        txsteps.finish_drop(ctx)
+
+
+def replay_worktree(ws: Workspace, worktree_id: str) -> tuple[list[str], list[str]]:
+    """Apply the decision table to one worktree's journal; returns (actions, problems)."""
+    actions: list[str] = []
+    problems: list[str] = []
+    with ws.locks.worktree(worktree_id):
+        jf = JournalFile(ws, worktree_id)
+        journal = jf.load()
+        # One pass repairs everything: finishing a step can leave a transaction whose
+        # holder is dead too (a library `with` block that died in a check), which then
+        # needs its own row of the table. Each action ends or shrinks the step, so this stops.
+        for _ in range(4):
+            tx = journal.tx
+            if tx is None:
+                break
+            state = condition(tx)
+            if state == "busy" and tx.step is not None:
+                actions.append(
+                    f"{worktree_id}: left {tx.label()} alone: {tx.step.owner.describe()} is in `{tx.step.op}`"
+                )
+                break
+            if state == "open":
+                break
+            action = action_for(tx)
+            try:
+                local = _workspace_of(ws, tx)
+                ctx = Ctx(local, jf, journal, Owner.current(ws.agent, "recover"), recovering=True)
+                _apply(ctx, action)
+            except GitxactError as exc:
+                problems.append(f"{worktree_id}: could not {action} for {tx.label()}: {exc.message}")
+                break
+            now = "still open" if journal.tx is not None else "closed"
+            actions.append(f"{worktree_id}: {action} for {tx.label()} (transaction {now})")
+    return actions, problems
+
+
+def _workspace_of(ws: Workspace, tx: TxRecord) -> Workspace:
+    """A Workspace rooted in the transaction's own worktree (recover may run from another)."""
+    from gitxact.workspace import Workspace
+
+    path = Path(tx.worktree)
+    if not path.is_dir():
+        raise NotARepositoryError(
+            f"its worktree {path} no longer exists; the refs under refs/gitxact/*/{tx.namespace}/{tx.tx_id} are kept"
+        )
+    local = Workspace(path, agent=ws.agent, timeout=ws.locks.default_timeout)
+    if local.layout.worktree_id != tx.worktree_id or local.layout.common_dir != ws.layout.common_dir:
+        raise NotARepositoryError(f"{path} is no longer worktree {tx.worktree_id!r} of this repository")
+    return local
+
+
+def recover_step(ws: Workspace) -> StepReport:
+    """Recover step ``journals``: every worktree's journal, one worktree lock at a time."""
+    from gitxact.recover import StepReport
+
+    report = StepReport(name="journals")
+    for worktree_id in journal_ids(ws):
+        try:
+            actions, problems = replay_worktree(ws, worktree_id)
+        except GitxactError as exc:  # e.g. a damaged journal with no good backup
+            report.problems.append(f"{worktree_id}: {exc.message}")
+            continue
+        report.actions.extend(actions)
+        report.problems.extend(problems)
+    return report
+
+
+def expire_step(ws: Workspace) -> StepReport:
+    """Recover step ``expired-savepoints``: delete kept savepoint refs whose time is up."""
+    from gitxact.recover import StepReport
+
+    report = StepReport(name="expired-savepoints")
+    for worktree_id, journal in all_journals(ws).items():
+        if not journal.kept:
+            continue
+        with ws.locks.worktree(worktree_id):
+            jf = JournalFile(ws, worktree_id)
+            ctx = Ctx(ws, jf, jf.load(), Owner.current(ws.agent, "recover"), recovering=True)
+            deleted = txsteps.expire_kept(ctx)
+        report.actions.extend(f"{worktree_id}: deleted expired {name}" for name in deleted)
+    return report
