@@ -32,6 +32,7 @@ class Finding:
     problem: str
     repair: str
     fixed: bool = False
+    lost_data: bool = False  # the repair could not keep what the file held
 
 
 class FindingDoc(BaseModel):
@@ -75,6 +76,7 @@ def check_state_files(ws: Workspace, fix: bool) -> list[Finding]:
                 "state",
                 f"{path.name} {health.reason}, and its backup is not usable",
                 f"keep the damaged file as {path.name}.corrupt-* and start {path.name} afresh",
+                lost_data=True,
             )
             if fix:
                 with ws.locks.resource(_owner_lock(path.name)):
@@ -88,8 +90,12 @@ def check_state_files(ws: Workspace, fix: bool) -> list[Finding]:
 
 
 def _owner_lock(name: str) -> str:
-    """The resource lock that owns a state file (its name without suffix)."""
-    return name.split(".", 1)[0].replace("/", "-") or "state"
+    """The resource lock a state file's writers take (tracker, leases, meta, recover).
+
+    Journals are written under their worktree's lock, which the exclusive repository
+    lock held by ``--fix`` already excludes; their resource name is then just a name.
+    """
+    return name.split(".", 1)[0] or "state"
 
 
 def check_lock_records(ws: Workspace, fix: bool) -> list[Finding]:
@@ -156,17 +162,104 @@ def _recent(path: os.PathLike[str]) -> bool:
         return False
 
 
+def check_journals(ws: Workspace, fix: bool) -> list[Finding]:
+    """Transactions whose process died mid-step: finished or rolled back as ``recover`` does."""
+    from gitxact.journal import all_journals, condition
+    from gitxact.replay import replay_worktree
+
+    findings: list[Finding] = []
+    for worktree_id, journal in all_journals(ws).items():
+        tx = journal.tx
+        if tx is None or condition(tx) != "abandoned":
+            continue
+        finding = Finding(
+            "transactions",
+            f"transaction {tx.label()} in worktree {worktree_id!r} was interrupted",
+            "finish or roll it back (what `gitxact recover` does)",
+        )
+        if fix:
+            _, problems = replay_worktree(ws, worktree_id)
+            finding.fixed = not problems
+            if problems:
+                finding.problem += ": " + "; ".join(problems)
+        findings.append(finding)
+    return findings
+
+
+def check_savepoint_refs(ws: Workspace, fix: bool) -> list[Finding]:
+    """Savepoint refs that no journal accounts for (left by a crash before the journal knew them).
+
+    Removed when a branch still holds their commit; otherwise they are the last name of
+    that work, and are moved under ``refs/gitxact/snapshots/orphaned/`` instead, where
+    work is kept on purpose.
+    """
+    from gitxact import git, refs
+    from gitxact.journal import all_journals
+
+    known: set[str] = set()
+    for journal in all_journals(ws).values():
+        for kept in journal.kept:
+            known.update(kept.refs)
+        if journal.tx is not None:
+            for savepoint in journal.tx.savepoints:
+                known.update(savepoint.refs())
+            if journal.tx.step is not None and journal.tx.step.savepoint is not None:
+                known.update(journal.tx.step.savepoint.refs())
+    cwd = ws.layout.worktree or ws.layout.common_dir
+    findings: list[Finding] = []
+    for name, oid in sorted(refs.list_refs(cwd, "refs/gitxact/savepoints/").items()):
+        if name in known:
+            continue
+        merged = git.run(["for-each-ref", "--count=1", "--contains", oid, "refs/heads/"], cwd, read_only=True)
+        updates = [refs.RefUpdate(name, None, oid)]
+        if merged.stdout.strip():
+            finding = Finding("refs", f"{name} belongs to no transaction", "delete it (a branch holds its commit)")
+        else:
+            keep_as = "refs/gitxact/snapshots/orphaned/" + name.removeprefix("refs/gitxact/savepoints/")
+            finding = Finding(
+                "refs", f"{name} belongs to no transaction; no branch holds its commit", f"move it to {keep_as}"
+            )
+            updates.append(refs.RefUpdate(keep_as, oid, refs.MUST_NOT_EXIST))
+        if fix:
+            refs.apply(cwd, updates, message="gitxact doctor", env=ws.locks.child_env())
+            finding.fixed = True
+        findings.append(finding)
+    return findings
+
+
+def check_worktrees(ws: Workspace, fix: bool) -> list[Finding]:
+    """Leases whose owner died or expired, half-done acquires/releases, orphan
+    registrations, missing folders, unlocked leased worktrees: what reap would end."""
+    doc = ws.worktrees.reap(dry_run=not fix)
+    findings = [
+        Finding("worktrees", f"{e.agent or e.path}: {e.reason}", e.action, fixed=fix and e.error is None)
+        for e in doc.ended
+    ]
+    findings += [
+        Finding("worktrees", f"the worktree leased to {agent} is not `git worktree lock`ed", "lock it", fixed=fix)
+        for agent in doc.relocked
+    ]
+    return findings
+
+
 #: Every check, in the order they run (foundation first, then features).
 CHECKS: list[tuple[str, Check]] = [
     ("state files", check_state_files),
     ("lock records", check_lock_records),
+    ("transactions", check_journals),
+    ("worktrees", check_worktrees),
+    ("savepoint refs", check_savepoint_refs),
 ]
 
 
 def run(ws: Workspace, *, fix: bool = False) -> DoctorReport:
+    """Run every check; with *fix*, under the exclusive repository lock so no writer of
+    the files being repaired runs at the same time (the tracker's, which takes no
+    repository lock, is repaired under its own resource lock)."""
     findings: list[Finding] = []
-    for _name, check in CHECKS:
-        findings.extend(check(ws, fix))
+    with ws.lock() if fix else contextlib.nullcontext():
+        for _name, check in CHECKS:
+            findings.extend(check(ws, fix))
     return DoctorReport(
         ok=not findings or all(f.fixed for f in findings),
         fixed=fix,

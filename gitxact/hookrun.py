@@ -150,13 +150,17 @@ def pre_commit(where: Location) -> int:
 def transaction_blocks_commit(common_dir: str, worktree_id: str) -> str | None:
     """Why a commit in this worktree must wait for its transaction, or ``None``.
 
-    NOT WIRED YET: the transaction journal belongs to the transactions feature (issue 4).
-    The lead wires this to it: return a reason while the worktree's transaction is
-    rolling back or its journal is abandoned (hint: ``gitxact recover``). It must stay
-    lean (no pydantic, no locks) like the rest of this module, and the pre-commit
-    template's early exit must then also check for the journal file.
+    See :func:`gitxact.journalview.commit_blocker`: rolling back, a TDD commit or a
+    savepoint drop half done, or an interrupted step waiting for ``gitxact recover``.
+    An unreadable journal does not block (``recover``/``doctor`` report it).
     """
-    return None
+    from gitxact import journalview
+
+    try:
+        return journalview.commit_blocker(common_dir, worktree_id)
+    except StateError as exc:
+        _say(f"gitxact: warning: {exc.message}")
+        return None
 
 
 def lease_of_worktree(leases: list[LeaseView], where: Location) -> LeaseView | None:

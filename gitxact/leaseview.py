@@ -14,12 +14,9 @@ Reads take no lock: writers replace the file atomically.
 
 from __future__ import annotations
 
-import json
 import os
-import stat
 
-from gitxact.checksums import checksum_of
-from gitxact.errors import StateError
+from gitxact import stateview
 
 TYPE_CHECKING = False  # see gitxact/__init__.py
 if TYPE_CHECKING:
@@ -27,7 +24,6 @@ if TYPE_CHECKING:
 
 LEASES_FILE = "leases.json"  # = gitxact.leases.LEASES_FILE, which imports pydantic
 _SCHEMA = 1  # = gitxact.leases.LeaseState.SCHEMA
-_LIMIT = 32 * 1024 * 1024
 
 
 class LeaseView:
@@ -63,28 +59,15 @@ def exists(common_dir: str | os.PathLike[str]) -> bool:
 
 def load(common_dir: str | os.PathLike[str]) -> list[LeaseView]:
     """Every lease record of the repository whose common dir is *common_dir*, by agent."""
-    path = leases_path(common_dir)
-    backup = path + ".bak"
-    if not os.path.lexists(path):
-        if not os.path.lexists(backup):
-            return []
-        problem = "is missing but its backup exists"
-    else:
-        try:
-            return _decode(path)
-        except _Corrupt as exc:
-            problem = str(exc)
-    try:
-        return _decode(backup)
-    except _Corrupt as exc:
-        from pathlib import Path  # the error path only
+    data = stateview.load(leases_path(common_dir), "leases", _SCHEMA, _records)
+    return [] if data is None else _records(data)
 
-        reason = str(exc) if os.path.lexists(backup) else "does not exist"
-        raise StateError(
-            Path(path),
-            f"{problem}; its backup {LEASES_FILE}.bak {reason}",
-            hint="run `gitxact doctor --fix` to rebuild it from git (or restore the file by hand)",
-        ) from None
+
+def _records(data: dict[str, Any]) -> list[LeaseView]:
+    records = data.get("leases", {})
+    if not isinstance(records, dict):
+        raise stateview.Corrupt("does not validate: leases is not a mapping")
+    return sorted((_lease(record) for record in records.values()), key=lambda lease: lease.agent)
 
 
 def for_branch(leases: list[LeaseView], ref: str) -> LeaseView | None:
@@ -103,56 +86,10 @@ def for_path(leases: list[LeaseView], path: str) -> LeaseView | None:
     return None
 
 
-class _Corrupt(Exception):
-    pass
-
-
-def _read(path: str) -> bytes:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError as exc:
-        raise _Corrupt(f"cannot be read ({exc.strerror})") from exc
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > _LIMIT:
-            raise _Corrupt("is not a regular file of sane size")
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
-def _decode(path: str) -> list[LeaseView]:
-    try:
-        envelope: Any = json.loads(_read(path))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _Corrupt("is not valid JSON") from exc
-    if not isinstance(envelope, dict) or envelope.get("format") != "gitxact-state":
-        raise _Corrupt("is not a gitxact state file")
-    if envelope.get("kind") != "leases":
-        raise _Corrupt(f"holds {envelope.get('kind')!r} data, expected 'leases'")
-    try:
-        expected = checksum_of(envelope)
-    except (TypeError, ValueError) as exc:
-        raise _Corrupt("holds values that cannot be checksummed") from exc
-    if envelope.get("checksum") != expected:
-        raise _Corrupt("checksum mismatch (the file was changed or damaged outside gitxact)")
-    schema, data = envelope.get("schema"), envelope.get("data")
-    if not isinstance(schema, int) or schema > _SCHEMA or not isinstance(data, dict):
-        raise _Corrupt("has a malformed header or a newer schema")
-    records = data.get("leases", {})
-    if not isinstance(records, dict):
-        raise _Corrupt("does not validate: leases is not a mapping")
-    leases = [_lease(record) for record in records.values()]
-    return sorted(leases, key=lambda lease: lease.agent)
-
-
 def _lease(record: Any) -> LeaseView:
     if not isinstance(record, dict):
-        raise _Corrupt("does not validate: a lease is not a mapping")
+        raise stateview.Corrupt("does not validate: a lease is not a mapping")
     agent, path, branch, worktree_id = (record.get(k) for k in ("agent", "path", "branch", "worktree_id"))
     if not (isinstance(agent, str) and isinstance(path, str) and isinstance(branch, str)):
-        raise _Corrupt("does not validate: a lease lacks agent, path or branch")
+        raise stateview.Corrupt("does not validate: a lease lacks agent, path or branch")
     return LeaseView(agent, path, branch, worktree_id if isinstance(worktree_id, str) else None)

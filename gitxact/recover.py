@@ -73,10 +73,45 @@ class RecoverState(StateModel):
 
 RecoverStep = Callable[["Workspace"], StepReport]
 
+
 #: The steps, in order. One line per feature; keep ``git-locks`` first.
+def state_files_step(ws: Workspace) -> StepReport:
+    """Restore damaged state files from their backups (or start them afresh), clear dead lock records."""
+    from gitxact import doctor
+
+    findings = doctor.check_state_files(ws, True) + doctor.check_lock_records(ws, True)
+    report = StepReport(name="state-files")
+    for finding in findings:
+        if finding.fixed and not finding.lost_data:
+            report.actions.append(f"{finding.problem}: {finding.repair}")
+        else:
+            # A file restarted empty is repaired, but what it held is gone: say so (exit 1) once.
+            done = " (done)" if finding.fixed else ""
+            report.problems.append(f"{finding.problem}: {finding.repair}{done}")
+    return report
+
+
+def leases_step(ws: Workspace) -> StepReport:
+    """End leases whose owner died or whose TTL passed, finish half-done acquires/releases."""
+    doc = ws.worktrees.reap()
+    report = StepReport(name="leases")
+    for item in doc.ended:
+        what = f"{item.action} {item.agent or item.path} ({item.reason})"
+        if item.snapshot_ref:
+            what += f"; uncommitted work saved to {item.snapshot_ref}"
+        if item.error:
+            report.problems.append(f"{what}: {item.error}")
+        else:
+            report.actions.append(what)
+    report.actions += [f"locked {agent}'s worktree again" for agent in doc.relocked]
+    return report
+
+
 STEPS: list[tuple[str, RecoverStep]] = [
     ("git-locks", gitlocks.recover_step),
+    ("state-files", state_files_step),
     ("journals", replay.recover_step),
+    ("leases", leases_step),
     ("expired-savepoints", replay.expire_step),
 ]
 
