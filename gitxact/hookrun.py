@@ -134,14 +134,16 @@ def pre_commit(where: Location) -> int:
     if blocker is not None:
         _say(f"gitxact: commit refused: {blocker}")
         return EXIT_REFUSED
-    agent = os.environ.get("GITXACT_AGENT")
-    if not agent or where.worktree is None:
+    agent = os.environ.get("GITXACT_AGENT") or None
+    token = leaseview.env_token()
+    if not (agent or token) or where.worktree is None:
         return 0
     owner = lease_of_worktree(_leases(where, strict=False), where)
-    if owner is not None and owner.agent != agent:
+    why = None if owner is None else leaseview.trespass(owner.agent, owner.token_hash, agent, token)
+    if owner is not None and why is not None:
         _say(
-            f"gitxact: commit refused: this worktree ({owner.path}) is leased to {owner.agent!r}, "
-            f"but GITXACT_AGENT={agent!r}\nhint: commit from your own worktree (`gitxact worktree list`)"
+            f"gitxact: commit refused: this worktree ({owner.path}): {why}"
+            "\nhint: commit from your own worktree (`gitxact worktree list`)"
         )
         return EXIT_REFUSED
     return 0
@@ -188,6 +190,7 @@ def reference_transaction(where: Location, state: str, updates: str) -> int:
     if state != "prepared" or os.environ.get(gitlite.INTERNAL_ENV) == "1":
         return 0
     agent = os.environ.get("GITXACT_AGENT") or None
+    token = leaseview.env_token()
     leases: list[LeaseView] | None = None
     problems: list[str] = []
     for line in updates.splitlines():
@@ -202,7 +205,7 @@ def reference_transaction(where: Location, state: str, updates: str) -> int:
             if deleting:
                 problems.append(f"{ref}: only gitxact deletes its own refs (they keep savepoints and snapshots alive)")
             continue
-        if not ref.startswith("refs/heads/") or not (deleting or agent):
+        if not ref.startswith("refs/heads/") or not (deleting or agent or token):
             continue
         if leases is None:
             leases = _leases(where, strict=False)
@@ -211,8 +214,10 @@ def reference_transaction(where: Location, state: str, updates: str) -> int:
             continue
         if deleting:
             problems.append(f"{ref}: the branch is leased to {lease.agent!r} (worktree {lease.path})")
-        elif agent != lease.agent:
-            problems.append(f"{ref}: leased to {lease.agent!r}, but this process acts for GITXACT_AGENT={agent!r}")
+        else:
+            why = leaseview.trespass(lease.agent, lease.token_hash, agent, token)
+            if why is not None:
+                problems.append(f"{ref}: {why}")
     if problems:
         _say("gitxact: ref update refused:\n  " + "\n  ".join(problems))
         _say("hint: leased branches and refs/gitxact/* change through their owner or gitxact itself")

@@ -9,14 +9,13 @@ changed only under the ``leases`` resource lock.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import time
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
+from gitxact import leaseview
 from gitxact.identity import ProcessIdentity
 from gitxact.state import StateFile, StateModel
 
@@ -71,7 +70,7 @@ class Lease(BaseModel):
         return not self.expired(now) and not self.owner_dead()
 
     def token_matches(self, token: str) -> bool:
-        return hmac.compare_digest(self.token_hash, hash_token(token))
+        return leaseview.token_matches(self.token_hash, token)
 
 
 class LeaseState(StateModel):
@@ -81,9 +80,7 @@ class LeaseState(StateModel):
     leases: dict[str, Lease] = Field(default_factory=dict)
 
 
-def hash_token(token: str) -> str:
-    """Tokens are 256-bit random secrets, so a plain SHA-256 is enough to store them."""
-    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+hash_token = leaseview.hash_token
 
 
 def leases_file(ws: Workspace) -> StateFile[LeaseState]:

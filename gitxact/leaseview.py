@@ -14,6 +14,8 @@ Reads take no lock: writers replace the file atomically.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 
 from gitxact import stateview
@@ -29,13 +31,16 @@ _SCHEMA = 1  # = gitxact.leases.LeaseState.SCHEMA
 class LeaseView:
     """The fields of a lease record the guard and the hooks need."""
 
-    __slots__ = ("agent", "branch", "path", "worktree_id")
+    __slots__ = ("agent", "branch", "path", "token_hash", "worktree_id")
 
-    def __init__(self, agent: str, path: str, branch: str, worktree_id: str | None) -> None:
+    def __init__(
+        self, agent: str, path: str, branch: str, worktree_id: str | None, token_hash: str | None = None
+    ) -> None:
         self.agent = agent
         self.path = path
         self.branch = branch
         self.worktree_id = worktree_id
+        self.token_hash = token_hash
 
     @property
     def short_branch(self) -> str:
@@ -46,6 +51,41 @@ class LeaseView:
 
     def __repr__(self) -> str:
         return f"LeaseView({self.agent!r}, {self.path!r}, {self.branch!r})"
+
+
+#: The lease token of the agent a process works for; set by the orchestrator.
+TOKEN_ENV = "GITXACT_LEASE_TOKEN"  # noqa: S105 - the name of a variable, not a secret
+
+
+def env_token() -> str | None:
+    return os.environ.get(TOKEN_ENV) or None
+
+
+def hash_token(token: str) -> str:
+    """Tokens are 256-bit random secrets, so a plain SHA-256 is enough to store them."""
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_matches(token_hash: str | None, token: str) -> bool:
+    return token_hash is not None and hmac.compare_digest(token_hash, hash_token(token))
+
+
+def trespass(lease_agent: str, token_hash: str | None, agent: str | None, token: str | None) -> str | None:
+    """Why a process acting for *agent* with *token* may not change this lease's work, or None.
+
+    The lease's token settles it when the process shows one (``GITXACT_LEASE_TOKEN``): the
+    right token may act (an orchestrator cleaning up for its agent), a wrong one never.
+    Without a token, a process that names another agent is refused; one that names no
+    agent is a person and may act (the boundary stops agents' mistakes; it is not an
+    access control: anyone who can write the folder can write the files).
+    """
+    if token:
+        if token_matches(token_hash, token):
+            return None
+        return f"{TOKEN_ENV} is not the token of the lease held by {lease_agent!r}"
+    if agent and agent != lease_agent:
+        return f"it is leased to {lease_agent!r}, but GITXACT_AGENT={agent!r}"
+    return None
 
 
 def leases_path(common_dir: str | os.PathLike[str]) -> str:
@@ -89,7 +129,15 @@ def for_path(leases: list[LeaseView], path: str) -> LeaseView | None:
 def _lease(record: Any) -> LeaseView:
     if not isinstance(record, dict):
         raise stateview.Corrupt("does not validate: a lease is not a mapping")
-    agent, path, branch, worktree_id = (record.get(k) for k in ("agent", "path", "branch", "worktree_id"))
+    agent, path, branch, worktree_id, token_hash = (
+        record.get(k) for k in ("agent", "path", "branch", "worktree_id", "token_hash")
+    )
     if not (isinstance(agent, str) and isinstance(path, str) and isinstance(branch, str)):
         raise stateview.Corrupt("does not validate: a lease lacks agent, path or branch")
-    return LeaseView(agent, path, branch, worktree_id if isinstance(worktree_id, str) else None)
+    return LeaseView(
+        agent,
+        path,
+        branch,
+        worktree_id if isinstance(worktree_id, str) else None,
+        token_hash if isinstance(token_hash, str) else None,
+    )

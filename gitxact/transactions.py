@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from gitxact import leases, txsteps
+from gitxact import leases, leaseview, txsteps
 from gitxact.errors import GitxactError, InvalidNameError, OperationFailedError, RefusedError, UsageError
 from gitxact.journal import JournalFile, Owner, SavepointRecord, TxRecord, condition
 from gitxact.txsteps import Ctx
@@ -103,12 +103,14 @@ class Transactions:
 
     def _check_agent_boundary(self) -> None:
         agent = self.ws.agent
-        if agent is None:
+        token = leaseview.env_token()
+        if agent is None and token is None:
             return
         lease = leases.for_path(self.ws, self.ws.layout.require_worktree())
-        if lease is not None and lease.agent != agent:
+        why = None if lease is None else leaseview.trespass(lease.agent, lease.token_hash, agent, token)
+        if why is not None:
             raise RefusedError(
-                f"worktree {self.ws.layout.worktree} is leased to agent {lease.agent!r}, not {agent!r}",
+                f"worktree {self.ws.layout.worktree}: {why}",
                 hint="run transactions in your own worktree (gitxact worktree acquire)",
             )
 

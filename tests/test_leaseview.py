@@ -38,12 +38,16 @@ def test_agrees_with_the_pydantic_reader(repo: Path) -> None:
 
 def test_tampered_file_falls_back_to_its_backup_like_state_does(repo: Path) -> None:
     acquire(repo, "alice")
-    acquire(repo, "bob")  # the previous generation (alice only) is now the .bak
+    acquire(repo, "bob")  # the previous generation (bob still being claimed) is now the .bak
     path = Path(leaseview.leases_path(repo / ".git"))
+    backup = json.loads(Path(str(path) + ".bak").read_text())
+    assert backup["data"]["leases"]["bob"]["phase"] != "active"
     envelope = json.loads(path.read_text())
     envelope["data"]["leases"]["bob"]["branch"] = "gitxact/mallory"  # checksum no longer matches
     path.write_text(json.dumps(envelope))
-    assert [v.agent for v in leaseview.load(repo / ".git")] == ["alice"]
+    views = leaseview.load(repo / ".git")
+    assert [v.agent for v in views] == ["alice", "bob"]
+    assert views[1].branch == "gitxact/bob", "the tampered generation is not believed"
     _same(repo)
 
 

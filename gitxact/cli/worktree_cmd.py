@@ -8,8 +8,7 @@ import click
 
 from gitxact.cli.context import AppContext, emit, json_option, pass_app, timeout_option
 from gitxact.cli.render import render_acquire, render_end, render_lease_list, render_reap
-
-TOKEN_ENV = "GITXACT_LEASE_TOKEN"  # noqa: S105 - the name of a variable, not a secret
+from gitxact.leaseview import TOKEN_ENV
 
 
 def token_option(func: click.decorators.FC) -> click.decorators.FC:
