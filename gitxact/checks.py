@@ -88,7 +88,7 @@ def parse(command: str, *, shell: bool = False, timeout: float | None = None) ->
         argv = shlex.split(command)
     except ValueError as exc:
         raise UsageError(f"cannot parse --check {command!r}: {exc}", hint="fix the quoting, or use --shell") from exc
-    if not argv:
+    if not argv or not argv[0]:
         raise UsageError("the --check command is empty")
     return CheckSpec(argv, command, False, timeout or None)
 
@@ -151,7 +151,9 @@ def run(
             proc = runner.start(spec.argv, env=child_env, cwd=cwd, capture=True, own_group=True)
         except CommandNotRunnableError as exc:
             os.write(fd, f"# {exc.message}\n".encode())
-            raise
+            # Unlike `gitxact lock -- CMD`, whose exit is CMD's (126/127 as a shell says),
+            # a check that cannot start is a mistake in the --check argument: exit 2.
+            raise UsageError(f"the --check command cannot run: {exc.message}", hint=exc.hint) from exc
         interrupted: list[int] = []
         timed_out = False
         deadline = None if spec.timeout is None else started + spec.timeout

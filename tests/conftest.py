@@ -93,3 +93,13 @@ def repo(tmp_path: Path) -> Path:
     git("add", "README", cwd=path)
     git("commit", "-q", "-m", "initial", cwd=path)
     return path
+
+
+@pytest.fixture
+def inside(repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """*repo*, initialized, as the current folder: for tests that call the CLI in-process."""
+    from gitxact.cli.main import main
+
+    monkeypatch.chdir(repo)
+    assert main(["init"]) == 0
+    return repo

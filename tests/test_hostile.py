@@ -8,55 +8,16 @@ entry point and the same single error handler the console script uses.
 from __future__ import annotations
 
 import json
-import os
 import string
 from pathlib import Path
 
 import pytest
 from conftest import git
+from hostilehelp import SETTINGS, json_values, run_cli, tree_snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gitxact.cli.main import main
-
-SETTINGS = settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=12,
-)
-
-
-def tree_snapshot(root: Path) -> dict[str, int]:
-    """Every file under *root* except gitxact's own folder, with its size."""
-    found: dict[str, int] = {}
-    for folder, dirs, files in os.walk(root):
-        if "gitxact" in dirs and folder.endswith(".git"):
-            dirs.remove("gitxact")
-        for name in files:
-            path = Path(folder, name)
-            found[str(path.relative_to(root))] = path.lstat().st_size
-    return found
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    assert "internal error" not in err, err
-    return code, out, err
-
-
-@pytest.fixture
-def inside(repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(repo)
-    assert main(["init"]) == 0
-    return repo
 
 
 @SETTINGS
