@@ -75,7 +75,7 @@ class StatusDoc(Document):
     locks: list[LockDoc]
     state_files: list[StateFileDoc]
     lock_times: dict[str, Any]
-    #: Worktree leases (no token, no token hash; ``dirty`` is left to ``worktree list``).
+    #: Worktree leases, with dirty/clean and ahead/behind (never a token or its hash).
     leases: list[LeaseInfo] = Field(default_factory=list)
     transactions: list[TxInfo] = Field(default_factory=list)
     last_recover: LastRecover | None = None
@@ -125,7 +125,7 @@ def _leases(ws: Workspace) -> list[LeaseInfo]:
     from gitxact.lease_report import collect
 
     try:
-        return collect(ws, details=False).leases
+        return collect(ws).leases
     except StateError:
         return []  # the state_files section already names the damaged file
 

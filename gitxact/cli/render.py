@@ -22,10 +22,16 @@ def style(text: str, **kwargs: object) -> str:
 def table(rows: list[list[str]], indent: str = "  ") -> str:
     if not rows:
         return ""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    # Widths by what shows: a colored cell carries escape codes that take no columns.
+    widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
-        indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
+        indent + "  ".join(cell + " " * (w - _width(cell)) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
     )
+
+
+def _width(cell: str) -> int:
+    return len(click.unstyle(cell)) if "\x1b" in cell else len(cell)
 
 
 def duration(seconds: float) -> str:
@@ -99,13 +105,15 @@ def render_status(doc: StatusDoc) -> str:
                 if lease.phase != "active"
                 else ("live" if lease.live else "expired" if lease.expired else "owner gone")
             )
+            work = {True: style("dirty", fg="yellow"), False: "clean", None: "?"}[lease.dirty]
             lease_rows.append(
                 [
                     lease.agent,
                     lease.branch,
                     f"pid {lease.owner.pid} {alive}",
-                    state,
-                    _age(lease.heartbeat_age),
+                    style(state, fg="green" if state == "live" else "yellow"),
+                    work,
+                    f"heartbeat {_age(lease.heartbeat_age)}",
                     lease.path,
                 ]
             )
