@@ -58,6 +58,7 @@ def test_status_colors_only_on_a_terminal_and_never_with_no_color(busy: Path) ->
     assert "alice" in colored
     plain = on_a_terminal([*GITXACT, "status"], busy, {**env, "NO_COLOR": "1"})
     assert "\x1b[" not in plain
+
     def words(text: str) -> list[str]:  # ages and times change between the two runs
         return [word for word in text.split() if not any(ch.isdigit() for ch in word)]
 
