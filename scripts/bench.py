@@ -258,25 +258,8 @@ def bench_gx(tmp: Path, quick: bool) -> None:
 
 
 def _lease(repo: Path, agent: str) -> Path:
-    """A lease as `gitxact worktree acquire` makes it (tests/leasehelp.py does the same)."""
-    from gitxact.identity import ProcessIdentity
-    from gitxact.leases import Lease, hash_token, leases_file
-
-    path = repo.parent / f"{repo.name}-{agent}"
-    argv = ["git", "worktree", "add", "-q", "--lock", "-b", f"gitxact/{agent}", str(path)]
-    subprocess.run(argv, cwd=repo, check=True)
-    ws = Workspace(repo)
-    me, now = ProcessIdentity.current(), time.time()
-    with ws.locks.resource("leases"):
-        state_file = leases_file(ws)
-        state = state_file.load(repair=True)
-        state.leases[agent] = Lease(
-            agent=agent, path=str(path), branch=f"gitxact/{agent}", base="main", token_hash=hash_token(agent),
-            owner_pid=me.pid, owner_host=me.host, owner_start=me.start, created=now, heartbeat=now, ttl=3600,
-            worktree_id=path.name,
-        )  # fmt: skip
-        state_file.save(state)
-    return path
+    """A live lease owned by this process (the real library acquire)."""
+    return Path(Workspace(repo).worktrees.acquire(agent, owner_pid=os.getpid()).path)
 
 
 def bench_hooks(tmp: Path, quick: bool) -> None:
