@@ -27,12 +27,12 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from gitxact import console
+from gitxact import console, stateview
 from gitxact.checksums import checksum_of
 from gitxact.errors import StateError
 from gitxact.fsutil import ensure_private_dir, read_regular_file, write_atomic
 
-FORMAT = "gitxact-state"
+FORMAT = stateview.FORMAT
 REPAIR_HINT = "run `gitxact doctor --fix` to rebuild it from git (or restore the file by hand)"
 
 
@@ -86,22 +86,10 @@ class StateFile(Generic[M]):
             raise _Corrupt(exc.reason) from exc
         except FileNotFoundError as exc:
             raise _Corrupt("does not exist") from exc
-        if not raw.strip():
-            raise _Corrupt("is empty")
         try:
-            envelope = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise _Corrupt(f"is not valid JSON ({exc.__class__.__name__})") from exc
-        if not isinstance(envelope, dict) or envelope.get("format") != FORMAT:
-            raise _Corrupt("is not a gitxact state file")
-        if envelope.get("kind") != self.model.KIND:
-            raise _Corrupt(f"holds {envelope.get('kind')!r} data, expected {self.model.KIND!r}")
-        try:
-            expected = checksum_of(envelope)
-        except (TypeError, ValueError) as exc:
-            raise _Corrupt("holds values that cannot be checksummed") from exc
-        if envelope.get("checksum") != expected:
-            raise _Corrupt("checksum mismatch (the file was changed or damaged outside gitxact)")
+            envelope = stateview.open_envelope(raw, self.model.KIND)
+        except stateview.Corrupt as exc:
+            raise _Corrupt(str(exc)) from exc
         schema = envelope.get("schema")
         generation = envelope.get("generation")
         data = envelope.get("data")

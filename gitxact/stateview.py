@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 _LIMIT = 32 * 1024 * 1024
 
 
+#: The envelope marker of every state file.
+FORMAT = "gitxact-state"
+
+
 class Corrupt(Exception):
     """Why one generation of a state file cannot be used."""
 
@@ -45,15 +49,19 @@ def _read(path: str) -> bytes:
         os.close(fd)
 
 
-def decode(
-    path: str, kind: str, schema: int, check: Callable[[dict[str, Any]], object] | None = None
-) -> dict[str, Any]:
-    """The verified ``data`` of one generation, or :class:`Corrupt` (also raised by *check*)."""
+def open_envelope(raw: bytes, kind: str) -> dict[str, Any]:
+    """The parsed envelope of one generation whose format, kind and checksum are right.
+
+    The one definition of "a good generation", shared with :mod:`gitxact.state` (which
+    then checks the header's types and validates ``data`` with its pydantic model).
+    """
+    if not raw.strip():
+        raise Corrupt("is empty")
     try:
-        envelope: Any = json.loads(_read(path))
+        envelope: Any = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise Corrupt("is not valid JSON") from exc
-    if not isinstance(envelope, dict) or envelope.get("format") != "gitxact-state":
+        raise Corrupt(f"is not valid JSON ({exc.__class__.__name__})") from exc
+    if not isinstance(envelope, dict) or envelope.get("format") != FORMAT:
         raise Corrupt("is not a gitxact state file")
     if envelope.get("kind") != kind:
         raise Corrupt(f"holds {envelope.get('kind')!r} data, expected {kind!r}")
@@ -63,6 +71,14 @@ def decode(
         raise Corrupt("holds values that cannot be checksummed") from exc
     if envelope.get("checksum") != expected:
         raise Corrupt("checksum mismatch (the file was changed or damaged outside gitxact)")
+    return envelope
+
+
+def decode(
+    path: str, kind: str, schema: int, check: Callable[[dict[str, Any]], object] | None = None
+) -> dict[str, Any]:
+    """The verified ``data`` of one generation, or :class:`Corrupt` (also raised by *check*)."""
+    envelope = open_envelope(_read(path), kind)
     found, data = envelope.get("schema"), envelope.get("data")
     if not isinstance(found, int) or found > schema or not isinstance(data, dict):
         raise Corrupt("has a malformed header or a newer schema")
