@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitxact import git, leases, refs
+from gitxact import git, leases, refs, replay
 from gitxact import worktree_ops as ops
 from gitxact.errors import GitxactError
 from gitxact.faults import crashpoint
@@ -151,7 +151,14 @@ def end_lease(
     path = Path(lease.path)
     registered = ops.is_registered(ws, path)
     if registered and path.is_dir():
-        doc.snapshot_ref = ops.save_dirty_work(ws, lease, dirty=dirty)
+        open_tx = lease.worktree_id is not None and replay.open_transaction(ws, lease.worktree_id) is not None
+        # With a transaction open, save HEAD (its commits) and the files before rolling it back.
+        doc.snapshot_ref = ops.save_dirty_work(ws, lease, dirty=True if open_tx else dirty)
+        if open_tx and lease.worktree_id is not None:
+            doc.transaction = replay.close_for_lease_end(ws, lease.worktree_id)
+            before = ops.save_dirty_work(ws, lease)  # the work that was uncommitted when it began
+            if before is not None:
+                doc.transaction = f"{doc.transaction}; its earlier uncommitted work saved to {before}"
         crashpoint("worktree-end-saved")
     if registered:
         ops.remove_worktree(ws, path)

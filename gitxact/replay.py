@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitxact import tddsteps, txsteps
-from gitxact.errors import GitxactError, NotARepositoryError
+from gitxact.errors import GitxactError, NotARepositoryError, OperationFailedError
 from gitxact.journal import JournalFile, Owner, TxRecord, all_journals, condition, journal_ids
 from gitxact.txsteps import Ctx
 
@@ -111,6 +111,35 @@ def replay_worktree(ws: Workspace, worktree_id: str) -> tuple[list[str], list[st
             now = "still open" if journal.tx is not None else "closed"
             actions.append(f"{worktree_id}: {action} for {tx.label()} (transaction {now})")
     return actions, problems
+
+
+def open_transaction(ws: Workspace, worktree_id: str) -> TxRecord | None:
+    """The transaction open in a worktree, read without a lock (for a decision made under one)."""
+    return JournalFile(ws, worktree_id).peek().tx
+
+
+def close_for_lease_end(ws: Workspace, worktree_id: str) -> str | None:
+    """A lease that ends takes its worktree's open transaction with it: rolled back to start.
+
+    All or nothing: the branch goes back to where the transaction began. The caller
+    saves the worktree (HEAD with the transaction's commits, and its files) to a
+    snapshot ref first, so nothing that was there is lost. Otherwise the next lease of
+    that worktree id would find a transaction nobody can finish. Returns what was done.
+    """
+    actions, problems = replay_worktree(ws, worktree_id)  # finish an abandoned step first
+    if problems:
+        raise OperationFailedError("; ".join(problems))
+    with ws.locks.worktree(worktree_id):
+        jf = JournalFile(ws, worktree_id)
+        journal = jf.load()
+        tx = journal.tx
+        if tx is None:
+            return "; ".join(actions) or None
+        if condition(tx) == "busy" and tx.step is not None:
+            raise OperationFailedError(f"{tx.label()} is busy: {tx.step.owner.describe()} is in `{tx.step.op}`")
+        ctx = Ctx(_workspace_of(ws, tx), jf, journal, Owner.current(ws.agent, "end lease"), recovering=True)
+        txsteps.rollback(ctx, "start", op="rollback", close=True)
+        return f"rolled back {tx.label()} to its start (the lease ended)"
 
 
 def _workspace_of(ws: Workspace, tx: TxRecord) -> Workspace:

@@ -20,6 +20,8 @@ class EndDoc(BaseModel):
     action: str
     reason: str
     snapshot_ref: str | None = None
+    #: A transaction left open in the worktree, rolled back when the lease ended.
+    transaction: str | None = None
     worktree_removed: bool = False
     folder_left: bool = False
     branch_deleted: bool = False

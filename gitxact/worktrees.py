@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitxact import console, reaper, refs, snapshots
+from gitxact import console, reaper, refs, replay, snapshots
 from gitxact import worktree_ops as ops
 from gitxact.errors import GitxactError, OperationFailedError, RefusedError, UsageError
 from gitxact.faults import crashpoint
@@ -182,6 +182,13 @@ class Worktrees:
                 raise RefusedError(
                     f"{path} has uncommitted or untracked work; nothing was released",
                     hint="commit it, or pass --force to save it to refs/gitxact/snapshots/ first",
+                )
+            open_tx = replay.open_transaction(ws, lease.worktree_id) if lease.worktree_id else None
+            if open_tx is not None and not (force or save_dirty):
+                raise RefusedError(
+                    f"transaction {open_tx.label()} is open in {path}; nothing was released",
+                    hint="finish it (gitxact tx commit / tx rollback), or --force to save the worktree "
+                    "to refs/gitxact/snapshots/ and roll the transaction back",
                 )
             ended = reaper.end_lease(
                 ws, lease, action="release", reason="released", keep_branch=keep_branch, dirty=dirty

@@ -168,6 +168,8 @@ def render_end(doc: EndDoc) -> str:
         return "\n".join(lines)
     if doc.snapshot_ref:
         lines.append(f"  uncommitted work saved to {doc.snapshot_ref}")
+    if doc.transaction:
+        lines.append(f"  {doc.transaction}")
     if doc.folder_left:
         lines.append(style(f"  folder {doc.path} was not empty and was left in place", fg="yellow"))
     if doc.branch and doc.branch_deleted:

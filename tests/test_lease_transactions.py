@@ -1,0 +1,60 @@
+"""A lease that ends takes its worktree's open transaction with it, losing nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import assert_clean_error, git, gitxact
+
+
+def test_reaping_a_dead_agents_lease_rolls_its_transaction_back_and_saves_everything(repo: Path) -> None:
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        doc = json.loads(gitxact("worktree", "acquire", "w1", "--json", "--owner-pid", str(owner.pid), cwd=repo).stdout)
+        here = Path(doc["path"])
+        (here / "before.txt").write_text("uncommitted before the transaction\n")
+        start = git("rev-parse", "HEAD", cwd=here).strip()
+        assert gitxact("tx", "begin", cwd=here).returncode == 0
+        (here / "inside.txt").write_text("committed inside\n")
+        git("add", "inside.txt", cwd=here)
+        git("commit", "-q", "-m", "inside the transaction", cwd=here)
+        inside = git("rev-parse", "HEAD", cwd=here).strip()
+    finally:
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.wait()
+    recovered = gitxact("recover", "--json", cwd=repo)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert not here.exists()
+    tip = git("rev-parse", "--verify", "-q", "refs/heads/gitxact/w1", cwd=repo, check=False).strip()
+    assert tip in ("", start), "all or nothing: back at the start (then deleted, as main holds it)"
+    snapshots = git("for-each-ref", "--format=%(objectname)", "refs/gitxact/snapshots/w1/", cwd=repo).split()
+    assert len(snapshots) == 2
+    assert any(
+        subprocess.run(["git", "merge-base", "--is-ancestor", inside, s], cwd=repo, check=False).returncode == 0
+        for s in snapshots
+    ), "the transaction's commit stays reachable from a snapshot ref"
+    assert any(
+        git("show", f"{s}:before.txt", cwd=repo, check=False) == "uncommitted before the transaction\n"
+        for s in snapshots
+    )
+    assert json.loads(gitxact("tx", "list", "--json", cwd=repo).stdout)["transactions"] == []
+    again = json.loads(gitxact("worktree", "acquire", "w1", "--json", cwd=repo).stdout)
+    assert gitxact("tx", "begin", cwd=Path(again["path"])).returncode == 0, "the next lease starts clean"
+
+
+def test_release_refuses_an_open_transaction_unless_forced(repo: Path) -> None:
+    doc = json.loads(gitxact("worktree", "acquire", "w2", "--json", cwd=repo).stdout)
+    here = Path(doc["path"])
+    assert gitxact("tx", "begin", cwd=here).returncode == 0
+    refused = gitxact("worktree", "release", "w2", "--token", doc["token"], cwd=repo)
+    assert_clean_error(refused, 3)
+    assert "is open" in refused.stderr
+    forced = gitxact("worktree", "release", "w2", "--force", cwd=repo)
+    assert forced.returncode == 0, forced.stderr
+    assert "rolled back" in forced.stdout
+    assert json.loads(gitxact("tx", "list", "--json", cwd=repo).stdout)["transactions"] == []
