@@ -82,18 +82,36 @@ def worktree_tree(worktree: Path, git_dir: Path, env: dict[str, str] | None = No
             index.unlink()
 
 
+def _index_tree(worktree: Path, git_dir: Path, env: dict[str, str] | None) -> str:
+    """The index as a tree, written from a private copy of it.
+
+    ``git write-tree`` takes ``index.lock`` to store its cache tree; a copy lets a
+    snapshot be taken while that lock is held, or was left by a git killed there (the
+    worktree of an agent that died mid-commit is exactly what reap must save).
+    """
+    index = _temp_index(git_dir)
+    child = {**(env or {}), "GIT_INDEX_FILE": str(index)}
+    try:
+        result = git.run(["write-tree"], worktree, env=child, check=False)
+        if result.ok:
+            return result.stdout.strip()
+        if git.run(["ls-files", "-u"], worktree, env=child, read_only=True, check=False).stdout.strip():
+            raise OperationFailedError(
+                f"cannot snapshot {worktree}: the index has unresolved merge conflicts",
+                hint="resolve or abort the merge first (git merge --abort / git add <files>)",
+            )
+        raise GitError(["write-tree"], result.returncode, result.stderr, hint=f"the index of {worktree}")
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            index.unlink()
+
+
 def capture(worktree: Path, git_dir: Path, message: str, env: dict[str, str] | None = None) -> Snapshot:
     """Record HEAD, the index and every not-ignored file of *worktree* as commits."""
     head = git.rev_parse(worktree, "HEAD")
     symbolic = git.run(["symbolic-ref", "-q", "HEAD"], worktree, check=False, read_only=True)
     head_ref = symbolic.stdout.strip() or None if symbolic.ok else None
-    try:
-        index_tree = git.run(["write-tree"], worktree, env=env).stdout.strip()
-    except GitError as exc:
-        raise OperationFailedError(
-            f"cannot snapshot {worktree}: the index has unresolved merge conflicts",
-            hint="resolve or abort the merge first (git merge --abort / git add <files>)",
-        ) from exc
+    index_tree = _index_tree(worktree, git_dir, env)
     files_tree = worktree_tree(worktree, git_dir, env)
     parents = ["-p", head] if head else []
     ids = {**(env or {}), **_IDENTITY}

@@ -58,3 +58,21 @@ def test_release_refuses_an_open_transaction_unless_forced(repo: Path) -> None:
     assert forced.returncode == 0, forced.stderr
     assert "rolled back" in forced.stdout
     assert json.loads(gitxact("tx", "list", "--json", cwd=repo).stdout)["transactions"] == []
+
+
+def test_reap_saves_the_work_of_an_agent_killed_while_git_held_its_index_lock(repo: Path) -> None:
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        doc = json.loads(gitxact("worktree", "acquire", "w3", "--json", "--owner-pid", str(owner.pid), cwd=repo).stdout)
+        here = Path(doc["path"])
+        (here / "draft.txt").write_text("unsaved draft\n")
+        git_dir = Path(git("rev-parse", "--absolute-git-dir", cwd=here).strip())
+        (git_dir / "index.lock").write_bytes(b"")  # what a SIGKILLed `git add` leaves
+    finally:
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.wait()
+    reaped = gitxact("worktree", "reap", "--json", cwd=repo)
+    assert reaped.returncode == 0, reaped.stdout + reaped.stderr
+    ref = json.loads(reaped.stdout)["ended"][0]["snapshot_ref"]
+    assert git("show", f"{ref}:draft.txt", cwd=repo) == "unsaved draft\n"
+    assert not here.exists()
