@@ -365,7 +365,8 @@ def render(result: dict[str, object], seed: int, seconds: float, workers: int) -
     rows += [(k.replace("_", " "), result[k]) for k in (
         "kills", "recoveries", "commits_acknowledged", "lost_commits", "increments_acknowledged",
         "increments_in_flight_when_killed", "counter", "lost_increments", "corrupt_state_files", "stale_locks",
-        "worktrees_left", "fsck_clean", "doctor_clean", "lock_wait_p50_ms", "lock_wait_p99_ms", "lock_hold_max_ms",
+        "worktrees_left", "fsck_clean", "doctor_clean", "failed_on_a_killed_gits_lock_before_recover",
+        "lock_wait_p50_ms", "lock_wait_p99_ms", "lock_hold_max_ms",
     )]  # fmt: skip
     width = max(len(k) for k, _ in rows)
     lines += [f"  {k.ljust(width)}  {v}" for k, v in rows]
