@@ -8,7 +8,11 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 ensure_installed() {
-  local extras="$1" stamp="$VENV/.gitxact-installed-$1"
+  local extras="$1" stamp="$VENV/.gitxact-installed-$1" full="$VENV/.gitxact-installed-[test]"
+  # An install with the test extras serves the plain one too (scripts/test, then scripts/demo).
+  if [ -f "$full" ] && [ ! "$ROOT/pyproject.toml" -nt "$full" ]; then
+    return 0
+  fi
   # Reinstall when the project's metadata changed since the last install.
   if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT$extras"

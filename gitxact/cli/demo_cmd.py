@@ -8,27 +8,43 @@ from gitxact.cli.context import emit, json_option
 
 
 @click.command()
-@click.option("--agents", type=click.IntRange(1, 32), default=4, show_default=True, help="How many agents run at once.")
-@click.option("--rounds", type=click.IntRange(1, 1000), default=25, show_default=True, help="Updates per agent.")
+@click.option("--agents", type=click.IntRange(2, 16), default=4, show_default=True, help="How many agents run at once.")
+@click.option(
+    "--commits",
+    type=click.IntRange(1, 100),
+    default=5,
+    show_default=True,
+    help="Commits per agent into the shared worktree.",
+)
+@click.option("--bumps", type=click.IntRange(1, 1000), default=25, show_default=True, help="Counter updates per agent.")
+@click.option(
+    "--raw", is_flag=True, help="Run the same agents with raw git and a JSON file: see what gitxact prevents."
+)
 @click.option("--keep", is_flag=True, help="Keep the temporary repository and print where it is.")
 @json_option
-def demo(agents: int, rounds: int, keep: bool, as_json: bool) -> int:
-    """Run several agents on one temporary repository and show that nothing is lost.
+def demo(agents: int, commits: int, bumps: int, raw: bool, keep: bool, as_json: bool) -> int:
+    """Run several agents on one temporary repository at once, and show that nothing is lost.
 
-    Needs no repository of your own: everything happens in a temporary folder.
+    Each agent leases a worktree, runs a TDD sequence (one agent's green check fails and
+    is rolled back), commits into the shared worktree through gx and bumps a shared
+    counter; meanwhile gc is refused, and one agent is SIGKILLed and `gitxact recover`
+    cleans up. Needs no repository of your own. Exit 0 when nothing was lost (with
+    --raw, exit 0 too: the failures are the point).
 
     \b
     Examples:
       gitxact demo
+      gitxact demo --raw
       gitxact demo --agents 8 --json
     """
-    from gitxact.demo import render, run
+    from gitxact.demo.report import render
+    from gitxact.demo.supervisor import run
 
-    summary = run(agents=agents, rounds=rounds, keep=keep, progress=not as_json)
+    summary = run(
+        mode="raw" if raw else "gitxact", agents=agents, commits=commits, bumps=bumps, keep=keep, progress=not as_json
+    )
     if as_json:
         emit(summary)
     else:
         click.echo(render(summary))
-        if keep:
-            click.echo(f"repository kept at {summary.repository}")
-    return 0 if summary.lost == 0 else 1
+    return 0 if raw or summary.ok else 1

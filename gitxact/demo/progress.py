@@ -1,0 +1,82 @@
+"""Live progress on stderr: one line per agent, redrawn in place on a terminal.
+
+Off a terminal (a log, CI) nothing is redrawn: each agent's change of phase and each
+of the supervisor's notes is one plain line, so a log reads as a story. Colors only
+on a terminal without ``NO_COLOR`` (:func:`gitxact.console.use_color`).
+"""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+import click
+
+from gitxact.console import use_color
+from gitxact.demo.scenario import AgentRow
+
+
+class Progress:
+    def __init__(self, rows: list[AgentRow], stream: TextIO, *, commits: int, bumps: int, enabled: bool = True) -> None:
+        self.rows = rows
+        self.stream = stream
+        self.commits = commits
+        self.bumps = bumps
+        self.enabled = enabled
+        isatty = getattr(stream, "isatty", None)
+        self.live = enabled and bool(isatty and isatty())
+        self.color = self.live and use_color(stream)
+        self._drawn = 0
+        self._said = {row.name: "" for row in rows}
+
+    def _style(self, text: str, **kwargs: object) -> str:
+        return click.style(text, **kwargs) if self.color else text  # type: ignore[arg-type]
+
+    def _line(self, row: AgentRow) -> str:
+        planned = 2 + self.commits
+        phase = row.phase
+        if row.killed:
+            phase = self._style(phase, fg="red")
+        elif phase == "done":
+            phase = self._style(phase, fg="green")
+        width = 44 + (len(phase) - len(click.unstyle(phase)))
+        text = (
+            f"  {row.name:<9}{row.role:<7}{phase:<{width}} commits {row.commits_acked:>2}/{planned:<2}"
+            f"  counter {row.bumps:>3}/{self.bumps:<3}"
+        )
+        if row.git_failures:
+            text += self._style(f"  failed git commands {row.git_failures}", fg="yellow")
+        return text
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            self.enabled = self.live = False
+
+    def _clear(self) -> str:
+        drawn, self._drawn = self._drawn, 0
+        return f"\x1b[{drawn}F\x1b[J" if drawn else ""
+
+    def note(self, text: str) -> None:
+        """One line from the supervisor (gc refused, an agent killed, recover's actions)."""
+        if not self.enabled:
+            return
+        if self.live:
+            self._write(self._clear() + text + "\n")
+            self.update()
+        else:
+            self._write(text + "\n")
+
+    def update(self) -> None:
+        if not self.enabled:
+            return
+        if self.live:
+            block = "\n".join(self._line(row) for row in self.rows) + "\n"
+            self._write(self._clear() + block)
+            self._drawn = len(self.rows)
+            return
+        for row in self.rows:
+            if row.phase != self._said[row.name]:
+                self._said[row.name] = row.phase
+                self._write(f"  {row.name}: {row.phase}\n")

@@ -1,0 +1,80 @@
+"""The demo's summary for people (``--json`` prints the :class:`DemoSummary` itself)."""
+
+from __future__ import annotations
+
+from gitxact.cli.render import style, table
+from gitxact.demo.scenario import DemoSummary
+
+
+def _count(value: int, good: bool) -> str:
+    return style(str(value), fg="green" if good else "red", bold=True)
+
+
+def render(doc: DemoSummary) -> str:
+    gitxact = doc.mode == "gitxact"
+    landed = doc.commits_landed
+    title = "with gitxact" if gitxact else "with raw git (--raw)"
+    killed = f"{doc.killed}"
+    if doc.killed:
+        if gitxact:
+            killed += f"; gitxact recover: {'ok' if doc.recovered else 'FAILED'} ({len(doc.recover_actions)} actions)"
+        else:
+            killed += "; no recover: its worktree and half-done commit stay"
+    rows = [
+        [
+            "commits landed",
+            f"{_count(landed, landed == doc.commits_planned)} of {doc.commits_planned} meant to land",
+        ],
+        ["failed git commands", _count(doc.git_failures, doc.git_failures == 0)],
+        [
+            "counter updates kept",
+            f"{_count(doc.tracker_kept, doc.tracker_kept == doc.tracker_expected)} of {doc.tracker_expected}",
+        ],
+        [
+            "TDD rollbacks",
+            f"{doc.tdd_rollbacks}" + (" (a failing green, undone, then redone)" if doc.tdd_rollbacks else ""),
+        ],
+        [
+            "gc while agents work",
+            f"{'refused' if doc.gc_refused else 'ran'} ({doc.gc_refused} of {doc.gc_attempts} refused)",
+        ],
+        ["agents SIGKILLed", killed],
+    ]
+    rows += [["  recover", action] for action in doc.recover_actions]
+    if doc.snapshots:
+        more = f" (+{len(doc.snapshots) - 1} more)" if len(doc.snapshots) > 1 else ""
+        rows.append(["its unsaved work", f"kept in {doc.snapshots[0]}{more}"])
+    rows += [
+        [
+            "worktrees left behind",
+            _count(doc.worktrees_left, doc.worktrees_left == 0) + (f" (leases {doc.leases_left})" if gitxact else ""),
+        ],
+        ["git fsck --strict", style("clean", fg="green") if doc.fsck_clean else style("errors", fg="red")],
+        ["lost", _count(doc.lost, doc.lost == 0)],
+    ]
+    agents = [["agent", "role", "commits", "failed git", "counter", "rollbacks", "end"]]
+    agents += [
+        [
+            row.name,
+            row.role,
+            f"{row.commits_landed}/{row.commits_planned}",
+            str(row.git_failures),
+            str(row.bumps),
+            str(row.rollbacks),
+            row.phase,
+        ]
+        for row in doc.rows
+    ]
+    lines = [
+        style(f"gitxact demo: {doc.agents} agents at once {title}, {doc.seconds:.1f}s", bold=True),
+        table(rows),
+        "",
+        table(agents),
+    ]
+    if doc.repository:
+        lines += ["", f"kept: {doc.repository} (the repository is project/, its worktrees beside it)"]
+    other = (
+        "gitxact demo --raw: the same agents with raw git" if gitxact else "gitxact demo: the same agents with gitxact"
+    )
+    lines += ["", f"see also: {other}"]
+    return "\n".join(lines)

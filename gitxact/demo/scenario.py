@@ -1,0 +1,102 @@
+"""What the demo's agents do, and the document that reports how it went.
+
+The plan is the same with gitxact and with raw git (``--raw``), so the two summaries
+compare like with like. Every agent:
+
+1. gets a worktree and branch of its own (a lease; with raw git, ``git worktree add``);
+2. runs a TDD sequence in it: commit a failing test (red), then the code that makes it
+   pass (green). The ``flaky`` agent's first green is wrong: gitxact rolls the whole
+   sequence back and the agent does it again;
+3. commits notes into the one shared main worktree, all agents at once (``gx commit``;
+   with raw git, ``git commit``: this is where ``index.lock`` bites);
+4. bumps a shared counter many times, all agents at once (the tracker; with raw git, a
+   JSON file read, changed and written back, as agents do today);
+5. releases its worktree. The ``crash`` agent instead opens a transaction with work in
+   flight and is SIGKILLed there; ``gitxact recover`` cleans up after it.
+
+Meanwhile the demo tries ``gc`` while the agents work: gitxact refuses it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from gitxact.documents import Document
+
+Mode = Literal["gitxact", "raw"]
+Role = Literal["steady", "flaky", "crash"]
+
+#: Barriers the agents meet at, so the contended phases really overlap (agents started
+#: by one orchestrator run at once; the demo makes that the worst case on purpose).
+BARRIERS = ("commits", "tracker")
+
+
+def roles(agents: int) -> list[Role]:
+    """The last agent crashes, the one before it has a failing green; the rest are steady."""
+    plan: list[Role] = ["steady"] * agents
+    plan[-1] = "crash"
+    if agents >= 2:
+        plan[-2] = "flaky"
+    return plan
+
+
+def agent_name(index: int) -> str:
+    return f"agent-{index + 1}"
+
+
+class AgentRow(BaseModel):
+    """One agent as the supervisor saw it (from its events, then from git)."""
+
+    name: str
+    role: Role
+    phase: str = "starting"
+    commits_planned: int = 0
+    commits_acked: int = 0
+    commits_landed: int = 0
+    git_failures: int = 0
+    bumps: int = 0
+    rollbacks: int = 0
+    killed: bool = False
+
+
+class DemoSummary(Document):
+    """``gitxact demo --json``: what landed, what was refused, what was lost (with ``"schema": 1``)."""
+
+    mode: Mode
+    agents: int
+    commits_per_agent: int
+    bumps_per_agent: int
+    seconds: float
+    commits_planned: int
+    commits_landed: int
+    git_failures: int = Field(description="git or gx commands that failed (other than the planned failing check)")
+    tracker_expected: int
+    tracker_kept: int
+    tdd_rollbacks: int
+    gc_attempts: int
+    gc_refused: int
+    killed: int
+    recovered: bool
+    recover_actions: list[str]
+    snapshots: list[str]
+    leases_left: int
+    worktrees_left: int
+    fsck_clean: bool
+    lost: int
+    repository: str | None
+    rows: list[AgentRow]
+
+    @property
+    def ok(self) -> bool:
+        """gitxact's promise: nothing lost, gc refused, the crash cleaned up, git consistent."""
+        return (
+            self.lost == 0
+            and self.git_failures == 0
+            and self.gc_refused == self.gc_attempts
+            and (self.killed == 0 or self.recovered)
+            and self.leases_left == 0
+            and self.worktrees_left == 0
+            and self.fsck_clean
+        )
