@@ -99,6 +99,8 @@ def leases_step(ws: Workspace) -> StepReport:
         what = f"{item.action} {item.agent or item.path} ({item.reason})"
         if item.snapshot_ref:
             what += f"; uncommitted work saved to {item.snapshot_ref}"
+        if item.transaction:
+            what += f"; {item.transaction}"
         if item.error:
             report.problems.append(f"{what}: {item.error}")
         else:
