@@ -20,6 +20,9 @@ A git process we cannot inspect (another security context) that runs as the lock
 file's owner, or a system without ``/proc``, means nothing can be proven: the file is
 kept and reported (fail closed). Other processes we cannot inspect are not counted:
 only git (and gitxact, excluded by the lock) takes these locks, and a git is named git.
+``gx`` applies the same rules to its own worktree's ``index.lock`` before it runs git
+(:func:`clear_stale_index_lock`), so one killed git does not stop a shared worktree's
+other writers until someone runs ``recover``.
 ``gitxact-index-*`` files are gitxact's own private indexes (snapshots, tdd trees),
 created only under the worktree lock; the same rules apply to them.
 """
@@ -156,6 +159,30 @@ def holders(paths: list[Path], roots: list[str]) -> dict[Path, str]:
             elif proc.open_files is not None and real[path] in proc.open_files:
                 reasons[path] = f"pid {proc.pid} ({proc.comm}) has it open"
     return reasons
+
+
+def clear_stale_index_lock(git_dir: Path, worktree: Path | None) -> str | None:
+    """Remove this worktree's ``index.lock`` if a killed git left it; say so (else None).
+
+    For ``gx``, which calls this holding the worktree's lock exclusive and the
+    repository's at least shared: no gitxact command and no ``gx``-wrapped git works in
+    this worktree meanwhile (rule 1, narrowed to the worktree). Only a git working in
+    this worktree takes its ``index.lock``, so rules 2 and 3 are checked for this
+    worktree alone: nobody has the file open, and no git runs with its cwd in this
+    worktree or its git dir. Otherwise the file is kept and git reports it as usual.
+    Without this, every agent in the worktree would fail until someone ran ``recover``.
+    """
+    path = git_dir / "index.lock"
+    if not os.path.lexists(path):
+        return None
+    roots = [os.path.realpath(git_dir)] + ([os.path.realpath(worktree)] if worktree is not None else [])
+    if holders([path], roots):
+        return None
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return None
+    return f"removed {path}: a killed git left it (nobody has it open, no git runs in this worktree)"
 
 
 def recover_step(ws: Workspace) -> StepReport:

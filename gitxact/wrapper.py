@@ -9,7 +9,9 @@ Git runs as a child with our stdin/stdout/stderr, and with ``GITXACT_LOCKS`` nam
 locks, so its hooks (and anything they run through ``gx`` or ``gitxact``) inherit
 them instead of waiting on their own parent. While any lease is active, auto-gc and
 auto-maintenance are switched off for the command (``-c gc.auto=0 -c
-maintenance.auto=false``, placed last among the global options so they win).
+maintenance.auto=false``, placed last among the global options so they win). An
+``index.lock`` that a killed git left in this worktree is removed first, when provably
+orphaned (:mod:`gitxact.gitlocks`).
 
 This path avoids pydantic (the leases are read by :mod:`gitxact.leaseview`): a ``gx
 commit`` pays for the lock layer and two small git queries, not for the state models.
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import os
 
-from gitxact import classify, config, console, git, guard, leaseview
+from gitxact import classify, config, console, git, gitlocks, guard, leaseview
 from gitxact.errors import NotARepositoryError
 from gitxact.gitargs import Invocation
 from gitxact.identity import agent_from_env
@@ -46,6 +48,9 @@ def run_locked(argv: list[str], given: Invocation, resolved: Invocation, rule: c
     with locks.stack(lock_plan(rule, layout.worktree_id)):
         leases = leaseview.load(layout.common_dir)
         guard.check(resolved, rule, leases)
+        cleared = gitlocks.clear_stale_index_lock(layout.git_dir, layout.worktree)
+        if cleared is not None:
+            console.warn(cleared)
         if leases:
             at = given.command_index if given.command is not None else 0
             argv = [*argv[:at], *QUIET_AUTO_GC, *argv[at:]]

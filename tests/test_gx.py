@@ -282,3 +282,50 @@ def test_worktree_named_beyond_ascii_gets_its_own_lock(repo: Path, tmp_path: Pat
     assert proc.returncode == 0, proc.stderr
     stats = (repo / ".git" / "gitxact" / "locks" / "stats.log").read_text()
     assert '"lock":"worktree.id-' in stats
+
+
+def test_the_next_gx_clears_the_index_lock_a_killed_git_left(repo: Path, tmp_path: Path) -> None:
+    """A git killed mid-commit leaves index.lock: gx proves it orphaned and goes on; a live one's is kept."""
+    lock = repo / ".git" / "index.lock"
+    (repo / "README").write_text("changed while an editor is open\n")
+    ready = tmp_path / "ready"
+    editor = f"exec >/dev/null 2>&1; touch {ready}; sleep 60; :"
+    raw = subprocess.Popen(
+        ["git", "-c", f"core.editor={editor}", "commit", "-a"],
+        cwd=repo,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert time.monotonic() < deadline, "the editor never started"
+            time.sleep(0.02)
+        assert lock.exists(), "git commit -a holds index.lock while the editor runs"
+        (repo / "new.txt").write_text("new\n")
+        busy = _run([*GX, "add", "new.txt"], repo, None)
+        assert busy.returncode != 0
+        assert "index.lock" in busy.stderr
+        assert "removed" not in busy.stderr
+        assert lock.exists(), "a live git's lock is never taken away"
+    finally:
+        os.killpg(raw.pid, signal.SIGKILL)
+        raw.wait()
+    deadline = time.monotonic() + 30
+    while True:  # the editor's shell and sleep die with the group
+        try:
+            os.killpg(raw.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert lock.exists()
+    proc = _run([*GX, "add", "new.txt"], repo, None)
+    assert proc.returncode == 0, proc.stderr
+    assert f"removed {lock}" in proc.stderr
+    assert _run([*GX, "commit", "-q", "-m", "after the kill"], repo, None).returncode == 0
+    assert git("show", "--name-only", "--format=", "HEAD", cwd=repo).split() == ["new.txt"]
+    assert git("status", "--porcelain", cwd=repo).split() == ["M", "README"]  # the killed commit -a's change stays
+    git("fsck", "--strict", cwd=repo)
