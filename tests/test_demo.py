@@ -7,8 +7,10 @@ import json
 import os
 import pty
 import re
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,7 @@ def test_demo_with_gitxact_loses_nothing(tmp_path: Path) -> None:
     assert doc["schema"] == 1
     assert doc["mode"] == "gitxact"
     assert doc["lost"] == 0
+    assert doc["agents_failed"] == []
     assert doc["git_failures"] == 0
     # Every agent: red + green + 5 shared commits; all meant to land, all landed.
     assert doc["commits_planned"] == doc["commits_landed"] == 3 * (2 + 5)
@@ -83,7 +86,7 @@ def test_the_same_agents_with_raw_git_lose_work(tmp_path: Path) -> None:
     assert doc["gc_refused"] == 0
     assert doc["killed"] == 1
     assert doc["recovered"] is False
-    assert doc["worktrees_left"] == 1  # the killed agent's worktree is orphaned
+    assert doc["worktrees_left"] >= 1  # at least the killed agent's worktree is orphaned
     assert leftovers(tmp_path) == []
 
 
@@ -105,8 +108,12 @@ def on_a_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> str:
     proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL)
     os.close(follower)
     chunks = []
+    deadline = time.monotonic() + 150
     try:
-        while True:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 1.0)
+            if not ready:
+                continue
             try:
                 data = os.read(leader, 65536)
             except OSError:  # EIO: the other side closed and drained
@@ -116,7 +123,10 @@ def on_a_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> str:
             chunks.append(data)
     finally:
         os.close(leader)
-        assert proc.wait(timeout=120) == 0
+        if proc.poll() is None and time.monotonic() >= deadline:
+            proc.kill()
+        code = proc.wait(timeout=60)
+    assert code == 0, b"".join(chunks).decode(errors="replace")
     return b"".join(chunks).decode()
 
 
@@ -135,7 +145,12 @@ def test_keep_leaves_the_repository_to_look_at(tmp_path: Path) -> None:
     kept = Path(json.loads(proc.stdout)["repository"])
     assert kept.parent == tmp_path
     assert (kept / "project" / ".git").is_dir()
-    assert "agent-1: note 1" in git("log", "--branches", "--format=%s", cwd=kept / "project")
+    subjects = git("log", "--branches", "--format=%s", cwd=kept / "project").splitlines()
+    assert "agent-1: note 1" in subjects
+    # agent-1 is the flaky one (of 2): its first sequence was rolled back, its second landed.
+    assert "agent-1: red: test answer() (try 1)" not in subjects
+    assert "agent-1: red: test answer() (try 2)" in subjects
+    assert "agent-1: green: answer() (try 2)" in subjects
 
 
 def test_bad_arguments_are_usage_errors(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ each thing it did as one JSON line on stdout, which the supervisor turns into th
 progress and the ledger: a commit is reported with the message it was meant to land
 under, and whether the agent saw it succeed.
 
-Run as ``python -m gitxact.demo.agent MODE REPO CONTROL NAME ROLE COMMITS BUMPS``.
+Run as ``python -m gitxact.demo.agent MODE REPO CONTROL NAME ROLE COMMITS BUMPS AGENTS``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from gitxact.demo.scenario import Mode, Role
+from gitxact.demo.scenario import BARRIERS, Mode, Role
 
 #: How long a raw agent "thinks" between reading the JSON counter and writing it back.
 THINK = 0.002
@@ -50,12 +50,14 @@ class Agent:
         self.env = {**os.environ, "GITXACT_AGENT": name, "PYTHONDONTWRITEBYTECODE": "1", "NO_COLOR": "1"}
         self.worktree: Path | None = None
         self.token: str | None = None
+        self.last_code = 0
 
     # -- running commands ---------------------------------------------------------------
 
     def run(self, argv: list[str], cwd: Path, *, expect_failure: bool = False) -> bool:
         """Run one command; a failure nobody planned is counted (and its first line shown)."""
         proc = subprocess.run(argv, cwd=cwd, env=self.env, capture_output=True, text=True, check=False)
+        self.last_code = proc.returncode
         if proc.returncode != 0 and not expect_failure:
             first = (proc.stderr.strip() or proc.stdout.strip() or f"exit {proc.returncode}").splitlines()[0]
             say(event="failure", command=" ".join([Path(argv[0]).name, *argv[1:2]]), error=first[:160])
@@ -69,26 +71,30 @@ class Agent:
 
     def barrier(self, name: str, agents: int) -> None:
         """Wait until every agent got here (or 60 s passed: a dead agent must not hang the rest)."""
-        (self.control / f"{name}.{self.name}").touch()
+        (self.control / f"barrier-{name}.{self.name}").touch()
         deadline = time.monotonic() + 60
-        while len(list(self.control.glob(f"{name}.*"))) < agents and time.monotonic() < deadline:
+        while len(list(self.control.glob(f"barrier-{name}.*"))) < agents and time.monotonic() < deadline:
             time.sleep(0.005)
 
     # -- the plan ------------------------------------------------------------------------
 
     def main(self, agents: int) -> int:
-        self.acquire()
-        if self.worktree is None:
-            say(event="phase", text="no worktree: gave up")
-            return 1
-        self.tdd()
-        self.barrier("commits", agents)
-        self.shared_commits()
-        self.barrier("tracker", agents)
-        self.bump_tracker()
-        if self.role == "crash":
-            self.crash()
-        self.release()
+        try:
+            self.acquire()
+            if self.worktree is None:
+                say(event="phase", text="no worktree: gave up")
+                return 1
+            self.tdd()
+            self.barrier("commits", agents)
+            self.shared_commits()
+            self.barrier("tracker", agents)
+            self.bump_tracker()
+            if self.role == "crash":
+                self.crash()
+            self.release()
+        finally:
+            for name in BARRIERS:  # an agent that stops early must not hold the others up
+                (self.control / f"barrier-{name}.{self.name}").touch()
         say(event="phase", text="done")
         return 0
 
@@ -132,6 +138,8 @@ class Agent:
         self.step("green", code, check, green, expect_failure=True)
         green = f"{self.name}: green: answer() (try 2)"
         if self.mode == "gitxact":
+            if not self.rolled_back(red, code):
+                return
             say(event="rollback", text="green failed: sequence rolled back")
             red = f"{self.name}: red: test answer() (try 2)"
             say(event="phase", text="tdd red (try 2)")
@@ -144,6 +152,25 @@ class Agent:
         (wt / code).write_text("def answer() -> int:\n    return 42\n")
         if self.step("green", code, check, green):
             self.finish_tdd([red, green])
+
+    def rolled_back(self, red: str, code: str) -> bool:
+        """Check, not assume, that the failed green undid the sequence: exit 1, the red commit
+        gone from the branch and the code written after it gone from the worktree (the test,
+        written before the sequence began, is back to uncommitted, as it was then)."""
+        wt = self.worktree
+        assert wt is not None  # noqa: S101 - main() checked
+        log = subprocess.run(
+            ["git", "log", "--format=%s"], cwd=wt, env=self.env, capture_output=True, text=True, check=False
+        )
+        if (
+            self.last_code == 1
+            and log.returncode == 0
+            and red not in log.stdout.splitlines()
+            and not (wt / code).exists()
+        ):
+            return True
+        say(event="failure", command="tdd green", error=f"exit {self.last_code}, but the sequence was not rolled back")
+        return False
 
     def step(self, op: str, path: str, check: str, message: str, *, expect_failure: bool = False) -> bool:
         wt = self.worktree

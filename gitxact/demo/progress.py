@@ -7,6 +7,7 @@ on a terminal without ``NO_COLOR`` (:func:`gitxact.console.use_color`).
 
 from __future__ import annotations
 
+import shutil
 from typing import TextIO
 
 import click
@@ -32,19 +33,21 @@ class Progress:
         return click.style(text, **kwargs) if self.color else text  # type: ignore[arg-type]
 
     def _line(self, row: AgentRow) -> str:
+        """One agent's line, cut to the terminal's width: a wrapped line would break the redraw."""
         planned = 2 + self.commits
-        phase = row.phase
-        if row.killed:
-            phase = self._style(phase, fg="red")
-        elif phase == "done":
-            phase = self._style(phase, fg="green")
-        width = 44 + (len(phase) - len(click.unstyle(phase)))
         text = (
-            f"  {row.name:<9}{row.role:<7}{phase:<{width}} commits {row.commits_acked:>2}/{planned:<2}"
+            f"  {row.name:<9}{row.role:<7}{row.phase:<40} commits {row.commits_acked:>2}/{planned:<2}"
             f"  counter {row.bumps:>3}/{self.bumps:<3}"
         )
         if row.git_failures:
-            text += self._style(f"  failed git commands {row.git_failures}", fg="yellow")
+            text += f"  failed git commands {row.git_failures}"
+        text = text[: max(20, shutil.get_terminal_size((100, 24)).columns - 1)]
+        if row.killed:
+            return self._style(text, fg="red")
+        if row.phase == "done":
+            return self._style(text, fg="green")
+        if row.git_failures:
+            return self._style(text, fg="yellow")
         return text
 
     def _write(self, text: str) -> None:

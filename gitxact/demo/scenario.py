@@ -59,6 +59,7 @@ class AgentRow(BaseModel):
     bumps: int = 0
     rollbacks: int = 0
     killed: bool = False
+    exit_code: int | None = None
 
 
 class DemoSummary(Document):
@@ -78,6 +79,7 @@ class DemoSummary(Document):
     gc_attempts: int
     gc_refused: int
     killed: int
+    agents_failed: list[str] = Field(description="agents (not the killed one) that stopped without finishing")
     recovered: bool
     recover_actions: list[str]
     snapshots: list[str]
@@ -94,8 +96,13 @@ class DemoSummary(Document):
         return (
             self.lost == 0
             and self.git_failures == 0
+            and not self.agents_failed
+            and self.tdd_rollbacks == roles(self.agents).count("flaky")
+            and self.gc_attempts >= 1
             and self.gc_refused == self.gc_attempts
-            and (self.killed == 0 or self.recovered)
+            and self.killed == roles(self.agents).count("crash")
+            and self.recovered
+            and len(self.snapshots) >= 1
             and self.leases_left == 0
             and self.worktrees_left == 0
             and self.fsck_clean

@@ -9,6 +9,7 @@ what git holds (every commit an agent meant to land, by its unique message; the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -19,13 +20,16 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import IO
 
 from gitxact import git
 from gitxact.demo.agent import tool
 from gitxact.demo.progress import Progress
 from gitxact.demo.scenario import AgentRow, DemoSummary, Mode, agent_name, roles
+from gitxact.errors import OperationFailedError
 
 Event = tuple[int, dict[str, object]]
 
@@ -34,8 +38,7 @@ def make_repo(root: Path, mode: Mode) -> Path:
     repo = root / "project"
     repo.mkdir()
     git.run(["init", "-q", "-b", "main"], repo)
-    for key, value in (("user.name", "gitxact demo"), ("user.email", "demo@gitxact.invalid"), ("gc.auto", "0")):
-        git.run(["config", key, value], repo)
+    git.run(["config", "gc.auto", "0"], repo)  # the demo's gc is the one it runs on purpose
     (repo / "README.md").write_text("# a project several agents work on\n")
     git.run(["add", "README.md"], repo)
     git.run(["commit", "-q", "-m", "initial"], repo)
@@ -70,12 +73,13 @@ class Supervisor:
 
     def spawn(self, repo: Path, control: Path) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-        env.pop("GITXACT_AGENT", None)
-        env.pop("GITXACT_LEASE_TOKEN", None)
         for index, row in enumerate(self.rows):
             argv = [sys.executable, "-m", "gitxact.demo.agent", self.mode, str(repo), str(control), row.name, row.role]
             argv += [str(self.commits), str(self.bumps), str(self.agents)]
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+            # A session (and process group) per agent: a kill takes its git and gitxact children too.
+            proc = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, start_new_session=True
+            )
             self.procs.append(proc)
             assert proc.stdout is not None  # noqa: S101 - stdout=PIPE
             threading.Thread(target=self._read, args=(index, proc.stdout), daemon=True).start()
@@ -88,9 +92,12 @@ class Supervisor:
                 continue
         self.events.put(None)
 
-    def follow(self, repo: Path) -> None:
+    def follow(self, repo: Path, limit: float) -> None:
+        deadline = time.monotonic() + limit
         open_streams = len(self.procs)
         while open_streams:
+            if time.monotonic() > deadline:
+                raise OperationFailedError(f"the demo's agents did not finish within {limit:.0f}s; they were stopped")
             try:
                 item = self.events.get(timeout=0.2)
             except queue.Empty:
@@ -101,8 +108,8 @@ class Supervisor:
             self.apply(repo, *item)
             if self.progress is not None:
                 self.progress.update()
-        for proc in self.procs:
-            proc.wait()
+        for proc, row in zip(self.procs, self.rows, strict=True):
+            row.exit_code = proc.wait(timeout=30)
 
     def apply(self, repo: Path, index: int, event: dict[str, object]) -> None:
         row = self.rows[index]
@@ -113,6 +120,7 @@ class Supervisor:
             row.rollbacks += 1
         elif kind == "failure":
             row.git_failures += 1
+            self.note(f"{row.name}: {event.get('command')} failed: {event.get('error')}")
         elif kind == "bump":
             row.bumps += 1
         elif kind == "commit":
@@ -149,10 +157,11 @@ class Supervisor:
 
     def kill(self, repo: Path, index: int) -> None:
         row, proc = self.rows[index], self.procs[index]
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        _kill_group(proc)
         row.killed = True
         row.phase = "SIGKILLed with work in flight"
+        if self.progress is not None:
+            self.progress.update()
         inside = "an open transaction" if self.mode == "gitxact" else "a half-done commit"
         self.note(f"{row.name} SIGKILLed with uncommitted work and {inside}")
         if self.mode == "raw":
@@ -174,9 +183,7 @@ class Supervisor:
 
     def stop(self) -> None:
         for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            _kill_group(proc)
 
     # -- checking ------------------------------------------------------------------------
 
@@ -196,6 +203,7 @@ class Supervisor:
 
             leases = len(Workspace(repo).worktrees.list().leases)
         crashed = [row.name for row in self.rows if row.killed]
+        failed = [row.name for row in self.rows if not row.killed and (row.exit_code != 0 or row.phase != "done")]
         return DemoSummary(
             mode=self.mode,
             agents=self.agents,
@@ -211,6 +219,7 @@ class Supervisor:
             gc_attempts=self.gc_attempts,
             gc_refused=self.gc_refused,
             killed=len(crashed),
+            agents_failed=failed,
             recovered=self.recovered,
             recover_actions=self.recover_actions,
             snapshots=[ref for name in crashed for ref in _snapshots_holding(repo, name, "unsaved-idea.txt")],
@@ -221,6 +230,48 @@ class Supervisor:
             repository=kept_at,
             rows=self.rows,
         )
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@contextlib.contextmanager
+def isolated(root: Path) -> Iterator[None]:
+    """The demo's own git setup: nothing of the user's repository or git config reaches it.
+
+    Started from inside a repository or a hook, inherited ``GIT_DIR`` & co would point
+    the demo's git (and its agents') at the user's repository; a global
+    ``core.hooksPath`` would make ``hooks install`` write into the user's hooks folder,
+    ``commit.gpgsign`` would stop every commit. So while the demo runs, this process and
+    its agents see no ``GIT_*``/``GITXACT_*`` variables, no system config, and a global
+    config file of the demo's own. SIGTERM and SIGHUP end the demo like Ctrl-C does, so
+    its agents are stopped and its folder removed.
+    """
+    saved = dict(os.environ)
+    config = root / "gitconfig"
+    config.write_text("[user]\n\tname = gitxact demo\n\temail = demo@gitxact.invalid\n[init]\n\tdefaultBranch = main\n")
+    for name in list(os.environ):
+        if name.startswith(("GIT_", "GITXACT_")):
+            del os.environ[name]
+    os.environ.update(GIT_CONFIG_GLOBAL=str(config), GIT_CONFIG_NOSYSTEM="1")
+    handlers: dict[int, object] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            handlers[signum] = signal.signal(signum, _exit_on_signal)
+    try:
+        yield
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)  # type: ignore[arg-type]
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _counter(repo: Path, control: Path, mode: Mode) -> int:
@@ -261,17 +312,18 @@ def run(
     started = time.monotonic()
     supervisor: Supervisor | None = None
     try:
-        repo = make_repo(root, mode)
-        control = root / "control"
-        control.mkdir()
-        supervisor = Supervisor(mode, agents, commits, bumps, None)
-        if progress:
-            supervisor.progress = Progress(supervisor.rows, sys.stderr, commits=commits, bumps=bumps)
-            how = "gitxact (leases, gx, tdd, tracker)" if mode == "gitxact" else "raw git (no gitxact)"
-            supervisor.note(f"gitxact demo: {agents} agents at once on {repo}, with {how}")
-        supervisor.spawn(repo, control)
-        supervisor.follow(repo)
-        return supervisor.summarize(repo, control, time.monotonic() - started, str(root) if keep else None)
+        with isolated(root):
+            repo = make_repo(root, mode)
+            control = root / "control"
+            control.mkdir()
+            supervisor = Supervisor(mode, agents, commits, bumps, None)
+            if progress:
+                supervisor.progress = Progress(supervisor.rows, sys.stderr, commits=commits, bumps=bumps)
+                how = "gitxact (leases, gx, tdd, tracker)" if mode == "gitxact" else "raw git (no gitxact)"
+                supervisor.note(f"gitxact demo: {agents} agents at once on {repo}, with {how}")
+            supervisor.spawn(repo, control)
+            supervisor.follow(repo, limit=180 + 2 * agents * commits)
+            return supervisor.summarize(repo, control, time.monotonic() - started, str(root) if keep else None)
     finally:
         if supervisor is not None:
             supervisor.stop()
