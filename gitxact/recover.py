@@ -97,6 +97,8 @@ def leases_step(ws: Workspace) -> StepReport:
     report = StepReport(name="leases")
     for item in doc.ended:
         what = f"{item.action} {item.agent or item.path} ({item.reason})"
+        if item.stale_lock_removed:
+            what += f"; {item.stale_lock_removed}"
         if item.snapshot_ref:
             what += f"; uncommitted work saved to {item.snapshot_ref}"
         if item.transaction:

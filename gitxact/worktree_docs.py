@@ -22,6 +22,8 @@ class EndDoc(BaseModel):
     snapshot_ref: str | None = None
     #: A transaction left open in the worktree, rolled back when the lease ended.
     transaction: str | None = None
+    #: An index.lock a killed git left in the worktree, removed first (provably orphaned).
+    stale_lock_removed: str | None = None
     worktree_removed: bool = False
     folder_left: bool = False
     branch_deleted: bool = False

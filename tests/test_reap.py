@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -269,3 +271,52 @@ def test_three_concurrent_acquires_for_one_agent_make_one_worktree(repo: Path) -
     assert len([d for d in docs if d["token"]]) == 1, "the token is handed out once"
     assert len(registered(repo)) == 2
     assert lease_agents(repo) == ["same"]
+
+
+def test_reap_clears_the_index_lock_a_git_killed_with_its_agent_left(
+    repo: Path, owner: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    """Found by the 600 s torture run: an agent killed while its git held index.lock (and a
+    transaction open) could not be reaped until `recover` ran; now reap proves the lock
+    orphaned itself, saves the work and rolls the transaction back."""
+    doc = acquire(repo, "doomed", "--owner-pid", str(owner.pid))
+    path = Path(str(doc["path"]))
+    env = {"GITXACT_LEASE_TOKEN": str(doc["token"])}
+    assert gitxact("tx", "begin", "t1", cwd=path, env=env).returncode == 0
+    (path / "README").write_text("the agent's change\n")
+    ready = tmp_path / "ready"
+    editor = f"exec >/dev/null 2>&1; touch {ready}; sleep 60; :"
+    raw = subprocess.Popen(
+        ["git", "-c", f"core.editor={editor}", "commit", "-a"],
+        cwd=path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    lock = repo / ".git" / "worktrees" / path.name / "index.lock"
+    assert lock.exists()
+    os.killpg(raw.pid, signal.SIGKILL)
+    raw.wait()
+    owner.kill()
+    owner.wait()
+    while True:  # the editor's shell and sleep die with the group
+        try:
+            os.killpg(raw.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline + 30
+        time.sleep(0.01)
+    proc = gitxact("worktree", "reap", "--json", cwd=repo)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (ended,) = json.loads(proc.stdout)["ended"]
+    assert ended["stale_lock_removed"].startswith(f"removed {lock}")
+    assert ended["transaction"].startswith("rolled back")
+    assert git("show", f"{ended['snapshot_ref']}:README", cwd=repo) == "the agent's change\n"
+    assert lease_agents(repo) == []
+    assert str(path) not in registered(repo)
+    assert_fsck_clean(repo)

@@ -166,6 +166,8 @@ def render_end(doc: EndDoc) -> str:
     if doc.error:
         lines.append(style(f"  FAILED: {doc.error}", fg="red"))
         return "\n".join(lines)
+    if doc.stale_lock_removed:
+        lines.append(f"  {doc.stale_lock_removed}")
     if doc.snapshot_ref:
         lines.append(f"  uncommitted work saved to {doc.snapshot_ref}")
     if doc.transaction:
