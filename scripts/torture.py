@@ -308,9 +308,11 @@ def verify(repo: Path, ledgers: Path, events: Counter[str]) -> dict[str, object]
     ]
     doctor = sh([GITXACT, "doctor", "--json"], repo)
     times = status["lock_times"].get("all", {})
-    # Refusals (3) and lock timeouts (75) are the design; so is git's "index.lock: File
-    # exists" in a worktree where a killed git left its lock, until `recover` proves it dead.
-    stale = [e for e in errors if "index.lock': File exists" in str(e.get("stderr", ""))]
+    # Refusals (3) and lock timeouts (75) are the design; so is git's "<x>.lock': File
+    # exists" where a killed git left a lock, until it is proven dead: by `recover`, or for
+    # a worktree's index.lock by the next gx there. (HEAD.lock and ref locks wait for
+    # recover: a git in another worktree may hold those, see gitlocks.clear_stale_index_lock.)
+    stale = [e for e in errors if ".lock': File exists" in str(e.get("stderr", ""))]
     unexpected = [e for e in errors if e.get("code") not in (3, 75) and e not in stale]
     return {
         "ops": dict(sorted(ops.items())),
@@ -371,7 +373,10 @@ def render(result: dict[str, object], seed: int, seconds: float, workers: int) -
     width = max(len(k) for k, _ in rows)
     lines += [f"  {k.ljust(width)}  {v}" for k, v in rows]
     if result["errors_by_op"]:
-        lines.append(f"  refused or timed out (by design): {result['errors_by_op']}")
+        lines.append(f"  failed commands by operation: {result['errors_by_op']}")
+    for error in result["unexpected_errors"]:  # type: ignore[attr-defined]
+        last = (str(error.get("stderr", "")).strip().splitlines() or [""])[-1]
+        lines.append(f"  unexpected: {error.get('op')} exit {error.get('code')}: {last[:200]}")
     return "\n".join(lines)
 
 
@@ -405,6 +410,7 @@ def main() -> int:
         print(json.dumps(result, indent=2) if args.json else render(result, seed, args.seconds, args.workers))
         for problem in problems:
             print(f"torture: FAILED: {problem}", file=sys.stderr)
+        args.keep = args.keep or bool(problems)  # a failed run is kept to look into
         return 1 if problems else 0
     finally:
         if args.keep:
