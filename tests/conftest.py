@@ -7,9 +7,12 @@ are reproducible.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,3 +106,40 @@ def inside(repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(repo)
     assert main(["init"]) == 0
     return repo
+
+
+def git_commit_paused_in_editor(cwd: Path, ready: Path, *args: str) -> subprocess.Popen[bytes]:
+    """A raw `git commit ARGS` stopped in its editor, holding what it locked (`-a`: index.lock).
+
+    It runs in a process group of its own, so :func:`kill_group` takes the editor too.
+    """
+    editor = f"exec >/dev/null 2>&1; touch {ready}; sleep 60; :"  # the sleep must not hold our pipes
+    proc = subprocess.Popen(
+        ["git", "-c", f"core.editor={editor}", "commit", *args],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        assert time.monotonic() < deadline, "the editor never started"
+        assert proc.poll() is None, "git commit ended before its editor started"
+        time.sleep(0.02)
+    return proc
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL *proc*'s process group and wait until every member is gone (its locks orphaned)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        assert time.monotonic() < deadline, f"process group {proc.pid} did not go away"
+        time.sleep(0.01)

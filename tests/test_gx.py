@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import GITXACT, GX, git
+from conftest import GITXACT, GX, git, git_commit_paused_in_editor, kill_group
 
 PINNED = {
     "GIT_AUTHOR_DATE": "2024-01-01T00:00:00Z",
@@ -288,21 +288,8 @@ def test_the_next_gx_clears_the_index_lock_a_killed_git_left(repo: Path, tmp_pat
     """A git killed mid-commit leaves index.lock: gx proves it orphaned and goes on; a live one's is kept."""
     lock = repo / ".git" / "index.lock"
     (repo / "README").write_text("changed while an editor is open\n")
-    ready = tmp_path / "ready"
-    editor = f"exec >/dev/null 2>&1; touch {ready}; sleep 60; :"
-    raw = subprocess.Popen(
-        ["git", "-c", f"core.editor={editor}", "commit", "-a"],
-        cwd=repo,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    raw = git_commit_paused_in_editor(repo, tmp_path / "ready", "-a")
     try:
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            assert time.monotonic() < deadline, "the editor never started"
-            time.sleep(0.02)
         assert lock.exists(), "git commit -a holds index.lock while the editor runs"
         (repo / "new.txt").write_text("new\n")
         busy = _run([*GX, "add", "new.txt"], repo, None)
@@ -311,16 +298,7 @@ def test_the_next_gx_clears_the_index_lock_a_killed_git_left(repo: Path, tmp_pat
         assert "removed" not in busy.stderr
         assert lock.exists(), "a live git's lock is never taken away"
     finally:
-        os.killpg(raw.pid, signal.SIGKILL)
-        raw.wait()
-    deadline = time.monotonic() + 30
-    while True:  # the editor's shell and sleep die with the group
-        try:
-            os.killpg(raw.pid, 0)
-        except ProcessLookupError:
-            break
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+        kill_group(raw)
     assert lock.exists()
     proc = _run([*GX, "add", "new.txt"], repo, None)
     assert proc.returncode == 0, proc.stderr

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import git, gitxact
+from conftest import git, git_commit_paused_in_editor, gitxact, kill_group
 
 from gitxact import Workspace
 
@@ -284,33 +282,12 @@ def test_reap_clears_the_index_lock_a_git_killed_with_its_agent_left(
     env = {"GITXACT_LEASE_TOKEN": str(doc["token"])}
     assert gitxact("tx", "begin", "t1", cwd=path, env=env).returncode == 0
     (path / "README").write_text("the agent's change\n")
-    ready = tmp_path / "ready"
-    editor = f"exec >/dev/null 2>&1; touch {ready}; sleep 60; :"
-    raw = subprocess.Popen(
-        ["git", "-c", f"core.editor={editor}", "commit", "-a"],
-        cwd=path,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while not ready.exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    raw = git_commit_paused_in_editor(path, tmp_path / "ready", "-a")
     lock = repo / ".git" / "worktrees" / path.name / "index.lock"
     assert lock.exists()
-    os.killpg(raw.pid, signal.SIGKILL)
-    raw.wait()
+    kill_group(raw)
     owner.kill()
     owner.wait()
-    while True:  # the editor's shell and sleep die with the group
-        try:
-            os.killpg(raw.pid, 0)
-        except ProcessLookupError:
-            break
-        assert time.monotonic() < deadline + 30
-        time.sleep(0.01)
     proc = gitxact("worktree", "reap", "--json", cwd=repo)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (ended,) = json.loads(proc.stdout)["ended"]
