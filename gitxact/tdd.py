@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from gitxact import checks, staging, tddsteps, txsteps
+from gitxact import checks, staging, tddsteps, txsteps, worktree_ops
 from gitxact.errors import GitxactError, OperationFailedError, RefusedError, UsageError
 from gitxact.journal import Step, TddState, TxRecord
 from gitxact.tddsteps import StepName
@@ -121,10 +121,11 @@ def run_step(
                 reason = f"the check {result.describe()}: a hang is not a failing test"
             raise RefusedError(f"{reason}; nothing was committed", hint=f"check output: {result.log}")
         if op != "red" and not result.passed:
-            _roll_back_failed(ctx, op)
+            saved = _roll_back_failed(ctx, op)
             where = "its start" if op == "green" else "the last passing commit"
             raise CheckFailedError(
-                f"the check {result.describe()}: the TDD sequence was rolled back to {where}",
+                f"the check {result.describe()}: the TDD sequence was rolled back to {where}"
+                f" (what it undid is kept in {saved})",
                 hint=f"check output: {result.log}",
             )
         changed = tddsteps.changed_during_check(ctx, step)
@@ -164,13 +165,27 @@ def _start_sequence(ctx: Ctx, hold: bool, check: Step) -> None:
     txsteps.add_savepoint(ctx, "tdd-start", tdd=tdd, next_step=check)
 
 
-def _roll_back_failed(ctx: Ctx, op: StepName) -> None:
+def _roll_back_failed(ctx: Ctx, op: StepName) -> str:
+    """Roll back after a failed check; first keep what the rollback undoes, and say where.
+
+    Unlike ``tx rollback`` or ``tdd abort``, nobody asked to throw this work away: the
+    check decided. So the worktree as it is (HEAD with the sequence's commits, the index,
+    every file, the failing code included) is saved to a snapshot ref first.
+    """
     tdd = ctx.tx.tdd
     assert tdd is not None  # noqa: S101 - _sequence checked it
+    tx = ctx.tx
+    saved = worktree_ops.save_work(
+        ctx.ws,
+        ctx.ws.layout.require_worktree(),
+        f"{tx.namespace}/undone/{tx.tx_id}-{op}",
+        f"work undone by the failed {op} check of {tx.label()}",
+    )
     if op == "green" or tdd.passing is None:
         txsteps.rollback(ctx, tdd.start, op=op, close=tdd.owns_tx, drop_target=True, end_tdd=True)
     else:
         txsteps.rollback(ctx, tdd.passing, op=op, close=False)
+    return saved
 
 
 def done(ws: Workspace) -> TxRecord:

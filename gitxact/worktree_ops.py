@@ -240,23 +240,31 @@ def save_dirty_work(ws: Workspace, lease: Lease, *, dirty: bool | None = None) -
     path = Path(lease.path)
     if not (snapshots.has_changes(path) if dirty is None else dirty):
         return None
+    stamp = datetime.datetime.now(tz=datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    return save_work(ws, path, f"{lease.agent}/{stamp}", f"uncommitted work of {lease.agent}")
+
+
+def save_work(ws: Workspace, path: Path, name: str, what: str) -> str:
+    """Snapshot HEAD, index and every file of the worktree at *path* to ``refs/gitxact/snapshots/<name>``.
+
+    The first free of *name*, ``-2``, ``-3``...: two savers never overwrite each other.
+    """
     git_dir = Path(git.run(["rev-parse", "--absolute-git-dir"], path, read_only=True).stdout.strip())
     env = ws.locks.child_env()
-    snap = snapshots.capture(path, git_dir, f"gitxact: uncommitted work of {lease.agent} in {path}", env)
-    stamp = datetime.datetime.now(tz=datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    snap = snapshots.capture(path, git_dir, f"gitxact: {what} in {path}", env)
     for n in range(1, _MAX_SUFFIX + 1):
-        ref = f"{SNAPSHOT_PREFIX}{lease.agent}/{stamp}" + ("" if n == 1 else f"-{n}")
+        ref = f"{SNAPSHOT_PREFIX}{name}" + ("" if n == 1 else f"-{n}")
         try:
             refs.apply(
                 ws.layout.common_dir,
                 [refs.RefUpdate(ref, snap.commit, refs.MUST_NOT_EXIST)],
-                message=f"gitxact: save work of {lease.agent}",
+                message=f"gitxact: save {what}",
                 env=env,
             )
         except refs.RefConflictError:
             continue
         return ref
-    raise OperationFailedError(f"could not name a snapshot ref for {lease.agent}")
+    raise OperationFailedError(f"could not name a snapshot ref for {what}")
 
 
 def owns_branch(ws: Workspace, lease: Lease) -> bool:

@@ -99,7 +99,14 @@ def test_green_whose_check_fails_rolls_the_whole_sequence_back(tdd_repo: Path) -
     assert ".log" in proc.stderr
     assert fingerprint(repo) == before, "HEAD at the start, earlier uncommitted work intact"
     assert not (repo / "scratch.txt").exists()
-    assert gitxact_refs(repo) == []
+    # What the check undid was nobody's choice to throw away: it is kept, and named.
+    (saved,) = gitxact_refs(repo)
+    assert saved.startswith("refs/gitxact/snapshots/worktree@main/undone/tx-")
+    assert saved.endswith("-green")
+    assert saved in proc.stderr
+    assert git("show", f"{saved}:impl.txt", cwd=repo) == "not yet\n"
+    assert git("show", f"{saved}:scratch.txt", cwd=repo) == "created during the sequence\n"
+    assert git("log", "-1", "--format=%s", f"{saved}^1", cwd=repo).startswith("TDD RED")
 
 
 def test_refactor_failure_returns_to_green_and_abort_to_start(tdd_repo: Path) -> None:
