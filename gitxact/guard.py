@@ -33,7 +33,10 @@ _WHY = {
     classify.LEASED_BRANCH: "would delete or rename a leased branch",
     classify.PROTECTED_REF: "would delete a ref that an active lease's work depends on",
 }
-_HINT = "end the lease(s) first (`gitxact worktree release AGENT`)"
+_HINT = (
+    "end the lease(s) first (`gitxact worktree release AGENT`; leases whose owner died end with"
+    " `gitxact worktree reap` or `gitxact recover`)"
+)
 
 
 def check(invocation: Invocation, rule: classify.Rule, leases: list[LeaseView]) -> None:

@@ -111,7 +111,7 @@ class Transactions:
         if why is not None:
             raise RefusedError(
                 f"worktree {self.ws.layout.worktree}: {why}",
-                hint="run transactions in your own worktree (gitxact worktree acquire)",
+                hint=f"check {leaseview.TOKEN_ENV} and GITXACT_AGENT; run transactions in your own worktree",
             )
 
     def usable(self, ctx: Ctx) -> TxRecord:

@@ -14,7 +14,7 @@ from gitxact.cli.context import emit, json_option
     type=click.IntRange(1, 100),
     default=5,
     show_default=True,
-    help="Commits per agent into the shared worktree.",
+    help="Commits per agent into the shared worktree (each agent also makes 2 TDD commits).",
 )
 @click.option("--bumps", type=click.IntRange(1, 1000), default=25, show_default=True, help="Counter updates per agent.")
 @click.option(

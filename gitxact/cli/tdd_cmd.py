@@ -83,7 +83,8 @@ def _run(
     spec = checks.parse(check, shell=shell, timeout=ws.settings.check_timeout if timeout is None else timeout)
     result = run_step(ws, op, spec, paths, message=message)
     assert result.check is not None  # noqa: S101 - every red/green/refactor runs its check
-    click.echo(f"gitxact: check {result.check.describe()}; output kept in {result.check.log}", err=True)
+    expected = ", as red expects" if op == "red" else ""
+    click.echo(f"gitxact: check {result.check.describe()}{expected}; output kept in {result.check.log}", err=True)
     tdd_state = result.tx.tdd
     doc = TddStepDoc(
         tx_id=result.tx.tx_id,

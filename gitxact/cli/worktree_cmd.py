@@ -64,15 +64,16 @@ def acquire(
 
     The worktree is created `git worktree lock`ed. The token is printed once: keep it
     for release/renew. The lease's owner is this command's parent process unless
-    --owner-pid says otherwise; once the owner dies (or the lease goes without a
-    heartbeat for gitxact.leaseTtl seconds) `reap` may end it. Asking again while the
+    --owner-pid (or GITXACT_OWNER_PID) says otherwise; once the owner dies (or the
+    lease goes without a heartbeat for gitxact.leaseTtl seconds) `reap` may end it.
+    Inside $(... | ...) the parent is a subshell that exits at once: pass --owner-pid $$. Asking again while the
     lease lives returns the same worktree, with "existing": true and no token (unless
     --token presents it). Exit 3 if the branch is checked out elsewhere.
 
     \b
     Examples:
       gitxact worktree acquire agent-7
-      TOKEN=$(gitxact worktree acquire agent-7 --base main --json | jq -r .token)
+      TOKEN=$(gitxact worktree acquire agent-7 --owner-pid $$ --json | jq -r .token)
     """
     pid = os.getppid() if owner_pid is None else owner_pid
     doc = app.workspace(timeout=timeout).worktrees.acquire(agent, base=base, branch=branch, token=token, owner_pid=pid)

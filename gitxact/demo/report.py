@@ -6,6 +6,10 @@ from gitxact.cli.render import style, table
 from gitxact.demo.scenario import DemoSummary
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
 def _count(value: int, good: bool) -> str:
     return style(str(value), fg="green" if good else "red", bold=True)
 
@@ -17,13 +21,15 @@ def render(doc: DemoSummary) -> str:
     killed = f"{doc.killed}"
     if doc.killed:
         if gitxact:
-            killed += f"; gitxact recover: {'ok' if doc.recovered else 'FAILED'} ({len(doc.recover_actions)} actions)"
+            actions = _plural(len(doc.recover_actions), "action")
+            killed += f"; gitxact recover: {'ok' if doc.recovered else 'FAILED'} ({actions})"
         else:
             killed += "; no recover: its worktree and half-done commit stay"
     rows = [
         [
             "commits landed",
-            f"{_count(landed, landed == doc.commits_planned)} of {doc.commits_planned} meant to land",
+            f"{_count(landed, landed == doc.commits_planned)} of {doc.commits_planned} meant to land"
+            f" ({doc.agents} agents x (2 TDD + {doc.commits_per_agent} shared))",
         ],
         ["failed git commands", _count(doc.git_failures, doc.git_failures == 0)],
         [
@@ -52,7 +58,7 @@ def render(doc: DemoSummary) -> str:
         ["git fsck --strict", style("clean", fg="green") if doc.fsck_clean else style("errors", fg="red")],
         ["lost", _count(doc.lost, doc.lost == 0)],
     ]
-    agents = [["agent", "role", "commits", "failed git", "counter", "rollbacks", "end"]]
+    agents = [["agent", "role", "commits landed", "failed git", "bumps made", "rollbacks", "end"]]
     agents += [
         [
             row.name,

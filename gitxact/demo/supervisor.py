@@ -146,14 +146,12 @@ class Supervisor:
             )
             if proc.returncode == 3:
                 self.gc_refused += 1
-                self.note(f"gc --prune=now while {self.agents} agents work: refused (exit 3)")
+                self.note("gc --prune=now while the agents work: refused (exit 3)")
             else:
-                self.note(f"gc --prune=now while {self.agents} agents work: NOT refused (exit {proc.returncode})")
+                self.note(f"gc --prune=now while the agents work: NOT refused (exit {proc.returncode})")
             return
         result = git.run(["gc", "-q", "--prune=now"], repo, check=False)
-        self.note(
-            f"git gc --prune=now while {self.agents} agents work: ran (exit {result.returncode}); nothing stops it"
-        )
+        self.note(f"git gc --prune=now while the agents work: ran (exit {result.returncode}); nothing stops it")
 
     def kill(self, repo: Path, index: int) -> None:
         row, proc = self.rows[index], self.procs[index]
@@ -176,7 +174,7 @@ class Supervisor:
             doc = {"ok": False, "steps": []}
         self.recovered = bool(doc.get("ok"))
         self.recover_actions = [action for step in doc.get("steps", []) for action in step.get("actions", [])]
-        self.note(f"gitxact recover: {'ok' if self.recovered else 'FAILED'}, {len(self.recover_actions)} actions")
+        self.note(f"gitxact recover: {'ok' if self.recovered else 'FAILED'}, {len(self.recover_actions)} action(s)")
         for action in self.recover_actions:
             self.note(f"  {action}")
         row.phase = "killed; recovered" if self.recovered else "killed; recover failed"
