@@ -180,8 +180,11 @@ class Supervisor:
         row.phase = "killed; recovered" if self.recovered else "killed; recover failed"
 
     def stop(self) -> None:
+        """Kill the agents not reaped yet. A reaped agent's pid may already belong to
+        another process group: never signal it."""
         for proc in self.procs:
-            _kill_group(proc)
+            if proc.returncode is None:
+                _kill_group(proc)
 
     # -- checking ------------------------------------------------------------------------
 
