@@ -150,13 +150,13 @@ def end_lease(
     keep_branch = keep_branch or lease.keep_branch
     path = Path(lease.path)
     registered = ops.is_registered(ws, path)
-    if registered and path.is_dir() and lease.worktree_id is not None:
-        # A git killed with the agent may have left the worktree's index.lock: saving and
-        # rolling back need the index. We hold the repository lock exclusive, so the proof
-        # of gitlocks.clear_stale_index_lock holds (see there).
-        git_dir = ws.layout.common_dir / "worktrees" / lease.worktree_id
-        doc.stale_lock_removed = gitlocks.clear_stale_index_lock(git_dir, path)
     if registered and path.is_dir():
+        if lease.worktree_id is not None:
+            # A git killed with the agent may have left the worktree's index.lock: saving and
+            # rolling back need the index. We hold the repository lock exclusive, so the
+            # proof of gitlocks.clear_stale_index_lock holds (see there).
+            git_dir = ws.layout.common_dir / "worktrees" / lease.worktree_id
+            doc.stale_lock_removed = gitlocks.clear_stale_index_lock(git_dir, path)
         open_tx = lease.worktree_id is not None and replay.open_transaction(ws, lease.worktree_id) is not None
         # With a transaction open, save HEAD (its commits) and the files before rolling it back.
         doc.snapshot_ref = ops.save_dirty_work(ws, lease, dirty=True if open_tx else dirty)
