@@ -66,8 +66,8 @@ def acquire(
     for release/renew. The lease's owner is this command's parent process unless
     --owner-pid (or GITXACT_OWNER_PID) says otherwise; once the owner dies (or the
     lease goes without a heartbeat for gitxact.leaseTtl seconds) `reap` may end it.
-    Inside $(... | ...) the parent is a subshell that exits at once: pass --owner-pid $$. Asking again while the
-    lease lives returns the same worktree, with "existing": true and no token (unless
+    Inside $(... | ...) the parent is a subshell that exits at once: pass --owner-pid $$.
+    Asking again while the lease lives returns the same worktree, with "existing": true and no token (unless
     --token presents it). Exit 3 if the branch is checked out elsewhere.
 
     \b

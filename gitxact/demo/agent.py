@@ -16,6 +16,7 @@ import shlex
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitxact.demo.scenario import BARRIERS, Mode, Role
@@ -36,21 +37,22 @@ def say(**event: object) -> None:
     print(json.dumps(event), flush=True)
 
 
+@dataclass
 class Agent:
-    def __init__(
-        self, mode: Mode, repo: Path, control: Path, *, name: str, role: Role, commits: int, bumps: int
-    ) -> None:
-        self.mode = mode
-        self.repo = repo
-        self.control = control
-        self.name = name
-        self.role = role
-        self.commits = commits
-        self.bumps = bumps
-        self.env = {**os.environ, "GITXACT_AGENT": name, "PYTHONDONTWRITEBYTECODE": "1", "NO_COLOR": "1"}
-        self.worktree: Path | None = None
-        self.token: str | None = None
-        self.last_code = 0
+    mode: Mode
+    repo: Path
+    control: Path
+    name: str
+    role: Role
+    commits: int
+    bumps: int
+    worktree: Path | None = None
+    token: str | None = None
+    last_code: int = 0
+    env: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.env = {**os.environ, "GITXACT_AGENT": self.name, "PYTHONDONTWRITEBYTECODE": "1", "NO_COLOR": "1"}
 
     # -- running commands ---------------------------------------------------------------
 
