@@ -16,8 +16,8 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from gitxact import console
 from gitxact.errors import EXIT_FAILED, GitxactError
+from gitxact.util import console
 
 #: Where crash logs go; the CLI points this at ``<common-dir>/gitxact/logs`` once it knows the repository.
 log_dir: Path | None = None

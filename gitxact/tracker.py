@@ -16,10 +16,11 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field, JsonValue
 
+from gitxact.core.repo import LOCKS_DIR, Repo
 from gitxact.errors import OperationFailedError, UsageError, VersionConflictError
-from gitxact.identity import validate_key
-from gitxact.locks import Locks
-from gitxact.state import StateFile, StateModel
+from gitxact.locking.locks import Locks
+from gitxact.state.store import StateFile, StateModel
+from gitxact.util.names import validate_key
 
 MAX_VALUE_BYTES = 1024 * 1024
 TRACKER_LOCK = "tracker"
@@ -134,3 +135,9 @@ def _check_value(value: Any) -> None:
         raise UsageError(f"value is larger than {MAX_VALUE_BYTES} bytes")
     if isinstance(value, float) and not math.isfinite(value):
         raise UsageError("value must be finite")
+
+
+def open_tracker(repo: Repo) -> Tracker:
+    """The tracker of *repo*: its state file, guarded by the repository's named-resource locks."""
+    repo.store.ensure(LOCKS_DIR)
+    return Tracker(repo.state_file("tracker.json", TrackerState), repo.locks, repo.agent)

@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from fixtures import repos  # noqa: E402
 from gitxact import Workspace  # noqa: E402
 
 GITXACT = [sys.executable, "-m", "gitxact"]
@@ -34,21 +35,12 @@ def row(figure: str, gitxact: str, baseline: str, ratio: str, goal: str = "") ->
     print(f"  {figure}: {gitxact} vs {baseline} -> {ratio} {goal}", file=sys.stderr, flush=True)
 
 
-def make_repo(root: Path, name: str = "repo") -> Path:
-    repo = root / name
-    repo.mkdir()
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "b",
-        "GIT_AUTHOR_EMAIL": "b@b",
-        "GIT_COMMITTER_NAME": "b",
-        "GIT_COMMITTER_EMAIL": "b@b",
-    }
-    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True, env=env)
-    (repo / "README").write_text("bench\n")
-    subprocess.run(["git", "add", "README"], cwd=repo, check=True, env=env)
-    subprocess.run(["git", "commit", "-q", "-m", "init"], cwd=repo, check=True, env=env)
-    return repo
+#: Commits the bench makes are by a fixed author, whatever the machine's git config.
+AUTHOR = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
+
+
+def make_repo(root: Path, name: str = "repo", files: int = 0) -> Path:
+    return repos.make_repo(root / name, files=files, env={**os.environ, **AUTHOR})
 
 
 def interleaved(a: Callable[[], None], b: Callable[[], None], rounds: int) -> tuple[float, float]:
@@ -183,7 +175,7 @@ def bench_contention(tmp: Path, quick: bool) -> None:
     repo = make_repo(tmp, "contention")
     Workspace(repo).init()
     seconds = 5 if quick else 20
-    worker = ROOT / "tests" / "workers.py"
+    worker = ROOT / "fixtures" / "workers.py"
     outs = [tmp / f"contend-{i}.jsonl" for i in range(16)]
     counter = tmp / "contend-counter"
     procs = [
@@ -210,7 +202,7 @@ def _gx_argv() -> list[str]:
     script = Path(sys.executable).parent / "gx"  # the console script, as users run it
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "import sys; from gitxact.gx import main; sys.exit(main())"]
+    return [sys.executable, "-c", "import sys; from gitxact.gx.main import main; sys.exit(main())"]
 
 
 def _quiet(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
@@ -295,7 +287,7 @@ def bench_hooks(tmp: Path, quick: bool) -> None:
 
 def bench_writers(tmp: Path, quick: bool) -> None:
     """6 writers x 12 add+commit in one worktree: raw git loses commits, gx lands all."""
-    worker = ROOT / "tests" / "gxworkers.py"
+    worker = ROOT / "fixtures" / "gx_writer.py"
     results = {}
     for tool in ("git", "gx"):
         repo = make_repo(tmp, f"writers-{tool}")
@@ -364,7 +356,7 @@ def bench_worktrees(tmp: Path, quick: bool) -> None:
         doc = ws.worktrees.acquire("lib")
         ws.worktrees.release("lib", token=doc.token)
 
-    imports = "import gitxact.cli.main, gitxact.cli.worktree_cmd, gitxact.workspace, gitxact.worktrees"
+    imports = "import gitxact.cli.main, gitxact.cli.worktree_cmd, gitxact.workspace, gitxact.worktrees.manager"
 
     def startup() -> None:
         for _ in range(2):
@@ -398,21 +390,8 @@ def bench_worktrees(tmp: Path, quick: bool) -> None:
 
 
 def make_big_repo(root: Path, files: int = 10_000) -> Path:
-    """A repository with *files* small tracked files in 100 folders (one commit)."""
-    repo = make_repo(root, "big")
-    for i in range(files):
-        folder = repo / f"d{i % 100:02d}"
-        folder.mkdir(exist_ok=True)
-        (folder / f"f{i:05d}.txt").write_text(f"file {i}\n" * 4)
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "b",
-        "GIT_AUTHOR_EMAIL": "b@b",
-        "GIT_COMMITTER_NAME": "b",
-        "GIT_COMMITTER_EMAIL": "b@b",
-    }
-    subprocess.run(["git", "add", "-A"], cwd=repo, check=True, env=env)
-    subprocess.run(["git", "commit", "-q", "-m", "10k files"], cwd=repo, check=True, env=env)
+    """A repository with *files* small tracked files in 100 folders (one commit), index warm."""
+    repo = make_repo(root, "big", files=files)
     subprocess.run(["git", "status", "-s"], cwd=repo, check=True, stdout=subprocess.DEVNULL)  # warm the index
     return repo
 

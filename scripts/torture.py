@@ -36,6 +36,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from fixtures import repos
+
 BIN = Path(sys.executable).parent
 GITXACT = str(BIN / "gitxact")
 GX = str(BIN / "gx")
@@ -194,13 +197,12 @@ def sh(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def make_repo(root: Path) -> Path:
-    repo = root / "repo"
-    repo.mkdir()
+    author = {"GIT_AUTHOR_NAME": "torture", "GIT_AUTHOR_EMAIL": "torture@example.com"}
+    author |= {"GIT_COMMITTER_NAME": "torture", "GIT_COMMITTER_EMAIL": "torture@example.com"}
+    repo = repos.make_repo(root / "repo", env={**os.environ, **author})
     for argv in (
-        ["git", "init", "-q", "-b", "main"],
         ["git", "config", "user.name", "torture"],
         ["git", "config", "user.email", "torture@example.com"],
-        ["git", "commit", "-q", "--allow-empty", "-m", "initial"],
         [GITXACT, "init"],
         [GITXACT, "hooks", "install"],
     ):

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import GITXACT, assert_clean_error, git, gitxact
+from support.proc import GITXACT, assert_clean_error, git, gitxact, run
 
 
 @pytest.fixture
@@ -23,10 +22,6 @@ def two(repo: Path) -> dict[str, dict[str, str]]:
         assert proc.returncode == 0, proc.stderr
         docs[agent] = json.loads(proc.stdout)
     return docs
-
-
-def run(argv: list[str], cwd: Path | str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True, check=False)
 
 
 def as_agent(doc: dict[str, str]) -> dict[str, str]:

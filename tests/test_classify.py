@@ -16,10 +16,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import GX, git
+from support.proc import GX, git
 
-from gitxact import classify
-from gitxact.classify import (
+from gitxact.gx import rules
+from gitxact.gx.cmdline import parse
+from gitxact.gx.rules import (
     ANY_LEASE,
     GUARD_GC,
     LEASED_BRANCH,
@@ -36,7 +37,6 @@ from gitxact.classify import (
     Rule,
     W,
 )
-from gitxact.gitargs import parse
 
 DEL_BRANCH = Rule(REPOSITORY, LEASED_BRANCH)
 LEASED_WT = Rule(REPOSITORY, LEASED_WORKTREE)
@@ -120,7 +120,7 @@ SHAPES: list[tuple[str, Rule, bool]] = [
     ("--exec-path", R, True),
     ("-h", R, True),
     # one worktree
-    ("diff", W, True),  # see classify.py: git 2.39 rewrites a stat-dirty index here
+    ("diff", W, True),  # see rules.py: git 2.39 rewrites a stat-dirty index here
     ("diff HEAD -- README", W, True),
     ("describe --dirty", W, True),
     ("add README", W, True),
@@ -330,7 +330,7 @@ SHAPES: list[tuple[str, Rule, bool]] = [
 
 
 def _expected_locks(rule: Rule) -> set[tuple[str, str]]:
-    if rule.lock == classify.READ_ONLY:
+    if rule.lock == rules.READ_ONLY:
         return set()
     if rule.lock == REPOSITORY:
         return {("repo", "exclusive")}
@@ -374,7 +374,7 @@ def _fingerprint(repo: Path) -> tuple[str, bytes, int, bytes]:
 def test_row(lab: Path, tmp_path: Path, shape: str, expected: Rule, run: bool) -> None:
     words = shlex.split(shape.replace(T, str(tmp_path / "scratch")))
     invocation = parse(words)
-    assert classify.rule_for(invocation) == expected
+    assert rules.rule_for(invocation) == expected
     if not run:
         return
     before_records = len(_records(lab))
@@ -403,13 +403,13 @@ def test_every_table_row_has_a_shape() -> None:
         invocation = parse(shlex.split(shape))
         if invocation.command is not None:
             covered.add(invocation.command)
-            entry = classify.TABLE.get(invocation.command)
-            if isinstance(entry, classify.Sub):
+            entry = rules.TABLE.get(invocation.command)
+            if isinstance(entry, rules.Sub):
                 words = [w for w in invocation.args if not w.startswith("-")]
                 covered.add(f"{invocation.command} {words[0] if words else ''}".strip())
-    missing = [name for name in classify.TABLE if name not in covered]
-    for name, entry in classify.TABLE.items():
-        if isinstance(entry, classify.Sub):
+    missing = [name for name in rules.TABLE if name not in covered]
+    for name, entry in rules.TABLE.items():
+        if isinstance(entry, rules.Sub):
             missing += [f"{name} {sub}" for sub in entry.rules if f"{name} {sub}" not in covered]
     assert not missing
 
@@ -417,7 +417,7 @@ def test_every_table_row_has_a_shape() -> None:
 def test_every_git_builtin_is_in_the_table() -> None:
     """A git newer than the table still works (unknown = worktree lock); this says which rows to add."""
     builtins = git("--list-cmds=builtins", cwd=Path("/")).split()
-    assert [name for name in builtins if name not in classify.TABLE] == []
+    assert [name for name in builtins if name not in rules.TABLE] == []
 
 
 def test_read_only_status_leaves_a_stat_dirty_index_alone(lab: Path) -> None:

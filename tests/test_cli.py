@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import GITXACT, assert_clean_error, git, gitxact
+from support.proc import GITXACT, assert_clean_error, git, gitxact
 
 from gitxact.cli.main import COMMANDS
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import GITXACT, ROOT, assert_clean_error, git, gitxact
+from support.proc import GITXACT, ROOT, assert_clean_error, git, gitxact
 
 pytestmark = pytest.mark.slow
 

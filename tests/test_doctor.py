@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 
-from conftest import gitxact
-
-
-def doctor(repo: Path, *args: str) -> tuple[int, dict]:
-    proc = gitxact("doctor", "--json", *args, cwd=repo)
-    assert "Traceback" not in proc.stderr
-    return proc.returncode, json.loads(proc.stdout)
+from support.health import doctor
+from support.proc import gitxact
 
 
 def test_clean_repository(repo: Path) -> None:

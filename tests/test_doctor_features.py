@@ -9,13 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import GITXACT, ROOT, git, gitxact
-
-
-def doctor(repo: Path, *args: str) -> tuple[int, dict]:
-    proc = gitxact("doctor", "--json", *args, cwd=repo)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc.returncode, json.loads(proc.stdout)
+from support.health import doctor
+from support.proc import GITXACT, ROOT, git, gitxact
 
 
 def checks(report: dict) -> list[str]:

@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import GX, assert_clean_error, git, gitxact
-from leasehelp import acquire, release
+from support.leases import acquire, release
+from support.proc import GX, assert_clean_error, git, gitxact
 
 FORMS = [
     ["gc", "-q"],

@@ -7,6 +7,7 @@ exit code, stdout and stderr.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import shutil
@@ -14,10 +15,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import GITXACT, GX, git, git_commit_paused_in_editor, kill_group
+from support.proc import GITXACT, GX, git, git_commit_paused_in_editor, kill_group
 
 PINNED = {
     "GIT_AUTHOR_DATE": "2024-01-01T00:00:00Z",
@@ -82,6 +84,9 @@ SHAPES: list[tuple[list[str], str | None, bool]] = [
 ]
 
 
+GX_MAIN = "import sys; from gitxact.gx.main import main; sys.exit(main())"
+
+
 def _base(tmp: Path) -> Path:
     repo = tmp / "a" / "repo"
     repo.mkdir(parents=True)
@@ -140,7 +145,7 @@ def test_gx_matches_git(tmp_path: Path, args: list[str], stdin: str | None, outs
 def _imported(argv: list[str], cwd: Path) -> set[str]:
     """Modules imported by a gx run, from python -X importtime (printed before the exec)."""
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import sys; from gitxact.gx import main; sys.exit(main())", *argv],
+        [sys.executable, "-X", "importtime", "-c", GX_MAIN, *argv],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -149,12 +154,21 @@ def _imported(argv: list[str], cwd: Path) -> set[str]:
     return {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
 
 
-HEAVY = {"pydantic", "click", "filelock", "git", "gitxact.state", "gitxact.workspace", "gitxact.leases"}
+HEAVY = {
+    "pydantic",
+    "click",
+    "filelock",
+    "git",  # GitPython
+    "gitxact.state.store",
+    "gitxact.core.repo",
+    "gitxact.workspace",
+    "gitxact.leases.records",
+}
 
 
 def test_read_only_fast_path_imports_nothing_heavy(repo: Path) -> None:
     modules = _imported(["status"], repo)
-    assert "gitxact.gx" in modules
+    assert "gitxact.gx.main" in modules
     assert not modules & HEAVY
     assert "subprocess" not in modules, "the fast path execs git; it never needs subprocess"
     assert not {"typing", "dataclasses"} & modules
@@ -187,7 +201,9 @@ def test_killed_git_gives_128_plus_signal_and_releases_the_locks(repo: Path) -> 
     assert again.returncode == 0, again.stderr
 
 
-def _start_waiting_for_editor(argv: list[str], repo: Path, ready: Path) -> subprocess.Popen[str]:
+@contextlib.contextmanager
+def _waiting_for_editor(argv: list[str], repo: Path, ready: Path) -> Iterator[subprocess.Popen[str]]:
+    """A commit stopped in its editor, in a session of its own; killed and reaped however the test ends."""
     editor = f"exec >/dev/null 2>&1; touch {ready}; sleep 60; :"  # the sleep must not hold our pipes
     proc = subprocess.Popen(
         [*argv, "-c", f"core.editor={editor}", "commit", "--allow-empty"],
@@ -198,20 +214,26 @@ def _start_waiting_for_editor(argv: list[str], repo: Path, ready: Path) -> subpr
         text=True,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 60
-    while not ready.exists():
-        assert time.monotonic() < deadline, "the editor never started"
-        time.sleep(0.02)
-    return proc
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert time.monotonic() < deadline, "the editor never started"
+            time.sleep(0.02)
+        yield proc
+    finally:
+        kill_group(proc)  # type: ignore[arg-type]  # the editor's sleep too, if still there
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
 
 
 def test_ctrl_c_reaches_git_and_gx_returns_its_code(repo: Path, tmp_path: Path) -> None:
     """The terminal sends SIGINT to the whole foreground group: git decides, gx waits."""
     codes = []
     for name, argv in (("git", ["git"]), ("gx", GX)):
-        proc = _start_waiting_for_editor(argv, repo, tmp_path / f"ready-{name}")
-        os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        with _waiting_for_editor(argv, repo, tmp_path / f"ready-{name}") as proc:
+            os.killpg(proc.pid, signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
         assert "Traceback" not in err
         assert "interrupted" not in err, "gx itself must not have been interrupted"
         codes.append(128 - proc.returncode if proc.returncode < 0 else proc.returncode)  # as a shell reports it
@@ -220,12 +242,9 @@ def test_ctrl_c_reaches_git_and_gx_returns_its_code(repo: Path, tmp_path: Path) 
 
 
 def test_sigterm_is_passed_on_to_git(repo: Path, tmp_path: Path) -> None:
-    proc = _start_waiting_for_editor(GX, repo, tmp_path / "ready")
-    try:
+    with _waiting_for_editor(GX, repo, tmp_path / "ready") as proc:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the editor's sleep
     assert proc.returncode == 128 + signal.SIGTERM
 
 

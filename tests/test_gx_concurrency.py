@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, git
+from support.proc import ROOT, git
 
-WORKER = str(ROOT / "tests" / "gxworkers.py")
+WORKER = str(ROOT / "fixtures" / "gx_writer.py")
 
 
 def _writers(jobs: list[tuple[Path, str]], count: int, tmp: Path, tool: str = "gx") -> list[dict[str, object]]:

@@ -9,23 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import GITXACT, GX, ROOT, assert_clean_error, git, gitxact
-from leasehelp import acquire, release
+from support.leases import acquire, release
+from support.proc import GITXACT, GX, ROOT, assert_clean_error, git, gitxact, run
 
 HOOKS = ("pre-commit", "pre-auto-gc", "reference-transaction")
-
-
-def run(argv: list[str], cwd: Path, env: dict[str, str] | None = None, input: str | None = None):
-    return subprocess.run(
-        argv,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        input=input,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def install(where: Path) -> None:
@@ -137,7 +124,7 @@ def test_hook_under_gx_commit_inherits_the_locks(leased: Path, repo: Path, tmp_p
     """A pre-commit hook that itself runs gx/gitxact must not wait for its own parent."""
     git("config", "gitxact.lockTimeout", "5", cwd=repo)
     hooks = repo / ".git" / "hooks"
-    gx = " ".join([sys.executable, "-c", "'import sys; from gitxact.gx import main; sys.exit(main())'"])
+    gx = " ".join([sys.executable, "-c", "'import sys; from gitxact.gx.main import main; sys.exit(main())'"])
     gxa = " ".join([*GITXACT[:1], "-m", "gitxact"])
     (hooks / "pre-commit.gitxact-chained").write_text(
         f"#!/bin/sh\nset -e\necho extra > extra.txt\n{gx} add extra.txt\n{gxa} tracker incr hooks.ran >/dev/null\n"
@@ -194,7 +181,7 @@ def test_gitxact_refs_are_deleted_only_by_gitxact(repo: Path) -> None:
         [
             sys.executable,
             "-c",
-            "from gitxact import git; git.run(['update-ref', '-d', 'refs/gitxact/snapshots/a'], '.')",
+            "from gitxact.git import run as git; git.run(['update-ref', '-d', 'refs/gitxact/snapshots/a'], '.')",
         ],
         repo,
     )
@@ -275,7 +262,7 @@ def test_falls_back_to_gitxact_on_path_then_warns(leased: Path, repo: Path) -> N
 
 def test_the_hook_code_needs_only_the_standard_library() -> None:
     """The hooks run it with python -I -S: no site-packages, so no pydantic, click or filelock."""
-    code = "import sys; sys.path.insert(0, sys.argv[1]); import gitxact.hookrun; print(sorted(sys.modules))"
+    code = "import sys; sys.path.insert(0, sys.argv[1]); import gitxact.hooks.policy; print(sorted(sys.modules))"
     proc = subprocess.run(
         [sys.executable, "-I", "-S", "-c", code, str(ROOT)], capture_output=True, text=True, check=True
     )

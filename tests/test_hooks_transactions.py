@@ -8,10 +8,11 @@ import signal
 import subprocess
 from pathlib import Path
 
-from conftest import GITXACT, git, gitxact
+from support.proc import GITXACT, git, gitxact
 
-from gitxact import Workspace, journalview
-from gitxact.journal import commit_blocker
+from gitxact import Workspace
+from gitxact.tx import journal_reader
+from gitxact.tx.journal import commit_blocker
 
 
 def rollback_killed_midway(repo: Path) -> None:
@@ -32,13 +33,13 @@ def rollback_killed_midway(repo: Path) -> None:
 def test_commit_refused_until_recover(repo: Path) -> None:
     assert gitxact("hooks", "install", cwd=repo).returncode == 0
     common = str(repo / ".git")
-    assert journalview.commit_blocker(common, "main") is None, "no journal: nothing blocks"
+    assert journal_reader.commit_blocker(common, "main") is None, "no journal: nothing blocks"
     rollback_killed_midway(repo)
     ws = Workspace(repo)
     reason = commit_blocker(ws, "main")
     assert reason is not None
     assert "recover" in reason
-    assert journalview.commit_blocker(common, "main") == reason, "the hook's reader agrees with the model"
+    assert journal_reader.commit_blocker(common, "main") == reason, "the hook's reader agrees with the model"
     (repo / "other.txt").write_text("x\n")
     git("add", "other.txt", cwd=repo)
     proc = subprocess.run(
@@ -47,7 +48,7 @@ def test_commit_refused_until_recover(repo: Path) -> None:
     assert proc.returncode != 0
     assert "gitxact recover" in proc.stderr
     assert gitxact("recover", cwd=repo).returncode == 0
-    assert journalview.commit_blocker(common, "main") is None
+    assert journal_reader.commit_blocker(common, "main") is None
     git("add", "other.txt", cwd=repo, check=False)
     git("commit", "-q", "--allow-empty", "-m", "fine now", cwd=repo)
 
@@ -55,6 +56,6 @@ def test_commit_refused_until_recover(repo: Path) -> None:
 def test_open_transaction_does_not_block_commits(repo: Path) -> None:
     assert gitxact("hooks", "install", cwd=repo).returncode == 0
     assert gitxact("tx", "begin", cwd=repo).returncode == 0
-    assert journalview.commit_blocker(str(repo / ".git"), "main") is None
+    assert journal_reader.commit_blocker(str(repo / ".git"), "main") is None
     git("commit", "-q", "--allow-empty", "-m", "inside the transaction", cwd=repo)
     assert gitxact("tx", "commit", cwd=repo).returncode == 0

@@ -12,10 +12,10 @@ import string
 from pathlib import Path
 
 import pytest
-from conftest import git
-from hostilehelp import SETTINGS, json_values, run_cli, tree_snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.hostile import SETTINGS, json_values, run_cli, tree_snapshot
+from support.proc import git
 
 from gitxact.cli.main import main
 

@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import git
-from hostilehelp import SETTINGS, run_cli, tree_snapshot
 from hypothesis import given
 from hypothesis import strategies as st
+from support.hostile import SETTINGS, run_cli, tree_snapshot
+from support.proc import git
 
 from gitxact.cli.main import main
 

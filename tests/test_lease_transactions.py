@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
-from conftest import assert_clean_error, git, gitxact
+from support.proc import assert_clean_error, git, gitxact, owner_process
 
 
 def test_reaping_a_dead_agents_lease_rolls_its_transaction_back_and_saves_everything(repo: Path) -> None:
-    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    try:
+    with owner_process() as owner:  # SIGKILLed and reaped when the block ends
         doc = json.loads(gitxact("worktree", "acquire", "w1", "--json", "--owner-pid", str(owner.pid), cwd=repo).stdout)
         here = Path(doc["path"])
         (here / "before.txt").write_text("uncommitted before the transaction\n")
@@ -24,9 +20,6 @@ def test_reaping_a_dead_agents_lease_rolls_its_transaction_back_and_saves_everyt
         git("add", "inside.txt", cwd=here)
         git("commit", "-q", "-m", "inside the transaction", cwd=here)
         inside = git("rev-parse", "HEAD", cwd=here).strip()
-    finally:
-        os.kill(owner.pid, signal.SIGKILL)
-        owner.wait()
     recovered = gitxact("recover", "--json", cwd=repo)
     assert recovered.returncode == 0, recovered.stdout + recovered.stderr
     assert not here.exists()
@@ -61,16 +54,12 @@ def test_release_refuses_an_open_transaction_unless_forced(repo: Path) -> None:
 
 
 def test_reap_saves_the_work_of_an_agent_killed_while_git_held_its_index_lock(repo: Path) -> None:
-    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    try:
+    with owner_process() as owner:  # SIGKILLed and reaped when the block ends
         doc = json.loads(gitxact("worktree", "acquire", "w3", "--json", "--owner-pid", str(owner.pid), cwd=repo).stdout)
         here = Path(doc["path"])
         (here / "draft.txt").write_text("unsaved draft\n")
         git_dir = Path(git("rev-parse", "--absolute-git-dir", cwd=here).strip())
         (git_dir / "index.lock").write_bytes(b"")  # what a SIGKILLed `git add` leaves
-    finally:
-        os.kill(owner.pid, signal.SIGKILL)
-        owner.wait()
     reaped = gitxact("worktree", "reap", "--json", cwd=repo)
     assert reaped.returncode == 0, reaped.stdout + reaped.stderr
     ref = json.loads(reaped.stdout)["ended"][0]["snapshot_ref"]

@@ -1,4 +1,4 @@
-"""The lean lease reader (hooks, gx) sees exactly what gitxact.leases sees."""
+"""The lean lease reader (hooks, gx) sees exactly what gitxact.leases.records sees."""
 
 from __future__ import annotations
 
@@ -6,46 +6,48 @@ import json
 from pathlib import Path
 
 import pytest
-from leasehelp import acquire
+from support.leases import acquire
 
-from gitxact import Workspace, leases, leaseview
+from gitxact import Workspace
 from gitxact.errors import StateError
+from gitxact.leases import reader as lease_reader
+from gitxact.leases import records as leases
 
 
 def _same(repo: Path) -> None:
     ws = Workspace(repo)
     full = [(lease.agent, lease.path, lease.branch, lease.worktree_id) for lease in leases.active(ws)]
     lean = [
-        (lease.agent, lease.path, lease.branch, lease.worktree_id) for lease in leaseview.load(ws.layout.common_dir)
+        (lease.agent, lease.path, lease.branch, lease.worktree_id) for lease in lease_reader.load(ws.layout.common_dir)
     ]
     assert lean == full
 
 
 def test_no_file_no_leases(repo: Path) -> None:
-    assert leaseview.load(repo / ".git") == []
-    assert not leaseview.exists(repo / ".git")
+    assert lease_reader.load(repo / ".git") == []
+    assert not lease_reader.exists(repo / ".git")
 
 
 def test_agrees_with_the_pydantic_reader(repo: Path) -> None:
     acquire(repo, "bob")
     acquire(repo, "alice")
     _same(repo)
-    views = leaseview.load(repo / ".git")
+    views = lease_reader.load(repo / ".git")
     assert [v.agent for v in views] == ["alice", "bob"]
-    assert leaseview.for_branch(views, "refs/heads/gitxact/bob") is views[1]
-    assert leaseview.for_path(views, views[0].path + "/sub/dir") is views[0]
+    assert lease_reader.for_branch(views, "refs/heads/gitxact/bob") is views[1]
+    assert lease_reader.for_path(views, views[0].path + "/sub/dir") is views[0]
 
 
 def test_tampered_file_falls_back_to_its_backup_like_state_does(repo: Path) -> None:
     acquire(repo, "alice")
     acquire(repo, "bob")  # the previous generation (bob still being claimed) is now the .bak
-    path = Path(leaseview.leases_path(repo / ".git"))
+    path = Path(lease_reader.leases_path(repo / ".git"))
     backup = json.loads(Path(str(path) + ".bak").read_text())
     assert backup["data"]["leases"]["bob"]["phase"] != "active"
     envelope = json.loads(path.read_text())
     envelope["data"]["leases"]["bob"]["branch"] = "gitxact/mallory"  # checksum no longer matches
     path.write_text(json.dumps(envelope))
-    views = leaseview.load(repo / ".git")
+    views = lease_reader.load(repo / ".git")
     assert [v.agent for v in views] == ["alice", "bob"]
     assert views[1].branch == "gitxact/bob", "the tampered generation is not believed"
     _same(repo)
@@ -53,8 +55,8 @@ def test_tampered_file_falls_back_to_its_backup_like_state_does(repo: Path) -> N
 
 def test_no_good_generation_names_the_file(repo: Path) -> None:
     acquire(repo, "alice")
-    path = Path(leaseview.leases_path(repo / ".git"))
+    path = Path(lease_reader.leases_path(repo / ".git"))
     path.write_text("{ truncated")
     Path(str(path) + ".bak").unlink(missing_ok=True)
     with pytest.raises(StateError, match=r"leases\.json"):
-        leaseview.load(repo / ".git")
+        lease_reader.load(repo / ".git")

@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import GITXACT, ROOT, assert_clean_error, gitxact
+from support.proc import GITXACT, ROOT, assert_clean_error, gitxact
 
 from gitxact import LockOrderError, Workspace
-from gitxact.locks import REPOSITORY, resource_key, worktree_key
+from gitxact.locking.locks import REPOSITORY, resource_key, worktree_key
 
-WORKERS = [sys.executable, str(ROOT / "tests" / "workers.py")]
+WORKERS = [sys.executable, str(ROOT / "fixtures" / "workers.py")]
 
 
 def wait_for(predicate, timeout: float = 20.0, what: str = "condition") -> None:

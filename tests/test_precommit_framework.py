@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, git
-from leasehelp import acquire
+from support.leases import acquire
+from support.proc import ROOT, git
 
 
 def _pre_commit(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -45,9 +45,9 @@ def test_gitxact_guard_with_the_pre_commit_framework(repo: Path, tmp_path: Path)
     assert "leased to 'alice'" in as_bob.stdout
     as_alice = _pre_commit(["run", "gitxact-guard", "--all-files"], alice, {**env, "GITXACT_AGENT": "alice"})
     assert as_alice.returncode == 0, as_alice.stdout + as_alice.stderr
-    shipped = list((tmp_path / "pre-commit-cache").glob("repo*/py_env-*/lib/python*/site-packages/gitxact/resources"))
-    assert shipped, "a regular (non-editable) install ships the hook template"
-    assert (shipped[0] / "hook-tmpl").is_file()
+    shipped = list((tmp_path / "pre-commit-cache").glob("repo*/py_env-*/lib/python*/site-packages/gitxact/hooks"))
+    assert shipped, "a regular (non-editable) install ships the hooks package"
+    assert (shipped[0] / "hook-tmpl").is_file(), "and the hook template in it"
 
     installed = _pre_commit(["install"], alice, env)
     assert installed.returncode == 0, installed.stderr

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT, git, gitxact
+from support.proc import ROOT, git, gitxact
 
 README = (ROOT / "README.md").read_text()
 

@@ -6,31 +6,20 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import git, git_commit_paused_in_editor, gitxact, kill_group
+from support.leases import acquire_json
+from support.proc import git, git_commit_paused_in_editor, gitxact, kill_group, owner_process
 
 from gitxact import Workspace
 
 
 @pytest.fixture
 def owner() -> Iterator[subprocess.Popen[bytes]]:
-    """A real process to own a lease; always killed and reaped (no zombie left)."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    yield proc
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait()
-
-
-def acquire(repo: Path, agent: str, *args: str, env: dict[str, str] | None = None) -> dict[str, object]:
-    proc = gitxact("worktree", "acquire", agent, "--json", *args, cwd=repo, env=env)
-    assert proc.returncode == 0, proc.stderr
-    doc: dict[str, object] = json.loads(proc.stdout)
-    return doc
+    with owner_process() as proc:
+        yield proc
 
 
 def registered(repo: Path) -> list[str]:
@@ -52,8 +41,8 @@ def assert_fsck_clean(repo: Path) -> None:
 
 
 def test_reap_ends_a_sigkilled_owners_lease_and_never_a_live_one(repo: Path, owner: subprocess.Popen[bytes]) -> None:
-    doomed = acquire(repo, "doomed", "--owner-pid", str(owner.pid))
-    live = acquire(repo, "live")
+    doomed = acquire_json(repo, "doomed", "--owner-pid", str(owner.pid))
+    live = acquire_json(repo, "live")
     (Path(str(doomed["path"])) / "wip.txt").write_text("half done\n")
     (Path(str(live["path"])) / "wip.txt").write_text("busy\n")
 
@@ -84,7 +73,7 @@ def test_reap_ends_a_sigkilled_owners_lease_and_never_a_live_one(repo: Path, own
 
 def test_reap_ends_an_expired_lease(repo: Path) -> None:
     git("config", "gitxact.leaseTtl", "0", cwd=repo)
-    doc = acquire(repo, "a")
+    doc = acquire_json(repo, "a")
     report = json.loads(gitxact("worktree", "reap", "--json", cwd=repo).stdout)
     assert [e["agent"] for e in report["ended"]] == ["a"]
     assert "heartbeat" in report["ended"][0]["reason"]
@@ -92,7 +81,7 @@ def test_reap_ends_an_expired_lease(repo: Path) -> None:
 
 
 def test_folder_removed_by_hand_is_cleaned_from_git_and_state(repo: Path) -> None:
-    doc = acquire(repo, "a")
+    doc = acquire_json(repo, "a")
     path = Path(str(doc["path"]))
     shutil.rmtree(path)
     assert str(path) in registered(repo), "git keeps a locked registration whose folder is gone"
@@ -106,7 +95,7 @@ def test_folder_removed_by_hand_is_cleaned_from_git_and_state(repo: Path) -> Non
 
 
 def test_unlocked_leased_worktree_is_locked_again_by_repair(repo: Path) -> None:
-    doc = acquire(repo, "a")
+    doc = acquire_json(repo, "a")
     git("worktree", "unlock", str(doc["path"]), cwd=repo)
     assert Workspace(repo).worktrees.repair(dry_run=True).relocked == ["a"]
     report = Workspace(repo).worktrees.repair()
@@ -115,14 +104,14 @@ def test_unlocked_leased_worktree_is_locked_again_by_repair(repo: Path) -> None:
 
 
 def test_orphan_worktree_without_a_record_is_ended_with_its_work_saved(repo: Path) -> None:
-    from gitxact import worktree_ops
+    from gitxact.leases import records as leases
 
     ws = Workspace(repo)
     doc = ws.worktrees.acquire("a")
     (Path(doc.path) / "wip.txt").write_text("orphaned work\n")
     # What a `git worktree add` that outlived its killed parent leaves: git's locked
     # registration and the folder, but no lease record.
-    assert worktree_ops.drop_record(ws, worktree_ops.load_records(ws)["a"])
+    assert leases.drop_record(ws, leases.load_records(ws)["a"])
     dry = ws.worktrees.repair(dry_run=True)
     assert [(e.action, e.agent) for e in dry.ended] == [("remove-orphan", "a")]
     report = ws.worktrees.repair()
@@ -151,14 +140,14 @@ def test_acquire_killed_midway_is_undone_by_repair(repo: Path, point: str) -> No
     assert list((repo.parent / "repo.worktrees").iterdir()) == []
     assert "gitxact/a" not in git("branch", "--list", cwd=repo)
     assert_fsck_clean(repo)
-    again = acquire(repo, "a")
+    again = acquire_json(repo, "a")
     assert again["path"] == str(repo.parent / "repo.worktrees" / "a")
 
 
 def test_acquire_after_a_crashed_acquire_cleans_up_by_itself(repo: Path) -> None:
     proc = gitxact("worktree", "acquire", "a", cwd=repo, env={"GITXACT_TEST_CRASHPOINT": "worktree-acquire-added"})
     assert proc.returncode == -signal.SIGKILL
-    doc = acquire(repo, "a")
+    doc = acquire_json(repo, "a")
     assert doc["replaced"]["action"] == "undo-acquire"  # type: ignore[index]
     assert doc["path"] == str(repo.parent / "repo.worktrees" / "a")
     assert len(registered(repo)) == 2
@@ -177,7 +166,7 @@ RELEASE_CRASHES = [
 
 @pytest.mark.parametrize(("point", "keep"), RELEASE_CRASHES)
 def test_release_killed_midway_is_recoverable_and_no_work_is_lost(repo: Path, point: str, keep: bool) -> None:
-    doc = acquire(repo, "a")
+    doc = acquire_json(repo, "a")
     path = Path(str(doc["path"]))
     (path / "wip.txt").write_text("precious\n")
     args = ["--keep-branch"] if keep else []
@@ -203,11 +192,11 @@ def test_release_killed_midway_is_recoverable_and_no_work_is_lost(repo: Path, po
         assert "gitxact/a" in git("branch", "--list", cwd=repo), "--keep-branch is honoured after a crash"
     assert_fsck_clean(repo)
     # Whatever the crash left of the branch, the agent can lease again.
-    acquire(repo, "a")
+    acquire_json(repo, "a")
 
 
 def test_reap_killed_midway_is_finished_by_the_next_reap(repo: Path, owner: subprocess.Popen[bytes]) -> None:
-    doc = acquire(repo, "a", "--owner-pid", str(owner.pid))
+    doc = acquire_json(repo, "a", "--owner-pid", str(owner.pid))
     (Path(str(doc["path"])) / "wip.txt").write_text("precious\n")
     owner.kill()
     owner.wait()
@@ -223,7 +212,7 @@ def test_reap_killed_midway_is_finished_by_the_next_reap(repo: Path, owner: subp
 
 
 def _spawn_acquires(repo: Path, agents: list[str]) -> list[subprocess.CompletedProcess[str]]:
-    from conftest import GITXACT
+    from support.proc import GITXACT
 
     procs = [
         subprocess.Popen(
@@ -277,7 +266,7 @@ def test_reap_clears_the_index_lock_a_git_killed_with_its_agent_left(
     """Found by the 600 s torture run: an agent killed while its git held index.lock (and a
     transaction open) could not be reaped until `recover` ran; now reap proves the lock
     orphaned itself, saves the work and rolls the transaction back."""
-    doc = acquire(repo, "doomed", "--owner-pid", str(owner.pid))
+    doc = acquire_json(repo, "doomed", "--owner-pid", str(owner.pid))
     path = Path(str(doc["path"]))
     env = {"GITXACT_LEASE_TOKEN": str(doc["token"])}
     assert gitxact("tx", "begin", "t1", cwd=path, env=env).returncode == 0

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import GITXACT, assert_clean_error, git, gitxact
-from txhelpers import fingerprint, gitxact_refs, head, make_work
+from support.proc import GITXACT, assert_clean_error, git, gitxact
+from support.tx import fingerprint, gitxact_refs, head, make_work
 
 from gitxact import Workspace
-from gitxact.journal import JournalFile
+from gitxact.tx.journal import JournalFile
 
 RED_CHECK = ["--shell", "--check", "test -f impl.txt"]  # fails until impl.txt exists
 GREEN_PASS = ["--shell", "--check", "test -f impl.txt"]
@@ -154,7 +154,7 @@ def assert_recovered(trial: Trial, label: str) -> None:
     if tx is not None:
         assert tx.step is None, (label, tx)
         if tx.tdd is not None:
-            from gitxact.tdd import abort
+            from gitxact.tx.tdd import abort
 
             abort(ws)
         else:

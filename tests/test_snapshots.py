@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import git
+from support.proc import git
 
-from gitxact import snapshots
-from gitxact.refs import MUST_NOT_EXIST, RefConflictError, RefUpdate, apply, list_refs, read
+from gitxact.git import snapshots
+from gitxact.git.refs import MUST_NOT_EXIST, RefConflictError, RefUpdate, apply, list_refs, read
 
 
 def layout(repo: Path) -> tuple[Path, Path]:

@@ -9,12 +9,13 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import assert_clean_error, gitxact
+from support.proc import assert_clean_error, gitxact
 
+from fixtures.corrupt import DAMAGE, corrupt
 from gitxact import StateError, Workspace
-from gitxact.state import StateFile
+from gitxact.core.repo import Meta
+from gitxact.state.store import StateFile
 from gitxact.tracker import TrackerState
-from gitxact.workspace import Meta
 
 STATE_FILES = ["tracker.json", "meta.json"]
 
@@ -32,27 +33,8 @@ def prime(repo: Path) -> None:
     meta.save(meta.load())
 
 
-def corrupt(path: Path, how: str) -> None:
-    data = path.read_bytes()
-    if how == "truncate":
-        path.write_bytes(data[: len(data) // 2])
-    elif how == "flip":
-        index = data.index(b'"data"') + 12
-        path.write_bytes(data[:index] + bytes([data[index] ^ 0x01]) + data[index + 1 :])
-    elif how == "empty":
-        path.write_bytes(b"")
-    elif how == "schema":
-        doc = json.loads(data)
-        doc["schema"] = 99
-        path.write_text(json.dumps(doc))
-    elif how == "garbage":
-        path.write_bytes(os.urandom(200))
-    else:  # pragma: no cover
-        raise AssertionError(how)
-
-
 @pytest.mark.parametrize("name", STATE_FILES)
-@pytest.mark.parametrize("how", ["truncate", "flip", "empty", "schema", "garbage"])
+@pytest.mark.parametrize("how", DAMAGE)
 def test_corrupt_file_is_restored_from_backup(repo: Path, name: str, how: str) -> None:
     prime(repo)
     corrupt(state_dir(repo) / name, how)
@@ -74,7 +56,7 @@ def test_corrupt_file_is_restored_from_backup(repo: Path, name: str, how: str) -
     assert health[name]["ok"]
 
 
-@pytest.mark.parametrize("how", ["truncate", "flip", "empty", "schema", "garbage"])
+@pytest.mark.parametrize("how", DAMAGE)
 def test_corrupt_file_without_good_backup_fails_naming_it(repo: Path, how: str) -> None:
     prime(repo)
     path = state_dir(repo) / "tracker.json"

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import GITXACT, assert_clean_error, git, gitxact
-from txhelpers import fingerprint, gitxact_refs, head, make_work
+from support.proc import GITXACT, assert_clean_error, git, gitxact
+from support.tx import fingerprint, gitxact_refs, head, make_work
 
 from gitxact import RefusedError, Workspace
-from gitxact.tdd import CheckFailedError
+from gitxact.tx.tdd import CheckFailedError
 
 #: Fails until impl.txt exists and says "done"; prints a marker so tests can see its output.
 CHECK_SOURCE = (

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from support.proc import ROOT
 
 
 @pytest.mark.slow

@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import assert_clean_error, git, gitxact
-from txhelpers import fingerprint, gitxact_refs, head, make_work
+from support.proc import assert_clean_error, git, gitxact
+from support.tx import fingerprint, gitxact_refs, head, make_work
 
 from gitxact import RefusedError, Workspace
-from gitxact.journal import JournalFile, commit_blocker
-from gitxact.leases import Lease, LeaseState, leases_file
+from gitxact.leases.records import Lease, LeaseState, leases_file
+from gitxact.tx.journal import JournalFile, commit_blocker
 
 
 def test_rollback_restores_head_index_and_every_kind_of_file(repo: Path) -> None:
@@ -249,7 +249,7 @@ def test_status_shows_transactions_and_survives_a_damaged_journal(repo: Path) ->
 
 
 def test_commit_blocker_while_a_live_process_rolls_back(repo: Path) -> None:
-    from gitxact.journal import Owner, Step
+    from gitxact.tx.journal import Owner, Step
 
     ws = Workspace(repo)
     ws.transactions.begin()

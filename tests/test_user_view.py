@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 import pytest
-from conftest import GITXACT, git, gitxact
+from support.proc import GITXACT, git, gitxact
 
 from gitxact.cli.main import cli
 

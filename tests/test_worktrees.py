@@ -7,17 +7,13 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import assert_clean_error, git, gitxact
+from support.leases import acquire_json
+from support.proc import assert_clean_error, git, gitxact
 
-from gitxact import Workspace, snapshots
+from fixtures.hostile import HOSTILE_NAMES
+from gitxact import Workspace
 from gitxact.errors import InvalidNameError, RefusedError
-
-
-def acquire(repo: Path, agent: str, *args: str) -> dict[str, object]:
-    proc = gitxact("worktree", "acquire", agent, "--json", *args, cwd=repo)
-    assert proc.returncode == 0, proc.stderr
-    doc: dict[str, object] = json.loads(proc.stdout)
-    return doc
+from gitxact.git import snapshots
 
 
 def porcelain(repo: Path) -> list[dict[str, str]]:
@@ -37,7 +33,7 @@ def branches(repo: Path) -> set[str]:
 
 
 def test_acquire_creates_a_locked_worktree_on_its_own_branch(repo: Path) -> None:
-    doc = acquire(repo, "agent-7")
+    doc = acquire_json(repo, "agent-7")
     path = Path(str(doc["path"]))
     assert path == repo.parent / "repo.worktrees" / "agent-7"
     assert doc["branch"] == "gitxact/agent-7"
@@ -54,12 +50,12 @@ def test_acquire_creates_a_locked_worktree_on_its_own_branch(repo: Path) -> None
 
 
 def test_acquire_again_returns_the_same_lease_without_the_token(repo: Path) -> None:
-    first = acquire(repo, "a")
-    again = acquire(repo, "a")
+    first = acquire_json(repo, "a")
+    again = acquire_json(repo, "a")
     assert again["path"] == first["path"]
     assert again["existing"] is True
     assert again["token"] is None, "a secret is not handed to whoever asks"
-    presented = acquire(repo, "a", "--token", str(first["token"]))
+    presented = acquire_json(repo, "a", "--token", str(first["token"]))
     assert presented["token"] == first["token"]
     assert len(porcelain(repo)) == 2
     assert_clean_error(gitxact("worktree", "acquire", "a", "--branch", "other", cwd=repo), 3)
@@ -70,7 +66,7 @@ def test_base_and_branch_options(repo: Path) -> None:
     (repo / "f").write_text("x\n")
     git("add", "f", cwd=repo)
     git("commit", "-q", "-m", "second", cwd=repo)
-    doc = acquire(repo, "b", "--base", first, "--branch", "feature/b")
+    doc = acquire_json(repo, "b", "--base", first, "--branch", "feature/b")
     assert doc["branch"] == "feature/b"
     assert doc["base"] == first, "a detached base is recorded as its commit"
     assert git("rev-parse", "HEAD", cwd=Path(str(doc["path"]))).strip() == first
@@ -81,7 +77,7 @@ def test_a_path_that_exists_is_never_reused(repo: Path) -> None:
     root = repo.parent / "repo.worktrees"
     (root / "a").mkdir(parents=True)
     (root / "a" / "someone-elses.txt").write_text("keep me\n")
-    doc = acquire(repo, "a")
+    doc = acquire_json(repo, "a")
     assert doc["path"] == str(root / "a-2")
     assert (root / "a" / "someone-elses.txt").read_text() == "keep me\n"
 
@@ -98,7 +94,7 @@ def test_symlinked_worktree_root_is_refused(repo: Path, tmp_path: Path) -> None:
 def test_configured_root_and_prefix(repo: Path, tmp_path: Path) -> None:
     git("config", "gitxact.worktreeRoot", str(tmp_path / "agents"), cwd=repo)
     git("config", "gitxact.branchPrefix", "bots/", cwd=repo)
-    doc = acquire(repo, "a")
+    doc = acquire_json(repo, "a")
     assert doc["path"] == str(tmp_path / "agents" / "a")
     assert doc["branch"] == "bots/a"
 
@@ -107,7 +103,7 @@ def test_branch_checked_out_elsewhere_is_refused_naming_where(repo: Path) -> Non
     proc = gitxact("worktree", "acquire", "a", "--branch", "main", cwd=repo)
     assert_clean_error(proc, 3)
     assert str(repo) in proc.stderr
-    first = acquire(repo, "a")
+    first = acquire_json(repo, "a")
     proc = gitxact("worktree", "acquire", "b", "--branch", "gitxact/a", cwd=repo)
     assert_clean_error(proc, 3)
     assert str(first["path"]) in proc.stderr
@@ -115,30 +111,6 @@ def test_branch_checked_out_elsewhere_is_refused_naming_where(repo: Path) -> Non
     assert not (repo.parent / "repo.worktrees" / "b").exists()
 
 
-HOSTILE = [
-    "../x",
-    "a/b",
-    "-rf",
-    ".x",
-    "",
-    "a" * 100,
-    "a b",
-    "@{-1}",
-    "a..b",
-    "refs/heads/x",
-    "agént",
-    "a\nb",
-    "x.lock",
-    "x.",
-    "a:b",
-    "a~1",
-    "a^",
-    "a*",
-    "a\\b",
-    "$(touch pwned)",
-    "/abs",
-    "a\tb",
-]
 
 
 def snapshot_of_everything(repo: Path) -> tuple[object, ...]:
@@ -156,15 +128,15 @@ def snapshot_of_everything(repo: Path) -> tuple[object, ...]:
 def test_hostile_agent_names_create_nothing(repo: Path) -> None:
     gitxact("init", cwd=repo)
     before = snapshot_of_everything(repo)
-    for name in HOSTILE:
+    for name in HOSTILE_NAMES:
         proc = gitxact("worktree", "acquire", "--", name, cwd=repo)
         assert_clean_error(proc, 2)
         assert "invalid agent name" in proc.stderr, (name, proc.stderr)
-    for name in HOSTILE[:3]:
+    for name in HOSTILE_NAMES[:3]:
         for command in ("release", "renew"):
             assert_clean_error(gitxact("worktree", command, "--force", "--", name, cwd=repo), 2)
     ws = Workspace(repo)
-    for name in HOSTILE:
+    for name in HOSTILE_NAMES:
         for call in (ws.worktrees.acquire, ws.worktrees.release, ws.worktrees.renew):
             with pytest.raises(InvalidNameError):
                 call(name)
@@ -183,7 +155,7 @@ def test_hostile_branch_and_base_create_nothing(repo: Path) -> None:
 
 
 def test_release_needs_the_token(repo: Path) -> None:
-    doc = acquire(repo, "a")
+    doc = acquire_json(repo, "a")
     for args in ([], ["--token", "wrong"], ["--token", ""]):
         assert_clean_error(gitxact("worktree", "release", "a", *args, cwd=repo), 3)
         assert_clean_error(gitxact("worktree", "renew", "a", *args, cwd=repo), 3)
@@ -197,7 +169,7 @@ def test_release_needs_the_token(repo: Path) -> None:
 
 
 def test_release_refuses_dirty_work_and_force_saves_it(repo: Path, tmp_path: Path) -> None:
-    doc = acquire(repo, "a")
+    doc = acquire_json(repo, "a")
     path = Path(str(doc["path"]))
     (path / "README").write_text("changed\n")
     (path / "new.txt").write_text("untracked work\n")
@@ -221,7 +193,7 @@ def test_release_refuses_dirty_work_and_force_saves_it(repo: Path, tmp_path: Pat
 
 
 def test_release_keeps_a_branch_with_unmerged_commits(repo: Path) -> None:
-    doc = acquire(repo, "a")
+    doc = acquire_json(repo, "a")
     path = Path(str(doc["path"]))
     (path / "work.txt").write_text("done\n")
     git("add", "work.txt", cwd=path)
@@ -231,7 +203,7 @@ def test_release_keeps_a_branch_with_unmerged_commits(repo: Path) -> None:
     assert "kept" in proc.stdout
     assert "refs/heads/gitxact/a" in branches(repo)
     # Acquiring again resumes that branch in a fresh worktree.
-    again = acquire(repo, "a")
+    again = acquire_json(repo, "a")
     assert again["branch_created"] is False
     assert (Path(str(again["path"])) / "work.txt").read_text() == "done\n"
     # Once merged, release deletes it; --keep-branch would not.
@@ -242,7 +214,7 @@ def test_release_keeps_a_branch_with_unmerged_commits(repo: Path) -> None:
 
 
 def test_renew_moves_the_heartbeat(repo: Path) -> None:
-    doc = acquire(repo, "a")
+    doc = acquire_json(repo, "a")
     before = json.loads(gitxact("worktree", "list", "--json", cwd=repo).stdout)["leases"][0]["heartbeat"]
     proc = gitxact("worktree", "renew", "a", "--token", str(doc["token"]), "--json", cwd=repo)
     assert proc.returncode == 0, proc.stderr
@@ -250,7 +222,7 @@ def test_renew_moves_the_heartbeat(repo: Path) -> None:
 
 
 def test_list_and_status_show_leases_but_never_a_token(repo: Path) -> None:
-    doc = acquire(repo, "a")
+    doc = acquire_json(repo, "a")
     path = Path(str(doc["path"]))
     (path / "x").write_text("x\n")
     git("add", "x", cwd=path)
@@ -292,7 +264,7 @@ def test_library_lease_releases_on_exit_and_saves_dirty_work(repo: Path) -> None
 
 
 def test_release_from_inside_the_leased_worktree(repo: Path) -> None:
-    doc = acquire(repo, "a", "--base", "main")
+    doc = acquire_json(repo, "a", "--base", "main")
     path = Path(str(doc["path"]))
     assert json.loads(gitxact("worktree", "list", "--json", cwd=path).stdout)["leases"][0]["base"] == "main"
     proc = gitxact("worktree", "release", "a", "--token", str(doc["token"]), cwd=path)

@@ -1,1 +1,1 @@
-"""The click command line: the only package that imports click (STYLE.md 1)."""
+"""The click command line: the only package that imports click; each command parses, calls the library, renders."""

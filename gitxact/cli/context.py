@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from gitxact import error_handler
-from gitxact.lockqueue import Mode, Party
+from gitxact.locking.tickets import Mode, Party
 
 if TYPE_CHECKING:
-    from gitxact.documents import Document
-    from gitxact.locks import LockKey
+    from gitxact.core.documents import Document
+    from gitxact.locking.locks import LockKey
     from gitxact.workspace import Workspace
 
 
@@ -55,13 +56,23 @@ def json_option(func: click.decorators.FC) -> click.decorators.FC:
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")(func)
 
 
-def timeout_option(func: click.decorators.FC) -> click.decorators.FC:
+def show(doc: Document, as_json: bool, text: Callable[[], str]) -> None:
+    """The one way a command prints its result: the JSON document, or *text()* for people."""
+    click.echo(doc.to_json() if as_json else text())
+
+
+def lock_timeout_option(flag: str = "--timeout") -> Callable[[click.decorators.FC], click.decorators.FC]:
+    """How long to wait for gitxact's locks; ``--lock-timeout`` where ``--timeout`` means something else."""
     return click.option(
-        "--timeout",
+        flag,
+        flag.lstrip("-").replace("-", "_"),
         type=click.FloatRange(min=0),
         metavar="SECONDS",
         help="Give up waiting for a lock after SECONDS (exit 75). Default: git config gitxact.lockTimeout (60).",
-    )(func)
+    )
+
+
+timeout_option = lock_timeout_option()
 
 
 class StderrWaitObserver:

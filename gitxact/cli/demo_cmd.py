@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gitxact.cli.context import emit, json_option
+from gitxact.cli.context import json_option, show
 
 
 @click.command()
@@ -43,8 +43,5 @@ def demo(agents: int, commits: int, bumps: int, raw: bool, keep: bool, as_json: 
     summary = run(
         mode="raw" if raw else "gitxact", agents=agents, commits=commits, bumps=bumps, keep=keep, progress=not as_json
     )
-    if as_json:
-        emit(summary)
-    else:
-        click.echo(render(summary))
+    show(summary, as_json, lambda: render(summary))
     return 0 if raw or summary.ok else 1

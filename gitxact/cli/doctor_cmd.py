@@ -21,7 +21,7 @@ def doctor(app: AppContext, fix: bool, as_json: bool) -> int:
       gitxact doctor
       gitxact doctor --fix --json
     """
-    from gitxact.doctor import run
+    from gitxact.health.doctor import run
 
     report = run(app.workspace(), fix=fix)
     if as_json:

@@ -24,6 +24,6 @@ def gc(app: AppContext, force: bool, timeout: float | None, gc_args: tuple[str, 
       gitxact gc --aggressive --prune=now
       gitxact gc --force -- --force
     """
-    from gitxact import guard
+    from gitxact.gx import guard
 
     return guard.gc(app.workspace(timeout=timeout), list(gc_args), force=force)

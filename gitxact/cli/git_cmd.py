@@ -26,7 +26,7 @@ def git_command(app: AppContext, args: tuple[str, ...]) -> int:
       gitxact git commit -m "fix parser"
       gitxact -C ../other-worktree git status
     """
-    from gitxact import gx
+    from gitxact.gx import main as gx
 
     prefix: list[str] = []
     for path in app.paths:  # gitxact -C P git ... == git -C P ...

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 import click
 
 from gitxact.cli.context import AppContext, emit, json_option, pass_app
-from gitxact.cli.render import table
+from gitxact.util.console import table
 
 if TYPE_CHECKING:
-    from gitxact.hooks import HooksResult
+    from gitxact.hooks.install import HooksResult
 
 
 @click.group()
@@ -47,7 +47,7 @@ def install(app: AppContext, as_json: bool) -> int:
     Example:
       gitxact hooks install
     """
-    from gitxact import hooks as hooks_lib
+    from gitxact.hooks import install as hooks_lib
 
     _show(hooks_lib.install(app.workspace()), as_json)
     return 0
@@ -63,7 +63,7 @@ def uninstall(app: AppContext, as_json: bool) -> int:
     Example:
       gitxact hooks uninstall
     """
-    from gitxact import hooks as hooks_lib
+    from gitxact.hooks import install as hooks_lib
 
     _show(hooks_lib.uninstall(app.workspace()), as_json)
     return 0
@@ -83,6 +83,6 @@ def hook(name: str, args: tuple[str, ...]) -> int:
       gitxact hook pre-commit
       echo "$old $new refs/heads/x" | gitxact hook reference-transaction prepared
     """
-    from gitxact import hookrun
+    from gitxact.hooks import policy
 
-    return hookrun.main([name, *args])
+    return policy.main([name, *args])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from gitxact import runner
-from gitxact._startup import child_environ
 from gitxact.cli.context import AppContext, pass_app, timeout_option
+from gitxact.util import process
+from gitxact.util.startup import child_environ
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -29,4 +29,4 @@ def lock(app: AppContext, mode: str, timeout: float | None, command: tuple[str, 
     ws = app.workspace(timeout=timeout)
     with ws.lock("shared" if mode == "shared" else "exclusive", timeout):
         env = {**child_environ(), **ws.locks.child_env()}
-        return runner.run_foreground(command, env=env)
+        return process.run_foreground(command, env=env)

@@ -12,10 +12,12 @@ from collections.abc import Sequence
 
 import click
 
-from gitxact import _startup, error_handler, git
+from gitxact import error_handler
 from gitxact._version import __version__
 from gitxact.cli.context import AppContext
 from gitxact.errors import EXIT_USAGE
+from gitxact.git import run as git
+from gitxact.util import startup
 
 #: command name → (module under gitxact.cli, attribute). One line per command.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -82,7 +84,7 @@ def cli(ctx: click.Context, paths: tuple[str, ...]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    _startup.skip_pydantic_plugins()
+    startup.skip_pydantic_plugins()
     git.absolutize_inherited_env()
     args = list(sys.argv[1:] if argv is None else argv)
 

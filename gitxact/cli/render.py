@@ -5,33 +5,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-import click
-
-from gitxact.console import use_color
+from gitxact.util.console import style, table
 
 if TYPE_CHECKING:
-    from gitxact.status import PartyDoc, StatusDoc
-    from gitxact.txdocs import TxInfo
-    from gitxact.worktree_docs import AcquireDoc, EndDoc, LeaseListDoc, ReapDoc
-
-
-def style(text: str, **kwargs: object) -> str:
-    return click.style(text, **kwargs) if use_color() else text  # type: ignore[arg-type]
-
-
-def table(rows: list[list[str]], indent: str = "  ") -> str:
-    if not rows:
-        return ""
-    # Widths by what shows: a colored cell carries escape codes that take no columns.
-    widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        indent + "  ".join(cell + " " * (w - _width(cell)) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
-
-
-def _width(cell: str) -> int:
-    return len(click.unstyle(cell)) if "\x1b" in cell else len(cell)
+    from gitxact.health.status import PartyDoc, StatusDoc
+    from gitxact.tx.results import TxInfo
+    from gitxact.worktrees.results import AcquireDoc, EndDoc, LeaseListDoc, ReapDoc
 
 
 def duration(seconds: float) -> str:

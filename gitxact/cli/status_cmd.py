@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gitxact.cli.context import AppContext, emit, json_option, pass_app
+from gitxact.cli.context import AppContext, json_option, pass_app, show
 from gitxact.cli.render import render_status
 
 
@@ -21,11 +21,8 @@ def status(app: AppContext, as_json: bool) -> int:
       gitxact status
       gitxact status --json | jq '.locks'
     """
-    from gitxact.status import collect
+    from gitxact.health.status import collect
 
     doc = collect(app.workspace())
-    if as_json:
-        emit(doc)
-    else:
-        click.echo(render_status(doc))
+    show(doc, as_json, lambda: render_status(doc))
     return 0

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from gitxact.cli.context import AppContext, emit, json_option, pass_app
+from gitxact.cli.context import AppContext, json_option, lock_timeout_option, pass_app, show
 
 if TYPE_CHECKING:
-    from gitxact.journal import TxRecord
-    from gitxact.tddsteps import StepName
+    from gitxact.tx.journal import TxRecord
+    from gitxact.tx.tdd_journaled import StepName
 
 
 @click.group()
@@ -49,12 +49,7 @@ def _check_options(func: Callable[..., Any]) -> Callable[..., Any]:
             metavar="SECONDS",
             help="Stop the check after SECONDS (0: no limit). Default: git config gitxact.checkTimeout (600).",
         ),
-        click.option(
-            "--lock-timeout",
-            type=click.FloatRange(min=0),
-            metavar="SECONDS",
-            help="Give up waiting for the worktree lock after SECONDS (exit 75).",
-        ),
+        lock_timeout_option("--lock-timeout"),
         click.option("-m", "--message", metavar="MSG", help="Commit message (default: 'TDD RED: <paths>' ...)."),
         json_option,
         click.argument("paths", nargs=-1, required=True, metavar="PATH..."),
@@ -75,9 +70,9 @@ def _run(
     as_json: bool,
     paths: tuple[str, ...],
 ) -> int:
-    from gitxact import checks
-    from gitxact.tdd import run_step
-    from gitxact.txdocs import CheckDoc, TddStepDoc
+    from gitxact.tx import checks
+    from gitxact.tx.results import CheckDoc, TddStepDoc
+    from gitxact.tx.tdd import run_step
 
     ws = app.workspace(timeout=lock_timeout)
     spec = checks.parse(check, shell=shell, timeout=ws.settings.check_timeout if timeout is None else timeout)
@@ -94,10 +89,7 @@ def _run(
         closed=False,
         check=CheckDoc.of(result.check),
     )
-    if as_json:
-        emit(doc)
-    else:
-        click.echo(f"TDD {op.upper()} committed {str(result.commit)[:12]} ({result.tx.tx_id})")
+    show(doc, as_json, lambda: f"TDD {op.upper()} committed {str(result.commit)[:12]} ({result.tx.tx_id})")
     return 0
 
 
@@ -147,22 +139,21 @@ def refactor(app: AppContext, /, **options: Any) -> int:
 
 
 def _closing(app: AppContext, action: Callable[..., TxRecord], as_json: bool, verb: str, timeout: float | None) -> int:
-    from gitxact.txdocs import TddStepDoc
+    from gitxact.tx.results import TddStepDoc
 
     record = action(app.workspace(timeout=timeout))
     commits = record.tdd.commits if record.tdd else []
     closed = app.workspace().transactions.current() is None
-    if as_json:
-        emit(TddStepDoc(tx_id=record.tx_id, step=verb, commit=None, commits=commits, closed=closed, check=None))
-    else:
-        click.echo(f"TDD sequence {verb} ({record.tx_id})")
+    show(
+        TddStepDoc(tx_id=record.tx_id, step=verb, commit=None, commits=commits, closed=closed, check=None),
+        as_json,
+        lambda: f"TDD sequence {verb} ({record.tx_id})",
+    )
     return 0
 
 
 @tdd.command()
-@click.option(
-    "--lock-timeout", type=click.FloatRange(min=0), metavar="SECONDS", help="Wait at most SECONDS for the lock."
-)
+@lock_timeout_option("--lock-timeout")
 @json_option
 @pass_app
 def done(app: AppContext, lock_timeout: float | None, as_json: bool) -> int:
@@ -172,15 +163,13 @@ def done(app: AppContext, lock_timeout: float | None, as_json: bool) -> int:
     Example:
       gitxact tdd done
     """
-    from gitxact.tdd import done as finish
+    from gitxact.tx.tdd import done as finish
 
     return _closing(app, finish, as_json, "done", lock_timeout)
 
 
 @tdd.command()
-@click.option(
-    "--lock-timeout", type=click.FloatRange(min=0), metavar="SECONDS", help="Wait at most SECONDS for the lock."
-)
+@lock_timeout_option("--lock-timeout")
 @json_option
 @pass_app
 def abort(app: AppContext, lock_timeout: float | None, as_json: bool) -> int:
@@ -190,6 +179,6 @@ def abort(app: AppContext, lock_timeout: float | None, as_json: bool) -> int:
     Example:
       gitxact tdd abort
     """
-    from gitxact.tdd import abort as undo
+    from gitxact.tx.tdd import abort as undo
 
     return _closing(app, undo, as_json, "aborted", lock_timeout)

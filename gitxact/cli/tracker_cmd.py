@@ -7,8 +7,8 @@ from typing import Any
 import click
 from pydantic import Field
 
-from gitxact.cli.context import AppContext, emit, json_option, pass_app, timeout_option
-from gitxact.documents import Document
+from gitxact.cli.context import AppContext, emit, json_option, pass_app, show, timeout_option
+from gitxact.core.documents import Document
 
 
 class EntryDoc(Document):
@@ -55,10 +55,7 @@ def get(app: AppContext, key: str | None, as_json: bool) -> int:
     entries = app.workspace().tracker.get(key)
     if key is not None:
         entry = entries[key]
-        if as_json:
-            emit(_entry_doc(key, entry))
-        else:
-            click.echo(json.dumps(entry.value))
+        show(_entry_doc(key, entry), as_json, lambda: json.dumps(entry.value))
         return 0
     if as_json:
         emit(EntriesDoc(entries={k: e.model_dump(mode="json") for k, e in sorted(entries.items())}))
@@ -90,10 +87,7 @@ def set_(
 
     parsed = parse_json_value(value)
     entry = app.workspace(timeout=timeout).tracker.set(key, parsed, expect_version)
-    if as_json:
-        emit(_entry_doc(key, entry))
-    else:
-        click.echo(f"{key} = {value} (version {entry.version})")
+    show(_entry_doc(key, entry), as_json, lambda: f"{key} = {value} (version {entry.version})")
     return 0
 
 
@@ -111,8 +105,5 @@ def incr(app: AppContext, key: str, amount: int, timeout: float | None, as_json:
       gitxact tracker incr tasks.done
     """
     entry = app.workspace(timeout=timeout).tracker.incr(key, amount)
-    if as_json:
-        emit(_entry_doc(key, entry))
-    else:
-        click.echo(str(entry.value))
+    show(_entry_doc(key, entry), as_json, lambda: str(entry.value))
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gitxact.cli.context import AppContext, emit, json_option, pass_app, timeout_option
+from gitxact.cli.context import AppContext, emit, json_option, pass_app, show, timeout_option
 
 
 @click.group()
@@ -39,7 +39,7 @@ def begin(app: AppContext, name: str | None, timeout: float | None, as_json: boo
     Example:
       gitxact tx begin my-change --json
     """
-    from gitxact.txdocs import TxDoc
+    from gitxact.tx.results import TxDoc
 
     doc = TxDoc.of(app.workspace(timeout=timeout).transactions.begin(name))
     if as_json:
@@ -63,7 +63,7 @@ def savepoint(app: AppContext, name: str, timeout: float | None, as_json: bool) 
     Example:
       gitxact tx savepoint tests-written
     """
-    from gitxact.txdocs import SavepointDoc
+    from gitxact.tx.results import SavepointDoc
 
     doc = SavepointDoc.of(app.workspace(timeout=timeout).transactions.savepoint(name))
     if as_json:
@@ -89,7 +89,7 @@ def rollback(app: AppContext, to: str | None, timeout: float | None, as_json: bo
       gitxact tx rollback
       gitxact tx rollback --to tests-written
     """
-    from gitxact.txdocs import RollbackDoc
+    from gitxact.tx.results import RollbackDoc
 
     record, sp, closed = app.workspace(timeout=timeout).transactions.rollback(to)
     doc = RollbackDoc(
@@ -118,13 +118,10 @@ def commit(app: AppContext, timeout: float | None, as_json: bool) -> int:
     Example:
       gitxact tx commit
     """
-    from gitxact.txdocs import TxDoc
+    from gitxact.tx.results import TxDoc
 
     doc = TxDoc.of(app.workspace(timeout=timeout).transactions.commit())
-    if as_json:
-        emit(doc)
-    else:
-        click.echo(f"committed {doc.tx_id}")
+    show(doc, as_json, lambda: f"committed {doc.tx_id}")
     return 0
 
 
@@ -142,11 +139,8 @@ def list_(app: AppContext, as_json: bool) -> int:
       gitxact tx list --json
     """
     from gitxact.cli.render import render_transactions
-    from gitxact.txdocs import list_transactions
+    from gitxact.tx.results import list_transactions
 
     doc = list_transactions(app.workspace())
-    if as_json:
-        emit(doc)
-    else:
-        click.echo(render_transactions(doc.transactions) or "no open transactions")
+    show(doc, as_json, lambda: render_transactions(doc.transactions) or "no open transactions")
     return 0

@@ -6,9 +6,9 @@ import os
 
 import click
 
-from gitxact.cli.context import AppContext, emit, json_option, pass_app, timeout_option
+from gitxact.cli.context import AppContext, json_option, pass_app, show, timeout_option
 from gitxact.cli.render import render_acquire, render_end, render_lease_list, render_reap
-from gitxact.leaseview import TOKEN_ENV
+from gitxact.leases.reader import TOKEN_ENV
 
 
 def token_option(func: click.decorators.FC) -> click.decorators.FC:
@@ -77,10 +77,7 @@ def acquire(
     """
     pid = os.getppid() if owner_pid is None else owner_pid
     doc = app.workspace(timeout=timeout).worktrees.acquire(agent, base=base, branch=branch, token=token, owner_pid=pid)
-    if as_json:
-        emit(doc)
-    else:
-        click.echo(render_acquire(doc))
+    show(doc, as_json, lambda: render_acquire(doc))
     return 0
 
 
@@ -106,10 +103,7 @@ def release(
       gitxact worktree release agent-7 --force --keep-branch
     """
     doc = app.workspace(timeout=timeout).worktrees.release(agent, token=token, force=force, keep_branch=keep_branch)
-    if as_json:
-        emit(doc)
-    else:
-        click.echo(render_end(doc))
+    show(doc, as_json, lambda: render_end(doc))
     return 0
 
 
@@ -128,10 +122,7 @@ def renew(app: AppContext, agent: str, token: str | None, force: bool, timeout: 
       gitxact worktree renew agent-7 --token "$TOKEN"
     """
     doc = app.workspace(timeout=timeout).worktrees.renew(agent, token=token, force=force)
-    if as_json:
-        emit(doc)
-    else:
-        click.echo(f"renewed {agent}: expires in {doc.ttl:g}s")
+    show(doc, as_json, lambda: f"renewed {agent}: expires in {doc.ttl:g}s")
     return 0
 
 
@@ -147,10 +138,7 @@ def list_(app: AppContext, as_json: bool) -> int:
       gitxact worktree list --json | jq '.leases[] | select(.dirty)'
     """
     doc = app.workspace().worktrees.list()
-    if as_json:
-        emit(doc)
-    else:
-        click.echo(render_lease_list(doc))
+    show(doc, as_json, lambda: render_lease_list(doc))
     return 0
 
 
@@ -172,8 +160,5 @@ def reap(app: AppContext, dry_run: bool, timeout: float | None, as_json: bool) -
       gitxact worktree reap --json
     """
     doc = app.workspace(timeout=timeout).worktrees.reap(dry_run=dry_run)
-    if as_json:
-        emit(doc)
-    else:
-        click.echo(render_reap(doc))
+    show(doc, as_json, lambda: render_reap(doc))
     return 1 if doc.errors else 0

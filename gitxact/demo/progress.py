@@ -2,7 +2,7 @@
 
 Off a terminal (a log, CI) nothing is redrawn: each agent's change of phase and each
 of the supervisor's notes is one plain line, so a log reads as a story. Colors only
-on a terminal without ``NO_COLOR`` (:func:`gitxact.console.use_color`).
+on a terminal without ``NO_COLOR`` (:func:`gitxact.util.console.use_color`).
 """
 
 from __future__ import annotations
@@ -10,10 +10,8 @@ from __future__ import annotations
 import shutil
 from typing import TextIO
 
-import click
-
-from gitxact.console import use_color
 from gitxact.demo.scenario import AgentRow
+from gitxact.util.console import style, use_color
 
 
 class Progress:
@@ -29,8 +27,8 @@ class Progress:
         self._drawn = 0
         self._said = {row.name: "" for row in rows}
 
-    def _style(self, text: str, **kwargs: object) -> str:
-        return click.style(text, **kwargs) if self.color else text  # type: ignore[arg-type]
+    def _style(self, text: str, *, fg: str) -> str:
+        return style(text, fg=fg, color=self.color)
 
     def _line(self, row: AgentRow) -> str:
         """One agent's line, cut to the terminal's width: a wrapped line would break the redraw."""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gitxact.cli.render import style, table
 from gitxact.demo.scenario import DemoSummary
+from gitxact.util.console import style, table
 
 
 def _plural(count: int, word: str) -> str:

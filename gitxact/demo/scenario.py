@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from gitxact.documents import Document
+from gitxact.core.documents import Document
 
 Mode = Literal["gitxact", "raw"]
 Role = Literal["steady", "flaky", "crash"]

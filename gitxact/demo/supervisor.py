@@ -25,11 +25,11 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from gitxact import git
 from gitxact.demo.agent import tool
 from gitxact.demo.progress import Progress
 from gitxact.demo.scenario import AgentRow, DemoSummary, Mode, agent_name, roles
 from gitxact.errors import OperationFailedError
+from gitxact.git import run as git
 
 Event = tuple[int, dict[str, object]]
 

@@ -1,0 +1,84 @@
+"""gitxact's settings: git config keys in the ``gitxact.`` section, with defaults.
+
+Read with one ``git config --get-regexp`` call per command, so a setting can live in
+the repository's config, the user's or the system's, exactly like git's own keys.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from gitxact.errors import UsageError
+from gitxact.git import run as git
+
+#: Every key gitxact reads, its default and what it means (README "Configuration").
+KEYS: dict[str, tuple[str, str]] = {
+    "gitxact.lockTimeout": ("60", "seconds to wait for a lock before exit 75 (negative: wait forever)"),
+    "gitxact.worktreeRoot": ("../<repo>.worktrees", "folder that holds agents' worktrees"),
+    "gitxact.branchPrefix": ("gitxact/", "prefix of agents' branches"),
+    "gitxact.leaseTtl": ("3600", "seconds a lease lives without a heartbeat before reap may end it"),
+    "gitxact.savepointKeep": ("0", "seconds to keep a committed transaction's savepoint refs (audit/undo)"),
+    "gitxact.checkTimeout": ("600", "default seconds a tdd --check command may run"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    lock_timeout: float = 60.0
+    worktree_root: str | None = None  # as configured; the worktrees module resolves it
+    branch_prefix: str = "gitxact/"
+    lease_ttl: float = 3600.0
+    savepoint_keep: float = 0.0
+    check_timeout: float = 600.0
+
+
+def _seconds(key: str, value: str, *, allow_negative: bool = False) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise UsageError(f"git config {key}={value!r} is not a number of seconds") from None
+    if math.isnan(number) or (number < 0 and not allow_negative):
+        raise UsageError(f"git config {key}={value!r} must be a non-negative number of seconds")
+    return number
+
+
+def load(cwd: Path) -> Settings:
+    """Settings for the repository at *cwd*, validated (a bad value is exit 2 naming the key)."""
+    values = dict(git.config_regexp(cwd, r"^gitxact\."))
+    settings = Settings()
+    if "gitxact.locktimeout" in values:
+        timeout = _seconds("gitxact.lockTimeout", values["gitxact.locktimeout"], allow_negative=True)
+        settings = replace(settings, lock_timeout=timeout)
+    if "gitxact.leasettl" in values:
+        settings = replace(settings, lease_ttl=_seconds("gitxact.leaseTtl", values["gitxact.leasettl"]))
+    if "gitxact.savepointkeep" in values:
+        keep = _seconds("gitxact.savepointKeep", values["gitxact.savepointkeep"])
+        settings = replace(settings, savepoint_keep=keep)
+    if "gitxact.checktimeout" in values:
+        check = _seconds("gitxact.checkTimeout", values["gitxact.checktimeout"])
+        settings = replace(settings, check_timeout=check)
+    if "gitxact.branchprefix" in values:
+        prefix = values["gitxact.branchprefix"]
+        if not prefix or not git.check_ref_format(f"refs/heads/{prefix}x"):
+            raise UsageError(f"git config gitxact.branchPrefix={prefix!r} does not make valid branch names")
+        settings = replace(settings, branch_prefix=prefix)
+    if "gitxact.worktreeroot" in values:
+        raw = values["gitxact.worktreeroot"]
+        if not raw.strip():
+            raise UsageError("git config gitxact.worktreeRoot is empty")
+        settings = replace(settings, worktree_root=raw)
+    return settings
+
+
+def resolve_worktree_root(settings: Settings, main_worktree: Path) -> Path:
+    """Where agents' worktrees go: the configured root (relative to the main worktree)
+    or, by default, ``<main>/../<repo>.worktrees`` beside the main worktree."""
+    if settings.worktree_root is None:
+        return main_worktree.parent / f"{main_worktree.name}.worktrees"
+    root = Path(settings.worktree_root).expanduser()
+    if not root.is_absolute():
+        root = main_worktree / root
+    return Path(os.path.normpath(root))

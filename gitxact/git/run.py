@@ -1,0 +1,338 @@
+"""The one place that runs git.
+
+Every git process gitxact starts goes through :func:`run` (or, for the ``gx``
+passthrough, :func:`run_streaming` and :func:`exec_git`; the exec lives in the
+stdlib-only :mod:`gitxact.git.lite`, which ``gx``'s fast path imports instead of this
+module): argv lists, never a shell, an explicit working directory, and an environment
+in which inherited repository-locating variables cannot point the child at the wrong
+repository. Git sets ``GIT_DIR``/``GIT_INDEX_FILE`` (sometimes relative) when it runs
+hooks; a hook that then runs git in *another* worktree with those variables would act
+on the caller's index. So they are made absolute once at start-up (for discovery,
+which must honour them like git does) and dropped for every child that is located by
+its ``cwd``.
+
+The children of :func:`run` carry ``GITXACT_INTERNAL=1`` so gitxact's own hooks can
+tell gitxact's ref changes from a user's; the passthrough never does.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitxact.errors import GitError, GitMissingError, NotARepositoryError
+from gitxact.git.lite import (
+    INTERNAL_ENV,
+    exec_git,  # noqa: F401 - re-exported as git.exec_git
+    passthrough_env,
+)
+from gitxact.util import process
+from gitxact.util.startup import child_environ
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+#: Variables that tell git which repository, worktree or index to use. Inherited from
+#: a hook or a wrapper they would override ``cwd``-based discovery in every child.
+REPO_LOCATING_VARS = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_COMMON_DIR",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_PREFIX",
+    "GIT_NAMESPACE",
+    "GIT_CEILING_DIRECTORIES",
+    "GIT_DISCOVERY_ACROSS_FILESYSTEM",
+)
+_PATH_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY")
+
+
+def absolutize_inherited_env(environ: dict[str, str] | None = None) -> None:
+    """Make inherited relative ``GIT_*`` paths absolute against the start-up directory.
+
+    Git may export ``GIT_DIR=.git`` to a hook; once gitxact runs a child with another
+    ``cwd`` that relative path would name a different folder (or none).
+    """
+    env = os.environ if environ is None else environ
+    cwd = os.getcwd()
+    for name in _PATH_VARS:
+        value = env.get(name)
+        if value and not os.path.isabs(value):
+            env[name] = os.path.normpath(os.path.join(cwd, value))
+
+
+def child_env(extra: Mapping[str, str] | None = None, *, keep_repo_env: bool = False) -> dict[str, str]:
+    """The environment for a git child: inherited, minus repository-locating variables."""
+    env = child_environ()
+    if not keep_repo_env:
+        for name in REPO_LOCATING_VARS:
+            env.pop(name, None)
+    # Never let a git we run for ourselves stop to ask for a password or an editor.
+    env.setdefault("GIT_TERMINAL_PROMPT", "0")
+    if extra:
+        env.update(extra)
+    return env
+
+
+@dataclass(frozen=True)
+class GitResult:
+    """What a git command printed and returned."""
+
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def lines(self) -> list[str]:
+        return [line for line in self.stdout.splitlines() if line]
+
+    def zfields(self) -> list[str]:
+        """Split ``-z`` output; the trailing NUL yields no empty last field."""
+        parts = self.stdout.split("\0")
+        if parts and parts[-1] == "":
+            parts.pop()
+        return parts
+
+
+def run(
+    args: Sequence[str],
+    cwd: Path | str,
+    *,
+    check: bool = True,
+    input: str | bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    keep_repo_env: bool = False,
+    read_only: bool = False,
+    timeout: float | None = None,
+) -> GitResult:
+    """Run ``git ARGS`` in *cwd* and capture its output.
+
+    ``read_only`` sets ``GIT_OPTIONAL_LOCKS=0`` so a query never refreshes the index
+    under a writer's ``index.lock``. ``check`` raises :class:`GitError` on failure.
+    """
+    argv = ["git", *args]
+    child = child_env(env, keep_repo_env=keep_repo_env)
+    # Our hooks let gitxact's own ref changes through (refs/gitxact/* deletions, leased branches).
+    child[INTERNAL_ENV] = "1"
+    if read_only:
+        child["GIT_OPTIONAL_LOCKS"] = "0"
+    data = input.encode() if isinstance(input, str) else input
+    try:
+        proc = subprocess.run(
+            argv,
+            cwd=cwd,
+            input=data,
+            capture_output=True,
+            env=child,
+            check=False,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL if data is None else None,
+        )
+    except FileNotFoundError as exc:
+        if not Path(cwd).is_dir():
+            raise NotARepositoryError(f"{cwd}: no such directory") from exc
+        raise GitMissingError("git was not found on PATH", hint="install git (2.39 or newer) or fix PATH") from exc
+    result = GitResult(
+        argv=list(args),
+        returncode=proc.returncode,
+        stdout=proc.stdout.decode("utf-8", "surrogateescape"),
+        stderr=proc.stderr.decode("utf-8", "replace"),
+    )
+    if check and proc.returncode != 0:
+        raise GitError(list(args), proc.returncode, result.stderr)
+    return result
+
+
+def run_streaming(
+    args: Sequence[str],
+    cwd: Path | str,
+    *,
+    env: Mapping[str, str] | None = None,
+    keep_repo_env: bool = True,
+) -> int:
+    """Run a user's git with the caller's stdin/stdout/stderr/TTY; return its exit status.
+
+    This is ``gx``'s locked path, so it behaves like a shell running git: Ctrl-C goes to
+    git (the terminal signals the whole foreground group; we ignore it and wait, so the
+    locks outlive git), SIGTERM/SIGHUP are passed on, and a git killed by signal N
+    gives 128+N. The environment is the caller's as is (no ``GIT_TERMINAL_PROMPT``
+    override, no internal marker): it is the user's command, not gitxact's.
+    """
+    child = passthrough_env(env)
+    if not keep_repo_env:
+        for name in REPO_LOCATING_VARS:
+            child.pop(name, None)
+    try:
+        proc = subprocess.Popen(["git", *args], cwd=cwd, env=child)
+    except FileNotFoundError as exc:
+        raise GitMissingError("git was not found on PATH", hint="install git or fix PATH") from exc
+    with process.forward_signals(proc):
+        returncode = proc.wait()
+    return process.exit_status(returncode)
+
+
+@dataclass(frozen=True)
+class RepoLayout:
+    """Where a repository's pieces are, resolved once per command."""
+
+    start: Path
+    git_dir: Path
+    common_dir: Path
+    worktree: Path | None
+    is_bare: bool
+
+    @property
+    def is_main_worktree(self) -> bool:
+        return self.git_dir == self.common_dir
+
+    @property
+    def worktree_id(self) -> str:
+        """git's own name for this worktree: ``main``, or the folder under ``worktrees/``."""
+        return "main" if self.is_main_worktree else self.git_dir.name
+
+    @property
+    def state_dir(self) -> Path:
+        return self.common_dir / "gitxact"
+
+    @cached_property
+    def main_worktree(self) -> Path | None:
+        """The main worktree (``None`` for a bare repository), from git's own list."""
+        for entry in list_worktrees(self.common_dir):
+            return None if entry.bare else entry.path
+        return None
+
+    def require_worktree(self) -> Path:
+        if self.worktree is None:
+            raise NotARepositoryError(
+                f"{self.start} is not inside a worktree",
+                hint="run this from a checked-out worktree, or pass -C <worktree>",
+            )
+        return self.worktree
+
+
+def discover(path: Path | str | None = None, *, options: Sequence[str] = ()) -> RepoLayout:
+    """Resolve the repository that contains *path* (default: the current directory).
+
+    With no path, inherited ``GIT_DIR``/``GIT_WORK_TREE`` are honoured, as git itself
+    would; with an explicit path they are ignored so ``-C`` means what it says.
+    *options* are git global options (``-C``, ``--git-dir``, ``--work-tree``...) from a
+    user's command line (``gx``): the repository is then found exactly as their git will.
+    """
+    start = Path.cwd() if path is None else Path(path)
+    if not start.exists():
+        raise NotARepositoryError(f"{start}: no such directory")
+    if not start.is_dir():
+        raise NotARepositoryError(f"{start}: not a directory")
+    start = start.resolve()
+    result = run(
+        [
+            *options,
+            "rev-parse",
+            "--path-format=absolute",
+            "--git-dir",
+            "--git-common-dir",
+            "--is-bare-repository",
+            "--is-inside-work-tree",
+            "--show-toplevel",
+        ],
+        start,
+        check=False,
+        keep_repo_env=path is None,
+        read_only=True,
+    )
+    lines = result.stdout.splitlines()
+    if len(lines) < 4:
+        raise NotARepositoryError(
+            f"{start} is not inside a git repository",
+            hint="run gitxact inside a git worktree or pass -C <path>",
+        )
+    inside = lines[3] == "true"
+    worktree = Path(lines[4]) if inside and len(lines) > 4 else None
+    return RepoLayout(
+        start=start,
+        git_dir=Path(lines[0]),
+        common_dir=Path(lines[1]),
+        worktree=worktree,
+        is_bare=lines[2] == "true",
+    )
+
+
+@dataclass(frozen=True)
+class WorktreeEntry:
+    """One record of ``git worktree list --porcelain``."""
+
+    path: Path
+    head: str | None = None
+    branch: str | None = None
+    bare: bool = False
+    detached: bool = False
+    locked: str | None = None
+    prunable: str | None = None
+
+
+def list_worktrees(cwd: Path) -> list[WorktreeEntry]:
+    """git's registry of worktrees, main first (``-z``: paths may hold newlines)."""
+    out = run(["worktree", "list", "--porcelain", "-z"], cwd, read_only=True).zfields()
+    entries: list[WorktreeEntry] = []
+    record: dict[str, str] = {}
+
+    def flush() -> None:
+        path = record.get("worktree")
+        if path:
+            entries.append(
+                WorktreeEntry(
+                    path=Path(path),
+                    head=record.get("HEAD"),
+                    branch=record.get("branch"),
+                    bare="bare" in record,
+                    detached="detached" in record,
+                    locked=record.get("locked"),
+                    prunable=record.get("prunable"),
+                )
+            )
+        record.clear()
+
+    for item in out:
+        if item == "":
+            flush()
+            continue
+        key, _, value = item.partition(" ")
+        record[key] = value
+    flush()
+    return entries
+
+
+def rev_parse(cwd: Path, rev: str) -> str | None:
+    """The object id *rev* names, or ``None`` when it names nothing."""
+    result = run(["rev-parse", "--verify", "--quiet", "--end-of-options", rev], cwd, check=False, read_only=True)
+    return result.stdout.strip() or None if result.ok else None
+
+
+def check_ref_format(refname: str) -> bool:
+    """git's own verdict on a full ref name (``git check-ref-format``).
+
+    Callers pass ``refs/heads/<branch>`` rather than using ``--branch``, which would
+    expand ``@{-1}`` against the repository's history instead of rejecting it.
+    """
+    return run(["check-ref-format", refname], "/", check=False, read_only=True).ok
+
+
+def config_regexp(cwd: Path, pattern: str) -> list[tuple[str, str]]:
+    """All config entries whose key matches *pattern*, as (lower-cased key, value)."""
+    result = run(["config", "-z", "--get-regexp", pattern], cwd, check=False, read_only=True)
+    if result.returncode not in (0, 1):
+        raise GitError(["config", "--get-regexp", pattern], result.returncode, result.stderr)
+    pairs: list[tuple[str, str]] = []
+    for item in result.zfields():
+        key, _, value = item.partition("\n")
+        pairs.append((key, value))
+    return pairs

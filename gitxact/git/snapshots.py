@@ -1,0 +1,219 @@
+"""Snapshots of uncommitted work as commit objects, and exact restores.
+
+A snapshot is two commits, in the spirit of ``git stash`` but keeping untracked files
+in the same tree:
+
+* ``I`` — the index as a tree (what was staged), parent HEAD;
+* ``W`` — the whole worktree as a tree: tracked files as they are on disk *and*
+  untracked, not-ignored files; parents HEAD and ``I``.
+
+Held by a ref (``refs/gitxact/...``) the objects survive ``gc``. Restoring brings
+files, index and the set of files back exactly: files created since are removed,
+deleted ones return, ignored files are never touched. It runs under the worktree
+lock, which is the only reason the brief gap between reading the disk and rewriting
+it is safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitxact.errors import GitError, OperationFailedError
+from gitxact.git import refs
+from gitxact.git import run as git
+
+#: Snapshot commits are internal objects; a fixed identity keeps them working when
+#: the user has no ``user.name`` configured and marks where they came from.
+_IDENTITY = {
+    "GIT_AUTHOR_NAME": "gitxact",
+    "GIT_AUTHOR_EMAIL": "gitxact@localhost",
+    "GIT_COMMITTER_NAME": "gitxact",
+    "GIT_COMMITTER_EMAIL": "gitxact@localhost",
+}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Uncommitted state of one worktree at one moment."""
+
+    commit: str  # W: the worktree commit
+    index_commit: str  # I
+    head: str | None  # HEAD commit then (None: unborn branch)
+    head_ref: str | None  # the branch HEAD pointed at (None: detached)
+
+    @property
+    def worktree_tree(self) -> str:
+        return self.commit + "^{tree}"
+
+    @property
+    def index_tree(self) -> str:
+        return self.index_commit + "^{tree}"
+
+
+def _temp_index(git_dir: Path) -> Path:
+    """A private copy of the worktree's index (stat data included, so ``add -A`` is fast)."""
+    path = git_dir / f"gitxact-index-{secrets.token_hex(6)}"
+    source = git_dir / "index"
+    try:
+        data = source.read_bytes()
+    except FileNotFoundError:
+        data = b""
+    if data:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+    return path
+
+
+def worktree_tree(worktree: Path, git_dir: Path, env: dict[str, str] | None = None) -> str:
+    """The worktree as it is on disk (tracked + untracked, not ignored) as a tree id."""
+    index = _temp_index(git_dir)
+    child = {**(env or {}), "GIT_INDEX_FILE": str(index)}
+    try:
+        git.run(["add", "-A", "--", "."], worktree, env=child)
+        return git.run(["write-tree"], worktree, env=child).stdout.strip()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            index.unlink()
+
+
+def _index_tree(worktree: Path, git_dir: Path, env: dict[str, str] | None) -> str:
+    """The index as a tree, written from a private copy of it.
+
+    ``git write-tree`` takes ``index.lock`` to store its cache tree; a copy lets a
+    snapshot be taken while that lock is held, or was left by a git killed there (the
+    worktree of an agent that died mid-commit is exactly what reap must save).
+    """
+    index = _temp_index(git_dir)
+    child = {**(env or {}), "GIT_INDEX_FILE": str(index)}
+    try:
+        result = git.run(["write-tree"], worktree, env=child, check=False)
+        if result.ok:
+            return result.stdout.strip()
+        if git.run(["ls-files", "-u"], worktree, env=child, read_only=True, check=False).stdout.strip():
+            raise OperationFailedError(
+                f"cannot snapshot {worktree}: the index has unresolved merge conflicts",
+                hint="resolve or abort the merge first (git merge --abort / git add <files>)",
+            )
+        raise GitError(["write-tree"], result.returncode, result.stderr, hint=f"the index of {worktree}")
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            index.unlink()
+
+
+def capture(worktree: Path, git_dir: Path, message: str, env: dict[str, str] | None = None) -> Snapshot:
+    """Record HEAD, the index and every not-ignored file of *worktree* as commits."""
+    head = git.rev_parse(worktree, "HEAD")
+    symbolic = git.run(["symbolic-ref", "-q", "HEAD"], worktree, check=False, read_only=True)
+    head_ref = symbolic.stdout.strip() or None if symbolic.ok else None
+    index_tree = _index_tree(worktree, git_dir, env)
+    files_tree = worktree_tree(worktree, git_dir, env)
+    parents = ["-p", head] if head else []
+    ids = {**(env or {}), **_IDENTITY}
+    index_commit = git.run(
+        ["commit-tree", index_tree, *parents, "-m", f"{message} (index)"], worktree, env=ids
+    ).stdout.strip()
+    commit = git.run(
+        ["commit-tree", files_tree, *parents, "-p", index_commit, "-m", message], worktree, env=ids
+    ).stdout.strip()
+    return Snapshot(commit=commit, index_commit=index_commit, head=head, head_ref=head_ref)
+
+
+def from_commit(worktree: Path, commit: str) -> Snapshot:
+    """Rebuild a :class:`Snapshot` from its ``W`` commit (e.g. read back from a ref)."""
+    parents = git.run(["rev-list", "--parents", "-n", "1", commit], worktree, read_only=True).stdout.split()
+    if len(parents) == 2:  # unborn HEAD: W's only parent is I
+        return Snapshot(commit=commit, index_commit=parents[1], head=None, head_ref=None)
+    if len(parents) != 3:
+        raise OperationFailedError(f"{commit} is not a gitxact snapshot commit")
+    return Snapshot(commit=commit, index_commit=parents[2], head=parents[1], head_ref=None)
+
+
+def restore_files(worktree: Path, git_dir: Path, snapshot: Snapshot, env: dict[str, str] | None = None) -> None:
+    """Make files and index exactly what *snapshot* recorded (HEAD is the caller's job).
+
+    All of it happens in a private copy of the index (stat data included): ``add -A``
+    makes it the worktree as it is now (tree ``CURRENT``); ``read-tree --reset -u
+    CURRENT W`` is git's own two-tree switch, which rewrites changed files, brings back
+    deleted ones and removes files that exist now but not in the snapshot (ignored
+    files are in neither tree, so they are left alone); ``read-tree --reset I`` then
+    makes it the snapshot's index, keeping stat data for every entry that did not
+    change. Finally the copy replaces the real index the way git replaces it: take
+    ``index.lock`` with O_EXCL (so a raw git at work there makes this fail instead of
+    being overwritten), rename the copy onto the lock, rename the lock onto the index.
+    Because stat data survives, no refresh of the whole worktree is needed afterwards.
+    """
+    scratch = _temp_index(git_dir)
+    child = {**(env or {}), "GIT_INDEX_FILE": str(scratch)}
+    try:
+        git.run(["add", "-A", "--", "."], worktree, env=child)
+        current = git.run(["write-tree"], worktree, env=child).stdout.strip()
+        git.run(["read-tree", "--reset", "-u", current, snapshot.worktree_tree], worktree, env=child)
+        git.run(["read-tree", "--reset", snapshot.index_tree], worktree, env=child)
+        _install_index(git_dir, scratch)
+    finally:
+        for leftover in (scratch, scratch.with_name(scratch.name + ".lock")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+def _install_index(git_dir: Path, replacement: Path) -> None:
+    """Replace ``<git_dir>/index`` with *replacement* under git's own ``index.lock`` protocol."""
+    index = git_dir / "index"
+    lock = git_dir / "index.lock"
+    try:
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except FileExistsError:
+        raise OperationFailedError(
+            f"{lock} exists: another git process is working in this worktree",
+            hint="wait for it, or if none runs, `gitxact recover` removes a lock whose owner is dead",
+        ) from None
+    os.close(fd)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(replacement, os.stat(index).st_mode & 0o777)
+        os.replace(replacement, lock)
+        os.replace(lock, index)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+        raise
+
+
+def has_changes(worktree: Path) -> bool:
+    """Uncommitted or untracked (not ignored) work in *worktree*?"""
+    result = git.run(["status", "--porcelain", "-z", "--untracked-files=all"], worktree, read_only=True)
+    return bool(result.stdout)
+
+
+SNAPSHOT_PREFIX = "refs/gitxact/snapshots/"
+_MAX_SUFFIX = 1000
+
+
+def save(common_dir: Path, path: Path, name: str, what: str, env: dict[str, str]) -> str:
+    """Snapshot HEAD, index and every file of the worktree at *path* to ``refs/gitxact/snapshots/<name>``.
+
+    The first free of *name*, ``-2``, ``-3``...: two savers never overwrite each other.
+    *env* carries the caller's locks to the git it runs (``Locks.child_env``).
+    """
+    git_dir = Path(git.run(["rev-parse", "--absolute-git-dir"], path, read_only=True).stdout.strip())
+    snap = capture(path, git_dir, f"gitxact: {what} in {path}", env)
+    for n in range(1, _MAX_SUFFIX + 1):
+        ref = f"{SNAPSHOT_PREFIX}{name}" + ("" if n == 1 else f"-{n}")
+        try:
+            refs.apply(
+                common_dir,
+                [refs.RefUpdate(ref, snap.commit, refs.MUST_NOT_EXIST)],
+                message=f"gitxact: save {what}",
+                env=env,
+            )
+        except refs.RefConflictError:
+            continue
+        return ref
+    raise OperationFailedError(f"could not name a snapshot ref for {what}")

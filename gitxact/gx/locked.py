@@ -1,0 +1,82 @@
+"""``gx``'s locked path: take the locks a git command needs, ask the guard, run git.
+
+Only commands that are not read-only come here (:mod:`gitxact.gx.main` execs the others).
+The repository is found exactly as the user's git will find it (same ``-C``,
+``--git-dir``, ``--work-tree``, inherited ``GIT_DIR``); outside any repository there is
+nothing to lock and git runs as is (``gx clone``, ``gx init``, git's own errors).
+
+Git runs as a child with our stdin/stdout/stderr, and with ``GITXACT_LOCKS`` naming our
+locks, so its hooks (and anything they run through ``gx`` or ``gitxact``) inherit
+them instead of waiting on their own parent. While any lease is active, auto-gc and
+auto-maintenance are switched off for the command (``-c gc.auto=0 -c
+maintenance.auto=false``, placed last among the global options so they win). An
+``index.lock`` that a killed git left in this worktree is removed first, when provably
+orphaned (:mod:`gitxact.git.lockfiles`).
+
+This path avoids pydantic (the leases are read by :mod:`gitxact.leases.reader`): a ``gx
+commit`` pays for the lock layer and two small git queries, not for the state models.
+"""
+
+from __future__ import annotations
+
+import os
+
+from gitxact.core import settings
+from gitxact.errors import NotARepositoryError
+from gitxact.git import lockfiles
+from gitxact.git import run as git
+from gitxact.gx import guard, rules
+from gitxact.gx.cmdline import Invocation
+from gitxact.leases import reader as lease_reader
+from gitxact.locking.locks import REPOSITORY, LockKey, Locks, resource_key, worktree_key
+from gitxact.locking.tickets import EXCLUSIVE, SHARED, Mode, Party
+from gitxact.util import console
+from gitxact.util.names import agent_from_env
+
+QUIET_AUTO_GC = ["-c", "gc.auto=0", "-c", "maintenance.auto=false"]
+
+
+def run_locked(argv: list[str], given: Invocation, resolved: Invocation, rule: rules.Rule) -> int:
+    """Run ``git ARGV`` (as typed) under *rule*'s locks; *resolved* is the alias-expanded form."""
+    cwd = os.getcwd()
+    try:
+        layout = git.discover(options=given.locating)
+    except NotARepositoryError:
+        return git.run_streaming(argv, cwd)
+    config = settings.load(layout.worktree or layout.git_dir)
+    locks = Locks(
+        layout.state_dir / "locks",
+        default_timeout=config.lock_timeout,
+        agent=agent_from_env(),
+        observer=WaitNotices(),
+    )
+    with locks.stack(lock_plan(rule, layout.worktree_id)):
+        leases = lease_reader.load(layout.common_dir)
+        guard.check(resolved, rule, leases)
+        cleared = lockfiles.clear_stale_index_lock(layout.git_dir, layout.worktree)
+        if cleared is not None:
+            console.warn(cleared)
+        if leases:
+            at = given.command_index if given.command is not None else 0
+            argv = [*argv[:at], *QUIET_AUTO_GC, *argv[at:]]
+        return git.run_streaming(argv, cwd, env=locks.child_env())
+
+
+def lock_plan(rule: rules.Rule, worktree_id: str) -> list[tuple[LockKey, Mode]]:
+    """The locks *rule* needs, for the worktree git will run in."""
+    if rule.lock == rules.REPOSITORY:
+        return [(REPOSITORY, EXCLUSIVE)]
+    plan: list[tuple[LockKey, Mode]] = [(REPOSITORY, SHARED), (worktree_key(worktree_id), EXCLUSIVE)]
+    return plan + [(resource_key(name), EXCLUSIVE) for name in rule.resources]
+
+
+class WaitNotices:
+    """Tells the person at the terminal why git has not started yet (stderr, once per wait)."""
+
+    def waiting(self, key: LockKey, mode: Mode, elapsed: float, holders: list[Party]) -> None:
+        if elapsed < 2.0:  # the observer is called about once a second; say it once
+            who = "; ".join(p.describe() for p in holders) if holders else "waiters ahead in the queue"
+            console.info(f"waiting for {key.describe()} ({mode}): {who}")
+
+    def acquired(self, key: LockKey, mode: Mode, waited: float) -> None:
+        console.info(f"got {key.describe()} after {waited:.1f}s")

@@ -1,0 +1,33 @@
+"""Which model each state file holds, so ``status`` and ``doctor`` can verify them all.
+
+Every feature that adds a state file adds a row here (a glob on the file name).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+
+from gitxact.state.store import StateModel
+
+
+def _table() -> list[tuple[str, type[StateModel]]]:
+    from gitxact.core.repo import Meta
+    from gitxact.health.last_recover import RecoverState
+    from gitxact.leases.records import LeaseState
+    from gitxact.tracker import TrackerState
+    from gitxact.tx.journal import Journal
+
+    return [
+        ("meta.json", Meta),
+        ("tracker.json", TrackerState),
+        ("leases.json", LeaseState),
+        ("journal-*.json", Journal),
+        ("recover.json", RecoverState),
+    ]
+
+
+def model_for(name: str) -> type[StateModel] | None:
+    for pattern, model in _table():
+        if fnmatch.fnmatchcase(name, pattern):
+            return model
+    return None

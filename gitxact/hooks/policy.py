@@ -1,0 +1,274 @@
+"""What gitxact's git hooks check: the lean code behind ``gitxact hook NAME``.
+
+The hook scripts (``resources/hook-tmpl``, installed by :mod:`gitxact.hooks.install`) run this
+module with ``python -I -S`` (no site-packages, ~1/3 of a normal start-up), because
+the reference-transaction hook runs on every ref update of every git command. So it
+imports the standard library and gitxact's stdlib-only modules, nothing else; leases
+are read and checksum-verified by :mod:`gitxact.leases.reader`.
+
+Rules (exit 3 refuses; git aborts the commit, the ref update or the auto-gc):
+
+* ``pre-commit``: a commit is refused when ``GITXACT_AGENT`` names an agent other
+  than the owner of the lease on this worktree; and while this worktree's transaction
+  is rolling back or needs ``gitxact recover`` (:func:`transaction_blocks_commit`).
+* ``reference-transaction`` (``prepared`` state only; stdin lines ``<old> <new> <ref>``):
+  aborts the update of a leased branch from another agent's process (``GITXACT_AGENT``
+  set and not the owner), the deletion of a leased branch, and the deletion of a
+  ``refs/gitxact/*`` ref, unless gitxact itself makes the change (``GITXACT_INTERNAL``,
+  set by :func:`gitxact.git.run.run` only). ``pack-refs`` moving a loose ref into
+  ``packed-refs`` shows as a deletion too; it loses nothing and is let through.
+* ``pre-auto-gc``: auto-gc is refused while any lease is active.
+
+Hooks never take a gitxact lock and never run a git command that takes
+``index.lock`` (git holds it during ``pre-commit``; ``GIT_INDEX_FILE`` may point at
+``index.lock`` or ``next-index-*``), so they cannot deadlock against their caller.
+A leases file that cannot be verified blocks auto-gc (skipping it loses nothing) but
+only warns for commits and ref updates (refusing every commit until ``gitxact doctor
+--fix`` helps nobody; the guard in ``gx`` still stops on it).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from gitxact.errors import EXIT_REFUSED, StateError
+from gitxact.git import lite
+from gitxact.leases import reader as lease_reader
+
+TYPE_CHECKING = False  # see gitxact/__init__.py
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from gitxact.leases.reader import LeaseView
+
+ZERO_OID_CHARS = frozenset("0")
+HOOKS = ("pre-commit", "pre-auto-gc", "reference-transaction")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``gitxact hook NAME [ARGS...]`` (reads the ref updates from stdin for reference-transaction)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in HOOKS:
+        _say(f"gitxact hook: expected one of {', '.join(HOOKS)}")
+        return 2
+    name, rest = args[0], args[1:]
+    where = Location.find()
+    if name == "pre-commit":
+        return pre_commit(where)
+    if name == "pre-auto-gc":
+        return pre_auto_gc(where)
+    state = rest[0] if rest else ""
+    return reference_transaction(where, state, sys.stdin.read() if state == "prepared" else "")
+
+
+class Location:
+    """Where the hook runs: git dir, common dir and worktree, found without taking locks."""
+
+    __slots__ = ("common_dir", "git_dir", "worktree")
+
+    def __init__(self, git_dir: str, common_dir: str, worktree: str | None) -> None:
+        self.git_dir = git_dir
+        self.common_dir = common_dir
+        self.worktree = worktree
+
+    @property
+    def worktree_id(self) -> str:
+        same = os.path.realpath(self.git_dir) == os.path.realpath(self.common_dir)
+        return "main" if same else os.path.basename(os.path.normpath(self.git_dir))
+
+    @classmethod
+    def find(cls, environ: dict[str, str] | None = None, cwd: str | None = None) -> Location:
+        """git runs hooks at the worktree root (in the git dir when bare) and exports
+        ``GIT_DIR`` in linked worktrees (absolute) but not always in the main one."""
+        env = os.environ if environ is None else environ
+        here = os.getcwd() if cwd is None else cwd
+        worktree: str | None = None
+        git_dir = env.get("GIT_DIR")
+        if git_dir:
+            git_dir = os.path.join(here, git_dir)
+            worktree = os.path.join(here, env["GIT_WORK_TREE"]) if env.get("GIT_WORK_TREE") else here
+        else:
+            git_dir, worktree = _walk_up(here)
+        common = git_dir
+        try:
+            with open(os.path.join(git_dir, "commondir"), encoding="utf-8") as handle:
+                common = os.path.join(git_dir, handle.read().strip())
+        except OSError:
+            pass
+        return cls(os.path.normpath(git_dir), os.path.normpath(common), worktree and os.path.normpath(worktree))
+
+
+def _walk_up(start: str) -> tuple[str, str | None]:
+    folder = start
+    while True:
+        dot_git = os.path.join(folder, ".git")
+        if os.path.isdir(dot_git):
+            return dot_git, folder
+        if os.path.isfile(dot_git):
+            with open(dot_git, encoding="utf-8") as handle:
+                line = handle.readline().strip()
+            if line.startswith("gitdir: "):
+                return os.path.join(folder, line[len("gitdir: ") :]), folder
+        if os.path.isfile(os.path.join(folder, "HEAD")) and os.path.isdir(os.path.join(folder, "objects")):
+            return folder, None  # a bare repository (or a git dir)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    code, out = lite.capture(["rev-parse", "--absolute-git-dir"], lite.passthrough_env())  # takes no lock
+    return (out.strip() if code == 0 else start), start
+
+
+def _leases(where: Location, *, strict: bool) -> list[LeaseView]:
+    try:
+        return lease_reader.load(where.common_dir)
+    except StateError as exc:
+        if strict:
+            raise
+        _say(f"gitxact: warning: {exc.message}; lease checks skipped (hint: {exc.hint})")
+        return []
+
+
+def pre_commit(where: Location) -> int:
+    blocker = transaction_blocks_commit(where.common_dir, where.worktree_id)
+    if blocker is not None:
+        _say(f"gitxact: commit refused: {blocker}")
+        return EXIT_REFUSED
+    agent = os.environ.get("GITXACT_AGENT") or None
+    token = lease_reader.env_token()
+    if not (agent or token) or where.worktree is None:
+        return 0
+    owner = lease_of_worktree(_leases(where, strict=False), where)
+    why = None if owner is None else lease_reader.trespass(owner.agent, owner.token_hash, agent, token)
+    if owner is not None and why is not None:
+        _say(
+            f"gitxact: commit refused: this worktree ({owner.path}): {why}"
+            "\nhint: commit from your own worktree (`gitxact worktree list`)"
+        )
+        return EXIT_REFUSED
+    return 0
+
+
+def transaction_blocks_commit(common_dir: str, worktree_id: str) -> str | None:
+    """Why a commit in this worktree must wait for its transaction, or ``None``.
+
+    See :func:`gitxact.tx.journal_reader.commit_blocker`: rolling back, a TDD commit or a
+    savepoint drop half done, or an interrupted step waiting for ``gitxact recover``.
+    An unreadable journal does not block (``recover``/``doctor`` report it).
+    """
+    from gitxact.tx import journal_reader
+
+    try:
+        return journal_reader.commit_blocker(common_dir, worktree_id)
+    except StateError as exc:
+        _say(f"gitxact: warning: {exc.message}")
+        return None
+
+
+def lease_of_worktree(leases: list[LeaseView], where: Location) -> LeaseView | None:
+    """The lease on the worktree the hook runs in: by worktree id, else by path."""
+    for lease in leases:
+        if lease.worktree_id is not None and lease.worktree_id == where.worktree_id:
+            return lease
+    return lease_reader.for_path(leases, where.worktree) if where.worktree else None
+
+
+def pre_auto_gc(where: Location) -> int:
+    try:
+        leases = _leases(where, strict=True)
+    except StateError as exc:
+        _say(f"gitxact: auto-gc skipped: {exc.message}")
+        return EXIT_REFUSED
+    if leases:
+        listing = "".join(f"\n  {lease.describe()}" for lease in leases)
+        _say(f"gitxact: auto-gc skipped while {len(leases)} lease(s) are active:{listing}")
+        return EXIT_REFUSED
+    return 0
+
+
+def reference_transaction(where: Location, state: str, updates: str) -> int:
+    if state != "prepared" or os.environ.get(lite.INTERNAL_ENV) == "1":
+        return 0
+    agent = os.environ.get("GITXACT_AGENT") or None
+    token = lease_reader.env_token()
+    leases: list[LeaseView] | None = None
+    problems: list[str] = []
+    for line in updates.splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) != 3:
+            continue
+        old, new, ref = parts
+        deleting = set(new) <= ZERO_OID_CHARS
+        if deleting and _packing(where.common_dir, ref, old):
+            continue
+        if ref.startswith("refs/gitxact/"):
+            if deleting:
+                problems.append(f"{ref}: only gitxact deletes its own refs (they keep savepoints and snapshots alive)")
+            continue
+        if not ref.startswith("refs/heads/") or not (deleting or agent or token):
+            continue
+        if leases is None:
+            leases = _leases(where, strict=False)
+        lease = lease_reader.for_branch(leases, ref)
+        if lease is None:
+            continue
+        if deleting:
+            problems.append(f"{ref}: the branch is leased to {lease.agent!r} (worktree {lease.path})")
+        else:
+            why = lease_reader.trespass(lease.agent, lease.token_hash, agent, token)
+            if why is not None:
+                problems.append(f"{ref}: {why}")
+    if problems:
+        _say("gitxact: ref update refused:\n  " + "\n  ".join(problems))
+        _say("hint: leased branches and refs/gitxact/* change through their owner or gitxact itself")
+        return EXIT_REFUSED
+    return 0
+
+
+def _packing(common_dir: str, ref: str, old: str) -> bool:
+    """Whether a deletion is ``pack-refs`` dropping a loose ref it has just packed.
+
+    Seen in the hook as ``<old> 0000 <ref>`` while the loose file still exists and
+    ``packed-refs`` already holds the same value: nothing is lost. A real deletion of
+    such a ref would also drop the packed copy, so the parent git must be pack-refs
+    too (``git gc`` runs it as a child); where ``/proc`` cannot say, the files decide.
+    """
+    if set(old) <= ZERO_OID_CHARS or not os.path.isfile(os.path.join(common_dir, ref)):
+        return False
+    try:
+        with open(os.path.join(common_dir, "packed-refs"), encoding="utf-8", errors="replace") as handle:
+            packed = any(line.rstrip("\n") == f"{old} {ref}" for line in handle)
+    except OSError:
+        return False
+    if not packed:
+        return False
+    lines = _ancestor_commands(3)  # python <- hook script <- git pack-refs
+    return lines is None or any(b"pack-refs" in argv for argv in lines)
+
+
+def _ancestor_commands(depth: int) -> list[list[bytes]] | None:
+    """The argv of our parent, grandparent...; ``None`` where ``/proc`` is not there."""
+    found: list[list[bytes]] = []
+    pid = os.getppid()
+    for _ in range(depth):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                found.append(handle.read().split(b"\0"))
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            return found or None
+        pid = int(stat[stat.rfind(b")") + 1 :].split()[1])  # field 4: the parent's pid
+        if pid <= 1:
+            break
+    return found
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""A verified, read-only view of ``leases.json`` without pydantic: for hooks and ``gx``.
+
+The reference-transaction hook runs on every ref update of every git command, and
+``gx`` checks the leases on every mutating command (auto-gc is turned off while any
+is active). Importing pydantic costs more than git's own work there (measured: ~140
+ms), so this reads the same file the same way :class:`gitxact.state.store.StateFile` does,
+with the standard library only: the envelope's format, kind, schema and checksum
+(the one definition in :mod:`gitxact.state.checksums`) must be right, a bad or missing file
+falls back to its ``.bak``, and with no good generation :class:`StateError` names the
+file. Semantics are :func:`gitxact.leases.records.active`'s: every record counts until it is
+removed, live or not (tests/test_leaseview.py holds the two readers to that).
+Reads take no lock: writers replace the file atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+
+from gitxact.state import envelope
+
+TYPE_CHECKING = False  # see gitxact/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
+
+LEASES_FILE = "leases.json"  # = gitxact.leases.records.LEASES_FILE, which imports pydantic
+_SCHEMA = 1  # = gitxact.leases.records.LeaseState.SCHEMA
+
+
+class LeaseView:
+    """The fields of a lease record the guard and the hooks need."""
+
+    __slots__ = ("agent", "branch", "path", "token_hash", "worktree_id")
+
+    def __init__(
+        self, agent: str, path: str, branch: str, worktree_id: str | None, token_hash: str | None = None
+    ) -> None:
+        self.agent = agent
+        self.path = path
+        self.branch = branch
+        self.worktree_id = worktree_id
+        self.token_hash = token_hash
+
+    @property
+    def short_branch(self) -> str:
+        return self.branch.removeprefix("refs/heads/")
+
+    def describe(self) -> str:
+        return f"{self.agent}  {self.path}  {self.short_branch}"
+
+    def __repr__(self) -> str:
+        return f"LeaseView({self.agent!r}, {self.path!r}, {self.branch!r})"
+
+
+#: The lease token of the agent a process works for; set by the orchestrator.
+TOKEN_ENV = "GITXACT_LEASE_TOKEN"  # noqa: S105 - the name of a variable, not a secret
+
+
+def env_token() -> str | None:
+    return os.environ.get(TOKEN_ENV) or None
+
+
+def hash_token(token: str) -> str:
+    """Tokens are 256-bit random secrets, so a plain SHA-256 is enough to store them."""
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_matches(token_hash: str | None, token: str) -> bool:
+    return token_hash is not None and hmac.compare_digest(token_hash, hash_token(token))
+
+
+def trespass(lease_agent: str, token_hash: str | None, agent: str | None, token: str | None) -> str | None:
+    """Why a process acting for *agent* with *token* may not change this lease's work, or None.
+
+    The lease's token settles it when the process shows one (``GITXACT_LEASE_TOKEN``): the
+    right token may act (an orchestrator cleaning up for its agent), a wrong one never.
+    Without a token, a process that names another agent is refused; one that names no
+    agent is a person and may act (the boundary stops agents' mistakes; it is not an
+    access control: anyone who can write the folder can write the files).
+    """
+    if token:
+        if token_matches(token_hash, token):
+            return None
+        return f"{TOKEN_ENV} is not the token of the lease held by {lease_agent!r}"
+    if agent and agent != lease_agent:
+        return f"it is leased to {lease_agent!r}, but GITXACT_AGENT={agent!r}"
+    return None
+
+
+def leases_path(common_dir: str | os.PathLike[str]) -> str:
+    return os.path.join(os.fspath(common_dir), "gitxact", "state", LEASES_FILE)
+
+
+def exists(common_dir: str | os.PathLike[str]) -> bool:
+    path = leases_path(common_dir)
+    return os.path.lexists(path) or os.path.lexists(path + ".bak")
+
+
+def load(common_dir: str | os.PathLike[str]) -> list[LeaseView]:
+    """Every lease record of the repository whose common dir is *common_dir*, by agent."""
+    data = envelope.load(leases_path(common_dir), "leases", _SCHEMA, _records)
+    return [] if data is None else _records(data)
+
+
+def _records(data: dict[str, Any]) -> list[LeaseView]:
+    records = data.get("leases", {})
+    if not isinstance(records, dict):
+        raise envelope.Corrupt("does not validate: leases is not a mapping")
+    return sorted((_lease(record) for record in records.values()), key=lambda lease: lease.agent)
+
+
+def for_branch(leases: list[LeaseView], ref: str) -> LeaseView | None:
+    """The lease of a branch given as ``gitxact/x`` or ``refs/heads/gitxact/x``."""
+    short = ref.removeprefix("refs/heads/")
+    return next((lease for lease in leases if lease.short_branch == short), None)
+
+
+def for_path(leases: list[LeaseView], path: str) -> LeaseView | None:
+    """The lease whose worktree contains *path* (compared by real path)."""
+    target = os.path.realpath(path)
+    for lease in leases:
+        root = os.path.realpath(lease.path)
+        if target == root or target.startswith(root + os.sep):
+            return lease
+    return None
+
+
+def _lease(record: Any) -> LeaseView:
+    if not isinstance(record, dict):
+        raise envelope.Corrupt("does not validate: a lease is not a mapping")
+    agent, path, branch, worktree_id, token_hash = (
+        record.get(k) for k in ("agent", "path", "branch", "worktree_id", "token_hash")
+    )
+    if not (isinstance(agent, str) and isinstance(path, str) and isinstance(branch, str)):
+        raise envelope.Corrupt("does not validate: a lease lacks agent, path or branch")
+    return LeaseView(
+        agent,
+        path,
+        branch,
+        worktree_id if isinstance(worktree_id, str) else None,
+        token_hash if isinstance(token_hash, str) else None,
+    )

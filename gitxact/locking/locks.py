@@ -1,0 +1,492 @@
+"""The lock hierarchy: repository (shared/exclusive) → worktree → named resources.
+
+Every lock is a kernel lock from filelock (the repository lock a ``ReadWriteLock``,
+the others a ``FileLock``), so a SIGKILLed holder never leaves a stale lock. In front
+of each sits the FIFO ticket queue of :mod:`gitxact.locking.tickets`, which orders waiters
+and carries the holder records. This module adds what neither gives on its own:
+
+* **Order.** Locks are taken repository → worktree → resources (by name). A request
+  against that order raises :class:`LockOrderError` at once: a silent wait there is
+  how A-holds-x-waits-y / B-holds-y-waits-x deadlocks start.
+* **Timeouts** with exponential backoff and jitter, and an error naming the holder.
+* **Reentrancy** per thread, and across the process tree: a child started while
+  locks are held gets their ticket paths in ``GITXACT_LOCKS``; while such a ticket is
+  still locked by its (living) owner the child treats the lock as its own. So
+  ``gitxact lock -- gitxact lock -- true`` and a hook under ``gx commit`` never wait
+  on their own parent.
+* **Records.** Hold and wait times go to a bounded log (``stats.log`` + one rotation).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import random
+import shlex
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from filelock import FileLock, ReadWriteLock, Timeout
+
+from gitxact.errors import InvalidNameError, LockOrderError, LockTimeoutError
+from gitxact.locking.tickets import EXCLUSIVE, SHARED, Mode, Party, Ticket, TicketName, parties, probe_alive
+from gitxact.util.files import ensure_private_dir
+from gitxact.util.identity import this_host
+from gitxact.util.names import validate_name
+
+LOCKS_ENV = "GITXACT_LOCKS"
+STATS_LIMIT = 512 * 1024
+_BACKOFF_START = 0.0005
+_BACKOFF_CAP = 0.025
+_NOTIFY_AFTER = 1.0
+
+
+class Level(IntEnum):
+    REPOSITORY = 0
+    WORKTREE = 1
+    RESOURCE = 2
+
+
+@dataclass(frozen=True)
+class LockKey:
+    """One lock of the hierarchy; ``slug`` names its files under ``locks/``."""
+
+    level: Level
+    name: str
+
+    @property
+    def slug(self) -> str:
+        if self.level is Level.REPOSITORY:
+            return "repo"
+        return f"{'worktree' if self.level is Level.WORKTREE else 'resource'}.{self.name}"
+
+    def describe(self) -> str:
+        if self.level is Level.REPOSITORY:
+            return "the repository lock"
+        if self.level is Level.WORKTREE:
+            return f"the lock of worktree {self.name!r}"
+        return f"resource lock {self.name!r}"
+
+    def comes_after(self, other: LockKey) -> bool:
+        """Whether taking ``self`` while holding ``other`` respects the hierarchy."""
+        if self.level != other.level:
+            return self.level > other.level
+        return self.level is not Level.REPOSITORY and self.name > other.name
+
+
+REPOSITORY = LockKey(Level.REPOSITORY, "repo")
+
+
+def worktree_key(worktree_id: str) -> LockKey:
+    """The lock of a worktree. git names worktrees after their folder, keeping non-ASCII
+    letters (``wörk``); such an id is not a lock file name, so it is named by its hash."""
+    try:
+        return LockKey(Level.WORKTREE, validate_name(worktree_id, "worktree id", limit=100))
+    except InvalidNameError:
+        return LockKey(Level.WORKTREE, "id-" + hashlib.sha256(worktree_id.encode()).hexdigest()[:24])
+
+
+def resource_key(name: str) -> LockKey:
+    return LockKey(Level.RESOURCE, validate_name(name, "resource name", limit=100))
+
+
+class WaitObserver(Protocol):
+    """Told about long waits (the CLI prints them)."""
+
+    def waiting(self, key: LockKey, mode: Mode, elapsed: float, holders: list[Party]) -> None:
+        """Called about once a second after the first second of a wait."""
+
+    def acquired(self, key: LockKey, mode: Mode, waited: float) -> None:
+        """Called when a wait that was reported ends with the lock."""
+
+
+class _Silent:
+    def waiting(self, key: LockKey, mode: Mode, elapsed: float, holders: list[Party]) -> None:
+        return None
+
+    def acquired(self, key: LockKey, mode: Mode, waited: float) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """How a lock was obtained: what the contention test and the bench measure.
+
+    ``chosen_ns``/``visible_ns``/``granted_ns`` are system-wide monotonic times (zero
+    for a reentrant or inherited grant, which never queued).
+    """
+
+    key: LockKey
+    mode: Mode
+    waited: float
+    chosen_ns: int = 0
+    visible_ns: int = 0
+    granted_ns: int = 0
+    reentrant: bool = False
+    inherited: bool = False
+
+
+@dataclass
+class _Held:
+    key: LockKey
+    mode: Mode
+    count: int
+    ticket: Ticket | None
+    backend: FileLock | ReadWriteLock | None
+    inherited_path: str | None
+    waited: float
+    since: float
+
+    @property
+    def token(self) -> str:
+        if self.ticket is not None:
+            # Canonical, so a child that reaches the repository through another path
+            # (a symlinked tmp folder, say) still recognises its parent's ticket.
+            return os.path.realpath(self.ticket.path)
+        return self.inherited_path or ""
+
+
+class _ThreadState(threading.local):
+    def __init__(self) -> None:
+        self.held: dict[tuple[str, LockKey], _Held] = {}
+        self.backends: dict[tuple[str, LockKey], FileLock | ReadWriteLock] = {}
+
+
+_THREAD = _ThreadState()
+
+
+def inherited_tokens() -> list[str]:
+    """Ticket paths handed down by an ancestor holding locks (``GITXACT_LOCKS``)."""
+    raw = os.environ.get(LOCKS_ENV)
+    if not raw:
+        return []
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return []
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+def _command_line() -> str:
+    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
+    if program == "__main__.py":  # python -m gitxact
+        program = "gitxact"
+    return shlex.join([program, *sys.argv[1:]])[:200]
+
+
+class Locks:
+    """The locks of one repository (``<common-dir>/gitxact/locks``)."""
+
+    def __init__(
+        self,
+        lock_dir: Path,
+        *,
+        default_timeout: float = 60.0,
+        agent: str | None = None,
+        command: str | None = None,
+        observer: WaitObserver | None = None,
+    ) -> None:
+        self.lock_dir = lock_dir
+        self._dir_key = os.path.realpath(lock_dir)
+        self.default_timeout = default_timeout
+        self.agent = agent
+        self.command = command or _command_line()
+        self.observer: WaitObserver = observer or _Silent()
+        self._ready: set[Path] = set()
+
+    # -- public API ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def hold(self, key: LockKey, mode: Mode = EXCLUSIVE, timeout: float | None = None) -> Iterator[Grant]:
+        """Hold *key* in *mode* for the body of the ``with`` block."""
+        grant = self.acquire(key, mode, timeout)
+        try:
+            yield grant
+        finally:
+            self.release(key)
+
+    def repository(
+        self, mode: Mode = EXCLUSIVE, timeout: float | None = None
+    ) -> contextlib.AbstractContextManager[Grant]:
+        return self.hold(REPOSITORY, mode, timeout)
+
+    def worktree(self, worktree_id: str, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
+        """Repository shared, then this worktree exclusive: worktree-local git work."""
+        return self.stack([(REPOSITORY, SHARED), (worktree_key(worktree_id), EXCLUSIVE)], timeout)
+
+    def resource(self, name: str, timeout: float | None = None) -> contextlib.AbstractContextManager[Grant]:
+        return self.hold(resource_key(name), EXCLUSIVE, timeout)
+
+    @contextlib.contextmanager
+    def stack(self, wanted: list[tuple[LockKey, Mode]], timeout: float | None = None) -> Iterator[None]:
+        """Hold several locks, taken in hierarchy order and released in reverse."""
+        ordered = sorted(wanted, key=lambda item: (item[0].level, item[0].name))
+        with contextlib.ExitStack() as stack:
+            for key, mode in ordered:
+                stack.enter_context(self.hold(key, mode, timeout))
+            yield
+
+    def held(self) -> dict[LockKey, Mode]:
+        return {key: held.mode for (d, key), held in _THREAD.held.items() if d == self._dir_key}
+
+    def child_env(self) -> dict[str, str]:
+        """Environment that lets child processes (git hooks, ``lock -- CMD``) inherit our locks."""
+        tokens = list(dict.fromkeys([*inherited_tokens(), *(h.token for h in _THREAD.held.values() if h.token)]))
+        return {LOCKS_ENV: json.dumps(tokens)} if tokens else {}
+
+    def queue_dir(self, key: LockKey) -> Path:
+        return self.lock_dir / f"{key.slug}.q"
+
+    def parties(self, key: LockKey) -> list[Party]:
+        return parties(self.queue_dir(key))
+
+    def known_keys(self) -> list[LockKey]:
+        keys: list[LockKey] = []
+        with contextlib.suppress(FileNotFoundError):
+            for entry in sorted(os.listdir(self.lock_dir)):
+                if not entry.endswith(".q"):
+                    continue
+                slug = entry[:-2]
+                if slug == "repo":
+                    keys.append(REPOSITORY)
+                elif slug.startswith("worktree."):
+                    keys.append(LockKey(Level.WORKTREE, slug[len("worktree.") :]))
+                elif slug.startswith("resource."):
+                    keys.append(LockKey(Level.RESOURCE, slug[len("resource.") :]))
+        return keys
+
+    # -- acquire / release ---------------------------------------------------------------
+
+    def acquire(self, key: LockKey, mode: Mode = EXCLUSIVE, timeout: float | None = None) -> Grant:
+        """Take *key*; every acquire must be paired with a :meth:`release`."""
+        slot = (self._dir_key, key)
+        held = _THREAD.held.get(slot)
+        if held is not None:
+            if mode == EXCLUSIVE and held.mode == SHARED:
+                raise LockOrderError(
+                    f"cannot upgrade {key.describe()} from shared to exclusive while holding it",
+                    hint="take it exclusive from the start (an upgrade would deadlock against other readers)",
+                )
+            held.count += 1
+            return Grant(key, held.mode, 0.0, reentrant=True)
+        inherited = self._inherited(key, mode)
+        if inherited is not None:
+            self._check_order(key)
+            _THREAD.held[slot] = _Held(key, mode, 1, None, None, inherited, 0.0, time.time())
+            return Grant(key, mode, 0.0, inherited=True)
+        self._check_order(key)
+        wait_budget = self.default_timeout if timeout is None else timeout
+        if wait_budget < 0:
+            wait_budget = math.inf
+        ticket, backend, waited = self._wait_for(key, mode, wait_budget)
+        _THREAD.held[slot] = _Held(key, mode, 1, ticket, backend, None, waited, time.time())
+        return Grant(key, mode, waited, ticket.chosen_ns, ticket.visible_ns, time.monotonic_ns())
+
+    def release(self, key: LockKey) -> None:
+        slot = (self._dir_key, key)
+        held = _THREAD.held.get(slot)
+        if held is None:
+            raise LockOrderError(f"{key.describe()} released but not held")
+        held.count -= 1
+        if held.count > 0:
+            return
+        del _THREAD.held[slot]
+        if held.ticket is None or held.backend is None:
+            return  # inherited: the ancestor releases it
+        try:
+            held.backend.release()
+        finally:
+            held.ticket.close()
+        self._record(held, time.time() - held.since)
+
+    def _check_order(self, key: LockKey) -> None:
+        for (lock_dir, other), held in _THREAD.held.items():
+            if lock_dir == self._dir_key and other != key and not key.comes_after(other):
+                raise LockOrderError(
+                    f"lock order violation: {key.describe()} requested while holding {other.describe()} ({held.mode})",
+                    hint="locks are taken repository → worktree → resources (sorted by name)",
+                )
+
+    def _inherited(self, key: LockKey, mode: Mode) -> str | None:
+        queue = os.path.realpath(self.queue_dir(key))
+        for token in inherited_tokens():
+            if os.path.dirname(token) != queue:
+                continue
+            parsed = TicketName.parse(os.path.basename(token))
+            if parsed is None or not parsed.holding:
+                continue
+            if mode == EXCLUSIVE and parsed.mode == SHARED:
+                raise LockOrderError(
+                    f"{key.describe()} is held shared by a parent process; it cannot be upgraded to exclusive here",
+                    hint="run this command outside the parent's lock",
+                )
+            if probe_alive(Path(token)):
+                return token
+        return None
+
+    def _backend(self, key: LockKey) -> FileLock | ReadWriteLock:
+        slot = (self._dir_key, key)
+        backend = _THREAD.backends.get(slot)
+        if backend is None:
+            if key.level is Level.REPOSITORY:
+                backend = ReadWriteLock(self.lock_dir / "repo.db", is_singleton=False)
+            else:
+                backend = FileLock(
+                    self.lock_dir / f"{key.slug}.lock",
+                    mode=0o600,
+                    thread_local=False,
+                    is_singleton=False,
+                    fallback_to_soft=False,
+                )
+            _THREAD.backends[slot] = backend
+        return backend
+
+    def _try_backend(self, backend: FileLock | ReadWriteLock, mode: Mode) -> bool:
+        try:
+            if isinstance(backend, ReadWriteLock):
+                if mode == SHARED:
+                    backend.acquire_read(blocking=False)
+                else:
+                    backend.acquire_write(blocking=False)
+            else:
+                backend.acquire(blocking=False)
+        except Timeout:
+            return False
+        return True
+
+    def _wait_for(self, key: LockKey, mode: Mode, timeout: float) -> tuple[Ticket, FileLock | ReadWriteLock, float]:
+        queue = self.queue_dir(key)
+        if queue not in self._ready:
+            for folder in (self.lock_dir.parent, self.lock_dir, queue):
+                ensure_private_dir(folder)
+            self._ready.add(queue)
+        record: dict[str, Any] = {
+            "pid": os.getpid(),
+            "host": this_host(),
+            "agent": self.agent,
+            "command": self.command,
+            "mode": mode,
+            "queued": time.time(),
+        }
+        started = time.monotonic()
+        ticket = Ticket(queue, mode, record)
+        backend = self._backend(key)
+        delay = _BACKOFF_START
+        last_blocker: str | None = ""
+        next_notice = started + _NOTIFY_AFTER
+        noticed = False
+        try:
+            while True:
+                blocker = ticket.first_blocker()
+                if blocker is None and self._try_backend(backend, mode):
+                    break
+                elapsed = time.monotonic() - started
+                if elapsed >= timeout:
+                    raise self._timeout_error(key, mode, timeout)
+                if blocker != last_blocker:
+                    delay = _BACKOFF_START  # the queue moved: look again soon
+                    last_blocker = blocker
+                if time.monotonic() >= next_notice:
+                    noticed = True
+                    self.observer.waiting(key, mode, elapsed, [p for p in self.parties(key) if p.holding])
+                    next_notice = time.monotonic() + 1.0
+                pause = min(delay * random.uniform(0.5, 1.5), max(0.0, timeout - elapsed))  # noqa: S311 - jitter, not crypto
+                time.sleep(pause)
+                delay = min(delay * 2, _BACKOFF_CAP)
+            ticket.mark_holding()
+        except BaseException:
+            ticket.close()
+            raise
+        waited = time.monotonic() - started
+        if noticed:
+            self.observer.acquired(key, mode, waited)
+        return ticket, backend, waited
+
+    def _timeout_error(self, key: LockKey, mode: Mode, timeout: float) -> LockTimeoutError:
+        everyone = self.parties(key)
+        holders = [p for p in everyone if p.holding]
+        waiters = [p for p in everyone if not p.holding and p.pid != os.getpid()]
+        if holders:
+            detail = "held by " + "; ".join(p.describe() for p in holders)
+        else:
+            detail = "no live holder recorded (the lock is being handed over)"
+        if waiters:
+            detail += f"; {len(waiters)} other waiter(s)"
+        return LockTimeoutError(
+            f"timed out after {timeout:g}s waiting for {key.describe()} ({mode}): {detail}",
+            hint="try again later; `gitxact status` shows holders and waiters",
+        )
+
+    # -- hold/wait records ---------------------------------------------------------------
+
+    def _record(self, held: _Held, hold: float) -> None:
+        line = json.dumps(
+            {
+                "t": round(time.time(), 3),
+                "lock": held.key.slug,
+                "mode": held.mode,
+                "wait": round(held.waited, 6),
+                "hold": round(hold, 6),
+                "pid": os.getpid(),
+                "agent": self.agent,
+            },
+            separators=(",", ":"),
+        )
+        path = self.lock_dir / "stats.log"
+        with contextlib.suppress(OSError):
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, line.encode() + b"\n")
+                size = os.fstat(fd).st_size
+            finally:
+                os.close(fd)
+            if size > STATS_LIMIT:
+                os.replace(path, self.lock_dir / "stats.log.1")
+
+    def stats(self) -> list[dict[str, Any]]:
+        """Recent hold/wait records, oldest first (at most two rotations' worth)."""
+        records: list[dict[str, Any]] = []
+        for name in ("stats.log.1", "stats.log"):
+            with contextlib.suppress(OSError):
+                for raw in (self.lock_dir / name).read_text(errors="replace").splitlines():
+                    with contextlib.suppress(ValueError):
+                        item = json.loads(raw)
+                        if isinstance(item, dict):
+                            records.append(item)
+        return records
+
+
+def summarize_waits(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """p50/p99/max of wait and hold times, per lock and overall (seconds)."""
+
+    def pct(values: list[float], q: float) -> float:
+        if not values:
+            return 0.0
+        ordered = sorted(values)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    def block(items: list[dict[str, Any]]) -> dict[str, float | int]:
+        waits = [float(r.get("wait", 0.0)) for r in items]
+        holds = [float(r.get("hold", 0.0)) for r in items]
+        return {
+            "count": len(items),
+            "wait_p50": pct(waits, 0.5),
+            "wait_p99": pct(waits, 0.99),
+            "wait_max": max(waits, default=0.0),
+            "hold_p50": pct(holds, 0.5),
+            "hold_max": max(holds, default=0.0),
+        }
+
+    by_lock: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_lock.setdefault(str(record.get("lock")), []).append(record)
+    return {"all": block(records), "locks": {name: block(items) for name, items in sorted(by_lock.items())}}

@@ -1,0 +1,26 @@
+"""The checksum of a state-file envelope, in a module of its own.
+
+:mod:`gitxact.state.store` writes and verifies it with pydantic models around it; the git
+hooks and ``gx`` verify ``leases.json`` on paths that must not import pydantic
+(:mod:`gitxact.leases.reader`). Both call this one definition, so they can never
+disagree about what a good file is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def canonical_json(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def checksum_of(envelope: dict[str, Any]) -> str:
+    """SHA-256 over the canonical JSON of every field but ``checksum`` itself."""
+    body = {key: value for key, value in envelope.items() if key != "checksum"}
+    return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()

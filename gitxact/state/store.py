@@ -1,0 +1,264 @@
+"""The atomic, checksummed, backed-up state store under ``<common-dir>/gitxact/``.
+
+A state file is a JSON envelope around a pydantic model::
+
+    {"format": "gitxact-state", "kind": "tracker", "schema": 1, "generation": 7,
+     "written_at": ..., "data": {...}, "checksum": "sha256:..."}
+
+Writes follow git's own discipline (``lockfile.c``): a temp file in the same folder,
+fsync, then ``rename`` over the old name, then fsync of the folder, so a reader or a
+crash sees the old file or the new one, never half of one. Before the rename the
+verified old file is hard-linked to ``<name>.bak``, so one good generation always
+survives a bad write or a flipped byte. Loads verify the checksum and validate the
+model; a bad file falls back to its backup (with a warning) or stops the command
+naming the file. Callers do read-modify-write under the lock that owns the file;
+this module does not lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from gitxact.errors import StateError
+from gitxact.state import envelope
+from gitxact.state.checksums import checksum_of
+from gitxact.util import console
+from gitxact.util.files import ensure_private_dir, read_regular_file, write_atomic
+
+FORMAT = envelope.FORMAT
+REPAIR_HINT = "run `gitxact doctor --fix` to rebuild it from git (or restore the file by hand)"
+
+
+class StateModel(BaseModel):
+    """Base of every model persisted as a state file."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    KIND: ClassVar[str] = "state"
+    SCHEMA: ClassVar[int] = 1
+
+    @classmethod
+    def migrate(cls, schema: int, data: dict[str, Any]) -> dict[str, Any]:
+        """Upgrade *data* written with an older *schema*; models override when they evolve."""
+        raise ValueError(f"schema {schema} is not supported (this gitxact reads schema {cls.SCHEMA})")
+
+
+M = TypeVar("M", bound=StateModel)
+
+
+class _Corrupt(Exception):
+    """Internal: why a file failed verification."""
+
+
+@dataclass(frozen=True)
+class Health:
+    """What :meth:`StateFile.check` found (used by ``status`` and ``doctor``)."""
+
+    path: Path
+    exists: bool
+    ok: bool
+    reason: str | None
+    backup_ok: bool
+    generation: int | None
+
+
+class StateFile(Generic[M]):
+    """One state file of one model type."""
+
+    def __init__(self, path: Path, model: type[M]) -> None:
+        self.path = path
+        self.model = model
+        self.backup = path.with_name(path.name + ".bak")
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _decode(self, path: Path) -> tuple[M, int]:
+        try:
+            raw = read_regular_file(path)
+        except StateError as exc:
+            raise _Corrupt(exc.reason) from exc
+        except FileNotFoundError as exc:
+            raise _Corrupt("does not exist") from exc
+        try:
+            wrapped = envelope.open_envelope(raw, self.model.KIND)
+        except envelope.Corrupt as exc:
+            raise _Corrupt(str(exc)) from exc
+        schema = wrapped.get("schema")
+        generation = wrapped.get("generation")
+        data = wrapped.get("data")
+        if not isinstance(schema, int) or not isinstance(generation, int) or not isinstance(data, dict):
+            raise _Corrupt("has a malformed header")
+        if schema > self.model.SCHEMA:
+            raise _Corrupt(f"was written by a newer gitxact (schema {schema} > {self.model.SCHEMA})")
+        try:
+            if schema < self.model.SCHEMA:
+                data = self.model.migrate(schema, data)
+            return self.model.model_validate(data), generation
+        except (ValidationError, ValueError) as exc:
+            raise _Corrupt(f"does not validate: {_first_error(exc)}") from exc
+
+    def _exists(self, path: Path) -> bool:
+        try:
+            os.lstat(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def load(self, *, repair: bool = False) -> M:
+        """The current value (a fresh default when the file was never written).
+
+        A corrupt or missing-but-backed-up file falls back to ``.bak`` with a warning;
+        with ``repair`` (the caller holds the owning lock) the good generation is also
+        written back. With no good generation the command stops (exit 1) naming the file.
+        """
+        value, _ = self.load_with_generation(repair=repair)
+        return value
+
+    def load_with_generation(self, *, repair: bool = False) -> tuple[M, int]:
+        if not self._exists(self.path):
+            if not self._exists(self.backup):
+                return self.model(), 0
+            problem = "is missing but its backup exists"
+        else:
+            try:
+                return self._decode(self.path)
+            except _Corrupt as exc:
+                problem = str(exc)
+        try:
+            value, generation = self._decode(self.backup)
+        except _Corrupt as exc:
+            backup_problem = str(exc) if self._exists(self.backup) else "does not exist"
+            raise StateError(
+                self.path,
+                f"{problem}; its backup {self.backup.name} {backup_problem}",
+                hint=REPAIR_HINT,
+            ) from None
+        console.warn(f"{self.path} {problem}; using its backup {self.backup.name} (generation {generation})")
+        if repair:
+            self.quarantine()
+            self._write(value, generation + 1, keep_backup=False)
+            console.warn(f"{self.path} restored from {self.backup.name}")
+        return value, generation
+
+    def check(self) -> Health:
+        """Verify both generations without changing anything."""
+        exists = self._exists(self.path)
+        reason: str | None = None
+        generation: int | None = None
+        ok = True
+        if exists:
+            try:
+                _, generation = self._decode(self.path)
+            except _Corrupt as exc:
+                ok, reason = False, str(exc)
+        elif self._exists(self.backup):
+            ok, reason = False, "is missing but its backup exists"
+        backup_ok = False
+        if self._exists(self.backup):
+            try:
+                self._decode(self.backup)
+                backup_ok = True
+            except _Corrupt:
+                backup_ok = False
+        return Health(self.path, exists, ok, reason, backup_ok, generation)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def save(self, value: M) -> None:
+        """Write *value* as the next generation, keeping the current good one as backup."""
+        previous = 0
+        keep = False
+        if self._exists(self.path):
+            try:
+                _, previous = self._decode(self.path)
+                keep = True
+            except _Corrupt:
+                # Never let a damaged file displace the good backup.
+                with contextlib.suppress(_Corrupt):
+                    _, previous = self._decode(self.backup)
+        self._write(value, previous + 1, keep_backup=keep)
+
+    def _write(self, value: M, generation: int, *, keep_backup: bool) -> None:
+        wrapped: dict[str, Any] = {
+            "format": FORMAT,
+            "kind": self.model.KIND,
+            "schema": self.model.SCHEMA,
+            "generation": generation,
+            "written_at": round(time.time(), 3),
+            "data": value.model_dump(mode="json"),
+        }
+        wrapped["checksum"] = checksum_of(wrapped)
+        payload = json.dumps(wrapped, indent=1, sort_keys=True, ensure_ascii=False).encode() + b"\n"
+        ensure_private_dir(self.path.parent)
+        try:
+            write_atomic(self.path, payload, backup=self.backup if keep_backup else None)
+        except StateError:
+            raise
+        except OSError as exc:
+            raise StateError(
+                self.path,
+                f"could not be written ({exc.strerror or exc}); the previous state is kept",
+                hint="free disk space or fix permissions, then retry",
+            ) from exc
+
+    def quarantine(self) -> Path | None:
+        """Keep a damaged file for inspection before it is replaced (at most 3 are kept)."""
+        if not self._exists(self.path):
+            return None
+        target = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time() * 1000)}")
+        try:
+            os.replace(self.path, target)
+        except OSError:
+            return None
+        olds = sorted(self.path.parent.glob(f"{self.path.name}.corrupt-*"))
+        for old in olds[:-3]:
+            with contextlib.suppress(OSError):
+                old.unlink()
+        return target
+
+    def remove(self) -> None:
+        for path in (self.path, self.backup):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        errors = exc.errors()
+        if errors:
+            first = errors[0]
+            where = ".".join(str(part) for part in first.get("loc", ()))
+            return f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid"))
+    return str(exc)
+
+
+class StateStore:
+    """The folder ``<common-dir>/gitxact`` and the files in it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def ensure(self, *subdirs: str) -> Path:
+        ensure_private_dir(self.root)
+        for sub in subdirs:
+            current = self.root
+            for part in Path(sub).parts:
+                current = current / part
+                ensure_private_dir(current)
+        return self.root
+
+    def file(self, name: str, model: type[M], *, subdir: str | None = None) -> StateFile[M]:
+        folder = self.root if subdir is None else self.root / subdir
+        return StateFile(folder / name, model)
+
+    @property
+    def exists(self) -> bool:
+        return self.root.is_dir() and not self.root.is_symlink()

@@ -1,0 +1,115 @@
+"""Filesystem primitives for gitxact's private folder: no symlinks, no torn writes.
+
+Kept to cheap standard modules (no pydantic, no pathlib at import) so the lock layer,
+the git hooks and ``gx`` can use them: :func:`read_no_follow` is the one reader of
+gitxact's own files, for the pydantic store and the lean envelope reader alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+
+from gitxact.errors import StateError
+from gitxact.util.faults import crashpoint
+
+TYPE_CHECKING = False  # see gitxact/__init__.py: no typing/pathlib import on the hooks' path
+if TYPE_CHECKING:
+    from pathlib import Path
+
+MAX_STATE_BYTES = 32 * 1024 * 1024
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Create *path* (0700) if missing; refuse a symlink or non-directory in its place."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, DIR_MODE)
+        info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        raise StateError(path, "is a symbolic link; gitxact refuses to follow it", hint="remove the link")
+    if not stat.S_ISDIR(info.st_mode):
+        raise StateError(path, "is not a directory", hint="move it away; gitxact keeps its state there")
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_no_follow(path: str | os.PathLike[str], limit: int = MAX_STATE_BYTES) -> bytes:
+    """The bytes of the regular file *path*, never through a symlink, at most *limit* of them.
+
+    Raises :class:`OSError` when it cannot be opened (``ELOOP``: a symlink) and
+    :class:`ValueError` with the reason when it is no regular file or too large.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("is not a regular file")
+        if info.st_size > limit:
+            raise ValueError(f"is {info.st_size} bytes, over the {limit} byte limit")
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_regular_file(path: Path, limit: int = MAX_STATE_BYTES) -> bytes:
+    """:func:`read_no_follow` with gitxact's errors: a symlink or a bad file is a :class:`StateError`."""
+    try:
+        return read_no_follow(path, limit)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StateError(path, "is a symbolic link; gitxact refuses to follow it") from exc
+        raise
+    except ValueError as exc:
+        raise StateError(path, str(exc)) from exc
+
+
+def write_atomic(path: Path, payload: bytes, *, backup: Path | None = None) -> None:
+    """Replace *path* with *payload* atomically; keep the old file as *backup* first.
+
+    On any failure (ENOSPC included) the temp file is removed and the old file is
+    untouched, because nothing renames over it until the new bytes are on disk.
+    """
+    folder = path.parent
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            raise StateError(path, "is a symbolic link; gitxact refuses to write through it")
+    tmp = folder / f".{path.name}.tmp-{os.urandom(6).hex()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+    try:
+        try:
+            view = memoryview(payload)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        crashpoint("state-before-rename")
+        if backup is not None:
+            # A hard link keeps the old generation under a second name without a
+            # moment where the current name is missing.
+            link_tmp = folder / f".{backup.name}.tmp-{os.urandom(6).hex()}"
+            os.link(path, link_tmp, follow_symlinks=False)
+            os.replace(link_tmp, backup)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(folder)

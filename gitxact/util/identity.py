@@ -1,0 +1,153 @@
+"""Which process is acting, and whether a recorded one still lives.
+
+A process is recorded as pid + host + start token
+(boot id and start time from ``/proc``), and the liveness probes fail closed: a pid on
+another host, or a live pid whose start time cannot be read, counts as alive. A
+recycled pid (same number, other start token) counts as dead.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """A process as other processes can check it later: pid, host, start token."""
+
+    pid: int
+    host: str
+    start: int | None
+
+    @classmethod
+    def current(cls) -> ProcessIdentity:
+        pid = os.getpid()
+        return cls(pid=pid, host=host_name(), start=process_start_token(pid))
+
+    @classmethod
+    def of(cls, pid: int) -> ProcessIdentity:
+        return cls(pid=pid, host=host_name(), start=process_start_token(pid))
+
+    @property
+    def on_this_host(self) -> bool:
+        return self.host == host_name()
+
+    def is_dead(self) -> bool:
+        """True only when this process is provably gone (fails closed).
+
+        A zombie (killed, not yet reaped by its parent) still answers ``kill(pid, 0)``
+        with its old start time, so it is read from ``/proc`` as well.
+        """
+        if owner_is_stale(self.pid, self.host, self.start):
+            return True
+        return self.on_this_host and _is_zombie(self.pid)
+
+
+def _stat_fields(pid: int) -> list[bytes]:
+    """The fields of ``/proc/<pid>/stat`` after the command name, from the state letter on.
+
+    The command name may hold spaces and parentheses: fields count from its last ``)``.
+    Empty when the process (or ``/proc``) cannot be read.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return []
+    return stat[stat.rfind(b")") + 1 :].split()
+
+
+def _is_zombie(pid: int) -> bool:
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] in (b"Z", b"X")
+
+
+def this_host() -> str:
+    return host_name()
+
+
+# -- hosts and processes ---------------------------------------------------------------------
+
+#: ``PROC_PID_INIT_INO`` and ``PROC_TIME_INIT_INO`` in ``linux/proc_ns.h``: the initial namespaces.
+_INITIAL_PID_NAMESPACE = 0xEFFFFFFC
+_INITIAL_TIME_NAMESPACE = 0xEFFFFFFA
+#: Marks a host name seen from inside a PID namespace (a container sharing the host's name).
+NAMESPACE_MARK = "?pidns-"
+
+
+@functools.cache
+def host_name() -> str:
+    """This host's name, plus its PID namespace when not the initial one.
+
+    Two containers can share a host name while numbering processes on their own: a pid
+    recorded in one says nothing in the other, so they must count as different hosts.
+    """
+    name = "".join(c if "!" <= c <= "~" and c != "?" else f"?{ord(c) & 0xFF:02x}" for c in socket.gethostname())
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = _INITIAL_PID_NAMESPACE
+    if namespace != _INITIAL_PID_NAMESPACE:
+        name += f"{NAMESPACE_MARK}{namespace:x}"
+    return name[:253] or "?"
+
+
+@functools.cache
+def _boot_id() -> int:
+    """Start times count from boot: the boot id tells two boots apart (0 when unreadable)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
+            return int(handle.read().strip().replace("-", ""), 16)
+    except (OSError, ValueError):
+        return 0
+
+
+def _start_times_comparable() -> bool:
+    """A time namespace can shift start times: then they prove nothing, and none is read."""
+    try:
+        return os.stat("/proc/self/ns/time").st_ino == _INITIAL_TIME_NAMESPACE
+    except FileNotFoundError:  # no time namespaces on this kernel
+        return True
+    except OSError:
+        return False
+
+
+def process_start_token(pid: int) -> int | None:
+    """``boot id << 64 | start time`` of *pid*, or ``None`` when it cannot be read."""
+    if not _start_times_comparable():
+        return None
+    fields = _stat_fields(pid)
+    try:
+        start = int(fields[19])
+    except (IndexError, ValueError):
+        return None
+    return (_boot_id() << 64) | start
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def owner_is_stale(pid: int, host: str, start: int | None) -> bool:
+    """True only when the process (*pid*, *host*, *start*) provably no longer runs.
+
+    Another host cannot be checked from here; a live pid with an unknown start token
+    may be the owner. A live pid whose start token differs is a recycled pid.
+    """
+    if host != host_name():
+        return False
+    if not process_alive(pid):
+        return True
+    if start is None:
+        return False
+    current = process_start_token(pid)
+    return current is not None and current != start

@@ -1,0 +1,87 @@
+"""Running a user's command (``lock -- CMD``, ``tdd --check CMD``) as a child.
+
+Not git: that is :mod:`gitxact.git.run`'s job. Here the child gets the terminal as is,
+the parent ignores Ctrl-C while it waits (the terminal delivers SIGINT to the whole
+foreground group, so the child decides what Ctrl-C means, like a shell does), and a
+SIGTERM sent to gitxact is passed on, so locks are released only after the child is
+gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+
+from gitxact.errors import CommandNotRunnableError, UsageError
+
+EXIT_NOT_EXECUTABLE = 126
+EXIT_NOT_FOUND = 127
+
+
+def exit_status(returncode: int) -> int:
+    """A shell-style exit status: a child killed by signal N gives 128+N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+@contextlib.contextmanager
+def forward_signals(proc: subprocess.Popen[bytes]) -> Iterator[None]:
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signum)
+
+    previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous_term = signal.signal(signal.SIGTERM, forward)
+    previous_hup = signal.signal(signal.SIGHUP, forward)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous_int)
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGHUP, previous_hup)
+
+
+def start(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+    capture: bool = False,
+    own_group: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Start *argv* (no shell); a missing or non-executable program is a usage error.
+
+    ``capture`` gives the child no stdin and one pipe for stdout+stderr (a tdd check
+    whose output gitxact tees into a log); ``own_group`` puts it in a new process
+    group, so a timeout can kill the check *and* everything it started.
+    """
+    if not argv:
+        raise UsageError("no command given", hint="put the command after --, e.g. gitxact lock -- make test")
+    group = 0 if own_group else None
+    try:
+        if capture:
+            return subprocess.Popen(
+                list(argv),
+                env=dict(env),
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                process_group=group,
+            )
+        return subprocess.Popen(list(argv), env=dict(env), cwd=cwd, process_group=group)
+    except FileNotFoundError as exc:
+        raise CommandNotRunnableError(f"command not found: {argv[0]}", EXIT_NOT_FOUND) from exc
+    except PermissionError as exc:
+        raise CommandNotRunnableError(f"permission denied: {argv[0]}", EXIT_NOT_EXECUTABLE) from exc
+
+
+def run_foreground(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | None = None) -> int:
+    """Run *argv* attached to our terminal; return its shell-style exit status."""
+    proc = start(argv, env=env, cwd=cwd)
+    with forward_signals(proc):
+        returncode = proc.wait()
+    return exit_status(returncode)

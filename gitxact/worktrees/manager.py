@@ -1,0 +1,312 @@
+"""Leased worktrees: each agent gets its own worktree and branch, and nobody else's.
+
+``ws.worktrees.acquire("agent-7")`` claims a fresh folder under the worktree root
+(``mkdir`` is the atomic claim: a path that exists is never handed out), runs
+``git worktree add --lock`` (created and locked in one step, so ``git worktree prune``
+can never catch it in between), and records a :class:`~gitxact.leases.records.Lease`: owner
+process (pid, host, start time), heartbeat, TTL and the *hash* of a secret token.
+The token goes to the caller once; releasing or renewing needs it (or ``force``).
+
+Repository-wide git work (worktree add/remove, branch delete) runs under the
+repository lock, exclusive; lease records change under the ``leases`` resource lock
+(taken inside it). The ordering of each step for crash safety is described in
+:mod:`gitxact.worktrees.reaper`, which also ends leases (release, reap, repair).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitxact.errors import GitxactError, OperationFailedError, RefusedError, UsageError
+from gitxact.git import refs, snapshots
+from gitxact.leases import records as leases
+from gitxact.leases.records import LEASES_LOCK, Lease, hash_token, leases_file
+from gitxact.locking.tickets import EXCLUSIVE
+from gitxact.tx import recovery
+from gitxact.util import console
+from gitxact.util.faults import crashpoint
+from gitxact.util.identity import ProcessIdentity
+from gitxact.util.names import validate_agent
+from gitxact.worktrees import branches, paths, reaper, registration
+from gitxact.worktrees.results import AcquireDoc, EndDoc, LeaseListDoc, ReapDoc, ReleaseDoc, RenewDoc
+
+if TYPE_CHECKING:
+    from gitxact.core.repo import Repo
+    from gitxact.worktrees.scoped import LeasedWorktree
+
+
+class Worktrees:
+    """Acquire, release, renew, list and reap the leases of one repository (``ws.worktrees``)."""
+
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+
+    # -- acquire -------------------------------------------------------------------------
+
+    def acquire(
+        self,
+        agent: str,
+        *,
+        base: str | None = None,
+        branch: str | None = None,
+        token: str | None = None,
+        owner_pid: int | None = None,
+    ) -> AcquireDoc:
+        """Lease a worktree and branch to *agent*; idempotent while its lease lives.
+
+        The owner is this process unless *owner_pid* names another (the CLI names its
+        parent: the agent's shell or orchestrator, since the CLI itself exits at once).
+        If *agent* already holds a live lease, that lease is returned with
+        ``existing=True`` and ``token=None`` (a secret is not handed to whoever asks),
+        unless *token* is that lease's token. A dead or expired lease of the same
+        agent is ended first (its dirty work saved to a snapshot ref, its branch kept
+        if unmerged and checked out again).
+        """
+        repo = self.repo
+        validate_agent(agent)
+        # The default branch needs no check-ref-format: config.load checked the prefix and
+        # validate_agent's alphabet cannot form '..', '.lock', '@{' or a leading '.'.
+        branch_name = branches.validate_branch(branch) if branch is not None else repo.settings.branch_prefix + agent
+        owner = _owner(owner_pid)
+        explicit_base = branches.resolve_base(repo, base) if base is not None else None
+        repo.store.ensure("locks", "state")
+        with repo.locks.repository(EXCLUSIVE):
+            entries = reaper.registrations(repo)
+            root = paths.worktree_root(repo, entries)
+            main = next(iter(entries.values()), None)
+            base_label, base_commit = explicit_base or branches.resolve_base(repo, None, main)
+            records = leases.load_records(repo)
+            replaced: EndDoc | None = None
+            previous = records.get(agent)
+            if previous is not None:
+                step = reaper.step_for(previous, entries, time.time())
+                if step is None:
+                    return self._existing(previous, branch, token)
+                replaced = reaper.end_lease(repo, previous, action=step.action, reason=step.reason)
+                entries = reaper.registrations(repo)
+                records.pop(agent)
+            holder = registration.checked_out_at(entries, branch_name)
+            if holder is not None:
+                other = next((lease.agent for lease in records.values() if reaper.real(lease.path) == holder), None)
+                raise RefusedError(
+                    f"branch {branch_name!r} is already checked out at {holder}"
+                    + (f" (leased to agent {other!r})" if other else ""),
+                    hint="pick another --branch, or release that worktree first",
+                )
+            exists = refs.read(repo.layout.common_dir, f"refs/heads/{branch_name}") is not None
+            paths.ensure_root(root)
+            root = Path(os.path.realpath(root))
+            taken = set(entries) | {reaper.real(lease.path) for lease in records.values()}
+            new_token = secrets.token_urlsafe(32)
+            now = time.time()
+            lease = Lease(
+                agent=agent,
+                path=str(paths.free_path(root, agent, taken)),
+                branch=branch_name,
+                base=base_label,
+                base_commit=base_commit,
+                token_hash=hash_token(new_token),
+                owner_pid=owner.pid,
+                owner_host=owner.host,
+                owner_start=owner.start,
+                created=now,
+                heartbeat=now,
+                ttl=repo.settings.lease_ttl,
+                phase="provisioning",
+                branch_created=not exists,
+            )
+            leases.save_record(repo, lease)
+            crashpoint("worktree-acquire-recorded")
+            lease = self._claim_and_add(lease, root, taken, exists)
+            crashpoint("worktree-acquire-added")
+            lease = lease.model_copy(
+                update={"phase": "active", "worktree_id": registration.worktree_id_of(Path(lease.path))}
+            )
+            leases.save_record(repo, lease)
+            crashpoint("worktree-acquire-done")
+        return _acquire_doc(lease, token=new_token, existing=False, replaced=replaced)
+
+    def _claim_and_add(self, lease: Lease, root: Path, taken: set[str], exists: bool) -> Lease:
+        repo = self.repo
+        while not paths.claim(Path(lease.path)):
+            # Someone outside gitxact made that folder since we looked: never reuse it.
+            taken.add(lease.path)
+            lease = lease.model_copy(update={"path": str(paths.free_path(root, lease.agent, taken))})
+            leases.save_record(repo, lease)
+        crashpoint("worktree-acquire-claimed")
+        reason = registration.lock_reason(lease.agent, lease.owner_pid, lease.owner_host)
+        start = lease.branch if exists else (lease.base_commit or lease.base)
+        try:
+            registration.add_worktree(repo, Path(lease.path), lease.branch, start, create=not exists, reason=reason)
+        except GitxactError:
+            try:
+                reaper.end_lease(repo, lease, action="undo-acquire", reason="git worktree add failed")
+            except GitxactError as cleanup:  # the add's own error is the one to report
+                console.warn(f"could not undo the failed acquire ({cleanup.message}); `gitxact worktree reap` will")
+            raise
+        return lease
+
+    def _existing(self, lease: Lease, branch: str | None, token: str | None) -> AcquireDoc:
+        if branch is not None and branch != lease.branch:
+            raise RefusedError(
+                f"agent {lease.agent!r} already holds a lease on branch {lease.branch!r} at {lease.path}",
+                hint="release it first to lease another branch",
+            )
+        shown = token if token is not None and lease.token_matches(token) else None
+        return _acquire_doc(lease, token=shown, existing=True, replaced=None)
+
+    # -- release and renew ---------------------------------------------------------------
+
+    def release(
+        self,
+        agent: str,
+        *,
+        token: str | None = None,
+        force: bool = False,
+        keep_branch: bool = False,
+        save_dirty: bool = False,
+    ) -> ReleaseDoc:
+        """End *agent*'s lease: needs its token unless *force*.
+
+        Uncommitted or untracked work refuses the release (exit 3) unless *force* or
+        *save_dirty*, which first save it to ``refs/gitxact/snapshots/<agent>/<time>``.
+        The branch is deleted only when its commits are on another branch too.
+        """
+        repo = self.repo
+        validate_agent(agent)
+        repo.store.ensure("locks", "state")
+        with repo.locks.repository(EXCLUSIVE):
+            lease = self._owned(agent, token, force, "release")
+            path = Path(lease.path)
+            dirty = snapshots.has_changes(path) if lease.phase == "active" and path.is_dir() else None
+            if dirty and not (force or save_dirty):
+                raise RefusedError(
+                    f"{path} has uncommitted or untracked work; nothing was released",
+                    hint="commit it, or pass --force to save it to refs/gitxact/snapshots/ first",
+                )
+            open_tx = recovery.open_transaction(repo, lease.worktree_id) if lease.worktree_id else None
+            if open_tx is not None and not (force or save_dirty):
+                raise RefusedError(
+                    f"transaction {open_tx.label()} is open in {path}; nothing was released",
+                    hint="finish it (gitxact tx commit / tx rollback), or --force to save the worktree "
+                    "to refs/gitxact/snapshots/ and roll the transaction back",
+                )
+            ended = reaper.end_lease(
+                repo, lease, action="release", reason="released", keep_branch=keep_branch, dirty=dirty
+            )
+        return ReleaseDoc(**ended.model_dump())
+
+    def renew(self, agent: str, *, token: str | None = None, force: bool = False) -> RenewDoc:
+        """Heartbeat: the lease lives another TTL from now (the TTL is re-read from config)."""
+        repo = self.repo
+        validate_agent(agent)
+        repo.store.ensure("locks", "state")
+        file = leases_file(repo)
+        with repo.locks.resource(LEASES_LOCK):
+            lease = self._owned(agent, token, force, "renew")
+            if lease.phase != "active":
+                raise RefusedError(f"the lease of {agent!r} is {lease.phase}; it cannot be renewed")
+            state = file.load(repair=True)
+            lease = lease.model_copy(update={"heartbeat": time.time(), "ttl": repo.settings.lease_ttl})
+            state.leases[agent] = lease
+            file.save(state)
+        return RenewDoc(agent=agent, heartbeat=lease.heartbeat, ttl=lease.ttl, expires=lease.heartbeat + lease.ttl)
+
+    def _owned(self, agent: str, token: str | None, force: bool, verb: str) -> Lease:
+        lease = leases.load_records(self.repo).get(agent)
+        if lease is None:
+            raise OperationFailedError(f"agent {agent!r} holds no lease", hint="`gitxact worktree list` shows leases")
+        if not force:
+            if not token:
+                raise RefusedError(
+                    f"to {verb} the lease of {agent!r} its token is needed; nothing was changed",
+                    hint="pass --token (or GITXACT_LEASE_TOKEN) as returned by acquire, or --force",
+                )
+            if not lease.token_matches(token):
+                raise RefusedError(f"wrong token for the lease of {agent!r}; nothing was changed")
+        return lease
+
+    # -- queries and cleanup -------------------------------------------------------------
+
+    def list(self) -> LeaseListDoc:
+        from gitxact.worktrees.listing import collect
+
+        return collect(self.repo)
+
+    def reap(self, *, dry_run: bool = False) -> ReapDoc:
+        """End every lease that is not live (owner dead on this host, or TTL expired),
+        finish or undo interrupted acquires/releases, and drop registrations whose
+        folder is gone. Dirty work is saved to a snapshot ref first. Live leases are
+        never touched. What ``gitxact recover`` calls."""
+        return reaper.sweep(self.repo, dry_run=dry_run, actions=None)
+
+    def repair(self, *, dry_run: bool = False) -> ReapDoc:
+        """Only put half-done work right (interrupted acquire/release, missing folders,
+        stale registrations, unlocked leased worktrees); leaves dead-owner leases to
+        :meth:`reap`. With *dry_run*, what ``gitxact doctor`` reports."""
+        return reaper.sweep(self.repo, dry_run=dry_run, actions=reaper.REPAIR_ACTIONS)
+
+    # -- the context manager -------------------------------------------------------------
+
+    def lease(
+        self,
+        agent: str,
+        *,
+        base: str | None = None,
+        branch: str | None = None,
+        keep_branch: bool = False,
+        heartbeat: bool = True,
+    ) -> contextlib.AbstractContextManager[LeasedWorktree]:
+        """Hold a fresh lease for the ``with`` block, then release it, always.
+
+        Work left uncommitted in the worktree is never lost: it is saved to
+        ``refs/gitxact/snapshots/<agent>/<time>`` (named in ``wt.released``) before the
+        worktree is removed. With *heartbeat*, a background thread renews the lease
+        every third of its TTL, so a long block is not reaped while this process lives.
+        Refused (exit 3) if *agent* already holds a live lease elsewhere.
+        """
+        from gitxact.worktrees.scoped import leased_worktree
+
+        return leased_worktree(self, agent, base=base, branch=branch, keep_branch=keep_branch, heartbeat=heartbeat)
+
+
+def _owner(pid: int | None) -> ProcessIdentity:
+    if pid is None:
+        return ProcessIdentity.current()
+    if pid <= 0:
+        raise UsageError(f"--owner-pid {pid} is not a process id")
+    owner = ProcessIdentity.of(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        raise UsageError(f"--owner-pid {pid}: no such process", hint="name a live process (the agent's)") from None
+    except PermissionError:
+        pass  # it exists, owned by someone else
+    if owner.is_dead():
+        raise UsageError(f"--owner-pid {pid} is not a live process")
+    return owner
+
+
+def _acquire_doc(lease: Lease, *, token: str | None, existing: bool, replaced: EndDoc | None) -> AcquireDoc:
+    return AcquireDoc(
+        agent=lease.agent,
+        path=lease.path,
+        branch=lease.branch,
+        base=lease.base,
+        base_commit=lease.base_commit,
+        token=token,
+        existing=existing,
+        branch_created=lease.branch_created,
+        worktree_id=lease.worktree_id,
+        owner_pid=lease.owner_pid,
+        owner_host=lease.owner_host,
+        created=lease.created,
+        heartbeat=lease.heartbeat,
+        ttl=lease.ttl,
+        replaced=replaced,
+    )

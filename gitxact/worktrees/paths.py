@@ -1,0 +1,85 @@
+"""Where leased worktrees go: the root folder, a free path per agent, claiming it atomically.
+
+Nothing here takes a lock; the callers (acquire, reap) hold the repository lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitxact.core import settings
+from gitxact.errors import OperationFailedError, UsageError
+
+if TYPE_CHECKING:
+    from gitxact.core.repo import Repo
+    from gitxact.git import run as git
+
+_MAX_SUFFIX = 1000
+
+
+def worktree_root(repo: Repo, entries: dict[str, git.WorktreeEntry] | None = None) -> Path:
+    """The folder gitxact hands worktrees out from (not created here).
+
+    Beside the main worktree (the first entry git lists; the common dir of a bare
+    repository), unless ``gitxact.worktreeRoot`` says otherwise.
+    """
+    if entries is not None:
+        first = next(iter(entries.values()), None)
+        main = first.path if first is not None and not first.bare else repo.layout.common_dir
+    else:
+        main = repo.layout.main_worktree or repo.layout.common_dir
+    return settings.resolve_worktree_root(repo.settings, main)
+
+
+def ensure_root(root: Path) -> None:
+    """Create the root; refuse a symlink there (it could point the worktrees anywhere)."""
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISLNK(os.lstat(root).st_mode):
+            raise UsageError(
+                f"worktree root {root} is a symbolic link; gitxact refuses to follow it",
+                hint="point git config gitxact.worktreeRoot at a real folder",
+            )
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OperationFailedError(f"cannot create worktree root {root}: {exc.strerror or exc}") from exc
+    if not root.is_dir() or root.is_symlink():
+        raise UsageError(f"worktree root {root} is not a folder", hint="fix git config gitxact.worktreeRoot")
+
+
+def candidate_paths(root: Path, agent: str) -> Iterator[Path]:
+    for n in range(1, _MAX_SUFFIX + 1):
+        yield root / (agent if n == 1 else f"{agent}-{n}")
+
+
+def free_path(root: Path, agent: str, taken: set[str]) -> Path:
+    """The first candidate that does not exist and that neither git nor a lease knows of."""
+    for path in candidate_paths(root, agent):
+        if not os.path.lexists(path) and str(path) not in taken:
+            return path
+    raise OperationFailedError(f"no free worktree path for {agent!r} under {root}", hint="clean up the worktree root")
+
+
+def claim(path: Path) -> bool:
+    """Claim *path* atomically (``mkdir`` fails if anyone else made it first)."""
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        return False
+    return True
+
+
+def remove_empty_dir(path: Path) -> bool:
+    """Remove a claimed folder git never filled; a non-empty one is left for a person."""
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return True

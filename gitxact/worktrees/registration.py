@@ -1,0 +1,94 @@
+"""A lease's worktree in git's own registry: add (locked in the same step), find, relock, remove.
+
+Repository-wide git work runs in the common dir so it does not depend on which worktree
+the caller stands in (or on the main worktree existing). Nothing here takes a lock.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitxact.errors import GitError, RefusedError
+from gitxact.git import run as git
+
+if TYPE_CHECKING:
+    from gitxact.core.repo import Repo
+
+#: How ``git worktree lock`` reasons written by gitxact start: how reap tells its own worktrees.
+LOCK_REASON_PREFIX = "gitxact lease "
+
+
+def registrations(repo: Repo) -> dict[str, git.WorktreeEntry]:
+    """git's worktrees by path (as git prints it)."""
+    return {str(entry.path): entry for entry in git.list_worktrees(repo.layout.common_dir)}
+
+
+def checked_out_at(entries: dict[str, git.WorktreeEntry], branch: str) -> str | None:
+    full = f"refs/heads/{branch}"
+    for path, entry in entries.items():
+        if entry.branch == full:
+            return path
+    return None
+
+
+def lock_reason(agent: str, pid: int, host: str) -> str:
+    return f"{LOCK_REASON_PREFIX}{agent} (owner pid {pid} on {host})"
+
+
+def add_worktree(repo: Repo, path: Path, branch: str, start: str, *, create: bool, reason: str) -> None:
+    """``git worktree add --lock``: created and locked in one step, so a ``prune`` can
+    never catch it in between. *start* is a commit id (new branch) or the branch itself."""
+    args = ["worktree", "add", "--lock", "--reason", reason]
+    args += ["-b", branch, str(path), start] if create else [str(path), branch]
+    try:
+        repo.git(args, cwd=repo.layout.common_dir)
+    except GitError as exc:
+        if "already checked out" in exc.stderr or "already used by worktree" in exc.stderr:
+            raise RefusedError(f"branch {branch!r} is checked out elsewhere: {exc.stderr.strip()}") from exc
+        raise
+
+
+def admin_dir_of(path: Path) -> Path | None:
+    """The admin folder (``<common>/worktrees/<id>``) named by *path*'s ``.git`` file."""
+    try:
+        text = (path / ".git").read_text().strip()
+    except OSError:
+        return None
+    if not text.startswith("gitdir: "):
+        return None
+    return Path(text.removeprefix("gitdir: "))
+
+
+def worktree_id_of(path: Path) -> str | None:
+    """git's id of the linked worktree at *path*, from its ``.git`` file."""
+    admin = admin_dir_of(path)
+    return admin.name if admin is not None else None
+
+
+def is_registered(repo: Repo, path: Path) -> bool:
+    """Whether git lists the worktree at *path*.
+
+    A folder whose ``.git`` file names an existing admin folder is one git lists; only
+    otherwise (a folder gone or broken) is git asked, which spares ``release`` a
+    ``git worktree list`` on its common path.
+    """
+    admin = admin_dir_of(path)
+    if admin is not None and (admin / "gitdir").is_file():
+        return True
+    return any(os.path.realpath(p) == os.path.realpath(path) for p in registrations(repo))
+
+
+def relock(repo: Repo, path: Path, reason: str) -> None:
+    repo.git(["worktree", "lock", "--reason", reason, str(path)], cwd=repo.layout.common_dir)
+
+
+def remove_worktree(repo: Repo, path: Path) -> None:
+    """Unlock and remove in one git call (``-f -f``): no window where it is unlocked.
+
+    Callers have already saved every not-ignored file (or found none), which is
+    what the single ``-f`` check would protect; ignored files go with the folder, as
+    they do with a plain ``git worktree remove``.
+    """
+    repo.git(["worktree", "remove", "--force", "--force", str(path)], cwd=repo.layout.common_dir)

@@ -1,0 +1,110 @@
+"""The documents the worktree features return (and ``--json`` prints).
+
+None of them carries a token hash, and only :class:`AcquireDoc` ever carries a token:
+the one moment it is handed to the agent that asked for it.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from gitxact.core.documents import Document
+
+
+class EndDoc(BaseModel):
+    """What ending one lease did (release, reap, repair)."""
+
+    agent: str
+    path: str
+    branch: str
+    action: str
+    reason: str
+    snapshot_ref: str | None = None
+    #: A transaction left open in the worktree, rolled back when the lease ended.
+    transaction: str | None = None
+    #: An index.lock a killed git left in the worktree, removed first (provably orphaned).
+    stale_lock_removed: str | None = None
+    worktree_removed: bool = False
+    folder_left: bool = False
+    branch_deleted: bool = False
+    branch_kept_reason: str | None = None
+    error: str | None = None
+
+
+class AcquireDoc(Document):
+    agent: str
+    path: str
+    branch: str
+    base: str
+    base_commit: str | None
+    #: The secret, returned once; ``None`` when an existing lease is returned to a
+    #: caller that did not present its token.
+    token: str | None
+    #: True when the agent already held this live lease (idempotent acquire).
+    existing: bool
+    #: True when the branch was created for this lease, False when an existing one was checked out.
+    branch_created: bool
+    worktree_id: str | None
+    owner_pid: int
+    owner_host: str
+    created: float
+    heartbeat: float
+    ttl: float
+    #: A dead or expired earlier lease of the same agent that was ended first.
+    replaced: EndDoc | None = None
+
+
+class ReleaseDoc(EndDoc, Document):
+    pass
+
+
+class RenewDoc(Document):
+    agent: str
+    heartbeat: float
+    ttl: float
+    expires: float
+
+
+class OwnerDoc(BaseModel):
+    pid: int
+    host: str
+    #: ``None`` when it cannot be told from here (the owner is on another host).
+    alive: bool | None
+
+
+class LeaseInfo(BaseModel):
+    agent: str
+    path: str
+    branch: str
+    base: str
+    phase: str
+    worktree_id: str | None
+    owner: OwnerDoc
+    created: float
+    age: float
+    heartbeat: float
+    heartbeat_age: float
+    ttl: float
+    expired: bool
+    live: bool
+    folder_missing: bool
+    registered: bool
+    locked: bool
+    #: ``None`` when it could not be read (folder missing, git failed).
+    dirty: bool | None = None
+    ahead: int | None = None
+    behind: int | None = None
+
+
+class LeaseListDoc(Document):
+    leases: list[LeaseInfo] = Field(default_factory=list)
+
+
+class ReapDoc(Document):
+    dry_run: bool
+    ended: list[EndDoc] = Field(default_factory=list)
+    #: Live leases left alone, agent -> why.
+    kept: dict[str, str] = Field(default_factory=dict)
+    #: Leased worktrees someone had unlocked, locked again.
+    relocked: list[str] = Field(default_factory=list)
+    errors: int = 0

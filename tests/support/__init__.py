@@ -1,0 +1,1 @@
+"""Helpers the tests share: real processes, leases, doctor, transactions, hostile input."""

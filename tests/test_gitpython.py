@@ -1,0 +1,46 @@
+"""The optional GitPython extra: ``lease.repo()`` hands an orchestrator a GitPython Repo of its worktree."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from support.proc import ROOT, git
+
+from gitxact import Workspace
+
+
+def test_lease_repo_is_a_gitpython_repo_of_the_leased_worktree(repo: Path) -> None:
+    ws = Workspace(repo)
+    with ws.worktrees.lease("agent-1", keep_branch=True) as wt:
+        gp = wt.repo()
+        assert Path(gp.working_tree_dir) == wt.path
+        assert gp.active_branch.name == wt.branch
+        (wt.path / "feature.txt").write_text("from GitPython\n")
+        gp.index.add(["feature.txt"])
+        commit = gp.index.commit("add feature through GitPython")
+    # The commit is on the agent's branch, which the release kept; the worktree is gone.
+    assert git("rev-parse", "gitxact/agent-1", cwd=repo).strip() == commit.hexsha
+    assert git("show", "gitxact/agent-1:feature.txt", cwd=repo) == "from GitPython\n"
+    assert not wt.path.exists()
+    git("fsck", "--strict", cwd=repo)
+
+
+def test_without_gitpython_lease_repo_is_a_clear_usage_error(repo: Path) -> None:
+    # A process where `import git` fails, as on an install without the extra.
+    code = (
+        "import sys; sys.modules['git'] = None\n"
+        "from gitxact import Workspace\n"
+        "from gitxact.errors import UsageError\n"
+        f"ws = Workspace({str(repo)!r})\n"
+        "with ws.worktrees.lease('agent-2') as wt:\n"
+        "    try:\n"
+        "        wt.repo()\n"
+        "    except UsageError as exc:\n"
+        "        print(exc.exit_code, exc.message, exc.hint)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("2 lease.repo() needs GitPython"), proc.stdout
+    assert "gitxact[gitpython]" in proc.stdout
