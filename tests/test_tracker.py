@@ -93,3 +93,29 @@ def test_gitxact_module_entry_point(repo: Path) -> None:
     proc = subprocess.run([*GITXACT, "--version"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0
     assert proc.stdout.startswith("gitxact, version ")
+
+
+def test_a_write_that_would_make_the_file_unreadable_is_refused_before_it_is_acknowledged(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reader and writer share one size limit: every acknowledged key survives the next read."""
+    from gitxact import Workspace
+    from gitxact.errors import OperationFailedError
+    from gitxact.util import files
+
+    monkeypatch.setattr(files, "MAX_STATE_BYTES", 3 * 1024 * 1024)  # the real one is 32 MiB; same code path
+    ws = Workspace(repo)
+    big = "x" * (1024 * 1024 - 64)
+    acknowledged = []
+    with pytest.raises(OperationFailedError, match="over the 3145728 byte limit; nothing was written"):
+        for i in range(10):
+            ws.tracker.set(f"k{i}", big)
+            acknowledged.append(f"k{i}")
+    assert len(acknowledged) == 2
+    state = ws.state_dir / "state"
+    again = Workspace(repo).tracker.get()
+    assert sorted(again) == acknowledged, "nothing acknowledged was lost"
+    assert not list(state.glob("tracker.json.corrupt-*")), "the file was never damaged"
+    assert (state / "tracker.json").stat().st_size <= files.MAX_STATE_BYTES
+    proc = gitxact("tracker", "set", "small", "1", cwd=repo)
+    assert proc.returncode == 0, "the tracker keeps working"

@@ -27,10 +27,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from gitxact.errors import StateError
+from gitxact.errors import OperationFailedError, StateError
 from gitxact.state import envelope
 from gitxact.state.checksums import checksum_of
-from gitxact.util import console
+from gitxact.util import console, files
 from gitxact.util.files import ensure_private_dir, read_regular_file, write_atomic
 
 FORMAT = envelope.FORMAT
@@ -197,6 +197,14 @@ class StateFile(Generic[M]):
         }
         wrapped["checksum"] = checksum_of(wrapped)
         payload = json.dumps(wrapped, indent=1, sort_keys=True, ensure_ascii=False).encode() + b"\n"
+        if len(payload) > files.MAX_STATE_BYTES:
+            # A file over the limit could not be read back: the next read would fall back
+            # to the backup and lose this write after it was acknowledged. Refuse it now.
+            raise OperationFailedError(
+                f"{self.path.name} would be {len(payload)} bytes, over the {files.MAX_STATE_BYTES} byte limit; "
+                "nothing was written",
+                hint="store large data elsewhere and keep a reference (a path, a ref) in gitxact's state",
+            )
         ensure_private_dir(self.path.parent)
         try:
             write_atomic(self.path, payload, backup=self.backup if keep_backup else None)
@@ -210,7 +218,7 @@ class StateFile(Generic[M]):
             ) from exc
 
     def quarantine(self) -> Path | None:
-        """Keep a damaged file for inspection before it is replaced (at most 3 are kept)."""
+        """Keep a damaged file for inspection before it is replaced (only the newest is kept)."""
         if not self._exists(self.path):
             return None
         target = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time() * 1000)}")
@@ -219,7 +227,7 @@ class StateFile(Generic[M]):
         except OSError:
             return None
         olds = sorted(self.path.parent.glob(f"{self.path.name}.corrupt-*"))
-        for old in olds[:-3]:
+        for old in olds[:-1]:
             with contextlib.suppress(OSError):
                 old.unlink()
         return target

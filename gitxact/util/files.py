@@ -19,6 +19,7 @@ TYPE_CHECKING = False  # see gitxact/__init__.py: no typing/pathlib import on th
 if TYPE_CHECKING:
     from pathlib import Path
 
+#: The largest state file gitxact reads, and so the largest it writes: one limit for both.
 MAX_STATE_BYTES = 32 * 1024 * 1024
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -46,12 +47,14 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def read_no_follow(path: str | os.PathLike[str], limit: int = MAX_STATE_BYTES) -> bytes:
+def read_no_follow(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
     """The bytes of the regular file *path*, never through a symlink, at most *limit* of them.
 
     Raises :class:`OSError` when it cannot be opened (``ELOOP``: a symlink) and
     :class:`ValueError` with the reason when it is no regular file or too large.
+    *limit* defaults to :data:`MAX_STATE_BYTES`, read at the call.
     """
+    limit = MAX_STATE_BYTES if limit is None else limit
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
         info = os.fstat(fd)
@@ -67,7 +70,7 @@ def read_no_follow(path: str | os.PathLike[str], limit: int = MAX_STATE_BYTES) -
         os.close(fd)
 
 
-def read_regular_file(path: Path, limit: int = MAX_STATE_BYTES) -> bytes:
+def read_regular_file(path: Path, limit: int | None = None) -> bytes:
     """:func:`read_no_follow` with gitxact's errors: a symlink or a bad file is a :class:`StateError`."""
     try:
         return read_no_follow(path, limit)
