@@ -313,7 +313,7 @@ def verify(repo: Path, ledgers: Path, events: Counter[str]) -> dict[str, object]
     # Refusals (3) and lock timeouts (75) are the design; so is git's "<x>.lock': File
     # exists" where a killed git left a lock, until it is proven dead: by `recover`, or for
     # a worktree's index.lock by the next gx there. (HEAD.lock and ref locks wait for
-    # recover: a git in another worktree may hold those, see gitlocks.clear_stale_index_lock.)
+    # recover: a git in another worktree may hold those, see gitxact.git.lockfiles.)
     stale = [e for e in errors if ".lock': File exists" in str(e.get("stderr", ""))]
     unexpected = [e for e in errors if e.get("code") not in (3, 75) and e not in stale]
     return {

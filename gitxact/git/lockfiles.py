@@ -30,12 +30,14 @@ created only under the worktree lock; the same rules apply to them.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from gitxact.git import run as git
+from gitxact.util.identity import ProcessIdentity
 
 PROC = Path("/proc")
 _GIT_DIR_LOCKS = ("index.lock", "HEAD.lock", "ORIG_HEAD.lock")
@@ -156,25 +158,87 @@ def holders(paths: list[Path], roots: list[str]) -> dict[Path, str]:
     return reasons
 
 
-def clear_stale_index_lock(git_dir: Path, worktree: Path | None) -> str | None:
-    """Remove this worktree's ``index.lock`` if a killed git left it; say so (else None).
+# -- the gits gitxact starts ----------------------------------------------------------------
+#
+# ``gx`` writes down the git it starts in a worktree (pid, host, start token) while it
+# holds that worktree's lock, and crosses it out when git ends. A record still there
+# names a git whose ``gx`` was killed: the only git whose leftover ``index.lock`` gitxact
+# may remove on its own. Any other lock file is someone else's (a raw git, or one made
+# by hand to stand for a running git, as git's own test suite does): left alone.
 
-    For ``gx``, which calls this holding the worktree's lock exclusive and the
-    repository's at least shared: no gitxact command and no ``gx``-wrapped git works in
-    this worktree meanwhile (rule 1, narrowed to the worktree). Only a git working in
-    this worktree takes its ``index.lock``, so rules 2 and 3 are checked for this
-    worktree alone: nobody has the file open, and no git runs with its cwd in this
-    worktree or its git dir. Otherwise the file is kept and git reports it as usual.
-    Without this, every agent in the worktree would fail until someone ran ``recover``.
+
+def started_record(locks_dir: Path, worktree_key: str) -> Path:
+    return locks_dir / f"git-started.{worktree_key}.json"
+
+
+def note_started(record: Path, pid: int) -> None:
+    """Write down that the git with *pid* now works in the record's worktree."""
+    who = ProcessIdentity.of(pid)
+    tmp = record.with_name(f".{record.name}.{os.getpid()}")
+    tmp.write_text(json.dumps({"pid": who.pid, "host": who.host, "start": who.start}))
+    os.replace(tmp, record)
+
+
+def forget_started(record: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        record.unlink()
+
+
+def _started_git(record: Path) -> ProcessIdentity | None:
+    try:
+        data = json.loads(record.read_text())
+        return ProcessIdentity(pid=int(data["pid"]), host=str(data["host"]), start=data.get("start"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def clear_stale_index_lock(git_dir: Path, worktree: Path | None, record: Path) -> str | None:
+    """Remove this worktree's ``index.lock`` if gitxact's own killed git left it; say so (else None).
+
+    For ``gx``, which calls this holding the worktree's lock exclusive: no gitxact
+    command and no ``gx``-wrapped git works in this worktree meanwhile. The file goes
+    only when all of these hold: *record* names a git that ``gx`` started here and that
+    is provably dead; nobody has the file open and no git runs with its cwd in this
+    worktree or its git dir (rules 2 and 3 above); and it is still the same file after
+    that look (a git that started meanwhile cannot have made it: it exists). Otherwise
+    it is kept and git reports it as git does.
+    """
+    started = _started_git(record)
+    if started is None or not started.is_dead():
+        return None
+    if not os.path.lexists(git_dir / "index.lock"):
+        forget_started(record)  # that git ended without leaving its lock
+        return None
+    if not remove_orphaned_index_lock(git_dir, worktree):
+        return None
+    forget_started(record)
+    return f"removed {git_dir / 'index.lock'}: gitxact's own git (pid {started.pid}) was killed and left it"
+
+
+def remove_orphaned_index_lock(git_dir: Path, worktree: Path | None) -> bool:
+    """Remove ``<git_dir>/index.lock`` if nobody has it open and no git works in the worktree.
+
+    The caller holds the worktree's lock (no gitxact command works there) and knows the
+    file is gitxact's to remove: a killed ``gx``'s git left it, or the worktree is a lease
+    of gitxact's whose owner died and which is being ended. The same file must still be
+    there after the look at the processes: a git that started meanwhile cannot have made
+    it (it existed), and one that ended meanwhile removed or renamed it.
     """
     path = git_dir / "index.lock"
-    if not os.path.lexists(path):
-        return None
+    try:
+        before = os.lstat(path)
+    except FileNotFoundError:
+        return False
     roots = [os.path.realpath(git_dir)] + ([os.path.realpath(worktree)] if worktree is not None else [])
     if holders([path], roots):
-        return None
+        return False
     try:
-        path.unlink()
+        after = os.lstat(path)
     except FileNotFoundError:
-        return None
-    return f"removed {path}: a killed git left it (nobody has it open, no git runs in this worktree)"
+        return False
+    if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+        return True
+    return False

@@ -34,7 +34,7 @@ from gitxact.util import process
 from gitxact.util.startup import child_environ
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
 #: Variables that tell git which repository, worktree or index to use. Inherited from
 #: a hook or a wrapper they would override ``cwd``-based discovery in every child.
@@ -158,23 +158,30 @@ def run_streaming(
     *,
     env: Mapping[str, str] | None = None,
     keep_repo_env: bool = True,
+    started: Callable[[int], None] | None = None,
 ) -> int:
     """Run a user's git with the caller's stdin/stdout/stderr/TTY; return its exit status.
 
     This is ``gx``'s locked path, so it behaves like a shell running git: Ctrl-C goes to
     git (the terminal signals the whole foreground group; we ignore it and wait, so the
     locks outlive git), SIGTERM/SIGHUP are passed on, and a git killed by signal N
-    gives 128+N. The environment is the caller's as is (no ``GIT_TERMINAL_PROMPT``
-    override, no internal marker): it is the user's command, not gitxact's.
+    gives 128+N. git dies with this process (:func:`~gitxact.util.process.die_with_parent`):
+    a SIGKILLed ``gx`` cannot leave its git working under locks it no longer holds.
+    *started* is told git's pid once it runs. The environment is the caller's as is (no
+    ``GIT_TERMINAL_PROMPT`` override, no internal marker): it is the user's command.
     """
     child = passthrough_env(env)
     if not keep_repo_env:
         for name in REPO_LOCATING_VARS:
             child.pop(name, None)
     try:
-        proc = subprocess.Popen(["git", *args], cwd=cwd, env=child)
+        # Only gx and `gitxact gc` run this: single-threaded processes, where preexec_fn is safe.
+        tie = process.die_with_parent()
+        proc = subprocess.Popen(["git", *args], cwd=cwd, env=child, preexec_fn=tie)  # noqa: PLW1509
     except FileNotFoundError as exc:
         raise GitMissingError("git was not found on PATH", hint="install git or fix PATH") from exc
+    if started is not None:
+        started(proc.pid)
     with process.forward_signals(proc):
         returncode = proc.wait()
     return process.exit_status(returncode)

@@ -50,23 +50,30 @@ def run_locked(argv: list[str], given: Invocation, resolved: Invocation, rule: r
         agent=agent_from_env(),
         observer=WaitNotices(),
     )
-    with locks.stack(lock_plan(rule, layout.worktree_id)):
+    key = worktree_key(layout.worktree_id)
+    with locks.stack(lock_plan(rule, key)):
         leases = lease_reader.load(layout.common_dir)
         guard.check(resolved, rule, leases)
-        cleared = lockfiles.clear_stale_index_lock(layout.git_dir, layout.worktree)
+        record = lockfiles.started_record(locks.lock_dir, key.name)
+        cleared = lockfiles.clear_stale_index_lock(layout.git_dir, layout.worktree, record)
         if cleared is not None:
             console.warn(cleared)
         if leases:
             at = given.command_index if given.command is not None else 0
             argv = [*argv[:at], *QUIET_AUTO_GC, *argv[at:]]
-        return git.run_streaming(argv, cwd, env=locks.child_env())
+        try:
+            return git.run_streaming(
+                argv, cwd, env=locks.child_env(), started=lambda pid: lockfiles.note_started(record, pid)
+            )
+        finally:
+            lockfiles.forget_started(record)
 
 
-def lock_plan(rule: rules.Rule, worktree_id: str) -> list[tuple[LockKey, Mode]]:
-    """The locks *rule* needs, for the worktree git will run in."""
+def lock_plan(rule: rules.Rule, worktree: LockKey) -> list[tuple[LockKey, Mode]]:
+    """The locks *rule* needs, for the worktree (lock) git will run in."""
     if rule.lock == rules.REPOSITORY:
         return [(REPOSITORY, EXCLUSIVE)]
-    plan: list[tuple[LockKey, Mode]] = [(REPOSITORY, SHARED), (worktree_key(worktree_id), EXCLUSIVE)]
+    plan: list[tuple[LockKey, Mode]] = [(REPOSITORY, SHARED), (worktree, EXCLUSIVE)]
     return plan + [(resource_key(name), EXCLUSIVE) for name in rule.resources]
 
 

@@ -4,15 +4,18 @@ Not git: that is :mod:`gitxact.git.run`'s job. Here the child gets the terminal 
 the parent ignores Ctrl-C while it waits (the terminal delivers SIGINT to the whole
 foreground group, so the child decides what Ctrl-C means, like a shell does), and a
 SIGTERM sent to gitxact is passed on, so locks are released only after the child is
-gone.
+gone. A SIGKILL cannot be passed on: a child started with :func:`die_with_parent` is
+killed by the kernel when its parent dies, so no command goes on working under a lock
+its dead parent no longer holds.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -20,6 +23,31 @@ from gitxact.errors import CommandNotRunnableError, UsageError
 
 EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child die (SIGKILL) when this process dies, or None off Linux.
+
+    ``prctl(PR_SET_PDEATHSIG)`` in the child; if this process died before the child got
+    that far, the child exits at once instead of running orphaned. Only for processes
+    that run no other threads while they start the child (the CLI and ``gx``): a
+    ``preexec_fn`` is not safe beside threads.
+    """
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (ImportError, OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(128 + signal.SIGKILL)
+
+    return preexec
 
 
 def exit_status(returncode: int) -> int:
@@ -51,16 +79,19 @@ def start(
     cwd: Path | None = None,
     capture: bool = False,
     own_group: bool = False,
+    tied: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Start *argv* (no shell); a missing or non-executable program is a usage error.
 
     ``capture`` gives the child no stdin and one pipe for stdout+stderr (a tdd check
     whose output gitxact tees into a log); ``own_group`` puts it in a new process
-    group, so a timeout can kill the check *and* everything it started.
+    group, so a timeout can kill the check *and* everything it started; ``tied`` makes
+    it die with this process (:func:`die_with_parent`).
     """
     if not argv:
         raise UsageError("no command given", hint="put the command after --, e.g. gitxact lock -- make test")
     group = 0 if own_group else None
+    preexec = die_with_parent() if tied else None
     try:
         if capture:
             return subprocess.Popen(
@@ -71,8 +102,15 @@ def start(
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 process_group=group,
+                preexec_fn=preexec,  # noqa: PLW1509 - None unless tied (single-threaded callers)
             )
-        return subprocess.Popen(list(argv), env=dict(env), cwd=cwd, process_group=group)
+        return subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            cwd=cwd,
+            process_group=group,
+            preexec_fn=preexec,  # noqa: PLW1509 - as above
+        )
     except FileNotFoundError as exc:
         raise CommandNotRunnableError(f"command not found: {argv[0]}", EXIT_NOT_FOUND) from exc
     except PermissionError as exc:
@@ -80,8 +118,8 @@ def start(
 
 
 def run_foreground(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | None = None) -> int:
-    """Run *argv* attached to our terminal; return its shell-style exit status."""
-    proc = start(argv, env=env, cwd=cwd)
+    """Run *argv* attached to our terminal, tied to this process; return its shell-style exit status."""
+    proc = start(argv, env=env, cwd=cwd, tied=True)
     with forward_signals(proc):
         returncode = proc.wait()
     return exit_status(returncode)

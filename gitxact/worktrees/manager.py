@@ -32,7 +32,7 @@ from gitxact.util import console
 from gitxact.util.faults import crashpoint
 from gitxact.util.identity import ProcessIdentity
 from gitxact.util.names import validate_agent
-from gitxact.worktrees import branches, paths, reaper, registration
+from gitxact.worktrees import branches, ownership, paths, reaper, registration
 from gitxact.worktrees.results import AcquireDoc, EndDoc, LeaseListDoc, ReapDoc, ReleaseDoc, RenewDoc
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class Worktrees:
             replaced: EndDoc | None = None
             previous = records.get(agent)
             if previous is not None:
-                step = reaper.step_for(previous, entries, time.time())
+                step = reaper.step_for(repo, previous, entries, time.time())
                 if step is None:
                     return self._existing(previous, branch, token)
                 replaced = reaper.end_lease(repo, previous, action=step.action, reason=step.reason)
@@ -143,6 +143,7 @@ class Worktrees:
         start = lease.branch if exists else (lease.base_commit or lease.base)
         try:
             registration.add_worktree(repo, Path(lease.path), lease.branch, start, create=not exists, reason=reason)
+            ownership.mark(Path(lease.path), lease.token_hash)
         except GitxactError:
             try:
                 reaper.end_lease(repo, lease, action="undo-acquire", reason="git worktree add failed")

@@ -42,7 +42,7 @@ from gitxact.locking.tickets import EXCLUSIVE
 from gitxact.tx import recovery
 from gitxact.util.faults import crashpoint
 from gitxact.util.names import validate_agent
-from gitxact.worktrees import branches, paths, registration
+from gitxact.worktrees import branches, ownership, paths, registration
 from gitxact.worktrees.results import EndDoc, ReapDoc
 
 if TYPE_CHECKING:
@@ -50,7 +50,9 @@ if TYPE_CHECKING:
     from gitxact.leases.records import Lease
 
 #: Steps that only put half-done work right (``repair``); ``reap`` also ends dead leases.
-REPAIR_ACTIONS = frozenset({"undo-acquire", "finish-release", "forget-missing", "unregister", "remove-orphan"})
+REPAIR_ACTIONS = frozenset(
+    {"undo-acquire", "finish-release", "forget-missing", "unregister", "remove-orphan", "drop-foreign"}
+)
 
 
 @dataclass(frozen=True)
@@ -71,12 +73,15 @@ def registrations(repo: Repo) -> dict[str, git.WorktreeEntry]:
     return {real(path): entry for path, entry in registration.registrations(repo).items()}
 
 
-def step_for(lease: Lease, entries: dict[str, git.WorktreeEntry], now: float) -> Step | None:
+def step_for(repo: Repo, lease: Lease, entries: dict[str, git.WorktreeEntry], now: float) -> Step | None:
     """What must happen to *lease*, or ``None`` when it is live and whole."""
 
     def step(action: str, reason: str) -> Step:
         return Step(action, reason, lease.path, lease.branch, lease)
 
+    foreign = ownership.why_not_ours(repo, lease)
+    if foreign is not None:
+        return step("drop-foreign", f"the record cannot be gitxact's: {foreign}; only the record is dropped")
     if lease.phase == "provisioning":
         return step("undo-acquire", "an acquire was interrupted before it finished")
     if lease.phase == "releasing":
@@ -101,7 +106,7 @@ def plan(
     kept: dict[str, str] = {}
     for agent in sorted(records):
         lease = records[agent]
-        found = step_for(lease, entries, now)
+        found = step_for(repo, lease, entries, now)
         if found is None:
             kept[agent] = (
                 f"live: owner pid {lease.owner_pid} on {lease.owner_host}, heartbeat {now - lease.heartbeat:.0f}s ago"
@@ -114,10 +119,12 @@ def plan(
     for path, entry in sorted(entries.items()):
         if path in known or path == first or entry.bare:
             continue
-        ours = (entry.locked or "").startswith(registration.LOCK_REASON_PREFIX)
+        # Only registrations gitxact made (its lock reason) under its root; others are git's
+        # or a person's to prune.
+        ours = (entry.locked or "").startswith(registration.LOCK_REASON_PREFIX) and path.startswith(root + os.sep)
         branch = (entry.branch or "").removeprefix("refs/heads/")
         if not os.path.isdir(path):
-            if ours or path.startswith(root + os.sep):
+            if ours:
                 steps.append(Step("unregister", "its folder is gone and no lease holds it", path, branch))
         elif ours:
             # Made and locked by gitxact, yet no record: a git child that outlived a killed
@@ -144,6 +151,15 @@ def end_lease(
     """
     doc = EndDoc(agent=lease.agent, path=lease.path, branch=lease.branch, action=action, reason=reason)
     undo = lease.phase == "provisioning"
+    path = Path(lease.path)
+    registered = registration.is_registered(repo, path)
+    foreign = ownership.why_not_ours(repo, lease)
+    if foreign is not None:
+        # Whatever the record says, nothing on disk is touched: not the folder, not the
+        # worktree, not the branch. Only the record (gitxact's own file) goes.
+        leases.drop_record(repo, lease)
+        doc.branch_kept_reason = f"not gitxact's ({foreign}); only the lease record was dropped"
+        return doc
     if not undo and keep_branch and not lease.keep_branch:
         # Only the keep-branch choice needs writing down first: without it, a crash after
         # the removal leaves an active record whose folder is gone, which ``forget-missing``
@@ -152,15 +168,14 @@ def end_lease(
         leases.save_record(repo, lease)
     crashpoint("worktree-end-marked")
     keep_branch = keep_branch or lease.keep_branch
-    path = Path(lease.path)
-    registered = registration.is_registered(repo, path)
     if registered and path.is_dir():
         if lease.worktree_id is not None:
             # A git killed with the agent may have left the worktree's index.lock: saving and
-            # rolling back need the index. We hold the repository lock exclusive, so the
-            # proof of lockfiles.clear_stale_index_lock holds (see there).
+            # rolling back need the index. The worktree is gitxact's (proven above), its
+            # owner is gone and we hold the repository lock exclusive.
             git_dir = repo.layout.common_dir / "worktrees" / lease.worktree_id
-            doc.stale_lock_removed = lockfiles.clear_stale_index_lock(git_dir, path)
+            if lockfiles.remove_orphaned_index_lock(git_dir, path):
+                doc.stale_lock_removed = f"removed {git_dir / 'index.lock'}: a killed git left it"
         open_tx = lease.worktree_id is not None and recovery.open_transaction(repo, lease.worktree_id) is not None
         # With a transaction open, save HEAD (its commits) and the files before rolling it back.
         doc.snapshot_ref = save_dirty_work(repo, lease, dirty=True if open_tx else dirty)
@@ -185,6 +200,9 @@ def end_lease(
 def _settle_branch(repo: Repo, lease: Lease, doc: EndDoc, *, keep_branch: bool, undo: bool) -> None:
     if keep_branch:
         doc.branch_kept_reason = "kept as asked (--keep-branch)"
+        return
+    if not ownership.owns_branch(repo, lease.branch):
+        doc.branch_kept_reason = f"not under gitxact's branch prefix {repo.settings.branch_prefix!r}"
         return
     if not branches.owns_branch(repo, lease):
         doc.branch_kept_reason = "not a gitxact branch (it existed before the lease)"
@@ -231,7 +249,7 @@ def sweep(repo: Repo, *, dry_run: bool, actions: frozenset[str] | None) -> ReapD
         steps, kept = plan(repo, records, entries)
         chosen = [s for s in steps if actions is None or s.action in actions]
         return ReapDoc(
-            dry_run=True, ended=[_preview(s) for s in chosen], kept=kept, relocked=unlocked(records, entries)
+            dry_run=True, ended=[_preview(s) for s in chosen], kept=kept, relocked=unlocked(repo, records, entries)
         )
     repo.store.ensure("locks", "state")
     report = ReapDoc(dry_run=False)
@@ -248,7 +266,7 @@ def sweep(repo: Repo, *, dry_run: bool, actions: frozenset[str] | None) -> ReapD
                 report.ended.append(failed)
                 report.errors += 1
         records = leases.load_records(repo)
-        for agent in unlocked(records, registrations(repo)):
+        for agent in unlocked(repo, records, registrations(repo)):
             lease = records[agent]
             registration.relock(
                 repo, Path(lease.path), registration.lock_reason(lease.agent, lease.owner_pid, lease.owner_host)
@@ -257,12 +275,17 @@ def sweep(repo: Repo, *, dry_run: bool, actions: frozenset[str] | None) -> ReapD
     return report
 
 
-def unlocked(records: dict[str, Lease], entries: dict[str, git.WorktreeEntry]) -> list[str]:
-    """Active leases whose worktree someone unlocked (``git worktree unlock``): prune could take it."""
+def unlocked(repo: Repo, records: dict[str, Lease], entries: dict[str, git.WorktreeEntry]) -> list[str]:
+    """Active leases whose worktree someone unlocked (``git worktree unlock``): prune could take it.
+
+    Only worktrees gitxact made are locked again: a record naming someone else's is dropped instead.
+    """
     found: list[str] = []
     for agent in sorted(records):
-        entry = entries.get(real(records[agent].path))
-        if records[agent].phase == "active" and entry is not None and entry.locked is None:
+        lease = records[agent]
+        entry = entries.get(real(lease.path))
+        unlocked_here = lease.phase == "active" and entry is not None and entry.locked is None
+        if unlocked_here and ownership.why_not_ours(repo, lease) is None:
             found.append(agent)
     return found
 

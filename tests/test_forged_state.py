@@ -1,0 +1,130 @@
+"""Forged but well-formed state: a lease record with a valid checksum that points at what is not gitxact's.
+
+gitxact may only delete what it created: branches under its prefix that no worktree has
+checked out and whose commits are on another branch, worktrees under its root that it
+marked as its own, folders of its own. Whatever a record says.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from support.proc import git, gitxact
+
+from gitxact import Workspace
+from gitxact.leases.records import Lease, LeaseState, leases_file, load
+from gitxact.util.identity import host_name
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _forge(repo: Path, **records: dict[str, object]) -> None:
+    """Write lease records through gitxact's own store: checksum and envelope are valid."""
+    ws = Workspace(repo)
+    ws.init()
+    file = leases_file(ws)
+    dead = _dead_pid()
+    state = LeaseState(
+        leases={
+            agent: Lease(
+                agent=agent,
+                base="main",
+                token_hash="0" * 64,
+                owner_pid=dead,
+                owner_host=host_name(),
+                created=time.time() - 10,
+                heartbeat=time.time() - 10,
+                ttl=3600,
+                **fields,  # type: ignore[arg-type]
+            )
+            for agent, fields in records.items()
+        }
+    )
+    with ws.locks.resource("leases"):
+        file.save(state)
+
+
+@pytest.fixture
+def victims(repo: Path, tmp_path: Path) -> dict[str, Path]:
+    """A person's own linked worktree (with an ignored .env), a non-gitxact branch, a folder outside."""
+    (repo / ".gitignore").write_text(".env\n")
+    git("add", ".gitignore", cwd=repo)
+    git("commit", "-q", "-m", "ignore .env", cwd=repo)
+    git("branch", "release", cwd=repo)  # its commits are on main too: "merged"
+    mine = tmp_path / "mine"
+    git("worktree", "add", "-q", "-b", "mine", str(mine), cwd=repo)
+    (mine / ".env").write_text("SECRET=1\n")
+    outside = tmp_path / "outside-folder"
+    outside.mkdir()
+    return {"mine": mine, "outside": outside}
+
+
+def _intact(repo: Path, victims: dict[str, Path]) -> None:
+    heads = git("for-each-ref", "--format=%(refname:short)", "refs/heads/", cwd=repo).split()
+    assert {"main", "release", "mine"} <= set(heads), heads
+    assert (victims["mine"] / ".env").read_text() == "SECRET=1\n"
+    assert str(victims["mine"]) in git("worktree", "list", cwd=repo)
+    assert victims["outside"].is_dir()
+    git("fsck", "--strict", cwd=repo)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["doctor", "--fix"], ["recover"], ["worktree", "reap"], ["worktree", "release", "ghost", "--force"]],
+)
+def test_forged_records_never_make_gitxact_delete_what_is_not_its_own(
+    repo: Path, victims: dict[str, Path], command: list[str]
+) -> None:
+    _forge(
+        repo,
+        ghost={"path": str(victims["mine"]), "branch": "main", "phase": "active", "branch_created": True},
+        spook={"path": str(victims["outside"]), "branch": "release", "phase": "provisioning", "branch_created": True},
+    )
+    proc = gitxact(*command, cwd=repo)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    _intact(repo, victims)
+    # The forged records are not acted on again, and gitxact says why it refused them.
+    doctor = gitxact("doctor", cwd=repo)
+    assert "Traceback" not in doctor.stderr
+    _intact(repo, victims)
+
+
+def test_a_worktree_under_the_root_without_gitxacts_mark_is_not_removed(repo: Path) -> None:
+    root = repo.parent / "repo.worktrees"
+    theirs = root / "theirs"
+    git("worktree", "add", "-q", "-b", "gitxact/theirs", str(theirs), cwd=repo)  # a person's, in gitxact's folder
+    (theirs / "notes.txt").write_text("mine\n")
+    _forge(repo, theirs={"path": str(theirs), "branch": "gitxact/theirs", "branch_created": True})
+    report = gitxact("doctor", cwd=repo)
+    assert report.returncode == 1, "the forged record is reported"
+    assert "does not carry gitxact's mark" in report.stdout, report.stdout
+    assert gitxact("doctor", "--fix", cwd=repo).returncode == 0
+    assert (theirs / "notes.txt").read_text() == "mine\n"
+    assert git("rev-parse", "--verify", "-q", "gitxact/theirs", cwd=repo).strip()
+    assert gitxact("doctor", cwd=repo).returncode == 0, "only the record went; nothing left to fix"
+
+
+def test_foreign_records_are_reported_by_doctor_and_dropped_by_fix(repo: Path, victims: dict[str, Path]) -> None:
+    _forge(repo, ghost={"path": str(victims["mine"]), "branch": "main"})
+    report = gitxact("doctor", cwd=repo)
+    assert report.returncode == 1
+    assert "outside gitxact's worktree root" in report.stdout, report.stdout
+    assert gitxact("doctor", "--fix", cwd=repo).returncode == 0
+    assert gitxact("doctor", cwd=repo).returncode == 0
+    _intact(repo, victims)
+
+
+def test_a_leased_worktree_carries_gitxacts_mark(repo: Path) -> None:
+    ws = Workspace(repo)
+    with ws.worktrees.lease("agent-1") as wt:
+        admin = Path(git("rev-parse", "--absolute-git-dir", cwd=wt.path).strip())
+        assert (admin / "gitxact-lease").read_text().strip() == load(ws)["agent-1"].token_hash
+    assert not wt.path.exists()

@@ -1,0 +1,115 @@
+"""A lock outlives no process that works under it: a killed holder's child dies with it.
+
+And gx removes an ``index.lock`` only when it is the leftover of a git that gitxact
+itself started and saw die; any other (a live raw git's, or one a test put there to
+stand for another git) is left alone, as git itself does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from support.proc import GITXACT, GX, git, kill_group, run
+
+
+def _wait_for(path: Path, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{what} never happened"
+        time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        return handle.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+
+
+def _gone_within(pid: int, seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_killing_gitxact_lock_kills_the_command_it_runs_under_the_lock(repo: Path, tmp_path: Path) -> None:
+    ready, child_pid = tmp_path / "ready", tmp_path / "pid"
+    script = f"echo $$ > {child_pid}; touch {ready}; exec sleep 60"
+    holder = subprocess.Popen([*GITXACT, "lock", "--", "sh", "-c", script], cwd=repo, start_new_session=True)
+    try:
+        _wait_for(ready, "the command under the lock starting")
+        pid = int(child_pid.read_text())
+        os.kill(holder.pid, signal.SIGKILL)  # the holder alone, as an OOM killer would
+        holder.wait()
+        assert _gone_within(pid), "the command went on running after its lock was released"
+    finally:
+        kill_group(holder)  # type: ignore[arg-type]
+
+
+def test_killing_gx_kills_its_git_before_the_next_writer_gets_the_worktree(repo: Path, tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    editor = f"exec >/dev/null 2>&1; touch {ready}; sleep 60; :"
+    gx = subprocess.Popen(
+        [*GX, "-c", f"core.editor={editor}", "commit", "--allow-empty"],
+        cwd=repo,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        _wait_for(ready, "git's editor starting")
+        children = Path(f"/proc/{gx.pid}/task/{gx.pid}/children").read_text().split()
+        assert children, "gx runs git as its child"
+        git_pid = int(children[0])
+        os.kill(gx.pid, signal.SIGKILL)
+        gx.wait()
+        assert _gone_within(git_pid), "a killed gx's git must not go on to commit under nobody's lock"
+    finally:
+        kill_group(gx)  # type: ignore[arg-type]
+    # The next gx commit works: no lock is left behind that gitxact cannot account for.
+    proc = run([*GX, "commit", "-q", "--allow-empty", "-m", "next"], repo)
+    assert proc.returncode == 0, proc.stderr
+    git("fsck", "--strict", cwd=repo)
+
+
+def test_gx_leaves_an_index_lock_that_no_git_of_its_own_left(repo: Path) -> None:
+    """git's own test suite makes an index.lock by hand to stand for another git: gx must respect it."""
+    lock = repo / ".git" / "index.lock"
+    lock.write_bytes(b"")
+    (repo / "f.txt").write_text("x\n")
+    proc = run([*GX, "add", "f.txt"], repo)
+    assert proc.returncode != 0, "git refuses while index.lock exists, and so does gx"
+    assert "index.lock" in proc.stderr
+    assert lock.exists(), "gx must not remove a lock file it cannot prove is a leftover of its own git"
+
+
+def test_gx_removes_the_index_lock_its_own_killed_git_left(repo: Path, tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    editor = f"exec >/dev/null 2>&1; touch {ready}; sleep 60; :"
+    (repo / "README").write_text("changed\n")
+    # `commit -a` takes index.lock and keeps it while the editor is open.
+    gx = subprocess.Popen(
+        [*GX, "-c", f"core.editor={editor}", "commit", "-a"], cwd=repo, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        _wait_for(ready, "git's editor starting")
+        assert (repo / ".git" / "index.lock").exists()
+        kill_group(gx)  # type: ignore[arg-type]  # gx, its git and the editor: a crash of the whole session
+    finally:
+        kill_group(gx)  # type: ignore[arg-type]
+    assert (repo / ".git" / "index.lock").exists(), "the killed git left its lock"
+    proc = run([*GX, "status", "--short"], repo)
+    assert proc.returncode == 0
+    after = run([*GX, "add", "README"], repo)
+    assert after.returncode == 0, after.stderr
+    assert "removed" in after.stderr
+    assert "index.lock" in after.stderr
+    assert not (repo / ".git" / "index.lock").exists()
