@@ -53,6 +53,11 @@ def test_killing_gitxact_lock_kills_the_command_it_runs_under_the_lock(repo: Pat
         assert _gone_within(pid), "the command went on running after its lock was released"
     finally:
         kill_group(holder)  # type: ignore[arg-type]
+    assert run(["git", "status"], repo).returncode == 0
+    # The killed holder's record is cleared by the next holder of that lock, not left for doctor --fix.
+    assert run([*GITXACT, "lock", "--", "true"], repo).returncode == 0
+    doctor = run([*GITXACT, "doctor"], repo)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
 
 
 def test_killing_gx_kills_its_git_before_the_next_writer_gets_the_worktree(repo: Path, tmp_path: Path) -> None:

@@ -183,11 +183,19 @@ class Ticket:
         return None
 
     def mark_holding(self) -> None:
-        """Turn the ticket into the holder record; its mtime becomes the 'since' time."""
+        """Turn the ticket into the holder record; its mtime becomes the 'since' time.
+
+        Holder records of processes that died holding this lock are cleared here, by the
+        next holder, so ``status`` and ``doctor`` never show a dead holder for long.
+        """
         os.utime(self.fd)
         holding = TicketName(ident=self.name.ident, pid=self.name.pid, mode=self.mode, holding=True)
         os.rename(self.path, self.queue_dir / holding.file_name())
         self.name = holding
+        for entry in os.listdir(self.queue_dir):
+            other = TicketName.parse(entry)
+            if other is not None and other.holding and entry != holding.file_name():
+                probe_alive(self.queue_dir / entry)
 
     def close(self) -> None:
         """Leave the queue (or give up the holder record)."""

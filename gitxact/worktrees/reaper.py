@@ -51,7 +51,15 @@ if TYPE_CHECKING:
 
 #: Steps that only put half-done work right (``repair``); ``reap`` also ends dead leases.
 REPAIR_ACTIONS = frozenset(
-    {"undo-acquire", "finish-release", "forget-missing", "unregister", "remove-orphan", "drop-foreign"}
+    {
+        "undo-acquire",
+        "finish-release",
+        "forget-missing",
+        "unregister",
+        "remove-orphan",
+        "drop-foreign",
+        "undo-half-made",
+    }
 )
 
 
@@ -131,6 +139,17 @@ def plan(
             # acquire (the record was undone while it still ran). Nobody holds it.
             reason = "gitxact created and locked it but no lease holds it"
             steps.append(Step("remove-orphan", reason, path, branch, _orphan_lease(repo, path, entry)))
+    # Admin folders git never finished (a kill inside `git worktree add`) that no step
+    # above ends: git does not even list those without a `gitdir`.
+    covered = {real(step.path) for step in steps} | known
+    for admin in registration.admin_dirs(repo):
+        if not (registration.locked_by_gitxact(admin) and registration.half_made(admin)):
+            continue
+        folder = registration.folder_of(admin)
+        if folder is not None and real(folder) in covered:
+            continue
+        reason = "a `git worktree add` was killed before it finished (no lease holds it)"
+        steps.append(Step("undo-half-made", reason, str(admin), ""))
     return steps, kept
 
 
@@ -168,6 +187,13 @@ def end_lease(
         leases.save_record(repo, lease)
     crashpoint("worktree-end-marked")
     keep_branch = keep_branch or lease.keep_branch
+    admin = registration.admin_dir_of(path) if registered else None
+    if admin is not None and registration.half_made(admin):
+        # git never finished this worktree: nothing in it can be saved (its HEAD is not
+        # even set) and every git command in it fails. Its record and folder go by hand.
+        doc.reason += "; " + registration.discard_half_made(repo, admin, paths.worktree_root(repo))
+        doc.worktree_removed = True
+        registered = False
     if registered and path.is_dir():
         if lease.worktree_id is not None:
             # A git killed with the agent may have left the worktree's index.lock: saving and
@@ -237,6 +263,11 @@ def unregister(repo: Repo, step: Step) -> EndDoc:
 
 
 def run(repo: Repo, step: Step) -> EndDoc:
+    if step.action == "undo-half-made":
+        doc = EndDoc(agent="", path=step.path, branch="", action=step.action, reason=step.reason)
+        doc.reason += "; " + registration.discard_half_made(repo, Path(step.path), paths.worktree_root(repo))
+        doc.worktree_removed = True
+        return doc
     if step.lease is None:
         return unregister(repo, step)
     return end_lease(repo, step.lease, action=step.action, reason=step.reason)

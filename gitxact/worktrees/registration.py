@@ -6,7 +6,10 @@ the caller stands in (or on the main worktree existing). Nothing here takes a lo
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -92,3 +95,88 @@ def remove_worktree(repo: Repo, path: Path) -> None:
     they do with a plain ``git worktree remove``.
     """
     repo.git(["worktree", "remove", "--force", "--force", str(path)], cwd=repo.layout.common_dir)
+
+
+# -- worktrees git never finished ----------------------------------------------------------
+#
+# git 2.39's `worktree add --lock` makes the admin folder and its `locked` file, then the
+# new folder's `.git` file, `gitdir`, a temporary HEAD of all zeros and `commondir`, and
+# only then points HEAD at the branch (a child `git symbolic-ref`/`update-ref`) and checks
+# the files out. Killed before HEAD is set, it leaves a worktree every git command in it
+# fails on ("bad object HEAD"), that `git fsck` reports, and that `git worktree prune`
+# keeps because it is locked.
+
+
+def admin_dirs(repo: Repo) -> list[Path]:
+    """Every worktree admin folder (``<common>/worktrees/<id>``), symlinks excluded."""
+    base = repo.layout.common_dir / "worktrees"
+    try:
+        names = sorted(os.listdir(base))
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        path = base / name
+        try:
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                found.append(path)
+        except FileNotFoundError:
+            continue
+    return found
+
+
+def locked_by_gitxact(admin: Path) -> bool:
+    try:
+        return (admin / "locked").read_text(encoding="utf-8", errors="replace").startswith(LOCK_REASON_PREFIX)
+    except OSError:
+        return False
+
+
+def half_made(admin: Path) -> bool:
+    """Whether git never finished this worktree: no ``gitdir``, or a HEAD missing or all zeros."""
+    if not (admin / "gitdir").is_file():
+        return True
+    try:
+        head = (admin / "HEAD").read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return True
+    return not head or set(head) == {"0"}
+
+
+def folder_of(admin: Path) -> Path | None:
+    """The worktree folder an admin folder names (its ``gitdir`` is ``<folder>/.git``)."""
+    try:
+        gitdir = (admin / "gitdir").read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return Path(gitdir).parent if gitdir.endswith("/.git") else None
+
+
+def discard_half_made(repo: Repo, admin: Path, root: Path) -> str:
+    """Remove a worktree git never finished: its admin folder, and its folder if that holds
+    nothing but the ``.git`` file pointing back here. The caller proved both gitxact's
+    (its lock reason, the folder under *root*) and holds the repository lock exclusive.
+    Returns what was done."""
+    base = os.path.realpath(repo.layout.common_dir / "worktrees")
+    if os.path.dirname(os.path.realpath(admin)) != base or os.path.islink(admin):
+        return f"left {admin}: not an admin folder of this repository"
+    done = [f"removed git's half-made worktree record {admin}"]
+    folder = folder_of(admin)
+    if folder is not None and os.path.realpath(folder).startswith(os.path.realpath(root) + os.sep):
+        try:
+            entries = os.listdir(folder)
+        except FileNotFoundError:
+            entries = None
+        if entries is not None and set(entries) <= {".git"}:
+            points_to = admin_dir_of(folder)
+            if entries and (points_to is None or os.path.realpath(points_to) != os.path.realpath(admin)):
+                return f"left {admin} and {folder}: the folder belongs to another worktree"
+            with contextlib.suppress(FileNotFoundError):
+                (folder / ".git").unlink()
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+                done.append(f"and its empty folder {folder}")
+        elif entries:
+            done.append(f"(its folder {folder} holds files and was kept)")
+    shutil.rmtree(admin)
+    return " ".join(done)
