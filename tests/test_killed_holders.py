@@ -118,3 +118,32 @@ def test_gx_removes_the_index_lock_its_own_killed_git_left(repo: Path, tmp_path:
     assert "removed" in after.stderr
     assert "index.lock" in after.stderr
     assert not (repo / ".git" / "index.lock").exists()
+
+
+def test_parallel_descendants_of_one_holder_take_its_lock_in_turn(repo: Path) -> None:
+    """A pre-commit hook that runs four `gx add` at once under `gx commit`: all four land.
+
+    Each inherits the commit's worktree lock (so none waits for its own ancestor), and
+    they exclude each other (so none meets another's index.lock).
+    """
+    import sys
+
+    hooks = repo / ".git" / "hooks"
+    gx = " ".join([sys.executable, "-c", "'import sys; from gitxact.gx.main import main; sys.exit(main())'"])
+    lines = ["#!/bin/sh", "set -e", "unset GIT_INDEX_FILE", "pids="]
+    for i in range(4):
+        lines += [f"echo {i} > hook-{i}.txt", f"({gx} add hook-{i}.txt) & pids=\"$pids $!\""]
+    lines += ["for p in $pids; do wait $p; done", ""]
+    hook = hooks / "pre-commit"
+    hook.write_text("\n".join(lines))
+    hook.chmod(0o755)
+    (repo / "f.txt").write_text("f\n")
+    git("add", "f.txt", cwd=repo)
+    proc = run([*GX, "commit", "-q", "-m", "with a forking hook"], repo)
+    assert proc.returncode == 0, proc.stderr
+    assert "index.lock" not in proc.stderr
+    # git commit reads the index again after pre-commit: what the hook added is committed.
+    landed = git("show", "--name-only", "--format=", "HEAD", cwd=repo).split()
+    landed += git("diff", "--cached", "--name-only", cwd=repo).split()
+    assert sorted(set(landed) - {"f.txt"}) == [f"hook-{i}.txt" for i in range(4)], "every add of the hook landed"
+    git("fsck", "--strict", cwd=repo)

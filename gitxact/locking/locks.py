@@ -145,9 +145,15 @@ class _Held:
     inherited_path: str | None
     waited: float
     since: float
+    #: For an exclusive grant inherited from an ancestor: the nest lock that keeps this
+    #: process's siblings (other descendants of that ancestor) out meanwhile.
+    nest: FileLock | None = None
 
     @property
     def token(self) -> str:
+        """What a child inherits: our nest if we hold one (its siblings wait on ours), else the grant."""
+        if self.nest is not None:
+            return os.path.realpath(self.nest.lock_file)
         if self.ticket is not None:
             # Canonical, so a child that reaches the repository through another path
             # (a symlinked tmp folder, say) still recognises its parent's ticket.
@@ -239,12 +245,21 @@ class Locks:
         return {key: held.mode for (d, key), held in _THREAD.held.items() if d == self._dir_key}
 
     def child_env(self) -> dict[str, str]:
-        """Environment that lets child processes (git hooks, ``lock -- CMD``) inherit our locks."""
-        tokens = list(dict.fromkeys([*inherited_tokens(), *(h.token for h in _THREAD.held.values() if h.token)]))
+        """Environment that lets child processes (git hooks, ``lock -- CMD``) inherit our locks.
+
+        A grant this process nests under (see :meth:`acquire`) is handed down as its nest,
+        not as the ancestor's grant: a child must wait for its siblings, never for us.
+        """
+        nested = {h.inherited_path for h in _THREAD.held.values() if h.nest is not None}
+        inherited = [token for token in inherited_tokens() if token not in nested]
+        tokens = list(dict.fromkeys([*inherited, *(h.token for h in _THREAD.held.values() if h.token)]))
         return {LOCKS_ENV: json.dumps(tokens)} if tokens else {}
 
     def queue_dir(self, key: LockKey) -> Path:
         return self.lock_dir / f"{key.slug}.q"
+
+    def nest_dir(self, key: LockKey) -> Path:
+        return self.lock_dir / f"{key.slug}.nest"
 
     def parties(self, key: LockKey) -> list[Party]:
         return parties(self.queue_dir(key))
@@ -281,7 +296,11 @@ class Locks:
         inherited = self._inherited(key, mode)
         if inherited is not None:
             self._check_order(key)
-            _THREAD.held[slot] = _Held(key, mode, 1, None, None, inherited, 0.0, time.time())
+            # Reentrant for the ancestor's descendants, but not a free-for-all among them:
+            # an exclusive request also takes the nest lock of the grant it inherits, so
+            # two hooks' `gx add` started in parallel under one `gx commit` run one at a time.
+            nest = self._enter_nest(key, inherited, timeout) if mode == EXCLUSIVE else None
+            _THREAD.held[slot] = _Held(key, mode, 1, None, None, inherited, 0.0, time.time(), nest)
             return Grant(key, mode, 0.0, inherited=True)
         self._check_order(key)
         wait_budget = self.default_timeout if timeout is None else timeout
@@ -300,13 +319,41 @@ class Locks:
         if held.count > 0:
             return
         del _THREAD.held[slot]
+        own_nest = self.nest_dir(key) / (os.path.basename(held.token) + ".n")
         if held.ticket is None or held.backend is None:
-            return  # inherited: the ancestor releases it
+            if held.nest is not None:  # inherited: the ancestor releases the lock itself
+                held.nest.release()
+                with contextlib.suppress(FileNotFoundError):
+                    own_nest.unlink()  # our children's nest: they are done with it
+            return
         try:
             held.backend.release()
         finally:
             held.ticket.close()
+            with contextlib.suppress(FileNotFoundError):
+                own_nest.unlink()
         self._record(held, time.time() - held.since)
+
+    def _enter_nest(self, key: LockKey, token: str, timeout: float | None) -> FileLock:
+        folder = self.nest_dir(key)
+        ensure_private_dir(folder)
+        nest = FileLock(
+            folder / (os.path.basename(token) + ".n"),
+            mode=0o600,
+            thread_local=False,
+            is_singleton=False,
+            fallback_to_soft=False,
+        )
+        budget = self.default_timeout if timeout is None else timeout
+        try:
+            nest.acquire(timeout=-1 if budget < 0 else budget, poll_interval=0.01)
+        except Timeout:
+            raise LockTimeoutError(
+                f"timed out after {budget:g}s waiting for {key.describe()}: another process started by the "
+                "same holder has it",
+                hint="the commands a hook or script runs in parallel share their parent's lock one at a time",
+            ) from None
+        return nest
 
     def _check_order(self, key: LockKey) -> None:
         for (lock_dir, other), held in _THREAD.held.items():
@@ -318,7 +365,12 @@ class Locks:
 
     def _inherited(self, key: LockKey, mode: Mode) -> str | None:
         queue = os.path.realpath(self.queue_dir(key))
+        nests = os.path.realpath(self.nest_dir(key))
         for token in inherited_tokens():
+            if os.path.dirname(token) == nests and token.endswith(".n"):
+                if probe_alive(Path(token)):  # a nested holder handed its nest down: it lives
+                    return token
+                continue
             if os.path.dirname(token) != queue:
                 continue
             parsed = TicketName.parse(os.path.basename(token))
