@@ -98,6 +98,33 @@ def _owner_lock(name: str) -> str:
     return name.split(".", 1)[0] or "state"
 
 
+def check_links(repo: Repo, fix: bool) -> list[Finding]:
+    """Symbolic links in gitxact's own folders: it never follows one, so nothing works until it goes.
+
+    Runs before any lock is taken (a linked lock file stops locking itself). Only the
+    link is removed, never what it points at.
+    """
+    findings: list[Finding] = []
+    state_dir = repo.state_dir
+    folders = [state_dir, state_dir / "locks", state_dir / STATE_DIR, state_dir / "logs"]
+    for folder in folders:
+        if folder != state_dir and folder.is_symlink():
+            found = [folder]
+        else:
+            try:
+                found = [folder / e for e in sorted(os.listdir(folder)) if (folder / e).is_symlink()]
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+        for path in found:
+            finding = Finding("links", f"{path} is a symbolic link; gitxact never follows one", "remove the link")
+            if fix:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                finding.fixed = True
+            findings.append(finding)
+    return findings
+
+
 def check_lock_records(repo: Repo, fix: bool) -> list[Finding]:
     """Tickets and holder records of dead processes; temp files left by crashed writers."""
     findings: list[Finding] = []
@@ -259,7 +286,7 @@ def run(repo: Repo, *, fix: bool = False) -> DoctorReport:
     """Run every check; with *fix*, under the exclusive repository lock so no writer of
     the files being repaired runs at the same time (the tracker's, which takes no
     repository lock, is repaired under its own resource lock)."""
-    findings: list[Finding] = []
+    findings: list[Finding] = check_links(repo, fix)  # before any lock: a linked lock file stops locking
     with repo.lock() if fix else contextlib.nullcontext():
         for _name, check in CHECKS:
             findings.extend(check(repo, fix))

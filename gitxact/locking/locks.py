@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 from filelock import FileLock, ReadWriteLock, Timeout
 
-from gitxact.errors import InvalidNameError, LockOrderError, LockTimeoutError
+from gitxact.errors import InvalidNameError, LockOrderError, LockTimeoutError, StateError
 from gitxact.locking.tickets import EXCLUSIVE, SHARED, Mode, Party, Ticket, TicketName, parties, probe_alive
 from gitxact.util.files import ensure_private_dir
 from gitxact.util.identity import this_host
@@ -306,7 +306,14 @@ class Locks:
         wait_budget = self.default_timeout if timeout is None else timeout
         if wait_budget < 0:
             wait_budget = math.inf
-        ticket, backend, waited = self._wait_for(key, mode, wait_budget)
+        try:
+            ticket, backend, waited = self._wait_for(key, mode, wait_budget)
+        except OSError as exc:  # ENOSPC, EACCES, a symlink where a lock file should be (ELOOP)...
+            raise StateError(
+                Path(exc.filename) if exc.filename else self.lock_dir,
+                f"cannot be used for {key.describe()} ({exc.strerror or exc})",
+                hint="free disk space or fix permissions; `gitxact doctor --fix` removes symbolic links there",
+            ) from exc
         _THREAD.held[slot] = _Held(key, mode, 1, ticket, backend, None, waited, time.time())
         return Grant(key, mode, waited, ticket.chosen_ns, ticket.visible_ns, time.monotonic_ns())
 
@@ -430,8 +437,8 @@ class Locks:
             "queued": time.time(),
         }
         started = time.monotonic()
+        backend = self._backend(key)  # first: if it cannot be made, no ticket is left behind
         ticket = Ticket(queue, mode, record)
-        backend = self._backend(key)
         delay = _BACKOFF_START
         last_blocker: str | None = ""
         next_notice = started + _NOTIFY_AFTER

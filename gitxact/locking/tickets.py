@@ -185,8 +185,8 @@ class Ticket:
     def mark_holding(self) -> None:
         """Turn the ticket into the holder record; its mtime becomes the 'since' time.
 
-        Holder records of processes that died holding this lock are cleared here, by the
-        next holder, so ``status`` and ``doctor`` never show a dead holder for long.
+        Tickets and holder records of processes that died in this queue are cleared here,
+        by the next holder, so ``status`` and ``doctor`` never show a dead party for long.
         """
         os.utime(self.fd)
         holding = TicketName(ident=self.name.ident, pid=self.name.pid, mode=self.mode, holding=True)
@@ -194,7 +194,7 @@ class Ticket:
         self.name = holding
         for entry in os.listdir(self.queue_dir):
             other = TicketName.parse(entry)
-            if other is not None and other.holding and entry != holding.file_name():
+            if other is not None and entry != holding.file_name():
                 probe_alive(self.queue_dir / entry)
 
     def close(self) -> None:
