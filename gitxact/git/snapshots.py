@@ -192,6 +192,25 @@ def has_changes(worktree: Path) -> bool:
     return bool(result.stdout)
 
 
+def changed_submodules(worktree: Path) -> list[str]:
+    """Submodules whose checkout differs from what the index records (new commits, edits, new files).
+
+    Snapshots record a submodule as its commit (a gitlink), never its files, so a
+    restore cannot bring a submodule's own working tree back. Without ``.gitmodules``
+    there are none to look for, and no ``git status`` is paid.
+    """
+    if not (worktree / ".gitmodules").exists():
+        return []
+    result = git.run(["status", "--porcelain=2", "-z", "--ignore-submodules=none"], worktree, read_only=True)
+    changed = []
+    for record in result.stdout.split("\0"):
+        fields = record.split(" ")
+        # "1 XY sub mH mI mW hH hI path": sub is "N..." for a file, "S<c><m><u>" for a submodule.
+        if fields[0] in ("1", "2") and len(fields) > 8 and fields[2].startswith("S") and fields[2] != "S...":
+            changed.append(" ".join(fields[8 if fields[0] == "1" else 9 :]))
+    return changed
+
+
 SNAPSHOT_PREFIX = "refs/gitxact/snapshots/"
 _MAX_SUFFIX = 1000
 

@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gitxact.errors import OperationFailedError
+from gitxact.errors import OperationFailedError, RefusedError
+from gitxact.git import snapshots
 from gitxact.tx import savepoints
 from gitxact.tx.journal import (
     HeadState,
@@ -27,6 +28,7 @@ from gitxact.tx.journal import (
     TddState,
     TxRecord,
 )
+from gitxact.util import console
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
@@ -84,6 +86,13 @@ def begin(
     recovery would then have no step telling it to discard the sequence.)
     """
     repo = ctx.repo
+    dirty = snapshots.changed_submodules(repo.layout.require_worktree())
+    if dirty:
+        raise RefusedError(
+            f"submodule {', '.join(dirty)} has uncommitted changes; a transaction cannot restore a "
+            "submodule's own files, so rolling back would leave them as they are",
+            hint="commit (or stash) inside the submodule first",
+        )
     namespace = savepoints.namespace_for(repo)
     tx_id = savepoints.new_tx_id()
     sp = savepoints.capture(repo, namespace, tx_id, "start")
@@ -176,6 +185,8 @@ def rollback(
     )
     ctx.write()
     finish_restore(ctx, now=before)
+    for path in snapshots.changed_submodules(worktree):
+        console.warn(f"submodule {path} was changed inside the transaction; its files are left as they are")
     return sp
 
 
