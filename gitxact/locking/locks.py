@@ -326,20 +326,24 @@ class Locks:
         if held.count > 0:
             return
         del _THREAD.held[slot]
-        own_nest = self.nest_dir(key) / (os.path.basename(held.token) + ".n")
         if held.ticket is None or held.backend is None:
             if held.nest is not None:  # inherited: the ancestor releases the lock itself
                 held.nest.release()
-                with contextlib.suppress(FileNotFoundError):
-                    own_nest.unlink()  # our children's nest: they are done with it
+                self._drop_nest(key, held.nest.lock_file)
             return
         try:
             held.backend.release()
         finally:
             held.ticket.close()
-            with contextlib.suppress(FileNotFoundError):
-                own_nest.unlink()
+            self._drop_nest(key, str(held.ticket.path))
         self._record(held, time.time() - held.since)
+
+    def _drop_nest(self, key: LockKey, token: str) -> None:
+        """Remove the nest our children took under *token*: they are done with it (one stat if none did)."""
+        folder = self.nest_dir(key)
+        if os.path.isdir(folder):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(folder / (os.path.basename(token) + ".n"))
 
     def _enter_nest(self, key: LockKey, token: str, timeout: float | None) -> FileLock:
         folder = self.nest_dir(key)
