@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import stat
 import sys
 import tempfile
 import traceback
@@ -30,10 +31,25 @@ def report(error: GitxactError) -> int:
     return error.exit_code
 
 
+def _private(folder: Path) -> bool:
+    """A folder only this user can reach: a real directory (no symlink), ours, mode 0700 or tighter.
+
+    Outside a repository the log goes to a per-user folder in the shared temp dir, which
+    anyone could have made first (as a symlink, or world-writable) to read or plant logs.
+    """
+    try:
+        info = os.lstat(folder)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077
+
+
 def _crash_log(exc: BaseException) -> Path | None:
     folder = log_dir or Path(tempfile.gettempdir()) / f"gitxact-{os.getuid()}"
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not _private(folder):
+            return None
         path = folder / "crash.log"
         stamp = datetime.datetime.now(tz=datetime.UTC).isoformat(timespec="seconds")
         text = "".join(traceback.format_exception(exc))

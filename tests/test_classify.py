@@ -174,8 +174,8 @@ SHAPES: list[tuple[str, Rule, bool]] = [
     ("--frobnicate status", W, True),  # an unknown global option
     ("checkout side", W_CONFIG, True),
     ("switch -c topic", W_CONFIG, True),
-    ("init -q", W_CONFIG, True),
-    ("init-db -q", W_CONFIG, True),
+    ("init -q", R, True),
+    ("init-db -q", R, True),
     ("fetch -q origin", W_REMOTE, True),
     ("pull -q --ff-only origin main", W_REMOTE, True),
     ("push -q origin main", W_CONFIG_REMOTE, True),

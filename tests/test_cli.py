@@ -101,3 +101,25 @@ def test_status_human_and_json(repo: Path) -> None:
     assert "\x1b[" not in human.stdout, "no colors when not on a TTY"
     doc = json.loads(gitxact("status", "--json", cwd=repo).stdout)
     assert {"schema", "repository", "locks", "state_files", "lock_times"} <= set(doc)
+
+
+def test_a_crash_log_goes_only_to_a_folder_private_to_the_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import tempfile
+
+    from gitxact import error_handler
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(error_handler, "log_dir", None)
+    shared = tmp_path / f"gitxact-{os.getuid()}"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)  # made first by someone else, open to all: not ours to write a traceback into
+
+    def boom() -> int:
+        raise RuntimeError("a bug")
+
+    assert error_handler.guarded(boom) == 1
+    assert not (shared / "crash.log").exists()
+    shared.chmod(0o700)
+    assert error_handler.guarded(boom) == 1
+    assert "RuntimeError: a bug" in (shared / "crash.log").read_text()

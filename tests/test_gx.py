@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.proc import GITXACT, GX, git, git_commit_paused_in_editor, kill_group
+from support.proc import GITXACT, GX, git, git_commit_paused_in_editor, kill_group, run
 
 PINNED = {
     "GIT_AUTHOR_DATE": "2024-01-01T00:00:00Z",
@@ -337,3 +337,37 @@ def test_a_killed_raw_gits_index_lock_is_left_to_recover(repo: Path, tmp_path: P
     assert git("show", "--name-only", "--format=", "HEAD", cwd=repo).split() == ["new.txt"]
     assert git("status", "--porcelain", cwd=repo).split() == ["M", "README"]  # the killed commit -a's change stays
     git("fsck", "--strict", cwd=repo)
+
+
+def test_gx_runs_what_git_runs_even_when_its_own_settings_cannot_be_read(tmp_path: Path) -> None:
+    """A core.worktree that does not resolve: git runs the command; gx must not refuse it over its settings."""
+    repo = tmp_path / "r"
+    git("init", "-q", str(repo), cwd=tmp_path)
+    results = []
+    for argv in (["git"], GX):
+        git("config", "core.worktree", "../nope", cwd=repo)
+        env = {"GIT_WORK_TREE": "."}
+        proc = run([*argv, "config", "--unset", "core.worktree"], repo, {**PINNED, **env})
+        results.append(proc.returncode)
+        assert "Traceback" not in proc.stderr
+    assert results == [0, 0]
+
+
+def test_a_bad_gitxact_value_does_not_stop_gx_either(repo: Path) -> None:
+    git("config", "gitxact.lockTimeout", "soon", cwd=repo)
+    proc = _run([*GX, "commit", "-q", "--allow-empty", "-m", "x"], repo, None)
+    assert proc.returncode == 0, proc.stderr
+    assert "gitxact.lockTimeout" in proc.stderr, "said once, then the default is used"
+
+
+def test_gx_init_separate_git_dir_moves_the_repository_like_git(tmp_path: Path) -> None:
+    """git moves .git away: gx must hold nothing inside it, and report git's result."""
+    repo = tmp_path / "r"
+    git("init", "-q", str(repo), cwd=tmp_path)
+    git("commit", "-q", "--allow-empty", "-m", "x", cwd=repo)
+    proc = _run([*GX, "init", "-q", "--separate-git-dir", str(tmp_path / "moved.git")], repo, None)
+    assert proc.returncode == 0, proc.stderr
+    assert "internal error" not in proc.stderr
+    assert (repo / ".git").is_file()
+    assert (tmp_path / "moved.git" / "HEAD").is_file()
+    assert git("rev-parse", "--git-dir", cwd=repo).strip() == str(tmp_path / "moved.git")

@@ -259,9 +259,17 @@ def test_two_worktrees_overlap_and_same_worktree_is_refused(tdd_repo: Path, tmp_
         )
         for name, other in (("wa", "wb"), ("wb", "wa"))
     }
+    results = {}
+    try:
+        for name, proc in procs.items():
+            results[name] = proc.communicate(timeout=120)
+    finally:
+        for proc in procs.values():  # reaped with their pipes closed, whatever happened above
+            if proc.returncode is None:
+                proc.kill()
+                proc.communicate()
     for name, proc in procs.items():
-        out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, (name, out, err)
+        assert proc.returncode == 0, (name, *results[name])
     for path in trees.values():
         assert git("log", "-1", "--format=%s", cwd=path).strip() == "TDD RED: tests/case.py"
 
@@ -294,7 +302,7 @@ def test_two_worktrees_overlap_and_same_worktree_is_refused(tdd_repo: Path, tmp_
         assert busy["state"] == "busy"
     finally:
         release.touch()
-        out, err = first.communicate(timeout=60)
+        _out, err = first.communicate(timeout=60)
     assert first.returncode == 0, err
     assert gitxact("tdd", "done", cwd=trees["wa"]).returncode == 0
     assert git("fsck", "--no-progress", cwd=repo) is not None

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 
 from gitxact.core import settings
-from gitxact.errors import NotARepositoryError
+from gitxact.errors import GitError, GitxactError, NotARepositoryError
 from gitxact.git import lockfiles
 from gitxact.git import run as git
 from gitxact.gx import guard, rules
@@ -43,10 +43,9 @@ def run_locked(argv: list[str], given: Invocation, resolved: Invocation, rule: r
         layout = git.discover(options=given.locating)
     except NotARepositoryError:
         return git.run_streaming(argv, cwd)
-    config = settings.load(layout.worktree or layout.git_dir)
     locks = Locks(
         layout.state_dir / "locks",
-        default_timeout=config.lock_timeout,
+        default_timeout=_lock_timeout(layout),
         agent=agent_from_env(),
         observer=WaitNotices(),
     )
@@ -67,6 +66,21 @@ def run_locked(argv: list[str], given: Invocation, resolved: Invocation, rule: r
             )
         finally:
             lockfiles.forget_started(record)
+
+
+def _lock_timeout(layout: git.RepoLayout) -> float:
+    """``gitxact.lockTimeout``, or the default: gx never refuses git's work over its own settings.
+
+    A config git itself cannot read here (a ``core.worktree`` that does not resolve, say)
+    is git's to report when it runs; a bad gitxact value is named once on stderr.
+    """
+    try:
+        return settings.load(layout.worktree or layout.git_dir).lock_timeout
+    except GitError:
+        return settings.Settings().lock_timeout
+    except GitxactError as exc:
+        console.warn(f"{exc.message}; using the default lock timeout")
+        return settings.Settings().lock_timeout
 
 
 def lock_plan(rule: rules.Rule, worktree: LockKey) -> list[tuple[LockKey, Mode]]:

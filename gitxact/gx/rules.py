@@ -197,8 +197,10 @@ TABLE: dict[str, Entry] = {
     ),
     "checkout": W_CONFIG,  # `checkout -b x origin/x` (and DWIM) writes branch.x.* to .git/config
     "switch": W_CONFIG,
-    "init": W_CONFIG,  # inside a repository: re-initialises it (rewrites core.* config)
-    "init-db": W_CONFIG,
+    # Makes (or, with --separate-git-dir, moves) a repository: gx holds no lock file
+    # inside one while git may move it away; git runs as itself, like clone.
+    "init": R,
+    "init-db": R,
     "fetch": W_REMOTE,
     "pull": W_REMOTE,
     "push": W_CONFIG_REMOTE,  # `push -u` writes branch.x.* config

@@ -138,7 +138,9 @@ class Ticket:
         self.mode = mode
         self.chosen_ns = time.monotonic_ns()
         ident = f"{self.chosen_ns:020d}-{os.getpid()}-{secrets.token_hex(4)}"
-        hidden = queue_dir / f"{CHOOSING_PREFIX}{ident}"
+        # The mode shows in the hidden name too: a shared waiter need not wait for a shared
+        # ticket still being chosen (two readers never conflict, whichever goes first).
+        hidden = queue_dir / f"{CHOOSING_PREFIX}{ident}.{_MODE_CODE[mode]}"
         self.fd = os.open(hidden, _OPEN_FLAGS, 0o600)
         try:
             lock_descriptor(self.fd, blocking=False)  # a brand-new file: nobody else can hold it
@@ -166,7 +168,8 @@ class Ticket:
         choosing: list[str] = []
         for entry in os.listdir(self.queue_dir):
             if entry.startswith(CHOOSING_PREFIX):
-                choosing.append(entry)
+                if not (self.mode == SHARED and entry.endswith(f".{_MODE_CODE[SHARED]}")):
+                    choosing.append(entry)
                 continue
             other = TicketName.parse(entry)
             if other is None or other.holding or other.ident >= self.name.ident:
