@@ -204,11 +204,15 @@ def test_waiters_are_served_in_arrival_order(repo: Path, tmp_path: Path) -> None
             waiter.wait()
 
 
-@pytest.mark.slow
-def test_sixteen_processes_for_twenty_seconds_all_served_fifo(repo: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "seconds", [pytest.param(8, marks=pytest.mark.slow), pytest.param(20, marks=pytest.mark.stress)]
+)
+def test_sixteen_processes_contending_are_all_served_fifo(repo: Path, tmp_path: Path, seconds: int) -> None:
     counter = tmp_path / "counter"
     outs = [tmp_path / f"out{i}" for i in range(16)]
-    procs = [subprocess.Popen([*WORKERS, "contend", str(repo), "20", str(out), "2", str(counter)]) for out in outs]
+    procs = [
+        subprocess.Popen([*WORKERS, "contend", str(repo), str(seconds), str(out), "2", str(counter)]) for out in outs
+    ]
     for proc in procs:
         assert proc.wait(timeout=120) == 0
     grants = [json.loads(line) for out in outs for line in out.read_text().splitlines() if line]

@@ -226,11 +226,12 @@ def _wait_group_gone(pgid: int) -> None:
     raise AssertionError(f"process group {pgid} did not go away")
 
 
-@pytest.mark.slow
-def test_random_sigkill_of_the_process_group(template: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("rounds", [pytest.param(3, marks=pytest.mark.slow), pytest.param(6, marks=pytest.mark.stress)])
+def test_random_sigkill_of_the_process_group(template: Path, tmp_path: Path, rounds: int) -> None:
     seed = int(os.environ.get("CRASH_TRIALS_SEED", "4242"))
     rng = random.Random(seed)
-    plan = ["tdd green (check passes)", "tdd green (check fails)", "tx rollback", "tx begin"] * 6  # 24 trials
+    # 4 scenarios x rounds trials (the first of each calibrates): 12 by default, 24 under -m stress.
+    plan = ["tdd green (check passes)", "tdd green (check fails)", "tx rollback", "tx begin"] * rounds
     durations: dict[str, float] = {}
     killed = 0
     for number, scenario in enumerate(plan):

@@ -1,4 +1,8 @@
-"""The torture run in the suite: about a minute of random work, kills and recovers; nothing lost."""
+"""The torture run in the suite: random work, kills and recovers for a while; nothing lost.
+
+25 s by default (every operation and kill kind still happens); the full minute runs
+under ``-m stress``, and ``scripts/torture --seconds 600`` by hand for the README.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,21 @@ import pytest
 from support.proc import ROOT
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(400)
-def test_a_minute_of_torture_loses_nothing() -> None:
+@pytest.mark.parametrize(
+    "seconds", [pytest.param(25, marks=pytest.mark.slow), pytest.param(60, marks=pytest.mark.stress)]
+)
+def test_torture_loses_nothing(seconds: int) -> None:
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "torture.py"), "--seconds", "60", "--seed", "20261125", "--json"],
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "torture.py"),
+            "--seconds",
+            str(seconds),
+            "--seed",
+            "20261125",
+            "--json",
+        ],
         capture_output=True,
         text=True,
         timeout=380,
