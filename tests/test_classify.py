@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from support.proc import GX, git
 
+from gitxact.git.run import worktree_ids
 from gitxact.gx import rules
 from gitxact.gx.cmdline import parse
 from gitxact.gx.rules import (
@@ -329,14 +330,12 @@ SHAPES: list[tuple[str, Rule, bool]] = [
 ]
 
 
-def _expected_locks(rule: Rule) -> set[tuple[str, str]]:
+def _expected_locks(rule: Rule, worktrees: list[str]) -> set[tuple[str, str]]:
     if rule.lock == rules.READ_ONLY:
         return set()
-    if rule.lock == REPOSITORY:
-        return {("repo", "exclusive")}
-    return {("repo", "shared"), ("worktree.main", "exclusive")} | {
-        (f"resource.{r}", "exclusive") for r in rule.resources
-    }
+    if rule.lock == REPOSITORY:  # the whole repository: its lock and every worktree's (as they were)
+        return {("repo", "exclusive")} | {(f"worktree.{i}", "exclusive") for i in worktrees}
+    return {("worktree.main", "exclusive")} | {(f"resource.{r}", "exclusive") for r in rule.resources}
 
 
 @pytest.fixture
@@ -378,6 +377,7 @@ def test_row(lab: Path, tmp_path: Path, shape: str, expected: Rule, run: bool) -
     if not run:
         return
     before_records = len(_records(lab))
+    worktrees = worktree_ids(lab / ".git")
     before = _fingerprint(lab)
     env = {
         **os.environ,
@@ -392,7 +392,7 @@ def test_row(lab: Path, tmp_path: Path, shape: str, expected: Rule, run: bool) -
     )
     assert b"Traceback" not in proc.stderr, proc.stderr
     taken = {(str(r["lock"]), str(r["mode"])) for r in _records(lab)[before_records:]}
-    assert taken == _expected_locks(expected), proc.stderr
+    assert taken == _expected_locks(expected, worktrees), proc.stderr
     if expected == R:
         assert _fingerprint(lab) == before, "a read-only command changed the repository"
 

@@ -260,7 +260,8 @@ def test_random_sigkill_of_the_process_group(template: Path, tmp_path: Path, rou
         # A green that completed has its commit as the allowed "completed step".
         done_heads = {head(repo)} if code == 0 else set()
         assert_recovered(Trial(repo, original, allowed | done_heads), label)
-    assert killed >= 12, f"only {killed} of {len(plan)} trials were killed mid-way (seed {seed})"
+    aimed = len(plan) - len(durations)  # the first trial of each scenario only calibrates
+    assert killed >= aimed * 3 // 5, f"only {killed} of {aimed} trials were killed mid-way (seed {seed})"
 
 
 def test_stale_index_lock_removed_only_when_provably_orphaned(repo: Path) -> None:

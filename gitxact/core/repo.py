@@ -105,17 +105,22 @@ class Repo:
 
     @contextlib.contextmanager
     def lock(self, mode: Mode = EXCLUSIVE, timeout: float | None = None) -> Iterator[Grant]:
-        """Hold the repository lock (exclusive by default) for the ``with`` block."""
+        """Exclusive (the default): the repository and every worktree, so no git runs anywhere
+        for the ``with`` block. Shared: only keeps exclusive holders out."""
         self.store.ensure(LOCKS_DIR)
-        with self.locks.repository(mode, timeout) as grant:
-            yield grant
+        if mode == EXCLUSIVE:
+            with self.locks.world(git.worktree_ids(self.layout.common_dir), timeout) as grant:
+                yield grant
+        else:
+            with self.locks.repository(mode, timeout) as grant:
+                yield grant
 
     @contextlib.contextmanager
-    def worktree_lock(self, timeout: float | None = None) -> Iterator[None]:
-        """Repository shared + this worktree exclusive: what worktree-local git work needs."""
+    def worktree_lock(self, timeout: float | None = None) -> Iterator[Grant]:
+        """This worktree exclusive: what git work inside one worktree needs."""
         self.store.ensure(LOCKS_DIR)
-        with self.locks.worktree(self.layout.worktree_id, timeout):
-            yield
+        with self.locks.worktree(self.layout.worktree_id, timeout) as grant:
+            yield grant
 
     # -- the state folder ----------------------------------------------------------------
 

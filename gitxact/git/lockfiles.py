@@ -5,9 +5,9 @@ A SIGKILLed ``git`` leaves ``index.lock`` (or ``HEAD.lock``, ``refs/heads/x.lock
 exists". git records no owner in these files, so whether the owner is dead has to be
 reasoned out. ``recover`` removes one only when all of these hold:
 
-1. ``recover`` holds the **repository lock exclusive**, so no gitxact command and no
-   ``gx``-wrapped git is running in any worktree of this repository (they all hold
-   the repository lock at least shared while they run git);
+1. ``recover`` holds the **whole repository** (its lock and every worktree's), so no
+   gitxact command and no ``gx``-wrapped git is running in any worktree of this
+   repository (each holds its worktree's lock while it runs git);
 2. **no live process on this host has the file open** (``/proc/*/fd``): git keeps the
    lock file open while it writes it;
 3. **no live git process on this host works in this repository** (``/proc/*/comm`` is

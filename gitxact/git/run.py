@@ -286,6 +286,17 @@ class WorktreeEntry:
     prunable: str | None = None
 
 
+def worktree_ids(common_dir: Path) -> list[str]:
+    """git's ids of every worktree (``main`` and the folders under ``worktrees/``), without running git."""
+    try:
+        linked = sorted(
+            entry.name for entry in os.scandir(common_dir / "worktrees") if entry.is_dir(follow_symlinks=False)
+        )
+    except FileNotFoundError:
+        linked = []
+    return ["main", *linked]
+
+
 def list_worktrees(cwd: Path) -> list[WorktreeEntry]:
     """git's registry of worktrees, main first (``-z``: paths may hold newlines)."""
     out = run(["worktree", "list", "--porcelain", "-z"], cwd, read_only=True).zfields()

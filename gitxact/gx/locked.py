@@ -19,6 +19,7 @@ commit`` pays for the lock layer and two small git queries, not for the state mo
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from gitxact.core import settings
@@ -28,8 +29,8 @@ from gitxact.git import run as git
 from gitxact.gx import guard, rules
 from gitxact.gx.cmdline import Invocation
 from gitxact.leases import reader as lease_reader
-from gitxact.locking.locks import REPOSITORY, LockKey, Locks, resource_key, worktree_key
-from gitxact.locking.tickets import EXCLUSIVE, SHARED, Mode, Party
+from gitxact.locking.locks import LockKey, Locks, resource_key, worktree_key
+from gitxact.locking.tickets import EXCLUSIVE, Mode, Party
 from gitxact.util import console
 from gitxact.util.names import agent_from_env
 
@@ -50,7 +51,7 @@ def run_locked(argv: list[str], given: Invocation, resolved: Invocation, rule: r
         observer=WaitNotices(),
     )
     key = worktree_key(layout.worktree_id)
-    with locks.stack(lock_plan(rule, key)):
+    with _locks_for(locks, rule, key, layout):
         leases = lease_reader.load(layout.common_dir)
         guard.check(resolved, rule, leases)
         record = lockfiles.started_record(locks.lock_dir, key.name)
@@ -83,12 +84,18 @@ def _lock_timeout(layout: git.RepoLayout) -> float:
         return settings.Settings().lock_timeout
 
 
-def lock_plan(rule: rules.Rule, worktree: LockKey) -> list[tuple[LockKey, Mode]]:
-    """The locks *rule* needs, for the worktree (lock) git will run in."""
+def _locks_for(
+    locks: Locks, rule: rules.Rule, worktree: LockKey, layout: git.RepoLayout
+) -> contextlib.AbstractContextManager[object]:
+    """Repository-wide work: the whole repository (every worktree). Else this worktree and the rule's resources."""
     if rule.lock == rules.REPOSITORY:
-        return [(REPOSITORY, EXCLUSIVE)]
-    plan: list[tuple[LockKey, Mode]] = [(REPOSITORY, SHARED), (worktree, EXCLUSIVE)]
-    return plan + [(resource_key(name), EXCLUSIVE) for name in rule.resources]
+        return locks.world(git.worktree_ids(layout.common_dir))
+    return locks.stack(lock_plan(rule, worktree))
+
+
+def lock_plan(rule: rules.Rule, worktree: LockKey) -> list[tuple[LockKey, Mode]]:
+    """The locks a worktree-level *rule* needs, for the worktree (lock) git will run in."""
+    return [(worktree, EXCLUSIVE)] + [(resource_key(name), EXCLUSIVE) for name in rule.resources]
 
 
 class WaitNotices:

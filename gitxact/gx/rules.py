@@ -4,11 +4,12 @@ Four kinds of git work (docs/architecture.md, "The lock hierarchy"):
 
 * **read-only**: no gitxact lock; git is exec'ed with ``GIT_OPTIONAL_LOCKS=0`` so not
   even ``status`` takes ``index.lock`` to refresh stat data under a writer.
-* **worktree**: repository lock shared + this worktree's lock exclusive. Everything that
-  writes one worktree's index, files or HEAD (add, commit, checkout, merge, stash...).
-  Agents in different worktrees run these in parallel.
-* **repository**: repository lock exclusive: work that affects every worktree (gc,
-  prune, repack, pack-refs, worktree add/remove/prune, deleting branches).
+* **worktree**: this worktree's lock exclusive. Everything that writes one worktree's
+  index, files or HEAD (add, commit, checkout, merge, stash...). Agents in different
+  worktrees run these in parallel, and none waits for another worktree's work.
+* **repository**: the whole repository (its lock exclusive and every worktree's, taken
+  all at once): work that affects every worktree (gc, prune, repack, pack-refs,
+  worktree add/remove/prune, deleting branches).
 * **guarded**: a repository-wide command the guard refuses (exit 3) while leases are
   active (``gc``, ``prune``, ``worktree prune``, ``repack -d``...), or while *the* lease
   it would hurt is active (``worktree remove`` of a leased worktree, ``branch -D`` of a

@@ -225,9 +225,50 @@ class Locks:
     ) -> contextlib.AbstractContextManager[Grant]:
         return self.hold(REPOSITORY, mode, timeout)
 
-    def worktree(self, worktree_id: str, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
-        """Repository shared, then this worktree exclusive: worktree-local git work."""
-        return self.stack([(REPOSITORY, SHARED), (worktree_key(worktree_id), EXCLUSIVE)], timeout)
+    def worktree(self, worktree_id: str, timeout: float | None = None) -> contextlib.AbstractContextManager[Grant]:
+        """This worktree's lock, exclusive: git work in one worktree (its index, files, HEAD).
+
+        No repository lock: work in one worktree never waits for repository-wide work
+        queued behind another worktree's long command (an editor left open, a pager).
+        What must exclude it takes this lock too: :meth:`world`, or ending its lease.
+        """
+        return self.hold(worktree_key(worktree_id), EXCLUSIVE, timeout)
+
+    @contextlib.contextmanager
+    def world(self, worktree_ids: list[str], timeout: float | None = None) -> Iterator[Grant]:
+        """The repository exclusive, and every worktree's lock: no git runs anywhere meanwhile.
+
+        For gc and its kind, ``recover``, ``doctor --fix``, ``gitxact lock``. The repository
+        lock is queued for like any other (first come, first served among repository-wide
+        work and leasing); the worktree locks are then taken all at once or none (a busy one
+        lets go of the others, and the attempt is made again after a backoff), so while this
+        waits for a long command in one worktree (an editor left open) no other worktree
+        waits for it. Leasing does, until then: it needs the repository lock.
+        """
+        budget = self.default_timeout if timeout is None else timeout
+        budget = math.inf if budget < 0 else budget
+        started = time.monotonic()
+        with self.hold(REPOSITORY, EXCLUSIVE, timeout) as grant:
+            keys = sorted({worktree_key(i) for i in worktree_ids}, key=lambda key: key.name)
+            delay = _BACKOFF_START
+            while True:
+                taken = contextlib.ExitStack()
+                try:
+                    for key in keys:
+                        taken.enter_context(self.hold(key, EXCLUSIVE, 0))
+                except LockTimeoutError as busy:
+                    taken.close()
+                    if time.monotonic() - started >= budget:
+                        raise LockTimeoutError(
+                            f"timed out after {budget:g}s waiting for every worktree to be free: {busy.message}",
+                            hint=busy.hint,
+                        ) from None
+                    time.sleep(min(delay * random.uniform(0.5, 1.5), _BACKOFF_CAP))  # noqa: S311 - jitter
+                    delay = min(delay * 2, _BACKOFF_CAP)
+                    continue
+                with taken:
+                    yield grant
+                return
 
     def resource(self, name: str, timeout: float | None = None) -> contextlib.AbstractContextManager[Grant]:
         return self.hold(resource_key(name), EXCLUSIVE, timeout)

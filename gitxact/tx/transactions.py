@@ -1,9 +1,9 @@
 """Transactions: begin, savepoint, rollback, commit, list; and ``with ws.transaction()``.
 
 One transaction may be open per worktree; different worktrees run theirs in
-parallel, because every step takes only the repository lock *shared* and the
-worktree's own lock. A transaction outlives the process that began it (the CLI runs
-each command as its own process); the journal (:mod:`gitxact.tx.journal`) carries it.
+parallel, because every step takes only the worktree's own lock. A transaction
+outlives the process that began it (the CLI runs each command as its own process);
+the journal (:mod:`gitxact.tx.journal`) carries it.
 
 Semantics:
 

@@ -27,6 +27,7 @@ wrote it held that lock until it finished.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import time
@@ -187,40 +188,49 @@ def end_lease(
         leases.save_record(repo, lease)
     crashpoint("worktree-end-marked")
     keep_branch = keep_branch or lease.keep_branch
-    admin = registration.admin_dir_of(path) if registered else None
-    if admin is not None and registration.half_made(admin):
-        # git never finished this worktree: nothing in it can be saved (its HEAD is not
-        # even set) and every git command in it fails. Its record and folder go by hand.
-        doc.reason += "; " + registration.discard_half_made(repo, admin, paths.worktree_root(repo))
-        doc.worktree_removed = True
-        registered = False
-    if registered and path.is_dir():
-        if lease.worktree_id is not None:
-            # A git killed with the agent may have left the worktree's index.lock: saving and
-            # rolling back need the index. The worktree is gitxact's (proven above), its
-            # owner is gone and we hold the repository lock exclusive.
-            git_dir = repo.layout.common_dir / "worktrees" / lease.worktree_id
-            if lockfiles.remove_orphaned_index_lock(git_dir, path):
-                doc.stale_lock_removed = f"removed {git_dir / 'index.lock'}: a killed git left it"
-        open_tx = lease.worktree_id is not None and recovery.open_transaction(repo, lease.worktree_id) is not None
-        # With a transaction open, save HEAD (its commits) and the files before rolling it back.
-        doc.snapshot_ref = save_dirty_work(repo, lease, dirty=True if open_tx else dirty)
-        if open_tx and lease.worktree_id is not None:
-            doc.transaction = recovery.close_for_lease_end(repo, lease.worktree_id)
-            before = save_dirty_work(repo, lease)  # the work that was uncommitted when it began
-            if before is not None:
-                doc.transaction = f"{doc.transaction}; its earlier uncommitted work saved to {before}"
-        crashpoint("worktree-end-saved")
-    if registered:
-        registration.remove_worktree(repo, path)
-        doc.worktree_removed = True
-    if os.path.lexists(path):
-        doc.folder_left = not paths.remove_empty_dir(path)
+    # The worktree's own lock: no git command (gx's, a transaction's) works in it while
+    # it is saved and removed. The repository lock held exclusive keeps out the rest.
+    with _worktree_held(repo, lease):
+        admin = registration.admin_dir_of(path) if registered else None
+        if admin is not None and registration.half_made(admin):
+            # git never finished this worktree: nothing in it can be saved (its HEAD is not
+            # even set) and every git command in it fails. Its record and folder go by hand.
+            doc.reason += "; " + registration.discard_half_made(repo, admin, paths.worktree_root(repo))
+            doc.worktree_removed = True
+            registered = False
+        if registered and path.is_dir():
+            if lease.worktree_id is not None:
+                # A git killed with the agent may have left the worktree's index.lock: saving and
+                # rolling back need the index. The worktree is gitxact's (proven above), its
+                # owner is gone and we hold the repository lock exclusive.
+                git_dir = repo.layout.common_dir / "worktrees" / lease.worktree_id
+                if lockfiles.remove_orphaned_index_lock(git_dir, path):
+                    doc.stale_lock_removed = f"removed {git_dir / 'index.lock'}: a killed git left it"
+            open_tx = lease.worktree_id is not None and recovery.open_transaction(repo, lease.worktree_id) is not None
+            # With a transaction open, save HEAD (its commits) and the files before rolling it back.
+            doc.snapshot_ref = save_dirty_work(repo, lease, dirty=True if open_tx else dirty)
+            if open_tx and lease.worktree_id is not None:
+                doc.transaction = recovery.close_for_lease_end(repo, lease.worktree_id)
+                before = save_dirty_work(repo, lease)  # the work that was uncommitted when it began
+                if before is not None:
+                    doc.transaction = f"{doc.transaction}; its earlier uncommitted work saved to {before}"
+            crashpoint("worktree-end-saved")
+        if registered:
+            registration.remove_worktree(repo, path)
+            doc.worktree_removed = True
+        if os.path.lexists(path):
+            doc.folder_left = not paths.remove_empty_dir(path)
     crashpoint("worktree-end-removed")
     leases.drop_record(repo, lease)
     crashpoint("worktree-end-dropped")
     _settle_branch(repo, lease, doc, keep_branch=keep_branch, undo=undo)
     return doc
+
+
+def _worktree_held(repo: Repo, lease: Lease) -> contextlib.AbstractContextManager[object]:
+    if lease.worktree_id is None:
+        return contextlib.nullcontext()
+    return repo.locks.worktree(lease.worktree_id)
 
 
 def _settle_branch(repo: Repo, lease: Lease, doc: EndDoc, *, keep_branch: bool, undo: bool) -> None:
