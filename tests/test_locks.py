@@ -49,12 +49,10 @@ def test_sigkilled_holder_leaves_no_stale_lock(repo: Path) -> None:
     try:
         wait_for(lambda: bool(repo_holders(repo)), what="the holder to appear")
         assert repo_holders(repo)[0]["agent"] == "doomed"
-        os.kill(holder.pid, signal.SIGKILL)  # only gitxact: its `sleep` child lives on, holding no lock
+        os.kill(holder.pid, signal.SIGKILL)  # only gitxact; its `sleep` child dies with it (PDEATHSIG)
         holder.wait()
-        started = time.monotonic()
         proc = gitxact("lock", "--timeout", "1", "--", "true", cwd=repo)
         assert proc.returncode == 0, proc.stderr
-        assert time.monotonic() - started < 5
         # --timeout 0 is a single attempt: success proves the lock was free at once.
         assert gitxact("lock", "--timeout", "0", "--", "true", cwd=repo).returncode == 0
         assert repo_holders(repo) == []
@@ -63,7 +61,6 @@ def test_sigkilled_holder_leaves_no_stale_lock(repo: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
-        subprocess.run(["pkill", "-f", "time.sleep\\(60\\)"], check=False)
 
 
 def test_timeout_names_the_holder(repo: Path) -> None:
@@ -205,7 +202,7 @@ def test_waiters_are_served_in_arrival_order(repo: Path, tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize(
-    "seconds", [pytest.param(8, marks=pytest.mark.slow), pytest.param(20, marks=pytest.mark.stress)]
+    "seconds", [pytest.param(5, marks=pytest.mark.slow), pytest.param(20, marks=pytest.mark.stress)]
 )
 def test_sixteen_processes_contending_are_all_served_fifo(repo: Path, tmp_path: Path, seconds: int) -> None:
     counter = tmp_path / "counter"

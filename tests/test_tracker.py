@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from support.proc import GITXACT, assert_clean_error, gitxact, run_parallel
 
-#: (processes, CLI calls each): the default run proves the count (48 calls racing); the soak run
+#: (processes, CLI calls each): the default run proves the count (32 calls racing); the soak run
 #: under ``-m stress`` makes 400, which takes minutes on a loaded 2-core machine.
-SIZES = [pytest.param(8, 6, marks=pytest.mark.slow), pytest.param(8, 50, marks=pytest.mark.stress)]
+SIZES = [pytest.param(8, 4, marks=pytest.mark.slow), pytest.param(8, 50, marks=pytest.mark.stress)]
 
 
 @pytest.mark.parametrize(("procs", "each"), SIZES)

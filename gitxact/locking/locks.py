@@ -408,7 +408,15 @@ class Locks:
         return nest
 
     def _check_order(self, key: LockKey) -> None:
+        # Holding the repository exclusive, worktree locks may come in any order: every
+        # other taker of two worktree locks takes the repository lock first, so none of
+        # them can hold one we want while waiting for one we have. (The whole repository
+        # holds the worktrees that exist; recover and reap then meet worktrees that no
+        # longer do, through their journals and lease records.)
+        sole = self.held().get(REPOSITORY) == EXCLUSIVE and key.level is Level.WORKTREE
         for (lock_dir, other), held in _THREAD.held.items():
+            if sole and other.level is Level.WORKTREE:
+                continue
             if lock_dir == self._dir_key and other != key and not key.comes_after(other):
                 raise LockOrderError(
                     f"lock order violation: {key.describe()} requested while holding {other.describe()} ({held.mode})",
