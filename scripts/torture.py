@@ -4,9 +4,13 @@ Workers are separate processes (each in its own session, so a kill takes its git
 gitxact children too) that pick operations from a seeded random generator: commits
 through ``gx`` in the shared main worktree, leased worktrees with commits, TDD
 sequences (some green checks fail and roll back), transactions that roll back or
-commit, tracker increments, ``gitxact gc`` and ``worktree reap`` attempts. A supervisor
-SIGKILLs random workers at random moments, runs ``gitxact recover`` and starts a new
-incarnation of the worker.
+commit, tracker increments, ``gitxact gc`` and ``worktree reap`` attempts; and hostile
+actions: a kill inside ``git worktree add`` (a stand-in ``git`` in git's exec path stops
+it right after its temporary HEAD), forged-but-valid lease records pointing at a
+person's worktree, ``main``, a non-gitxact branch and a folder outside, a hook that forks
+parallel ``gx add``, raw ``git`` committing beside ``gx`` in the shared worktree, an editor
+held open, and tracker values of 1 MiB. A supervisor SIGKILLs random workers at random
+moments, runs ``gitxact recover`` and starts a new incarnation of the worker.
 
 Each worker keeps an independent ledger (its own append-only, fsync'd file) of what it
 saw acknowledged. A commit is acknowledged when it is durable from the user's view: a
@@ -16,7 +20,10 @@ design, undo them). A tracker increment is acknowledged when ``tracker incr`` ex
 one killed in flight may or may not have landed. At the end every acknowledged commit
 must be on a branch, the counter must lie in [acknowledged, acknowledged + in flight],
 ``git fsck --strict`` must be clean, no lock held, no worktree or lease left, every
-state file valid and ``gitxact doctor`` clean. Exit 1 on any loss or inconsistency.
+state file valid and ``gitxact doctor`` clean; nothing gitxact did not create may be gone
+(the person's worktree and its ignored file, ``main``, the other branch, the outside
+folder), and no worktree may be wedged (``git status`` works in each). Exit 1 on any
+loss or inconsistency.
 
 Usage: scripts/torture [--seconds N] [--seed S] [--workers N] [--json] [--keep]
 """
@@ -24,6 +31,7 @@ Usage: scripts/torture [--seconds N] [--seed S] [--workers N] [--json] [--keep]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -45,7 +53,28 @@ GX = str(BIN / "gx")
 OP_TIMEOUT = 120.0
 
 # What a worker does, and how often (weights).
-OPS = {"shared-commit": 4, "lease-work": 3, "tdd": 2, "tx": 2, "incr": 4, "gc": 1, "reap": 1}
+OPS = {
+    "shared-commit": 4,
+    "lease-work": 3,
+    "tdd": 2,
+    "tx": 2,
+    "incr": 4,
+    "gc": 1,
+    "reap": 1,
+    # Hostile actions (issue: safety under hostile conditions).
+    "kill-inside-add": 1,
+    "forge-record": 1,
+    "forked-hook": 1,
+    "raw-git": 2,
+    "editor-open": 1,
+    "big-value": 1,
+}
+STAND_IN = """#!/bin/sh
+case "$1 $2" in
+  "symbolic-ref HEAD"|"update-ref HEAD") if [ -n "$STOP_AT" ]; then touch "$STOP_AT"; exec sleep 60; fi;;
+esac
+exec {real}/git "$@"
+"""
 
 
 # -- the worker ----------------------------------------------------------------------------
@@ -180,6 +209,136 @@ class Worker:
         if self.lease is not None and not Path(self.lease["path"]).is_dir():
             self.note(kind="error", op="reap", stderr="reap removed this live worker's worktree")
 
+    # Hostile actions ------------------------------------------------------------------
+
+    def op_kill_inside_add(self) -> None:
+        """An acquire killed right after git's temporary HEAD: recover must undo it."""
+        root = self.repo.parent
+        stop = root / f"stop-{self.tag}-{self.count}"
+        self.count += 1
+        env = {**self.env, "GIT_EXEC_PATH": str(root / "exec-path"), "STOP_AT": str(stop)}
+        env.pop("GITXACT_LEASE_TOKEN", None)
+        agent = f"k-{self.agent}-{self.count}"
+        proc = subprocess.Popen(
+            [GITXACT, "worktree", "acquire", agent],
+            cwd=self.repo,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.time() + OP_TIMEOUT
+        while not stop.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        wait_for_group_to_die(proc.pid)
+        self.note(kind="op", op="killed-inside-add" if stop.exists() else "kill-inside-add-missed")
+
+    def op_forge_record(self) -> None:
+        """A lease record with a valid checksum naming what is not gitxact's, then a repair."""
+        from gitxact import Workspace
+        from gitxact.leases.records import Lease, leases_file
+        from gitxact.util.identity import host_name
+
+        root = self.repo.parent
+        victims = [(root / "mine", "main"), (root / "outside", "release"), (root / "mine", "release")]
+        path, branch = self.rng.choice(victims)
+        ws = Workspace(self.repo)
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        forged = Lease(
+            agent=f"forged-{self.agent}",
+            path=str(path),
+            branch=branch,
+            base="main",
+            token_hash="0" * 64,
+            owner_pid=dead.pid,
+            owner_host=host_name(),
+            created=time.time() - 60,
+            heartbeat=time.time() - 60,
+            ttl=3600,
+            phase=self.rng.choice(["active", "provisioning", "releasing"]),
+            branch_created=True,
+        )
+        with ws.locks.resource("leases"):
+            file = leases_file(ws)
+            state = file.load(repair=True)
+            state.leases[forged.agent] = forged
+            file.save(state)
+        repair = self.rng.choice([["doctor", "--fix"], ["worktree", "reap"], ["recover"]])
+        proc = self.run([GITXACT, *repair], self.repo)
+        self.note(kind="op", op="forged-" + repair[0], code=proc.returncode)
+
+    def op_forked_hook(self) -> None:
+        """A pre-commit hook that runs three `gx add` at once under `gx commit`."""
+        where = self.ensure_lease()
+        if where is None:
+            return
+        hooks = self.repo.parent / "forking-hooks"
+        subject = self.message("forked")
+        files = [f"{self.tag}-{self.count}-h{i}.txt" for i in range(3)]
+        for name in files:
+            (where / name).write_text(subject + "\n")
+        main = where / f"{self.tag}-{self.count}-main.txt"
+        main.write_text(subject + "\n")
+        if self.must([GX, "add", main.name], where, "gx add").returncode != 0:
+            return
+        env = {**self.env, "FORK_FILES": " ".join(files)}
+        proc = self.run([GX, "-c", f"core.hooksPath={hooks}", "commit", "-q", "-m", subject], where, env)
+        if proc.returncode == 0:
+            self.note(kind="commit", subject=subject)
+            self.note(kind="op", op="forked-hook")
+        else:
+            self.note(kind="error", op="forked-hook", code=proc.returncode, stderr=proc.stderr[-400:])
+
+    def op_raw_git(self) -> None:
+        """Raw git in the worktree gx writers share: it may meet their locks, never lose to them."""
+        name = f"{self.tag}-{self.count}-raw-{self.rng.randrange(10**6)}.txt"
+        subject = self.message("raw")
+        (self.repo / name).write_text(subject + "\n")
+        env = {k: v for k, v in self.env.items() if k not in ("GITXACT_AGENT", "GITXACT_LEASE_TOKEN")}
+        add = self.run(["git", "add", name], self.repo, env)
+        commit = add
+        if add.returncode == 0:
+            commit = self.run(["git", "commit", "-q", "-m", subject, "--", name], self.repo, env)
+        for proc in (add, commit):
+            damaged = "unable to write new_index file" in proc.stderr or "corrupt" in proc.stderr
+            if damaged:
+                self.note(kind="error", op="raw-git", code=proc.returncode, stderr=proc.stderr[-400:])
+        if commit.returncode == 0:
+            self.note(kind="commit", subject=subject)
+            self.note(kind="op", op="raw-commit")
+        else:
+            self.note(kind="op", op="raw-refused")  # git's own "another git is running": by design
+
+    def op_editor_open(self) -> None:
+        """`gx commit` whose editor stays open a while, in the worker's own worktree."""
+        where = self.ensure_lease()
+        if where is None:
+            return
+        subject = self.message("editor")
+        name = f"{self.tag}-{self.count}-ed.txt"
+        (where / name).write_text(subject + "\n")
+        if self.must([GX, "add", name], where, "gx add").returncode != 0:
+            return
+        editor = f"sleep {self.rng.uniform(0.5, 2.5):.2f}; echo '{subject}' >"
+        proc = self.run([GX, "-c", f"core.editor={editor}", "commit", "-q"], where)
+        if proc.returncode == 0:
+            self.note(kind="commit", subject=subject)
+            self.note(kind="op", op="editor-commit")
+        else:
+            self.note(kind="error", op="editor-commit", code=proc.returncode, stderr=proc.stderr[-400:])
+
+    def op_big_value(self) -> None:
+        """A 1 MiB tracker value beside the counter: large files must lose no increment."""
+        self.count += 1
+        value = json.dumps({"n": self.count, "pad": "x" * (1024 * 1024 - 200)})
+        self.note(kind="big-start", n=self.count)
+        if self.must([GITXACT, "tracker", "set", f"big-{self.agent}", value], self.repo, "big value").returncode == 0:
+            self.note(kind="big-ok", n=self.count)
+
     def loop(self, deadline: float) -> None:
         names, weights = list(OPS), list(OPS.values())
         while time.time() < deadline:
@@ -200,14 +359,69 @@ def make_repo(root: Path) -> Path:
     author = {"GIT_AUTHOR_NAME": "torture", "GIT_AUTHOR_EMAIL": "torture@example.com"}
     author |= {"GIT_COMMITTER_NAME": "torture", "GIT_COMMITTER_EMAIL": "torture@example.com"}
     repo = repos.make_repo(root / "repo", env={**os.environ, **author})
+    (repo / ".gitignore").write_text(".env\n")
     for argv in (
         ["git", "config", "user.name", "torture"],
         ["git", "config", "user.email", "torture@example.com"],
+        ["git", "add", ".gitignore"],
+        ["git", "commit", "-q", "-m", "ignore .env"],
+        # What gitxact did not make and must never delete, whatever a forged record says.
+        ["git", "branch", "release"],
+        ["git", "worktree", "add", "-q", "-b", "mine", str(root / "mine")],
         [GITXACT, "init"],
         [GITXACT, "hooks", "install"],
     ):
         subprocess.run(argv, cwd=repo, check=True, capture_output=True)
+    (root / "mine" / ".env").write_text("SECRET=1\n")
+    (root / "outside").mkdir()
+    # git's exec path with a stand-in `git` that stops `worktree add` after its temporary HEAD.
+    real = subprocess.run(["git", "--exec-path"], capture_output=True, text=True, check=True).stdout.strip()
+    exec_path = root / "exec-path"
+    exec_path.mkdir()
+    for entry in os.listdir(real):
+        if entry != "git":
+            (exec_path / entry).symlink_to(os.path.join(real, entry))
+    (exec_path / "git").write_text(STAND_IN.format(real=real))
+    (exec_path / "git").chmod(0o755)
+    # A pre-commit hook that forks a `gx add` per file in $FORK_FILES and waits for them all.
+    hooks = root / "forking-hooks"
+    hooks.mkdir()
+    hook = hooks / "pre-commit"
+    hook.write_text(
+        "#!/bin/sh\nunset GIT_INDEX_FILE\npids=\n"
+        f'for f in $FORK_FILES; do {GX} add "$f" & pids="$pids $!"; done\n'
+        'for p in $pids; do wait "$p" || exit 1; done\n'
+    )
+    hook.chmod(0o755)
     return repo
+
+
+def bystanders_lost(root: Path, repo: Path) -> list[str]:
+    """What gitxact did not create and that is gone or changed (must stay empty)."""
+    lost = []
+    heads = set(sh(["git", "for-each-ref", "--format=%(refname:short)", "refs/heads/"], repo).stdout.split())
+    lost += [f"branch {name}" for name in ("main", "release", "mine") if name not in heads]
+    env_file = root / "mine" / ".env"
+    if not env_file.is_file() or env_file.read_text() != "SECRET=1\n":
+        lost.append("the person's worktree and its ignored .env")
+    if not (root / "outside").is_dir():
+        lost.append("the folder outside the repository")
+    return lost
+
+
+def wedged(repo: Path) -> list[str]:
+    """Worktrees git cannot work in (a HEAD of zeros, a broken admin folder)."""
+    found = []
+    for line in sh(["git", "worktree", "list", "--porcelain"], repo).stdout.splitlines():
+        if line.startswith("worktree ") and sh(["git", "status", "--porcelain"], Path(line[9:])).returncode != 0:
+            found.append(line[9:])
+    admin = repo / ".git" / "worktrees"
+    if admin.is_dir():
+        for entry in admin.iterdir():
+            head = entry / "HEAD"
+            if not head.is_file() or set(head.read_text().strip()) <= {"0"}:
+                found.append(f"half-made admin folder {entry.name}")
+    return found
 
 
 def spawn(
@@ -250,7 +464,11 @@ def supervise(repo: Path, ledgers: Path, workers: int, seconds: float, seed: int
                 ledger.write(json.dumps({"kind": "killed"}) + "\n")
         recovered = sh([GITXACT, "recover", "--json"], repo)
         events["recoveries"] += 1
-        if recovered.returncode != 0:
+        if recovered.returncode != 0 and _only_live_locks(recovered.stdout):
+            # A raw git at work beside gx holds its locks: recover keeps them and says so
+            # (exit 1, run it again later). By design; the final recover must be clean.
+            events["recoveries deferred by a live git"] += 1
+        elif recovered.returncode != 0:
             events["recover failures"] += 1
             print(
                 f"recover exit {recovered.returncode}: {recovered.stdout[-600:]}{recovered.stderr[-600:]}",
@@ -269,6 +487,15 @@ def supervise(repo: Path, ledgers: Path, workers: int, seconds: float, seed: int
     return events
 
 
+def _only_live_locks(report: str) -> bool:
+    try:
+        steps = json.loads(report)["steps"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    problems = [p for step in steps for p in step.get("problems", [])]
+    return bool(problems) and all(" is running in this repository" in p or "has it open" in p for p in problems)
+
+
 def verify(repo: Path, ledgers: Path, events: Counter[str]) -> dict[str, object]:
     """Close everything down the way an operator would, then check what the ledgers say."""
     recovered = sh([GITXACT, "recover", "--json"], repo)
@@ -276,11 +503,14 @@ def verify(repo: Path, ledgers: Path, events: Counter[str]) -> dict[str, object]
     for lease in leases:
         sh([GITXACT, "worktree", "release", lease["agent"], "--force"], repo)
     acked: list[str] = []
+    big: dict[str, tuple[int | None, int | None]] = {}
     ops: Counter[str] = Counter()
     incr_ok = incr_started = 0
     errors: list[dict[str, object]] = []
     for ledger in sorted(ledgers.glob("*.jsonl")):
         pending = 0
+        big_ok: int | None = None
+        big_started: int | None = None
         for line in ledger.read_text().splitlines():
             event = json.loads(line)
             kind = event["kind"]
@@ -297,6 +527,11 @@ def verify(repo: Path, ledgers: Path, events: Counter[str]) -> dict[str, object]
                 incr_ok += 1
             elif kind == "error":
                 errors.append(event)
+            elif kind == "big-start":
+                big_started = event["n"]
+            elif kind == "big-ok":
+                big_ok = event["n"]
+        big[ledger.stem] = (big_ok, big_started)
     on_branches = set(sh(["git", "log", "--branches", "--format=%s"], repo).stdout.splitlines())
     lost = [subject for subject in acked if subject not in on_branches]
     counter = json.loads(sh([GITXACT, "tracker", "get", "counter", "--json"], repo).stdout or "{}").get("value", 0)
@@ -309,6 +544,13 @@ def verify(repo: Path, ledgers: Path, events: Counter[str]) -> dict[str, object]
         if line.startswith("worktree ")
     ]
     doctor = sh([GITXACT, "doctor", "--json"], repo)
+    values = json.loads(sh([GITXACT, "tracker", "get", "--json"], repo).stdout or "{}").get("entries", {})
+    lost_big = []
+    for worker, (ok, started) in big.items():
+        entry = values.get(f"big-{worker}")
+        now = entry["value"]["n"] if isinstance(entry, dict) and isinstance(entry.get("value"), dict) else None
+        if ok is not None and now not in (ok, started):
+            lost_big.append(f"{worker}: acknowledged {ok}, found {now}")
     times = status["lock_times"].get("all", {})
     # Refusals (3) and lock timeouts (75) are the design; so is git's "<x>.lock': File
     # exists" where a killed git left a lock, until it is proven dead: by `recover`, or for
@@ -323,6 +565,7 @@ def verify(repo: Path, ledgers: Path, events: Counter[str]) -> dict[str, object]
         "failed_on_a_killed_gits_lock_before_recover": len(stale),
         "kills": events["kills"],
         "recoveries": events["recoveries"],
+        "recoveries_deferred_by_a_live_git": events["recoveries deferred by a live git"],
         "recover_failures": events["recover failures"] + (recovered.returncode != 0),
         "hung_workers": events["hung workers"],
         "commits_acknowledged": len(acked),
@@ -336,7 +579,10 @@ def verify(repo: Path, ledgers: Path, events: Counter[str]) -> dict[str, object]
         "fsck_clean": fsck.returncode == 0,
         "stale_locks": len(status["locks"]),
         "corrupt_state_files": sum(1 for f in status["state_files"] if not f["ok"]),
-        "worktrees_left": len(worktrees) - 1,
+        "worktrees_left": len(worktrees) - 2,  # the main worktree and the person's own
+        "deleted_not_ours": bystanders_lost(repo.parent, repo),
+        "wedged": wedged(repo),
+        "lost_big_values": lost_big,
         "leases_left": len(status["leases"]),
         "doctor_clean": doctor.returncode == 0,
         "doctor_findings": json.loads(doctor.stdout).get("findings", []) if doctor.stdout else [],
@@ -351,9 +597,11 @@ def verdict(result: dict[str, object]) -> list[str]:
     for key in ("lost_commits", "lost_increments", "phantom_increments", "stale_locks", "corrupt_state_files"):
         if result[key]:
             problems.append(f"{key} = {result[key]}")
-    for key in ("worktrees_left", "leases_left", "recover_failures", "hung_workers"):
+    for key in ("worktrees_left", "leases_left", "recover_failures", "hung_workers", "deleted_not_ours", "wedged"):
         if result[key]:
             problems.append(f"{key} = {result[key]}")
+    if result["lost_big_values"]:
+        problems.append(f"lost tracker values: {result['lost_big_values']}")
     if result["unexpected_errors"]:
         problems.append(f"{len(result['unexpected_errors'])} unexpected command failures")  # type: ignore[arg-type]
     if not result["fsck_clean"]:
@@ -369,7 +617,8 @@ def render(result: dict[str, object], seed: int, seconds: float, workers: int) -
     rows += [(k.replace("_", " "), result[k]) for k in (
         "kills", "recoveries", "commits_acknowledged", "lost_commits", "increments_acknowledged",
         "increments_in_flight_when_killed", "counter", "lost_increments", "corrupt_state_files", "stale_locks",
-        "worktrees_left", "fsck_clean", "doctor_clean", "failed_on_a_killed_gits_lock_before_recover",
+        "worktrees_left", "deleted_not_ours", "wedged", "fsck_clean", "doctor_clean",
+        "failed_on_a_killed_gits_lock_before_recover",
         "lock_wait_p50_ms", "lock_wait_p99_ms", "lock_hold_max_ms",
     )]  # fmt: skip
     width = max(len(k) for k, _ in rows)
