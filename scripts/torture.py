@@ -227,6 +227,9 @@ class Worker:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
+        # A session of its own, so the kill takes git's children too; written down first, so
+        # the supervisor kills it as well if it kills this worker meanwhile.
+        self.note(kind="group", pgid=proc.pid)
         deadline = time.time() + OP_TIMEOUT
         while not stop.exists() and proc.poll() is None and time.time() < deadline:
             time.sleep(0.01)
@@ -234,6 +237,7 @@ class Worker:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         wait_for_group_to_die(proc.pid)
+        self.note(kind="group-done", pgid=proc.pid)
         self.note(kind="op", op="killed-inside-add" if stop.exists() else "kill-inside-add-missed")
 
     def op_forge_record(self) -> None:
@@ -459,6 +463,13 @@ def supervise(repo: Path, ledgers: Path, workers: int, seconds: float, seed: int
             os.killpg(procs[name].pid, signal.SIGKILL)
             procs[name].wait()
             wait_for_group_to_die(procs[name].pid)
+            ledger_path = ledgers / f"{name}.jsonl"
+            for pgid in open_groups(ledger_path):  # sessions the worker started
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pgid, signal.SIGKILL)
+                wait_for_group_to_die(pgid)
+                with ledger_path.open("a") as ledger:  # handled: never signalled again (pids are reused)
+                    ledger.write(json.dumps({"kind": "group-done", "pgid": pgid}) + "\n")
             events["kills"] += 1
             with (ledgers / f"{name}.jsonl").open("a") as ledger:
                 ledger.write(json.dumps({"kind": "killed"}) + "\n")
@@ -487,6 +498,22 @@ def supervise(repo: Path, ledgers: Path, workers: int, seconds: float, seed: int
     return events
 
 
+def open_groups(ledger: Path) -> list[int]:
+    """Process groups a worker started in sessions of their own and did not see end."""
+    groups: set[int] = set()
+    with contextlib.suppress(FileNotFoundError):
+        for line in ledger.read_text().splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:  # the last line of a worker killed mid-write
+                continue
+            if event["kind"] == "group":
+                groups.add(event["pgid"])
+            elif event["kind"] == "group-done":
+                groups.discard(event["pgid"])
+    return sorted(groups)
+
+
 def _only_live_locks(report: str) -> bool:
     try:
         steps = json.loads(report)["steps"]
@@ -512,7 +539,10 @@ def verify(repo: Path, ledgers: Path, events: Counter[str]) -> dict[str, object]
         big_ok: int | None = None
         big_started: int | None = None
         for line in ledger.read_text().splitlines():
-            event = json.loads(line)
+            try:
+                event = json.loads(line)
+            except ValueError:  # the torn last line of a worker killed mid-write: never acknowledged
+                continue
             kind = event["kind"]
             if kind == "commit":
                 acked.append(event["subject"])
