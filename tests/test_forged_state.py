@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support.proc import git, gitxact
+from support.proc import git, gitxact, run
 
 from gitxact import Workspace
 from gitxact.leases.records import Lease, LeaseState, leases_file, load
@@ -128,3 +128,13 @@ def test_a_leased_worktree_carries_gitxacts_mark(repo: Path) -> None:
         admin = Path(git("rev-parse", "--absolute-git-dir", cwd=wt.path).strip())
         assert (admin / "gitxact-lease").read_text().strip() == load(ws)["agent-1"].token_hash
     assert not wt.path.exists()
+
+
+def test_a_forged_record_does_not_lock_anyone_out_of_main(repo: Path, victims: dict[str, Path]) -> None:
+    """The hooks refuse changes to a leased branch by others, but only for a genuine lease."""
+    assert gitxact("hooks", "install", cwd=repo).returncode == 0
+    _forge(repo, ghost={"path": str(victims["mine"]), "branch": "main"})
+    (repo / "f.txt").write_text("x\n")
+    git("add", "f.txt", cwd=repo)
+    proc = run(["git", "commit", "-q", "-m", "x"], repo, {"GITXACT_AGENT": "someone"})
+    assert proc.returncode == 0, proc.stderr

@@ -24,6 +24,9 @@ TYPE_CHECKING = False  # see gitxact/__init__.py
 if TYPE_CHECKING:
     from typing import Any
 
+#: = gitxact.worktrees.ownership.MARK and registration.LOCK_REASON_PREFIX (which import more)
+MARK = "gitxact-lease"
+LOCK_REASON_PREFIX = "gitxact lease "
 LEASES_FILE = "leases.json"  # = gitxact.leases.records.LEASES_FILE, which imports pydantic
 _SCHEMA = 1  # = gitxact.leases.records.LeaseState.SCHEMA
 
@@ -31,7 +34,7 @@ _SCHEMA = 1  # = gitxact.leases.records.LeaseState.SCHEMA
 class LeaseView:
     """The fields of a lease record the guard and the hooks need."""
 
-    __slots__ = ("agent", "branch", "path", "token_hash", "worktree_id")
+    __slots__ = ("agent", "branch", "common_dir", "path", "token_hash", "worktree_id")
 
     def __init__(
         self, agent: str, path: str, branch: str, worktree_id: str | None, token_hash: str | None = None
@@ -41,6 +44,29 @@ class LeaseView:
         self.branch = branch
         self.worktree_id = worktree_id
         self.token_hash = token_hash
+        self.common_dir: str | None = None  # set by load(): the repository the record is of
+
+    def genuine(self) -> bool:
+        """Whether the worktree this record names carries gitxact's mark for it.
+
+        The same proof :mod:`gitxact.worktrees.ownership` asks before deleting anything: a
+        record with a valid checksum can still name ``main`` or a person's worktree, and
+        must not lock its owner out of it (a record of a worktree not made yet, or gone
+        already, protects nothing either).
+        """
+        try:
+            with open(os.path.join(self.path, ".git"), encoding="utf-8") as handle:
+                text = handle.read().strip()
+        except (OSError, UnicodeDecodeError):
+            return False
+        if not text.startswith("gitdir: ") or self.common_dir is None:
+            return False
+        admin = text[len("gitdir: ") :]
+        if os.path.dirname(os.path.realpath(admin)) != os.path.realpath(os.path.join(self.common_dir, "worktrees")):
+            return False
+        if self.token_hash and _read(os.path.join(admin, MARK)).strip() == self.token_hash:
+            return True
+        return _read(os.path.join(admin, "locked")).startswith(f"{LOCK_REASON_PREFIX}{self.agent} (")
 
     @property
     def short_branch(self) -> str:
@@ -100,7 +126,10 @@ def exists(common_dir: str | os.PathLike[str]) -> bool:
 def load(common_dir: str | os.PathLike[str]) -> list[LeaseView]:
     """Every lease record of the repository whose common dir is *common_dir*, by agent."""
     data = envelope.load(leases_path(common_dir), "leases", _SCHEMA, _records)
-    return [] if data is None else _records(data)
+    leases = [] if data is None else _records(data)
+    for lease in leases:
+        lease.common_dir = os.fspath(common_dir)
+    return leases
 
 
 def _records(data: dict[str, Any]) -> list[LeaseView]:
@@ -111,19 +140,27 @@ def _records(data: dict[str, Any]) -> list[LeaseView]:
 
 
 def for_branch(leases: list[LeaseView], ref: str) -> LeaseView | None:
-    """The lease of a branch given as ``gitxact/x`` or ``refs/heads/gitxact/x``."""
+    """The genuine lease of a branch given as ``gitxact/x`` or ``refs/heads/gitxact/x``."""
     short = ref.removeprefix("refs/heads/")
-    return next((lease for lease in leases if lease.short_branch == short), None)
+    return next((lease for lease in leases if lease.short_branch == short and lease.genuine()), None)
 
 
 def for_path(leases: list[LeaseView], path: str) -> LeaseView | None:
-    """The lease whose worktree contains *path* (compared by real path)."""
+    """The genuine lease whose worktree contains *path* (compared by real path)."""
     target = os.path.realpath(path)
     for lease in leases:
         root = os.path.realpath(lease.path)
-        if target == root or target.startswith(root + os.sep):
+        if (target == root or target.startswith(root + os.sep)) and lease.genuine():
             return lease
     return None
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError):
+        return ""
 
 
 def _lease(record: Any) -> LeaseView:

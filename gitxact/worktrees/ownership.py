@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gitxact.leases import reader as lease_reader
 from gitxact.util.files import FILE_MODE
 from gitxact.worktrees import paths, registration
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from gitxact.core.repo import Repo
     from gitxact.leases.records import Lease
 
-MARK = "gitxact-lease"
+MARK = lease_reader.MARK
 
 
 def under_root(repo: Repo, path: str | Path) -> bool:

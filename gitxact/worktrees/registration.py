@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 
 from gitxact.errors import GitError, RefusedError
 from gitxact.git import run as git
+from gitxact.leases import reader as lease_reader
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
 
 #: How ``git worktree lock`` reasons written by gitxact start: how reap tells its own worktrees.
-LOCK_REASON_PREFIX = "gitxact lease "
+LOCK_REASON_PREFIX = lease_reader.LOCK_REASON_PREFIX
 
 
 def registrations(repo: Repo) -> dict[str, git.WorktreeEntry]:
