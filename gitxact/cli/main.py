@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tx": ("tx_cmd", "tx"),
     "tdd": ("tdd_cmd", "tdd"),
     "recover": ("recover_cmd", "recover"),
+    "shim": ("shim_cmd", "shim"),
 }
 
 

@@ -29,6 +29,7 @@ from gitxact.git.lite import (
     INTERNAL_ENV,
     exec_git,  # noqa: F401 - re-exported as git.exec_git
     passthrough_env,
+    real_git,
 )
 from gitxact.util import process
 from gitxact.util.startup import child_environ
@@ -119,7 +120,7 @@ def run(
     ``read_only`` sets ``GIT_OPTIONAL_LOCKS=0`` so a query never refreshes the index
     under a writer's ``index.lock``. ``check`` raises :class:`GitError` on failure.
     """
-    argv = ["git", *args]
+    argv = [real_git(), *args]
     child = child_env(env, keep_repo_env=keep_repo_env)
     # Our hooks let gitxact's own ref changes through (refs/gitxact/* deletions, leased branches).
     child[INTERNAL_ENV] = "1"
@@ -177,7 +178,7 @@ def run_streaming(
     try:
         # Only gx and `gitxact gc` run this: single-threaded processes, where preexec_fn is safe.
         tie = process.die_with_parent()
-        proc = subprocess.Popen(["git", *args], cwd=cwd, env=child, preexec_fn=tie)  # noqa: PLW1509
+        proc = subprocess.Popen([real_git(), *args], cwd=cwd, env=child, preexec_fn=tie)  # noqa: PLW1509
     except FileNotFoundError as exc:
         raise GitMissingError("git was not found on PATH", hint="install git or fix PATH") from exc
     if started is not None:

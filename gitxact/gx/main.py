@@ -51,6 +51,8 @@ def run(args: list[str]) -> int:
 
     Does not return for read-only commands: the process is replaced by git.
     """
+    if args == [GX_VERSION]:
+        return _gx_version()
     given = cmdline.parse(args)
     resolved, rule = resolve(given)
     if rule.lock == rules.READ_ONLY:
@@ -59,6 +61,20 @@ def run(args: list[str]) -> int:
     from gitxact.gx import locked
 
     return error_handler.guarded(lambda: locked.run_locked(args, given, resolved, rule))
+
+
+#: gx's one option of its own (``--version`` and ``-h`` stay git's).
+GX_VERSION = "--gx-version"
+
+
+def _gx_version() -> int:
+    """Which gitxact and which real git this gx runs: one line each, on stdout."""
+    from gitxact._version import __version__
+
+    git = lite.real_git()
+    code, out = lite.capture(["--version"], lite.passthrough_env())
+    sys.stdout.write(f"gx (gitxact {__version__})\n{out.strip() if code == 0 else 'git: unknown version'} ({git})\n")
+    return 0
 
 
 def resolve(given: cmdline.Invocation) -> tuple[cmdline.Invocation, rules.Rule]:
