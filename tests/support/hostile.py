@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from gitxact.cli.main import main
 
 SETTINGS = settings(
-    max_examples=25,
+    max_examples=20,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
