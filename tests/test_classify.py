@@ -27,6 +27,7 @@ from gitxact.gx.rules import (
     LEASED_BRANCH,
     LEASED_WORKTREE,
     PROTECTED_REF,
+    REFS_ONLY,
     REPO,
     REPOSITORY,
     W_CONFIG,
@@ -323,15 +324,15 @@ SHAPES: list[tuple[str, Rule, bool]] = [
     ("symbolic-ref HEAD", R, True),
     ("symbolic-ref refs/heads/sym refs/heads/main", W, True),
     ("symbolic-ref -d refs/heads/sym", REPO, True),
-    ("update-ref refs/heads/extra HEAD", W, True),
-    ("update-ref --stdin", W, True),
+    ("update-ref refs/heads/extra HEAD", REFS_ONLY, True),
+    ("update-ref --stdin", REFS_ONLY, True),
     ("update-ref -d refs/heads/extra", DEL_REF, True),
     ("update-ref -m why -d refs/gitxact/x", DEL_REF, True),
 ]
 
 
 def _expected_locks(rule: Rule, worktrees: list[str]) -> set[tuple[str, str]]:
-    if rule.lock == rules.READ_ONLY:
+    if rule.lock in (rules.READ_ONLY, rules.REFS):
         return set()
     if rule.lock == REPOSITORY:  # the whole repository: its lock and every worktree's (as they were)
         return {("repo", "exclusive")} | {(f"worktree.{i}", "exclusive") for i in worktrees}

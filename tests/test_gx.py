@@ -371,3 +371,23 @@ def test_gx_init_separate_git_dir_moves_the_repository_like_git(tmp_path: Path) 
     assert (repo / ".git").is_file()
     assert (tmp_path / "moved.git" / "HEAD").is_file()
     assert git("rev-parse", "--git-dir", cwd=repo).strip() == str(tmp_path / "moved.git")
+
+
+def test_a_ref_update_left_open_does_not_hold_up_other_ref_updates(repo: Path) -> None:
+    """`update-ref --stdin` waiting on its input: git answers a second update-ref at once, and so does gx."""
+    git("config", "gitxact.lockTimeout", "2", cwd=repo)
+    head = git("rev-parse", "HEAD", cwd=repo).strip()
+    first = subprocess.Popen(
+        [*GX, "update-ref", "--stdin"], cwd=repo, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert first.stdin is not None
+        first.stdin.write(f"create refs/heads/one {head}\n".encode())
+        first.stdin.flush()
+        second = _run([*GX, "update-ref", "refs/heads/two", head], repo, None)
+        assert second.returncode == 0, second.stderr
+        assert first.poll() is None, "the first is still waiting for its input"
+    finally:
+        first.communicate(timeout=30)
+    assert first.returncode == 0
+    assert git("rev-parse", "refs/heads/one", "refs/heads/two", cwd=repo).split() == [head, head]

@@ -50,6 +50,9 @@ def run_locked(argv: list[str], given: Invocation, resolved: Invocation, rule: r
         agent=agent_from_env(),
         observer=WaitNotices(),
     )
+    if rule.lock == rules.REFS:  # git's own ref locks suffice; the guard still looks
+        guard.check(resolved, rule, lease_reader.load(layout.common_dir))
+        return git.run_streaming(argv, cwd, env=locks.child_env())
     key = worktree_key(layout.worktree_id)
     with _locks_for(locks, rule, key, layout):
         leases = lease_reader.load(layout.common_dir)

@@ -1,9 +1,13 @@
 """Which locks each git command needs, and which ones the guard may refuse: one table.
 
-Four kinds of git work (docs/architecture.md, "The lock hierarchy"):
+Five kinds of git work (docs/architecture.md, "The lock hierarchy"):
 
 * **read-only**: no gitxact lock; git is exec'ed with ``GIT_OPTIONAL_LOCKS=0`` so not
   even ``status`` takes ``index.lock`` to refresh stat data under a writer.
+* **refs**: commands that only change refs (``update-ref``): no gitxact lock, since
+  git's own per-ref lock files and compare-and-swap already make each update atomic,
+  and one left waiting on its stdin must not hold up the worktree's writers. The guard
+  still checks them (deleting refs is repository-wide and guarded).
 * **worktree**: this worktree's lock exclusive. Everything that writes one worktree's
   index, files or HEAD (add, commit, checkout, merge, stash...). Agents in different
   worktrees run these in parallel, and none waits for another worktree's work.
@@ -40,6 +44,7 @@ if TYPE_CHECKING:
     from gitxact.gx.cmdline import Invocation
 
 READ_ONLY = "read-only"
+REFS = "refs"
 WORKTREE = "worktree"
 REPOSITORY = "repository"
 
@@ -147,6 +152,7 @@ def _each(names: str, rule: Rule) -> dict[str, Rule]:
 
 
 R = Rule(READ_ONLY)
+REFS_ONLY = Rule(REFS)
 W = Rule(WORKTREE)
 REPO = Rule(REPOSITORY)
 GUARD_GC = Rule(REPOSITORY, ANY_LEASE)
@@ -303,8 +309,8 @@ TABLE: dict[str, Entry] = {
     "replace": Flags([(_f("-d", "--delete"), REPO), (_f("-l", "--list"), R)], default=W, bare=R),
     "symbolic-ref": Flags([(_f("-d", "--delete"), REPO)], default=W, bare=R, read_words=1, value_options=_f("-m")),
     "update-ref": Flags(
-        [(_f("-d"), Rule(REPOSITORY, PROTECTED_REF)), (_f("--stdin"), W)],
-        default=W,
+        [(_f("-d"), Rule(REPOSITORY, PROTECTED_REF)), (_f("--stdin"), REFS_ONLY)],
+        default=REFS_ONLY,
         value_options=_f("-m"),
     ),
 }
