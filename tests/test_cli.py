@@ -123,3 +123,45 @@ def test_a_crash_log_goes_only_to_a_folder_private_to_the_user(tmp_path: Path, m
     shared.chmod(0o700)
     assert error_handler.guarded(boom) == 1
     assert "RuntimeError: a bug" in (shared / "crash.log").read_text()
+
+
+def test_bare_gitxact_prints_its_help_without_an_error(tmp_path: Path) -> None:
+    proc = gitxact(cwd=tmp_path)
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("Usage: gitxact")
+    assert "error" not in proc.stderr
+
+
+def test_an_unknown_command_suggests_the_nearest_one(tmp_path: Path) -> None:
+    proc = gitxact("wrktree", "list", cwd=tmp_path)
+    assert_clean_error(proc, 2)
+    assert "Did you mean 'worktree'?" in proc.stderr
+
+
+def test_a_deleted_current_folder_is_a_clear_error(repo: Path, tmp_path: Path) -> None:
+    gone = tmp_path / "gone"
+
+    def inside_gone(*args: str) -> subprocess.CompletedProcess[str]:
+        gone.mkdir()
+        script = f'cd "{gone}" && rmdir "{gone}" && exec "$@"'
+        return subprocess.run(
+            ["sh", "-c", script, "sh", *GITXACT, *args], capture_output=True, text=True, check=False, timeout=120
+        )
+
+    version = inside_gone("--version")
+    assert version.returncode == 0
+    assert "gitxact, version" in version.stdout
+    status = inside_gone("status")
+    assert_clean_error(status, 2)
+    assert "the current folder no longer exists" in status.stderr
+    assert inside_gone("-C", str(repo), "status").returncode == 0, "an absolute -C needs no current folder"
+
+
+def test_hook_honours_dash_c_like_running_inside(repo: Path, tmp_path: Path) -> None:
+    from support.leases import acquire
+
+    here = acquire(repo, "alice")
+    env = {"GITXACT_AGENT": "bob"}
+    inside = gitxact("hook", "pre-commit", cwd=here, env=env)
+    outside = gitxact("-C", str(here), "hook", "pre-commit", cwd=tmp_path, env=env)
+    assert inside.returncode == outside.returncode == 3, (inside.stderr, outside.stderr)

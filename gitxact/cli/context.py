@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from gitxact import error_handler
+from gitxact.errors import UsageError
 from gitxact.locking.tickets import Mode, Party
 
 if TYPE_CHECKING:
@@ -28,9 +30,10 @@ class AppContext:
     def path(self) -> Path | None:
         if not self.paths:
             return None
-        current = Path.cwd()
-        for item in self.paths:
-            current = current / item  # cumulative, like git -C a -C b
+        # Cumulative, like git -C a -C b; an absolute one needs no current folder (it may be gone).
+        current = Path(self.paths[0]) if os.path.isabs(self.paths[0]) else here() / self.paths[0]
+        for item in self.paths[1:]:
+            current = current / item
         return current
 
     def workspace(self, *, timeout: float | None = None) -> Workspace:
@@ -42,6 +45,16 @@ class AppContext:
             if logs.is_dir():
                 error_handler.log_dir = logs
         return self._workspace
+
+
+def here() -> Path:
+    """The current folder, or a clear error when it was deleted under us."""
+    try:
+        return Path.cwd()
+    except FileNotFoundError:
+        raise UsageError(
+            "the current folder no longer exists", hint="cd to an existing folder, or pass -C with an absolute path"
+        ) from None
 
 
 pass_app = click.make_pass_decorator(AppContext)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import click
@@ -72,7 +73,8 @@ def uninstall(app: AppContext, as_json: bool) -> int:
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("name", type=click.Choice(["pre-commit", "pre-auto-gc", "reference-transaction"]))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def hook(name: str, args: tuple[str, ...]) -> int:
+@pass_app
+def hook(app: AppContext, name: str, args: tuple[str, ...]) -> int:
     """Run gitxact's check for git hook NAME (exit 3 refuses).
 
     The installed hooks and the pre-commit framework hook `gitxact-guard` run this;
@@ -85,4 +87,10 @@ def hook(name: str, args: tuple[str, ...]) -> int:
     """
     from gitxact.hooks import policy
 
+    where = app.path()
+    if where is not None:  # `gitxact -C WORKTREE hook ...` checks as if run there, as git would
+        try:
+            os.chdir(where)
+        except OSError as exc:
+            raise click.UsageError(f"cannot change to {where}: {exc.strerror}") from exc
     return policy.main([name, *args])

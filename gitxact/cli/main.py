@@ -7,6 +7,7 @@ pay for importing the demo or the transaction engine.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -42,6 +43,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS:
+            import difflib
+
+            near = difflib.get_close_matches(name, list(COMMANDS), n=1)
+            hint = f" Did you mean {near[0]!r}?" if near else ""
+            raise click.UsageError(f"No such command {name!r}.{hint}", ctx)
+        return super().resolve_command(ctx, args)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = COMMANDS.get(cmd_name)
@@ -86,10 +99,16 @@ def cli(ctx: click.Context, paths: tuple[str, ...]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     startup.skip_pydantic_plugins()
-    git.absolutize_inherited_env()
     args = list(sys.argv[1:] if argv is None else argv)
 
     def body() -> int:
+        git.absolutize_inherited_env()
+        # Bare `gitxact`: the help, as a question answered, not an error (shell completion
+        # also runs it bare, with its request in the environment: that is click's).
+        if not args and "_GITXACT_COMPLETE" not in os.environ:
+            with click.Context(cli, info_name="gitxact") as ctx:
+                click.echo(cli.get_help(ctx))
+            return 0
         try:
             result = cli.main(args=args, prog_name="gitxact", standalone_mode=False)
         except click.exceptions.Exit as exc:

@@ -60,7 +60,10 @@ def absolutize_inherited_env(environ: dict[str, str] | None = None) -> None:
     ``cwd`` that relative path would name a different folder (or none).
     """
     env = os.environ if environ is None else environ
-    cwd = os.getcwd()
+    try:
+        cwd = os.getcwd()
+    except FileNotFoundError:  # the current folder was deleted: nothing relative can be resolved
+        return
     for name in _PATH_VARS:
         value = env.get(name)
         if value and not os.path.isabs(value):
@@ -235,7 +238,12 @@ def discover(path: Path | str | None = None, *, options: Sequence[str] = ()) -> 
     *options* are git global options (``-C``, ``--git-dir``, ``--work-tree``...) from a
     user's command line (``gx``): the repository is then found exactly as their git will.
     """
-    start = Path.cwd() if path is None else Path(path)
+    try:
+        start = Path.cwd() if path is None else Path(path)
+    except FileNotFoundError:
+        raise NotARepositoryError(
+            "the current folder no longer exists", hint="cd to an existing folder, or pass -C with an absolute path"
+        ) from None
     if not start.exists():
         raise NotARepositoryError(f"{start}: no such directory")
     if not start.is_dir():
