@@ -202,7 +202,7 @@ def test_waiters_are_served_in_arrival_order(repo: Path, tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize(
-    "seconds", [pytest.param(5, marks=pytest.mark.slow), pytest.param(20, marks=pytest.mark.stress)]
+    "seconds", [pytest.param(3, marks=pytest.mark.slow), pytest.param(20, marks=pytest.mark.stress)]
 )
 def test_sixteen_processes_contending_are_all_served_fifo(repo: Path, tmp_path: Path, seconds: int) -> None:
     counter = tmp_path / "counter"

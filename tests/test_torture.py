@@ -1,6 +1,6 @@
 """The torture run in the suite: random work, kills and recovers for a while; nothing lost.
 
-10 s by default (a mix of operations and kills); the full minute, with every kind, runs
+8 s by default (a mix of operations and kills); the full minute, with every kind, runs
 under ``-m stress``, and ``scripts/torture --seconds 600`` by hand for the README.
 """
 
@@ -16,7 +16,7 @@ from support.proc import ROOT
 
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize(
-    "seconds", [pytest.param(10, marks=pytest.mark.slow), pytest.param(60, marks=pytest.mark.stress)]
+    "seconds", [pytest.param(8, marks=pytest.mark.slow), pytest.param(60, marks=pytest.mark.stress)]
 )
 def test_torture_loses_nothing(seconds: int) -> None:
     proc = subprocess.run(
