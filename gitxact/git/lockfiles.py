@@ -133,36 +133,28 @@ def _inside(path: str, roots: list[str]) -> bool:
     return any(path == root or path.startswith(root + os.sep) for root in roots)
 
 
-@dataclass(frozen=True)
-class Held:
-    """Why a lock file may not be removed: a live owner (``live``), or nothing can be proven."""
-
-    reason: str
-    live: bool
-
-
-def holders(paths: list[Path], roots: list[str]) -> dict[Path, Held]:
+def holders(paths: list[Path], roots: list[str]) -> dict[Path, str]:
     """For each path that may still be in use, why (paths not listed are provably orphaned)."""
     if not PROC.is_dir():
-        return dict.fromkeys(paths, Held("no /proc on this system: the owner cannot be proven dead", live=False))
+        return dict.fromkeys(paths, "no /proc on this system: the owner cannot be proven dead")
     owners: dict[Path, int] = {}
     for path in paths:
         with contextlib.suppress(OSError):
             owners[path] = os.lstat(path).st_uid
     real = {path: os.path.realpath(path) for path in paths}
-    reasons: dict[Path, Held] = {}
+    reasons: dict[Path, str] = {}
     for proc in processes():
         is_git = proc.comm == "git" or proc.comm.startswith("git-")
         if is_git and proc.cwd is not None and _inside(proc.cwd, roots):
-            return dict.fromkeys(paths, Held(f"git (pid {proc.pid}) is running in this repository", live=True))
+            return dict.fromkeys(paths, f"git (pid {proc.pid}) is running in this repository")
         hidden = proc.open_files is None or proc.cwd is None
         for path in paths:
             if path in reasons:
                 continue
             if hidden and is_git and owners.get(path) in (proc.uid, None):
-                reasons[path] = Held(f"git (pid {proc.pid}) cannot be inspected", live=False)
+                reasons[path] = f"git (pid {proc.pid}) cannot be inspected"
             elif proc.open_files is not None and real[path] in proc.open_files:
-                reasons[path] = Held(f"pid {proc.pid} ({proc.comm}) has it open", live=True)
+                reasons[path] = f"pid {proc.pid} ({proc.comm}) has it open"
     return reasons
 
 

@@ -47,15 +47,11 @@ def _command() -> str:
     return f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}"
 
 
-def _is_ours(path: Path) -> bool:
-    return lite.is_shim(str(path))
-
-
 def install(folder: Path | None = None) -> ShimResult:
     """Write ``FOLDER/git`` (refreshing our own shim, never replacing anything else)."""
     folder = Path(os.path.abspath(folder or default_folder()))
     target = folder / "git"
-    if os.path.lexists(target) and not (target.is_file() and not target.is_symlink() and _is_ours(target)):
+    if os.path.lexists(target) and not (target.is_file() and not target.is_symlink() and lite.is_shim(str(target))):
         raise RefusedError(
             f"{target} exists and is not gitxact's shim; it is left as it is",
             hint="choose another folder, e.g. `gitxact shim install ~/.local/share/gitxact/bin`",
@@ -78,7 +74,7 @@ def uninstall(folder: Path | None = None) -> ShimResult:
     folder = Path(os.path.abspath(folder or default_folder()))
     target = folder / "git"
     removed = False
-    if target.is_file() and not target.is_symlink() and _is_ours(target):
+    if target.is_file() and not target.is_symlink() and lite.is_shim(str(target)):
         target.unlink()
         removed = True
     elif os.path.lexists(target):

@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -116,12 +117,8 @@ def check_links(repo: Repo, fix: bool) -> list[Finding]:
             except (FileNotFoundError, NotADirectoryError):
                 continue
         for path in found:
-            finding = Finding("links", f"{path} is a symbolic link; gitxact never follows one", "remove the link")
-            if fix:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                finding.fixed = True
-            findings.append(finding)
+            problem = f"{path} is a symbolic link; gitxact never follows one"
+            findings.append(_removal("links", problem, "remove the link", path, fix))
     return findings
 
 
@@ -154,13 +151,19 @@ def check_lock_records(repo: Repo, fix: bool) -> list[Finding]:
                 with contextlib.suppress(FileNotFoundError):
                     if time.time() - path.lstat().st_mtime < 60:
                         continue  # a writer may be mid-write right now
-                finding = Finding("state", f"temp file {entry} left by an interrupted write", "remove it")
-                if fix:
-                    with contextlib.suppress(FileNotFoundError):
-                        path.unlink()
-                    finding.fixed = True
-                findings.append(finding)
+                problem = f"temp file {entry} left by an interrupted write"
+                findings.append(_removal("state", problem, "remove it", path, fix))
     return findings
+
+
+def _removal(check: str, problem: str, repair: str, path: Path, fix: bool) -> Finding:
+    """A finding whose repair is removing *path* (only the entry itself, never what a link points at)."""
+    finding = Finding(check, problem, repair)
+    if fix:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        finding.fixed = True
+    return finding
 
 
 def _owner_alive(path: os.PathLike[str]) -> bool:

@@ -105,11 +105,10 @@ def git_locks_step(repo: Repo) -> StepReport:
         return report
     busy = lockfiles.holders(found, lockfiles.repository_roots(repo.layout.common_dir))
     for path in found:
-        held = busy.get(path)
-        if held is not None:
+        if path in busy:
             # Kept and reported (exit 1): a live git may own it, or the owner cannot be
             # checked; recover cannot prove it left over, so run it again when git is done.
-            report.problems.append(f"kept {path}: {held.reason}")
+            report.problems.append(f"kept {path}: {busy[path]}")
             continue
         try:
             path.unlink()

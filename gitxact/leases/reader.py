@@ -24,7 +24,8 @@ TYPE_CHECKING = False  # see gitxact/__init__.py
 if TYPE_CHECKING:
     from typing import Any
 
-#: = gitxact.worktrees.ownership.MARK and registration.LOCK_REASON_PREFIX (which import more)
+#: gitxact's mark in a worktree's admin folder, and its `git worktree lock` reason: defined here,
+#: on the light path, for the hooks; gitxact.worktrees.ownership and .registration use these.
 MARK = "gitxact-lease"
 LOCK_REASON_PREFIX = "gitxact lease "
 LEASES_FILE = "leases.json"  # = gitxact.leases.records.LEASES_FILE, which imports pydantic
