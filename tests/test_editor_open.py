@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from support.proc import GITXACT, GX, git, gitxact, kill_group, run
+from support.proc import GITXACT, GX, git, gitxact, kill_group, run, wait_for_file
 
 
 def _editor_open(repo: Path, tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
@@ -29,11 +29,7 @@ def _editor_open(repo: Path, tmp_path: Path) -> tuple[subprocess.Popen[bytes], P
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 60
-    while not ready.exists():
-        assert proc.poll() is None, "the commit ended before its editor opened"
-        assert time.monotonic() < deadline, "the editor never opened"
-        time.sleep(0.02)
+    wait_for_file(ready, "the editor to open", proc)
     return proc, release
 
 

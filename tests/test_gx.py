@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.proc import GITXACT, GX, git, git_commit_paused_in_editor, kill_group, run
+from support.proc import GITXACT, GX, git, git_commit_paused_in_editor, kill_group, run, wait_for_file
 
 PINNED = {
     "GIT_AUTHOR_DATE": "2024-01-01T00:00:00Z",
@@ -215,10 +215,7 @@ def _waiting_for_editor(argv: list[str], repo: Path, ready: Path) -> Iterator[su
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            assert time.monotonic() < deadline, "the editor never started"
-            time.sleep(0.02)
+        wait_for_file(ready, "the editor to start")
         yield proc
     finally:
         kill_group(proc)  # type: ignore[arg-type]  # the editor's sleep too, if still there

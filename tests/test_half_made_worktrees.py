@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from support.proc import GITXACT, git, gitxact, kill_group
+from support.proc import GITXACT, git, gitxact, kill_group, wait_for_file
 
 STAND_IN = """#!/bin/sh
 case "$1 $2" in
@@ -52,11 +51,7 @@ def _kill_inside_worktree_add(repo: Path, exec_path: Path, tmp_path: Path) -> Pa
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while not stop.exists():
-            assert proc.poll() is None, "acquire ended before git worktree add stopped"
-            assert time.monotonic() < deadline, "git worktree add never stopped"
-            time.sleep(0.02)
+        wait_for_file(stop, "git worktree add to stop", proc)
     finally:
         kill_group(proc)  # type: ignore[arg-type]
     admin = repo / ".git" / "worktrees" / "k"

@@ -13,14 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from support.proc import GITXACT, GX, git, kill_group, run
-
-
-def _wait_for(path: Path, what: str) -> None:
-    deadline = time.monotonic() + 60
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{what} never happened"
-        time.sleep(0.02)
+from support.proc import GITXACT, GX, git, kill_group, run, wait_for_file
 
 
 def _alive(pid: int) -> bool:
@@ -46,7 +39,7 @@ def test_killing_gitxact_lock_kills_the_command_it_runs_under_the_lock(repo: Pat
     script = f"echo $$ > {child_pid}; touch {ready}; exec sleep 60"
     holder = subprocess.Popen([*GITXACT, "lock", "--", "sh", "-c", script], cwd=repo, start_new_session=True)
     try:
-        _wait_for(ready, "the command under the lock starting")
+        wait_for_file(ready, "the command under the lock starting")
         pid = int(child_pid.read_text())
         os.kill(holder.pid, signal.SIGKILL)  # the holder alone, as an OOM killer would
         holder.wait()
@@ -70,7 +63,7 @@ def test_killing_gx_kills_its_git_before_the_next_writer_gets_the_worktree(repo:
         start_new_session=True,
     )
     try:
-        _wait_for(ready, "git's editor starting")
+        wait_for_file(ready, "git's editor starting")
         children = Path(f"/proc/{gx.pid}/task/{gx.pid}/children").read_text().split()
         assert children, "gx runs git as its child"
         git_pid = int(children[0])
@@ -105,7 +98,7 @@ def test_gx_removes_the_index_lock_its_own_killed_git_left(repo: Path, tmp_path:
         [*GX, "-c", f"core.editor={editor}", "commit", "-a"], cwd=repo, stdin=subprocess.DEVNULL, start_new_session=True
     )
     try:
-        _wait_for(ready, "git's editor starting")
+        wait_for_file(ready, "git's editor starting")
         assert (repo / ".git" / "index.lock").exists()
         kill_group(gx)  # type: ignore[arg-type]  # gx, its git and the editor: a crash of the whole session
     finally:

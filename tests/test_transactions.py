@@ -10,6 +10,7 @@ import pytest
 from support.proc import assert_clean_error, git, gitxact
 from support.tx import fingerprint, gitxact_refs, head, make_work
 
+from fixtures.repos import make_repo
 from gitxact import RefusedError, Workspace
 from gitxact.leases.records import Lease, LeaseState, leases_file
 from gitxact.tx.journal import JournalFile, commit_blocker
@@ -274,21 +275,16 @@ def test_commit_blocker_while_a_live_process_rolls_back(repo: Path) -> None:
 
 
 def test_a_transaction_says_what_it_cannot_restore_in_submodules(repo: Path, tmp_path: Path) -> None:
-    sub = tmp_path / "sub"
-    sub.mkdir()
-    git("init", "-q", "-b", "main", cwd=sub)
-    (sub / "lib.txt").write_text("v1\n")
-    git("add", "lib.txt", cwd=sub)
-    git("commit", "-q", "-m", "lib", cwd=sub)
+    sub = make_repo(tmp_path / "sub")
     git("-c", "protocol.file.allow=always", "submodule", "add", "-q", str(sub), "sub", cwd=repo)
     git("commit", "-q", "-m", "add sub", cwd=repo)
-    (repo / "sub" / "lib.txt").write_text("edited\n")
+    (repo / "sub" / "README").write_text("edited\n")
     refused = gitxact("tx", "begin", cwd=repo)
     assert_clean_error(refused, 3)
     assert "submodule sub has uncommitted changes" in refused.stderr
-    (repo / "sub" / "lib.txt").write_text("v1\n")
+    (repo / "sub" / "README").write_text("hello\n")
     assert gitxact("tx", "begin", cwd=repo).returncode == 0
-    (repo / "sub" / "lib.txt").write_text("changed inside\n")
+    (repo / "sub" / "README").write_text("changed inside\n")
     rolled = gitxact("tx", "rollback", cwd=repo)
     assert rolled.returncode == 0, rolled.stderr
     assert "submodule sub was changed inside the transaction" in rolled.stderr

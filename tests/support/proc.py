@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 GITXACT = [sys.executable, "-m", "gitxact"]
@@ -78,12 +79,17 @@ def git_commit_paused_in_editor(cwd: Path, ready: Path, *args: str) -> subproces
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 60
-    while not ready.exists():
-        assert time.monotonic() < deadline, "the editor never started"
-        assert proc.poll() is None, "git commit ended before its editor started"
-        time.sleep(0.02)
+    wait_for_file(ready, "git commit's editor to start", proc)
     return proc
+
+
+def wait_for_file(path: Path, what: str, proc: subprocess.Popen[Any] | None = None, timeout: float = 60) -> None:
+    """Wait until *path* exists (a process says it got somewhere); fail if *proc* ended first."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc is None or proc.poll() is None, f"the process ended while waiting for {what}"
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.02)
 
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
