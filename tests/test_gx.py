@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.proc import GITXACT, GX, git, git_commit_paused_in_editor, kill_group, run, wait_for_file
+from support.proc import GITXACT, GX, git, git_commit_paused_in_editor, gitxact, kill_group, run, wait_for_file
 
 PINNED = {
     "GIT_AUTHOR_DATE": "2024-01-01T00:00:00Z",
@@ -172,6 +172,15 @@ def test_read_only_fast_path_imports_nothing_heavy(repo: Path) -> None:
     assert not modules & HEAVY
     assert "subprocess" not in modules, "the fast path execs git; it never needs subprocess"
     assert not {"typing", "dataclasses"} & modules
+
+
+def test_locked_path_imports_only_what_it_uses(repo: Path) -> None:
+    """A locked gx (commit) pays for the lock layer and git, not for models or the CLI (issue 14)."""
+    assert gitxact("worktree", "acquire", "a", cwd=repo).returncode == 0  # leases.json to read and check
+    modules = _imported(["commit", "-q", "--allow-empty", "-m", "x"], repo)
+    assert {"gitxact.gx.locked", "gitxact.locking.locks", "gitxact.leases.reader"} <= modules
+    assert not modules & HEAVY
+    assert not {"typing", "dataclasses", "inspect", "socket", "hashlib", "tempfile", "traceback"} & modules
 
 
 def test_alias_lookup_stays_light_too(repo: Path) -> None:
@@ -350,11 +359,31 @@ def test_gx_runs_what_git_runs_even_when_its_own_settings_cannot_be_read(tmp_pat
     assert results == [0, 0]
 
 
-def test_a_bad_gitxact_value_does_not_stop_gx_either(repo: Path) -> None:
+_HOLD_WORKTREE_LOCK = """
+import pathlib, sys, time
+from gitxact.locking.locks import Locks
+with Locks(pathlib.Path(sys.argv[1])).worktree("main"):
+    pathlib.Path(sys.argv[2]).touch()
+    time.sleep(1.0)
+"""
+
+
+def test_a_bad_gitxact_value_does_not_stop_gx_either(repo: Path, tmp_path: Path) -> None:
+    """gx reads gitxact.lockTimeout only when it must wait; a bad value is then named once."""
     git("config", "gitxact.lockTimeout", "soon", cwd=repo)
     proc = _run([*GX, "commit", "-q", "--allow-empty", "-m", "x"], repo, None)
     assert proc.returncode == 0, proc.stderr
-    assert "gitxact.lockTimeout" in proc.stderr, "said once, then the default is used"
+    assert "gitxact.lockTimeout" not in proc.stderr, "a free lock needs no timeout"
+    held = tmp_path / "held"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_WORKTREE_LOCK, str(repo / ".git/gitxact/locks"), str(held)])
+    try:
+        wait_for_file(held, "the worktree lock", holder)
+        proc = _run([*GX, "commit", "-q", "--allow-empty", "-m", "y"], repo, None)
+    finally:
+        holder.wait(timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("gitxact.lockTimeout") == 1, "said once, then the default is used"
+    assert git("rev-list", "--count", "HEAD", cwd=repo).strip() == "3"
 
 
 def test_gx_init_separate_git_dir_moves_the_repository_like_git(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ def test_a_symlinked_lock_file_is_a_clear_error_that_doctor_repairs(repo: Path, 
     assert gitxact("init", cwd=repo).returncode == 0
     target = tmp_path / "elsewhere.db"
     target.write_bytes(b"")
-    link = repo / ".git" / "gitxact" / "locks" / "repo.db"
+    link = repo / ".git" / "gitxact" / "locks" / "repo.lock"
     if link.exists():
         link.unlink()
     link.symlink_to(target)
@@ -20,7 +20,7 @@ def test_a_symlinked_lock_file_is_a_clear_error_that_doctor_repairs(repo: Path, 
     for argv in ([*GITXACT, "worktree", "acquire", "a"], [*GITXACT, "lock", "--", "true"]):
         proc = run(argv, repo)
         assert_clean_error(proc, 1)
-        assert "repo.db" in proc.stderr
+        assert "repo.lock" in proc.stderr
         assert "internal error" not in proc.stderr
     report = gitxact("doctor", cwd=repo)
     assert report.returncode == 1

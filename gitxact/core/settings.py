@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gitxact.errors import UsageError
 from gitxact.git import run as git
+from gitxact.util.value import Value
 
 #: Every key gitxact reads, its default and what it means (README "Configuration").
 KEYS: dict[str, tuple[str, str]] = {
@@ -25,14 +25,27 @@ KEYS: dict[str, tuple[str, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class Settings:
-    lock_timeout: float = 60.0
-    worktree_root: str | None = None  # as configured; the worktrees module resolves it
-    branch_prefix: str = "gitxact/"
-    lease_ttl: float = 3600.0
-    savepoint_keep: float = 0.0
-    check_timeout: float = 600.0
+class Settings(Value):
+    """The values of :data:`KEYS`; ``worktree_root`` as configured (the worktrees module resolves it)."""
+
+    __slots__ = ("branch_prefix", "check_timeout", "lease_ttl", "lock_timeout", "savepoint_keep", "worktree_root")
+
+    def __init__(
+        self,
+        *,
+        lock_timeout: float = 60.0,
+        worktree_root: str | None = None,
+        branch_prefix: str = "gitxact/",
+        lease_ttl: float = 3600.0,
+        savepoint_keep: float = 0.0,
+        check_timeout: float = 600.0,
+    ) -> None:
+        self.lock_timeout = lock_timeout
+        self.worktree_root = worktree_root
+        self.branch_prefix = branch_prefix
+        self.lease_ttl = lease_ttl
+        self.savepoint_keep = savepoint_keep
+        self.check_timeout = check_timeout
 
 
 def _seconds(key: str, value: str, *, allow_negative: bool = False) -> float:
@@ -50,26 +63,23 @@ def load(cwd: Path) -> Settings:
     values = dict(git.config_regexp(cwd, r"^gitxact\."))
     settings = Settings()
     if "gitxact.locktimeout" in values:
-        timeout = _seconds("gitxact.lockTimeout", values["gitxact.locktimeout"], allow_negative=True)
-        settings = replace(settings, lock_timeout=timeout)
+        settings.lock_timeout = _seconds("gitxact.lockTimeout", values["gitxact.locktimeout"], allow_negative=True)
     if "gitxact.leasettl" in values:
-        settings = replace(settings, lease_ttl=_seconds("gitxact.leaseTtl", values["gitxact.leasettl"]))
+        settings.lease_ttl = _seconds("gitxact.leaseTtl", values["gitxact.leasettl"])
     if "gitxact.savepointkeep" in values:
-        keep = _seconds("gitxact.savepointKeep", values["gitxact.savepointkeep"])
-        settings = replace(settings, savepoint_keep=keep)
+        settings.savepoint_keep = _seconds("gitxact.savepointKeep", values["gitxact.savepointkeep"])
     if "gitxact.checktimeout" in values:
-        check = _seconds("gitxact.checkTimeout", values["gitxact.checktimeout"])
-        settings = replace(settings, check_timeout=check)
+        settings.check_timeout = _seconds("gitxact.checkTimeout", values["gitxact.checktimeout"])
     if "gitxact.branchprefix" in values:
         prefix = values["gitxact.branchprefix"]
         if not prefix or not git.check_ref_format(f"refs/heads/{prefix}x"):
             raise UsageError(f"git config gitxact.branchPrefix={prefix!r} does not make valid branch names")
-        settings = replace(settings, branch_prefix=prefix)
+        settings.branch_prefix = prefix
     if "gitxact.worktreeroot" in values:
         raw = values["gitxact.worktreeroot"]
         if not raw.strip():
             raise UsageError("git config gitxact.worktreeRoot is empty")
-        settings = replace(settings, worktree_root=raw)
+        settings.worktree_root = raw
     return settings
 
 

@@ -32,24 +32,31 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from gitxact.git import run as git
 from gitxact.util.identity import ProcessIdentity
+from gitxact.util.value import Value
+
+TYPE_CHECKING = False  # see gitxact/__init__.py: gx's locked path imports no typing
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 PROC = Path("/proc")
 _GIT_DIR_LOCKS = ("index.lock", "HEAD.lock", "ORIG_HEAD.lock")
 
 
-@dataclass(frozen=True)
-class Proc:
-    pid: int
-    uid: int
-    comm: str
-    cwd: str | None  # None: not readable
-    open_files: frozenset[str] | None  # None: not readable
+class Proc(Value):
+    """A process as /proc shows it; ``cwd``/``open_files`` are ``None`` when not readable."""
+
+    __slots__ = ("comm", "cwd", "open_files", "pid", "uid")
+
+    def __init__(self, pid: int, uid: int, comm: str, cwd: str | None, open_files: frozenset[str] | None) -> None:
+        self.pid = pid
+        self.uid = uid
+        self.comm = comm
+        self.cwd = cwd
+        self.open_files = open_files
 
 
 def git_dirs(common_dir: Path) -> list[Path]:

@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from gitxact.errors import GitError, GitMissingError, NotARepositoryError
 from gitxact.git.lite import (
@@ -33,7 +30,9 @@ from gitxact.git.lite import (
 )
 from gitxact.util import process
 from gitxact.util.startup import child_environ
+from gitxact.util.value import Value
 
+TYPE_CHECKING = False  # see gitxact/__init__.py: gx's locked path imports no typing/dataclasses
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
@@ -83,14 +82,16 @@ def child_env(extra: Mapping[str, str] | None = None, *, keep_repo_env: bool = F
     return env
 
 
-@dataclass(frozen=True)
-class GitResult:
+class GitResult(Value):
     """What a git command printed and returned."""
 
-    argv: list[str]
-    returncode: int
-    stdout: str
-    stderr: str
+    __slots__ = ("argv", "returncode", "stderr", "stdout")
+
+    def __init__(self, *, argv: list[str], returncode: int, stdout: str, stderr: str) -> None:
+        self.argv = argv
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
 
     @property
     def ok(self) -> bool:
@@ -191,15 +192,24 @@ def run_streaming(
     return process.exit_status(returncode)
 
 
-@dataclass(frozen=True)
-class RepoLayout:
+_UNKNOWN = Path()
+
+
+class RepoLayout(Value):
     """Where a repository's pieces are, resolved once per command."""
 
-    start: Path
-    git_dir: Path
-    common_dir: Path
-    worktree: Path | None
-    is_bare: bool
+    __slots__ = ("_main", "common_dir", "git_dir", "is_bare", "start", "worktree")
+
+    def __init__(self, *, start: Path, git_dir: Path, common_dir: Path, worktree: Path | None, is_bare: bool) -> None:
+        self.start = start
+        self.git_dir = git_dir
+        self.common_dir = common_dir
+        self.worktree = worktree
+        self.is_bare = is_bare
+        self._main: Path | None = _UNKNOWN  # a cache, not part of the value
+
+    def _values(self) -> tuple[object, ...]:
+        return (self.start, self.git_dir, self.common_dir, self.worktree, self.is_bare)
 
     @property
     def is_main_worktree(self) -> bool:
@@ -214,12 +224,13 @@ class RepoLayout:
     def state_dir(self) -> Path:
         return self.common_dir / "gitxact"
 
-    @cached_property
+    @property
     def main_worktree(self) -> Path | None:
-        """The main worktree (``None`` for a bare repository), from git's own list."""
-        for entry in list_worktrees(self.common_dir):
-            return None if entry.bare else entry.path
-        return None
+        """The main worktree (``None`` for a bare repository), from git's own list (asked once)."""
+        if self._main is _UNKNOWN:
+            entries = list_worktrees(self.common_dir)
+            self._main = None if not entries or entries[0].bare else entries[0].path
+        return self._main
 
     def require_worktree(self) -> Path:
         if self.worktree is None:
@@ -282,17 +293,29 @@ def discover(path: Path | str | None = None, *, options: Sequence[str] = ()) -> 
     )
 
 
-@dataclass(frozen=True)
-class WorktreeEntry:
+class WorktreeEntry(Value):
     """One record of ``git worktree list --porcelain``."""
 
-    path: Path
-    head: str | None = None
-    branch: str | None = None
-    bare: bool = False
-    detached: bool = False
-    locked: str | None = None
-    prunable: str | None = None
+    __slots__ = ("bare", "branch", "detached", "head", "locked", "path", "prunable")
+
+    def __init__(
+        self,
+        *,
+        path: Path,
+        head: str | None = None,
+        branch: str | None = None,
+        bare: bool = False,
+        detached: bool = False,
+        locked: str | None = None,
+        prunable: str | None = None,
+    ) -> None:
+        self.path = path
+        self.head = head
+        self.branch = branch
+        self.bare = bare
+        self.detached = detached
+        self.locked = locked
+        self.prunable = prunable
 
 
 def worktree_ids(common_dir: Path) -> list[str]:

@@ -16,7 +16,6 @@ the check and the command.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from gitxact.errors import RefusedError
 from gitxact.git import run as git
@@ -26,6 +25,7 @@ from gitxact.leases import reader as lease_reader
 from gitxact.leases.reader import LeaseView
 from gitxact.util import console
 
+TYPE_CHECKING = False  # see gitxact/__init__.py: gx's locked path imports no typing
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
     from gitxact.gx.cmdline import Invocation

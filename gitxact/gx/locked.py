@@ -46,7 +46,7 @@ def run_locked(argv: list[str], given: Invocation, resolved: Invocation, rule: r
         return git.run_streaming(argv, cwd)
     locks = Locks(
         layout.state_dir / "locks",
-        default_timeout=_lock_timeout(layout),
+        default_timeout=lambda: _lock_timeout(layout),  # read only if the lock is busy
         agent=agent_from_env(),
         observer=WaitNotices(),
     )

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from gitxact.core.documents import Document
 from gitxact.core.repo import STATE_DIR, Repo
 from gitxact.health.state_files import model_for
-from gitxact.locking import tickets
+from gitxact.locking import kernel, tickets
 
 
 @dataclass
@@ -175,10 +175,8 @@ def _owner_alive(path: os.PathLike[str]) -> bool:
     except OSError:
         return True
     try:
-        from filelock import lock_descriptor, unlock_descriptor
-
-        if lock_descriptor(fd, blocking=False):
-            unlock_descriptor(fd)
+        if kernel.try_lock(fd):
+            kernel.unlock(fd)
             return str(path).rsplit("/", 1)[-1].startswith(tickets.CHOOSING_PREFIX) and _recent(path)
         return True
     finally:

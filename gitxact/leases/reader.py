@@ -14,11 +14,10 @@ Reads take no lock: writers replace the file atomically.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 
 from gitxact.state import envelope
+from gitxact.util.digest import sha256_hex
 
 TYPE_CHECKING = False  # see gitxact/__init__.py
 if TYPE_CHECKING:
@@ -90,10 +89,12 @@ def env_token() -> str | None:
 
 def hash_token(token: str) -> str:
     """Tokens are 256-bit random secrets, so a plain SHA-256 is enough to store them."""
-    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+    return "sha256:" + sha256_hex(token.encode())
 
 
 def token_matches(token_hash: str | None, token: str) -> bool:
+    import hmac  # only when a token is checked
+
     return token_hash is not None and hmac.compare_digest(token_hash, hash_token(token))
 
 

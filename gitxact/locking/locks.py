@@ -1,7 +1,8 @@
 """The lock hierarchy: repository (shared/exclusive) → worktree → named resources.
 
-Every lock is a kernel lock from filelock (the repository lock a ``ReadWriteLock``,
-the others a ``FileLock``), so a SIGKILLed holder never leaves a stale lock. In front
+Every lock is a kernel lock (``flock``, :mod:`gitxact.locking.kernel`: shared or
+exclusive for the repository, exclusive for the others), so a SIGKILLed holder never
+leaves a stale lock. In front
 of each sits the FIFO ticket queue of :mod:`gitxact.locking.tickets`, which orders waiters
 and carries the holder records. This module adds what neither gives on its own:
 
@@ -20,7 +21,6 @@ and carries the holder records. This module adds what neither gives on its own:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -29,19 +29,24 @@ import shlex
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, Protocol
-
-from filelock import FileLock, ReadWriteLock, Timeout
 
 from gitxact.errors import InvalidNameError, LockOrderError, LockTimeoutError, StateError
+from gitxact.locking.kernel import KernelLock
 from gitxact.locking.tickets import EXCLUSIVE, SHARED, Mode, Party, Ticket, TicketName, parties, probe_alive
+from gitxact.util.digest import sha256_hex
 from gitxact.util.files import ensure_private_dir
 from gitxact.util.identity import this_host
 from gitxact.util.names import validate_name
+from gitxact.util.value import Value
+
+TYPE_CHECKING = False  # see gitxact/__init__.py: gx's locked path imports no typing
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any, Protocol
+else:
+    Protocol = object
 
 LOCKS_ENV = "GITXACT_LOCKS"
 STATS_LIMIT = 512 * 1024
@@ -56,12 +61,14 @@ class Level(IntEnum):
     RESOURCE = 2
 
 
-@dataclass(frozen=True)
-class LockKey:
+class LockKey(Value):
     """One lock of the hierarchy; ``slug`` names its files under ``locks/``."""
 
-    level: Level
-    name: str
+    __slots__ = ("level", "name")
+
+    def __init__(self, level: Level, name: str) -> None:
+        self.level = level
+        self.name = name
 
     @property
     def slug(self) -> str:
@@ -92,7 +99,7 @@ def worktree_key(worktree_id: str) -> LockKey:
     try:
         return LockKey(Level.WORKTREE, validate_name(worktree_id, "worktree id", limit=100))
     except InvalidNameError:
-        return LockKey(Level.WORKTREE, "id-" + hashlib.sha256(worktree_id.encode()).hexdigest()[:24])
+        return LockKey(Level.WORKTREE, "id-" + sha256_hex(worktree_id.encode())[:24])
 
 
 def resource_key(name: str) -> LockKey:
@@ -117,43 +124,72 @@ class _Silent:
         return None
 
 
-@dataclass(frozen=True)
-class Grant:
+class Grant(Value):
     """How a lock was obtained: what the contention test and the bench measure.
 
     ``chosen_ns``/``visible_ns``/``granted_ns`` are system-wide monotonic times (zero
     for a reentrant or inherited grant, which never queued).
     """
 
-    key: LockKey
-    mode: Mode
-    waited: float
-    chosen_ns: int = 0
-    visible_ns: int = 0
-    granted_ns: int = 0
-    reentrant: bool = False
-    inherited: bool = False
+    __slots__ = ("chosen_ns", "granted_ns", "inherited", "key", "mode", "reentrant", "visible_ns", "waited")
+
+    def __init__(
+        self,
+        key: LockKey,
+        mode: Mode,
+        waited: float,
+        *,
+        chosen_ns: int = 0,
+        visible_ns: int = 0,
+        granted_ns: int = 0,
+        reentrant: bool = False,
+        inherited: bool = False,
+    ) -> None:
+        self.key = key
+        self.mode = mode
+        self.waited = waited
+        self.chosen_ns = chosen_ns
+        self.visible_ns = visible_ns
+        self.granted_ns = granted_ns
+        self.reentrant = reentrant
+        self.inherited = inherited
 
 
-@dataclass
 class _Held:
-    key: LockKey
-    mode: Mode
-    count: int
-    ticket: Ticket | None
-    backend: FileLock | ReadWriteLock | None
-    inherited_path: str | None
-    waited: float
-    since: float
-    #: For an exclusive grant inherited from an ancestor: the nest lock that keeps this
-    #: process's siblings (other descendants of that ancestor) out meanwhile.
-    nest: FileLock | None = None
+    """A lock this thread holds. ``nest``: for an exclusive grant inherited from an
+    ancestor, the nest lock that keeps this process's siblings (other descendants of
+    that ancestor) out meanwhile."""
+
+    __slots__ = ("backend", "count", "inherited_path", "key", "mode", "nest", "since", "ticket", "waited")
+
+    def __init__(
+        self,
+        key: LockKey,
+        mode: Mode,
+        *,
+        count: int,
+        ticket: Ticket | None,
+        backend: KernelLock | None,
+        inherited_path: str | None,
+        waited: float,
+        since: float,
+        nest: KernelLock | None = None,
+    ) -> None:
+        self.key = key
+        self.mode = mode
+        self.count = count
+        self.ticket = ticket
+        self.backend = backend
+        self.inherited_path = inherited_path
+        self.waited = waited
+        self.since = since
+        self.nest = nest
 
     @property
     def token(self) -> str:
         """What a child inherits: our nest if we hold one (its siblings wait on ours), else the grant."""
         if self.nest is not None:
-            return os.path.realpath(self.nest.lock_file)
+            return os.path.realpath(self.nest.path)
         if self.ticket is not None:
             # Canonical, so a child that reaches the repository through another path
             # (a symlinked tmp folder, say) still recognises its parent's ticket.
@@ -164,7 +200,7 @@ class _Held:
 class _ThreadState(threading.local):
     def __init__(self) -> None:
         self.held: dict[tuple[str, LockKey], _Held] = {}
-        self.backends: dict[tuple[str, LockKey], FileLock | ReadWriteLock] = {}
+        self.backends: dict[tuple[str, LockKey], KernelLock] = {}
 
 
 _THREAD = _ThreadState()
@@ -196,18 +232,27 @@ class Locks:
         self,
         lock_dir: Path,
         *,
-        default_timeout: float = 60.0,
+        default_timeout: float | Callable[[], float] = 60.0,
         agent: str | None = None,
         command: str | None = None,
         observer: WaitObserver | None = None,
     ) -> None:
         self.lock_dir = lock_dir
         self._dir_key = os.path.realpath(lock_dir)
-        self.default_timeout = default_timeout
+        self._timeout: float | Callable[[], float] = default_timeout
         self.agent = agent
         self.command = command or _command_line()
         self.observer: WaitObserver = observer or _Silent()
         self._ready: set[Path] = set()
+
+    @property
+    def default_timeout(self) -> float:
+        """Seconds to wait when a call names none. May be given as a function, called the
+        first time a wait needs it: ``gx`` reads ``gitxact.lockTimeout`` (a git process,
+        ~2 ms) only when its lock is actually busy."""
+        if callable(self._timeout):
+            self._timeout = self._timeout()
+        return self._timeout
 
     # -- public API ----------------------------------------------------------------------
 
@@ -341,22 +386,33 @@ class Locks:
             # an exclusive request also takes the nest lock of the grant it inherits, so
             # two hooks' `gx add` started in parallel under one `gx commit` run one at a time.
             nest = self._enter_nest(key, inherited, timeout) if mode == EXCLUSIVE else None
-            _THREAD.held[slot] = _Held(key, mode, 1, None, None, inherited, 0.0, time.time(), nest)
+            _THREAD.held[slot] = _Held(
+                key,
+                mode,
+                count=1,
+                ticket=None,
+                backend=None,
+                inherited_path=inherited,
+                waited=0.0,
+                since=time.time(),
+                nest=nest,
+            )
             return Grant(key, mode, 0.0, inherited=True)
         self._check_order(key)
-        wait_budget = self.default_timeout if timeout is None else timeout
-        if wait_budget < 0:
-            wait_budget = math.inf
         try:
-            ticket, backend, waited = self._wait_for(key, mode, wait_budget)
+            ticket, backend, waited = self._wait_for(key, mode, timeout)
         except OSError as exc:  # ENOSPC, EACCES, a symlink where a lock file should be (ELOOP)...
             raise StateError(
                 Path(exc.filename) if exc.filename else self.lock_dir,
                 f"cannot be used for {key.describe()} ({exc.strerror or exc})",
                 hint="free disk space or fix permissions; `gitxact doctor --fix` removes symbolic links there",
             ) from exc
-        _THREAD.held[slot] = _Held(key, mode, 1, ticket, backend, None, waited, time.time())
-        return Grant(key, mode, waited, ticket.chosen_ns, ticket.visible_ns, time.monotonic_ns())
+        _THREAD.held[slot] = _Held(
+            key, mode, count=1, ticket=ticket, backend=backend, inherited_path=None, waited=waited, since=time.time()
+        )
+        return Grant(
+            key, mode, waited, chosen_ns=ticket.chosen_ns, visible_ns=ticket.visible_ns, granted_ns=time.monotonic_ns()
+        )
 
     def release(self, key: LockKey) -> None:
         slot = (self._dir_key, key)
@@ -370,7 +426,7 @@ class Locks:
         if held.ticket is None or held.backend is None:
             if held.nest is not None:  # inherited: the ancestor releases the lock itself
                 held.nest.release()
-                self._drop_nest(key, held.nest.lock_file)
+                self._drop_nest(key, held.nest.path)
             return
         try:
             held.backend.release()
@@ -386,25 +442,17 @@ class Locks:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(folder / (os.path.basename(token) + ".n"))
 
-    def _enter_nest(self, key: LockKey, token: str, timeout: float | None) -> FileLock:
+    def _enter_nest(self, key: LockKey, token: str, timeout: float | None) -> KernelLock:
         folder = self.nest_dir(key)
         ensure_private_dir(folder)
-        nest = FileLock(
-            folder / (os.path.basename(token) + ".n"),
-            mode=0o600,
-            thread_local=False,
-            is_singleton=False,
-            fallback_to_soft=False,
-        )
+        nest = KernelLock(folder / (os.path.basename(token) + ".n"))
         budget = self.default_timeout if timeout is None else timeout
-        try:
-            nest.acquire(timeout=-1 if budget < 0 else budget, poll_interval=0.01)
-        except Timeout:
+        if not nest.acquire(-1 if budget < 0 else budget):
             raise LockTimeoutError(
                 f"timed out after {budget:g}s waiting for {key.describe()}: another process started by the "
                 "same holder has it",
                 hint="the commands a hook or script runs in parallel share their parent's lock one at a time",
-            ) from None
+            )
         return nest
 
     def _check_order(self, key: LockKey) -> None:
@@ -445,37 +493,16 @@ class Locks:
                 return token
         return None
 
-    def _backend(self, key: LockKey) -> FileLock | ReadWriteLock:
+    def _backend(self, key: LockKey) -> KernelLock:
         slot = (self._dir_key, key)
         backend = _THREAD.backends.get(slot)
         if backend is None:
-            if key.level is Level.REPOSITORY:
-                backend = ReadWriteLock(self.lock_dir / "repo.db", is_singleton=False)
-            else:
-                backend = FileLock(
-                    self.lock_dir / f"{key.slug}.lock",
-                    mode=0o600,
-                    thread_local=False,
-                    is_singleton=False,
-                    fallback_to_soft=False,
-                )
+            backend = KernelLock(self.lock_dir / f"{key.slug}.lock")
             _THREAD.backends[slot] = backend
         return backend
 
-    def _try_backend(self, backend: FileLock | ReadWriteLock, mode: Mode) -> bool:
-        try:
-            if isinstance(backend, ReadWriteLock):
-                if mode == SHARED:
-                    backend.acquire_read(blocking=False)
-                else:
-                    backend.acquire_write(blocking=False)
-            else:
-                backend.acquire(blocking=False)
-        except Timeout:
-            return False
-        return True
-
-    def _wait_for(self, key: LockKey, mode: Mode, timeout: float) -> tuple[Ticket, FileLock | ReadWriteLock, float]:
+    def _wait_for(self, key: LockKey, mode: Mode, given: float | None) -> tuple[Ticket, KernelLock, float]:
+        """Queue for *key*; *given* ``None`` means the default timeout, read only if we must wait."""
         queue = self.queue_dir(key)
         if queue not in self._ready:
             for folder in (self.lock_dir.parent, self.lock_dir, queue):
@@ -496,12 +523,16 @@ class Locks:
         last_blocker: str | None = ""
         next_notice = started + _NOTIFY_AFTER
         noticed = False
+        timeout: float | None = None
         try:
             while True:
                 blocker = ticket.first_blocker()
-                if blocker is None and self._try_backend(backend, mode):
+                if blocker is None and backend.try_acquire(shared=mode == SHARED):
                     break
                 elapsed = time.monotonic() - started
+                if timeout is None:
+                    timeout = self.default_timeout if given is None else given
+                    timeout = math.inf if timeout < 0 else timeout
                 if elapsed >= timeout:
                     raise self._timeout_error(key, mode, timeout)
                 if blocker != last_blocker:

@@ -7,7 +7,7 @@ ticket may try the kernel lock, so waiters are served in arrival order.
 
 A ticket is a small file named ``<monotonic-ns>-<pid>-<rand>.<s|x>.<w|h>`` (shared or
 exclusive, waiting or holding) holding a JSON holder record (pid, host, agent,
-command). Its owner keeps a kernel lock (``filelock.lock_descriptor``, i.e. flock) on
+command). Its owner keeps a kernel lock (``flock``, :mod:`gitxact.locking.kernel`) on
 it for as long as the ticket exists: it is created under a hidden name, locked, and
 only then renamed into view, so every visible ticket is locked by a live owner or by
 nobody. A ticket nobody locks belongs to a dead process; whoever finds it takes that
@@ -21,15 +21,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
-from filelock import lock_descriptor
+from gitxact.locking.kernel import try_lock
+from gitxact.util.value import Value
 
-Mode = Literal["shared", "exclusive"]
+TYPE_CHECKING = False  # see gitxact/__init__.py: gx's locked path imports no typing
+if TYPE_CHECKING:
+    from typing import Any, Literal, TypeAlias
+
+    Mode: TypeAlias = Literal["shared", "exclusive"]
+else:
+    Mode = str
 SHARED: Mode = "shared"
 EXCLUSIVE: Mode = "exclusive"
 _MODE_CODE = {SHARED: "s", EXCLUSIVE: "x"}
@@ -41,14 +45,16 @@ _CHOOSING_GRACE = 1.0
 _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-@dataclass(frozen=True)
-class TicketName:
+class TicketName(Value):
     """A parsed ticket file name; ordering by ``ident`` is arrival order."""
 
-    ident: str
-    pid: int
-    mode: Mode
-    holding: bool
+    __slots__ = ("holding", "ident", "mode", "pid")
+
+    def __init__(self, *, ident: str, pid: int, mode: Mode, holding: bool) -> None:
+        self.ident = ident
+        self.pid = pid
+        self.mode = mode
+        self.holding = holding
 
     @classmethod
     def parse(cls, name: str) -> TicketName | None:
@@ -84,7 +90,7 @@ def probe_alive(path: Path) -> bool:
     except OSError:
         return True  # unreadable: cannot prove anything, so assume alive
     try:
-        if lock_descriptor(fd, blocking=False):
+        if try_lock(fd):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
             return False
@@ -137,13 +143,13 @@ class Ticket:
         self.queue_dir = queue_dir
         self.mode = mode
         self.chosen_ns = time.monotonic_ns()
-        ident = f"{self.chosen_ns:020d}-{os.getpid()}-{secrets.token_hex(4)}"
+        ident = f"{self.chosen_ns:020d}-{os.getpid()}-{os.urandom(4).hex()}"
         # The mode shows in the hidden name too: a shared waiter need not wait for a shared
         # ticket still being chosen (two readers never conflict, whichever goes first).
         hidden = queue_dir / f"{CHOOSING_PREFIX}{ident}.{_MODE_CODE[mode]}"
         self.fd = os.open(hidden, _OPEN_FLAGS, 0o600)
         try:
-            lock_descriptor(self.fd, blocking=False)  # a brand-new file: nobody else can hold it
+            try_lock(self.fd)  # a brand-new file: nobody else can hold it
             os.write(self.fd, json.dumps(record, separators=(",", ":")).encode())
             self.name = TicketName(ident=ident, pid=os.getpid(), mode=mode, holding=False)
             os.rename(hidden, self.path)
@@ -207,18 +213,31 @@ class Ticket:
         os.close(self.fd)
 
 
-@dataclass(frozen=True)
-class Party:
+class Party(Value):
     """A holder or waiter of a lock, as ``status`` shows it."""
 
-    ticket: str
-    mode: Mode
-    holding: bool
-    pid: int
-    host: str | None
-    agent: str | None
-    command: str | None
-    since: float
+    __slots__ = ("agent", "command", "holding", "host", "mode", "pid", "since", "ticket")
+
+    def __init__(
+        self,
+        *,
+        ticket: str,
+        mode: Mode,
+        holding: bool,
+        pid: int,
+        host: str | None,
+        agent: str | None,
+        command: str | None,
+        since: float,
+    ) -> None:
+        self.ticket = ticket
+        self.mode = mode
+        self.holding = holding
+        self.pid = pid
+        self.host = host
+        self.agent = agent
+        self.command = command
+        self.since = since
 
     def describe(self, now: float | None = None) -> str:
         age = (time.time() if now is None else now) - self.since

@@ -8,8 +8,9 @@ disagree about what a good file is.
 
 from __future__ import annotations
 
-import hashlib
 import json
+
+from gitxact.util.digest import sha256_hex
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -23,4 +24,4 @@ def canonical_json(value: object) -> bytes:
 def checksum_of(envelope: dict[str, Any]) -> str:
     """SHA-256 over the canonical JSON of every field but ``checksum`` itself."""
     body = {key: value for key, value in envelope.items() if key != "checksum"}
-    return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
+    return "sha256:" + sha256_hex(canonical_json(body))

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
-from dataclasses import dataclass
+
+from gitxact.util.value import Value
 
 
-@dataclass(frozen=True)
-class ProcessIdentity:
+class ProcessIdentity(Value):
     """A process as other processes can check it later: pid, host, start token."""
 
-    pid: int
-    host: str
-    start: int | None
+    __slots__ = ("host", "pid", "start")
+
+    def __init__(self, *, pid: int, host: str, start: int | None) -> None:
+        self.pid = pid
+        self.host = host
+        self.start = start
 
     @classmethod
     def current(cls) -> ProcessIdentity:
@@ -84,8 +86,10 @@ def host_name() -> str:
 
     Two containers can share a host name while numbering processes on their own: a pid
     recorded in one says nothing in the other, so they must count as different hosts.
+    The name is the kernel's (``uname``, what ``gethostname`` returns on Linux), read
+    without importing ``socket`` (1.5 ms on every locked ``gx`` call).
     """
-    name = "".join(c if "!" <= c <= "~" and c != "?" else f"?{ord(c) & 0xFF:02x}" for c in socket.gethostname())
+    name = "".join(c if "!" <= c <= "~" and c != "?" else f"?{ord(c) & 0xFF:02x}" for c in os.uname().nodename)
     try:
         namespace = os.stat("/proc/self/ns/pid").st_ino
     except OSError:

@@ -15,11 +15,14 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from types import FrameType
 
 from gitxact.errors import CommandNotRunnableError, UsageError
+
+TYPE_CHECKING = False  # see gitxact/__init__.py: gx's locked path imports no typing
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from types import FrameType
 
 EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
