@@ -359,12 +359,18 @@ def test_gx_runs_what_git_runs_even_when_its_own_settings_cannot_be_read(tmp_pat
     assert results == [0, 0]
 
 
+#: Holds the main worktree's lock: for a second, or until the file argv[3] appears.
 _HOLD_WORKTREE_LOCK = """
 import pathlib, sys, time
 from gitxact.locking.locks import Locks
 with Locks(pathlib.Path(sys.argv[1])).worktree("main"):
     pathlib.Path(sys.argv[2]).touch()
-    time.sleep(1.0)
+    if len(sys.argv) > 3:
+        deadline = time.monotonic() + 120
+        while not pathlib.Path(sys.argv[3]).exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    else:
+        time.sleep(1.0)
 """
 
 
@@ -417,3 +423,60 @@ def test_a_ref_update_left_open_does_not_hold_up_other_ref_updates(repo: Path) -
         first.communicate(timeout=30)
     assert first.returncode == 0
     assert git("rev-parse", "refs/heads/one", "refs/heads/two", cwd=repo).split() == [head, head]
+
+
+def _index_mtime_of(repo: Path, name: str) -> str:
+    """The mtime git's index records for *name* (``ls-files --debug``), read without refreshing."""
+    out = subprocess.run(
+        ["git", "ls-files", "--debug", name],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+    ).stdout
+    return next(line.split()[1] for line in out.splitlines() if line.strip().startswith("mtime:"))
+
+
+def _stat_dirty(repo: Path) -> tuple[Path, str]:
+    """A tracked file whose stat data no longer matches the index (same content, new mtime)."""
+    path = repo / "stat-dirty.txt"
+    path.write_text("same\n")
+    git("add", path.name, cwd=repo)
+    git("commit", "-q", "-m", "stat-dirty", cwd=repo)
+    os.utime(path, (1_700_000_000, 1_700_000_000))
+    return path, _index_mtime_of(repo, path.name)
+
+
+def test_gx_status_refreshes_the_index_when_the_worktree_is_free(repo: Path) -> None:
+    """Issue 13 B: like git, status writes refreshed stat data back (t7508 51, 114-116)."""
+    path, before = _stat_dirty(repo)
+    proc = run([*GX, "status", "--porcelain"], repo)
+    assert proc.returncode == 0 and proc.stdout == "", proc.stderr
+    after = _index_mtime_of(repo, path.name)
+    assert after != before and after.startswith("1700000000:")
+    assert gitxact("doctor", cwd=repo).returncode == 0, "no ticket or lock left behind"
+
+
+def test_gx_status_skips_the_refresh_while_someone_holds_the_worktree(repo: Path, tmp_path: Path) -> None:
+    path, before = _stat_dirty(repo)
+    held, done = tmp_path / "held", tmp_path / "done"
+    locks = str(repo / ".git/gitxact/locks")
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_WORKTREE_LOCK, locks, str(held), str(done)])
+    try:
+        wait_for_file(held, "the worktree lock", holder)
+        proc = run([*GX, "status", "--porcelain"], repo)
+        assert holder.poll() is None, "status returned while the holder still held the lock"
+        refreshed = _index_mtime_of(repo, path.name)
+    finally:
+        done.touch()
+        holder.wait(timeout=60)
+    assert proc.returncode == 0 and proc.stdout == "", proc.stderr
+    assert refreshed == before, "no index.lock taken under the holder"
+
+
+def test_gx_status_with_a_locating_option_runs_without_the_refresh(repo: Path, tmp_path: Path) -> None:
+    path, before = _stat_dirty(repo)
+    proc = run([*GX, "-C", str(repo), "status", "--porcelain"], tmp_path)
+    assert proc.returncode == 0 and proc.stdout == "", proc.stderr
+    assert _index_mtime_of(repo, path.name) == before

@@ -4,8 +4,10 @@ The command line is read the way git reads it (:mod:`gitxact.gx.cmdline`), an al
 expanded the way git expands it (asking git, so ``-c``/``-C``/includes all count),
 and the result is looked up in :mod:`gitxact.gx.rules`'s table. Then either:
 
-* **read-only** (``status``, ``log``, ``diff``...): this process *becomes* git
-  (``execvpe``) with ``GIT_OPTIONAL_LOCKS=0``. Signals, the terminal, the pager and the
+* **read-only** (``log``, ``show``, ``status``...): this process *becomes* git
+  (``execvpe``) with ``GIT_OPTIONAL_LOCKS=0``. ``status`` first tries its worktree's lock
+  without waiting and, when it is free, lets git refresh the index as plain git would
+  (:mod:`gitxact.gx.refresh`). Signals, the terminal, the pager and the
   exit code are git's own, and nothing heavy was imported: this path must cost less
   than 1.5 bare Python start-ups over ``git`` itself (``scripts/bench``), so it loads no
   GitPython, pydantic, click, filelock or state layer (tests/test_gx.py checks).
@@ -56,6 +58,12 @@ def run(args: list[str]) -> int:
     given = cmdline.parse(args)
     resolved, rule = resolve(given)
     if rule.lock == rules.READ_ONLY:
+        if rule.refresh:
+            from gitxact.gx import refresh
+
+            code = refresh.try_run(args, given)
+            if code is not None:
+                return code
         lite.exec_git(args, lite.passthrough_env({lite.OPTIONAL_LOCKS_ENV: "0"}))
     from gitxact import error_handler
     from gitxact.gx import locked

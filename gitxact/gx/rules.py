@@ -58,12 +58,17 @@ PROTECTED_REF = "protected-ref"
 class Rule:
     """What one command shape needs: a lock level, an optional guard, resource locks."""
 
-    __slots__ = ("guard", "lock", "resources")
+    __slots__ = ("guard", "lock", "refresh", "resources")
 
-    def __init__(self, lock: str, guard: str | None = None, resources: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, lock: str, guard: str | None = None, resources: tuple[str, ...] = (), *, refresh: bool = False
+    ) -> None:
         self.lock = lock
         self.guard = guard
         self.resources = resources
+        #: A read-only command that git lets refresh the index when ``index.lock`` is free
+        #: (``status``): gx lets it, under the worktree lock, when that lock is free too.
+        self.refresh = refresh
 
     @property
     def kind(self) -> str:
@@ -152,6 +157,7 @@ def _each(names: str, rule: Rule) -> dict[str, Rule]:
 
 
 R = Rule(READ_ONLY)
+R_REFRESH = Rule(READ_ONLY, refresh=True)
 REFS_ONLY = Rule(REFS)
 W = Rule(WORKTREE)
 REPO = Rule(REPOSITORY)
@@ -178,13 +184,14 @@ TABLE: dict[str, Entry] = {
             " diff-files diff-index diff-tree fast-export fmt-merge-msg for-each-ref format-patch fsck"
             " fsck-objects get-tar-commit-id grep help log ls-files ls-remote ls-tree mailinfo mailsplit"
             " merge-base merge-tree name-rev pack-objects pack-redundant patch-id pickaxe range-diff"
-            " rev-list rev-parse shortlog show show-branch show-index show-ref status stripspace"
+            " rev-list rev-parse shortlog show show-branch show-index show-ref stripspace"
             " upload-archive upload-pack var verify-commit verify-pack verify-tag version whatchanged archive"
             " env--helper"
         ),
         R,
     ),
     "clone": R,  # makes a new repository; the one gx runs in is not touched
+    "status": R_REFRESH,
     # git 2.39 refreshes the index in these when it finds stat-dirty entries, taking
     # index.lock if it is free and ignoring GIT_OPTIONAL_LOCKS: a concurrent `git add` in
     # that worktree then fails. So they lock like writers (a pager keeps the lock).

@@ -1,0 +1,151 @@
+"""``gx status`` refreshes the index as ``git status`` does, whenever its worktree is free.
+
+git's read-only commands with an optional lock (``status``) take ``index.lock`` if it is
+free to write back refreshed stat data, so the next command need not hash every file
+again. gx runs read-only commands with ``GIT_OPTIONAL_LOCKS=0`` so they never take
+``index.lock`` under a writer gx has let in. Here the worktree lock is tried *without
+waiting*: when it is free, git runs as a child with its optional locks on, under that
+lock, exactly as plain git would behave; when anyone holds or waits for it, this returns
+``None`` and the caller execs git with the refresh switched off (the output is the same;
+only the cache write is skipped).
+
+The repository is located without running git (that would cost a git process on every
+``gx status``): the ``.git`` folder or file found walking up from the current folder,
+as git finds it. Whatever could make git look elsewhere (``GIT_DIR`` and the other
+locating variables, ``-C``/``--git-dir``/``--work-tree``, a filesystem boundary) makes
+this step back and leave the refresh off: never a lock in the wrong place. The child is
+started with ``posix_spawn`` and waited for, the way a shell does (Ctrl-C is git's;
+SIGTERM/SIGHUP are passed on), without the ``subprocess`` module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+from gitxact.errors import GitxactError
+from gitxact.git import lite
+
+TYPE_CHECKING = False  # see gitxact/__init__.py
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from gitxact.gx.cmdline import Invocation
+
+#: Any of these set, and git may find another repository than the walk below.
+_LOCATING_VARS = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_COMMON_DIR",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_CEILING_DIRECTORIES",
+    "GIT_DISCOVERY_ACROSS_FILESYSTEM",
+    "GIT_NAMESPACE",
+)
+
+
+def locate(start: str) -> tuple[str, str] | None:
+    """``(common dir, worktree id)`` of the worktree around *start*, or ``None`` if unsure."""
+    if any(name in os.environ for name in _LOCATING_VARS):
+        return None
+    try:
+        folder = os.path.realpath(start)
+        device = os.stat(folder).st_dev
+    except OSError:
+        return None
+    while True:
+        dotgit = os.path.join(folder, ".git")
+        git_dir = _git_dir(dotgit)
+        if git_dir is not None:
+            return _common(git_dir)
+        if os.path.lexists(dotgit):
+            return None  # something git may or may not accept: let git decide, without a refresh
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        try:
+            if os.stat(parent).st_dev != device:
+                return None
+        except OSError:
+            return None
+        folder = parent
+
+
+def _git_dir(dotgit: str) -> str | None:
+    if os.path.isdir(dotgit):
+        return dotgit if os.path.isfile(os.path.join(dotgit, "HEAD")) else None
+    try:
+        with open(dotgit, encoding="utf-8") as handle:
+            line = handle.readline(4096).rstrip("\n")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not line.startswith("gitdir: "):
+        return None
+    target = os.path.join(os.path.dirname(dotgit), line[len("gitdir: ") :])
+    return target if os.path.isfile(os.path.join(target, "HEAD")) else None
+
+
+def _common(git_dir: str) -> tuple[str, str] | None:
+    git_dir = os.path.realpath(git_dir)
+    try:
+        with open(os.path.join(git_dir, "commondir"), encoding="utf-8") as handle:
+            common = os.path.realpath(os.path.join(git_dir, handle.readline(4096).rstrip("\n")))
+    except FileNotFoundError:
+        return git_dir, "main"
+    except (OSError, UnicodeDecodeError):
+        return None
+    if os.path.dirname(git_dir) != os.path.join(common, "worktrees"):
+        return None
+    return common, os.path.basename(git_dir)
+
+
+def try_run(args: list[str], given: Invocation) -> int | None:
+    """Run ``git ARGS`` with its optional locks, under a free worktree lock; ``None`` if not now."""
+    if given.locating:
+        return None
+    try:
+        found = locate(os.getcwd())
+    except FileNotFoundError:
+        return None
+    if found is None:
+        return None
+    common, worktree_id = found
+    from gitxact.errors import LockTimeoutError
+    from gitxact.locking.locks import Locks, worktree_key
+
+    locks = Locks(Path(common, "gitxact", "locks"))
+    key = worktree_key(worktree_id)
+    try:
+        locks.acquire(key, timeout=0)
+    except LockTimeoutError:
+        return None  # someone works here: git's refresh would take index.lock under them
+    except GitxactError:
+        return None  # the lock folder cannot be used: git still runs, without the refresh
+    try:
+        return _spawn_and_wait(args, lite.passthrough_env(locks.child_env()))
+    finally:
+        locks.release(key)
+
+
+def _spawn_and_wait(args: list[str], env: dict[str, str]) -> int:
+    pid = os.posix_spawn(lite.real_git(), ["git", *args], env)
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+    previous = {
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, forward),
+        signal.SIGHUP: signal.signal(signal.SIGHUP, forward),
+    }
+    try:
+        _, status = os.waitpid(pid, 0)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
