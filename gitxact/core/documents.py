@@ -15,7 +15,7 @@ SCHEMA = 1
 class Document(BaseModel):
     """Base of every JSON document printed on stdout."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, defer_build=True)
 
     schema_version: int = Field(default=SCHEMA, serialization_alias="schema")
 

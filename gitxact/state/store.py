@@ -40,7 +40,7 @@ REPAIR_HINT = "run `gitxact doctor --fix` to rebuild it from git (or restore the
 class StateModel(BaseModel):
     """Base of every model persisted as a state file."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
 
     KIND: ClassVar[str] = "state"
     SCHEMA: ClassVar[int] = 1
