@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from gitxact.cli.main import main
+from gitxact.cli.entry import main
 
 raise SystemExit(main())

@@ -12,32 +12,92 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, Field, JsonValue
-
-from gitxact.core.repo import LOCKS_DIR, Repo
+from gitxact.core.repo import LOCKS_DIR
 from gitxact.errors import OperationFailedError, UsageError, VersionConflictError
-from gitxact.locking.locks import Locks
-from gitxact.state.store import StateFile, StateModel
 from gitxact.util.names import validate_key
+
+if TYPE_CHECKING:
+    from gitxact.core.repo import Repo
+    from gitxact.locking.locks import Locks
+    from gitxact.state.store import StateFile
 
 MAX_VALUE_BYTES = 1024 * 1024
 TRACKER_LOCK = "tracker"
 
 
-class TrackerEntry(BaseModel):
-    value: JsonValue
-    version: int = Field(ge=1)
-    updated: float
-    by: str | None = None
+class TrackerEntry:
+    """One key's value (any JSON), its version (1, 2, ...), when and by which agent it was set."""
+
+    __slots__ = ("by", "updated", "value", "version")
+
+    def __init__(self, *, value: Any, version: int, updated: float, by: str | None = None) -> None:
+        self.value = value
+        self.version = version
+        self.updated = updated
+        self.by = by
+
+    def model_dump(self, *, mode: str = "json") -> dict[str, Any]:
+        return {"value": self.value, "version": self.version, "updated": self.updated, "by": self.by}
+
+    @classmethod
+    def model_validate(cls, data: Any) -> TrackerEntry:
+        """Checked by hand (see :class:`TrackerState`): a forged or damaged entry is a ``ValueError``."""
+        if not isinstance(data, dict) or not {"value", "version", "updated"} <= data.keys() <= _ENTRY_FIELDS:
+            raise ValueError(
+                f"an entry must have the fields value, version, updated (and by): {sorted(data)!r}"
+                if isinstance(data, dict)
+                else "an entry must be an object"
+            )
+        version, updated, by = data["version"], data["updated"], data.get("by")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ValueError(f"version must be an integer >= 1, not {version!r}")
+        if isinstance(updated, bool) or not isinstance(updated, int | float) or not math.isfinite(updated):
+            raise ValueError(f"updated must be a number, not {updated!r}")
+        if by is not None and not isinstance(by, str):
+            raise ValueError(f"by must be a string or null, not {by!r}")
+        return cls(value=data["value"], version=version, updated=float(updated), by=by)
 
 
-class TrackerState(StateModel):
+_ENTRY_FIELDS = frozenset({"value", "version", "updated", "by"})
+
+
+class TrackerState:
+    """The tracker's state file: key -> :class:`TrackerEntry`.
+
+    Validated by hand, not by pydantic: ``gitxact tracker incr`` is a command agents run
+    in loops, and importing pydantic costs it nine bare interpreter start-ups. The rules
+    are pydantic's ``extra="forbid"`` ones: exactly these fields, of these types.
+    """
+
     KIND: ClassVar[str] = "tracker"
     SCHEMA: ClassVar[int] = 1
 
-    entries: dict[str, TrackerEntry] = Field(default_factory=dict)
+    def __init__(self, entries: dict[str, TrackerEntry] | None = None) -> None:
+        self.entries: dict[str, TrackerEntry] = {} if entries is None else entries
+
+    @classmethod
+    def migrate(cls, schema: int, data: dict[str, Any]) -> dict[str, Any]:
+        raise ValueError(f"schema {schema} is not supported (this gitxact reads schema {cls.SCHEMA})")
+
+    @classmethod
+    def model_validate(cls, data: Any) -> TrackerState:
+        if not isinstance(data, dict) or not data.keys() <= {"entries"}:
+            raise ValueError("the tracker must be an object with only the field entries")
+        entries = data.get("entries", {})
+        if not isinstance(entries, dict):
+            raise ValueError("entries must be an object")  # noqa: TRY004 - the store's "does not validate"
+        checked: dict[str, TrackerEntry] = {}
+        for key, entry in entries.items():
+            try:
+                checked[key] = TrackerEntry.model_validate(entry)
+            except ValueError as exc:
+                raise ValueError(f"entries.{key}: {exc}") from None
+        return cls(checked)
+
+    def model_dump(self, *, mode: str = "json") -> dict[str, Any]:
+        return {"entries": {key: entry.model_dump() for key, entry in self.entries.items()}}
 
 
 def parse_json_value(text: str) -> Any:

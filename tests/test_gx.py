@@ -452,9 +452,11 @@ def test_gx_status_refreshes_the_index_when_the_worktree_is_free(repo: Path) -> 
     """Issue 13 B: like git, status writes refreshed stat data back (t7508 51, 114-116)."""
     path, before = _stat_dirty(repo)
     proc = run([*GX, "status", "--porcelain"], repo)
-    assert proc.returncode == 0 and proc.stdout == "", proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
     after = _index_mtime_of(repo, path.name)
-    assert after != before and after.startswith("1700000000:")
+    assert after != before
+    assert after.startswith("1700000000:")
     assert gitxact("doctor", cwd=repo).returncode == 0, "no ticket or lock left behind"
 
 
@@ -471,12 +473,14 @@ def test_gx_status_skips_the_refresh_while_someone_holds_the_worktree(repo: Path
     finally:
         done.touch()
         holder.wait(timeout=60)
-    assert proc.returncode == 0 and proc.stdout == "", proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
     assert refreshed == before, "no index.lock taken under the holder"
 
 
 def test_gx_status_with_a_locating_option_runs_without_the_refresh(repo: Path, tmp_path: Path) -> None:
     path, before = _stat_dirty(repo)
     proc = run([*GX, "-C", str(repo), "status", "--porcelain"], tmp_path)
-    assert proc.returncode == 0 and proc.stdout == "", proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
     assert _index_mtime_of(repo, path.name) == before

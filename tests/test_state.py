@@ -13,7 +13,7 @@ from support.proc import assert_clean_error, gitxact
 
 from fixtures.corrupt import DAMAGE, corrupt
 from gitxact import StateError, Workspace
-from gitxact.core.repo import Meta
+from gitxact.core.meta import Meta
 from gitxact.state.store import StateFile
 from gitxact.tracker import TrackerState
 

@@ -69,9 +69,15 @@ def json_option(func: click.decorators.FC) -> click.decorators.FC:
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")(func)
 
 
-def show(doc: Document, as_json: bool, text: Callable[[], str]) -> None:
-    """The one way a command prints its result: the JSON document, or *text()* for people."""
-    click.echo(doc.to_json() if as_json else text())
+def show(doc: Document | Callable[[], Document], as_json: bool, text: Callable[[], str]) -> None:
+    """The one way a command prints its result: the JSON document, or *text()* for people.
+
+    *doc* may be a function that builds it, so plain output never imports pydantic.
+    """
+    if as_json:
+        click.echo((doc() if callable(doc) else doc).to_json())
+    else:
+        click.echo(text())
 
 
 def lock_timeout_option(flag: str = "--timeout") -> Callable[[click.decorators.FC], click.decorators.FC]:

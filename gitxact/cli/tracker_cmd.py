@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
-from pydantic import Field
 
 from gitxact.cli.context import AppContext, emit, json_option, pass_app, show, timeout_option
-from gitxact.core.documents import Document
 
-
-class EntryDoc(Document):
-    key: str
-    value: Any
-    version: int
-    updated: float
-    by: str | None = None
-
-
-class EntriesDoc(Document):
-    entries: dict[str, dict[str, Any]] = Field(default_factory=dict)
+if TYPE_CHECKING:
+    from gitxact.cli.tracker_docs import EntryDoc
 
 
 @click.group()
@@ -35,8 +25,16 @@ def tracker() -> None:
     """
 
 
-def _entry_doc(key: str, entry: Any) -> EntryDoc:
-    return EntryDoc(key=key, value=entry.value, version=entry.version, updated=entry.updated, by=entry.by)
+def _entry_doc(key: str, entry: Any) -> Callable[[], EntryDoc]:
+    """Built only for ``--json``: the documents are pydantic models, which the plain
+    output (what agents run in loops) never imports."""
+
+    def build() -> EntryDoc:
+        from gitxact.cli.tracker_docs import EntryDoc
+
+        return EntryDoc(key=key, value=entry.value, version=entry.version, updated=entry.updated, by=entry.by)
+
+    return build
 
 
 @tracker.command()
@@ -58,6 +56,8 @@ def get(app: AppContext, key: str | None, as_json: bool) -> int:
         show(_entry_doc(key, entry), as_json, lambda: json.dumps(entry.value))
         return 0
     if as_json:
+        from gitxact.cli.tracker_docs import EntriesDoc
+
         emit(EntriesDoc(entries={k: e.model_dump(mode="json") for k, e in sorted(entries.items())}))
     else:
         for name, entry in sorted(entries.items()):

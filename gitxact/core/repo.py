@@ -12,37 +12,22 @@ import contextlib
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING
 
 from gitxact._version import __version__
 from gitxact.core import settings
-from gitxact.core.documents import Document
 from gitxact.git import run as git
 from gitxact.locking.locks import Grant, Locks, WaitObserver
 from gitxact.locking.tickets import EXCLUSIVE, Mode
-from gitxact.state.store import M, StateFile, StateModel, StateStore
+from gitxact.state.store import M, StateFile, StateStore
 from gitxact.util.names import agent_from_env, validate_agent
+
+if TYPE_CHECKING:
+    from gitxact.core.meta import InitResult
 
 LOCKS_DIR = "locks"
 STATE_DIR = "state"
 LOGS_DIR = "logs"
-
-
-class Meta(StateModel):
-    """Written by ``init``: which gitxact created the folder, and when."""
-
-    KIND: ClassVar[str] = "meta"
-    SCHEMA: ClassVar[int] = 1
-
-    created: float = 0.0
-    created_by_version: str = ""
-    initialized: bool = False
-
-
-class InitResult(Document):
-    state_dir: str
-    created: bool
-    settings: dict[str, str | float | None]
 
 
 class Repo:
@@ -126,6 +111,8 @@ class Repo:
 
     def init(self) -> InitResult:
         """Create the state folder and its defaults; running it again changes nothing."""
+        from gitxact.core.meta import InitResult, Meta
+
         self.store.ensure(LOCKS_DIR, STATE_DIR, LOGS_DIR)
         meta_file = self.state_file("meta.json", Meta)
         created = False

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, Field
 
-from gitxact.state.store import StateModel
+from gitxact.state.models import StateModel
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import fnmatch
 
-from gitxact.state.store import StateModel
+from gitxact.state.store import Persisted
 
 
-def _table() -> list[tuple[str, type[StateModel]]]:
-    from gitxact.core.repo import Meta
+def _table() -> list[tuple[str, type[Persisted]]]:
+    from gitxact.core.meta import Meta
     from gitxact.health.last_recover import RecoverState
     from gitxact.leases.records import LeaseState
     from gitxact.tracker import TrackerState
@@ -26,7 +26,7 @@ def _table() -> list[tuple[str, type[StateModel]]]:
     ]
 
 
-def model_for(name: str) -> type[StateModel] | None:
+def model_for(name: str) -> type[Persisted] | None:
     for pattern, model in _table():
         if fnmatch.fnmatchcase(name, pattern):
             return model

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import BaseModel, Field
 
 from gitxact.leases import reader as lease_reader
-from gitxact.state.store import StateFile, StateModel
+from gitxact.state.models import StateModel
+from gitxact.state.store import StateFile
 from gitxact.util.identity import ProcessIdentity
 
 if TYPE_CHECKING:

@@ -1,6 +1,8 @@
 """The atomic, checksummed, backed-up state store under ``<common-dir>/gitxact/``.
 
-A state file is a JSON envelope around a pydantic model::
+A state file is a JSON envelope around a model (:class:`Persisted`: a pydantic
+:class:`~gitxact.state.models.StateModel`, or a class written by hand where a hot
+command must not pay for importing pydantic)::
 
     {"format": "gitxact-state", "kind": "tracker", "schema": 1, "generation": 7,
      "written_at": ..., "data": {...}, "checksum": "sha256:..."}
@@ -21,53 +23,59 @@ import contextlib
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
-
-from pydantic import BaseModel, ConfigDict, ValidationError
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from gitxact.errors import OperationFailedError, StateError
 from gitxact.state import envelope
 from gitxact.state.checksums import checksum_of
 from gitxact.util import console, files
 from gitxact.util.files import ensure_private_dir, read_regular_file, write_atomic
+from gitxact.util.value import Value
 
 FORMAT = envelope.FORMAT
 REPAIR_HINT = "run `gitxact doctor --fix` to rebuild it from git (or restore the file by hand)"
 
 
-class StateModel(BaseModel):
-    """Base of every model persisted as a state file."""
+class Persisted(Protocol):
+    """What the store needs of a model: its kind and schema, validation (raising
+    ``ValueError``, as pydantic's ``ValidationError`` does), a JSON dump, a default."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
+    KIND: ClassVar[str]
+    SCHEMA: ClassVar[int]
 
-    KIND: ClassVar[str] = "state"
-    SCHEMA: ClassVar[int] = 1
+    def __init__(self) -> None: ...
 
     @classmethod
-    def migrate(cls, schema: int, data: dict[str, Any]) -> dict[str, Any]:
-        """Upgrade *data* written with an older *schema*; models override when they evolve."""
-        raise ValueError(f"schema {schema} is not supported (this gitxact reads schema {cls.SCHEMA})")
+    def migrate(cls, schema: int, data: dict[str, Any]) -> dict[str, Any]: ...
+
+    @classmethod
+    def model_validate(cls, data: Any) -> Any: ...
+
+    def model_dump(self, *, mode: str) -> Any: ...
 
 
-M = TypeVar("M", bound=StateModel)
+M = TypeVar("M", bound=Persisted)
 
 
 class _Corrupt(Exception):
     """Internal: why a file failed verification."""
 
 
-@dataclass(frozen=True)
-class Health:
+class Health(Value):
     """What :meth:`StateFile.check` found (used by ``status`` and ``doctor``)."""
 
-    path: Path
-    exists: bool
-    ok: bool
-    reason: str | None
-    backup_ok: bool
-    generation: int | None
+    __slots__ = ("backup_ok", "exists", "generation", "ok", "path", "reason")
+
+    def __init__(
+        self, path: Path, *, exists: bool, ok: bool, reason: str | None, backup_ok: bool, generation: int | None
+    ) -> None:
+        self.path = path
+        self.exists = exists
+        self.ok = ok
+        self.reason = reason
+        self.backup_ok = backup_ok
+        self.generation = generation
 
 
 class StateFile(Generic[M]):
@@ -101,9 +109,10 @@ class StateFile(Generic[M]):
         try:
             if schema < self.model.SCHEMA:
                 data = self.model.migrate(schema, data)
-            return self.model.model_validate(data), generation
-        except (ValidationError, ValueError) as exc:
+            value: M = self.model.model_validate(data)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
             raise _Corrupt(f"does not validate: {_first_error(exc)}") from exc
+        return value, generation
 
     def _exists(self, path: Path) -> bool:
         try:
@@ -168,7 +177,7 @@ class StateFile(Generic[M]):
                 backup_ok = True
             except _Corrupt:
                 backup_ok = False
-        return Health(self.path, exists, ok, reason, backup_ok, generation)
+        return Health(self.path, exists=exists, ok=ok, reason=reason, backup_ok=backup_ok, generation=generation)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -239,8 +248,9 @@ class StateFile(Generic[M]):
 
 
 def _first_error(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        errors = exc.errors()
+    errors_of = getattr(exc, "errors", None)  # pydantic's ValidationError, without importing pydantic
+    if callable(errors_of):
+        errors = errors_of()
         if errors:
             first = errors[0]
             where = ".".join(str(part) for part in first.get("loc", ()))

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import BaseModel, Field
 
 from gitxact.errors import StateError
-from gitxact.state.store import StateFile, StateModel
+from gitxact.state.models import StateModel
+from gitxact.state.store import StateFile
 from gitxact.util import faults
 from gitxact.util.identity import ProcessIdentity, this_host
 

@@ -1,0 +1,26 @@
+"""The ``gitxact`` console script: answers ``--version`` before anything heavy is imported.
+
+Importing click costs more than a bare interpreter start (measured: 131 M instructions
+against 38 M), and ``gitxact --version`` is what scripts and installers call to probe
+for gitxact. Everything else goes to :func:`gitxact.cli.main.main`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+TYPE_CHECKING = False  # see gitxact/__init__.py
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args == ["--version"]:
+        from gitxact._version import __version__
+
+        sys.stdout.write(f"gitxact, version {__version__}\n")  # click's wording, as before
+        return 0
+    from gitxact.cli.main import main as full
+
+    return full(args)
