@@ -484,3 +484,25 @@ def test_gx_status_with_a_locating_option_runs_without_the_refresh(repo: Path, t
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""
     assert _index_mtime_of(repo, path.name) == before
+
+
+@pytest.mark.parametrize(
+    "worktree_id", ["main", "agent-1", "a.b_c", "x" * 100, "x" * 101, "wörk", ".hidden", "a..b", "x.lock", "-a"]
+)
+def test_status_refresh_names_the_lock_as_the_lock_layer_does(worktree_id: str) -> None:
+    from gitxact.gx import refresh
+    from gitxact.locking import tickets
+    from gitxact.locking.locks import worktree_key
+
+    slug = worktree_key(worktree_id).slug
+    assert refresh.lock_name(worktree_id) in (slug, None)
+    if slug == f"worktree.{worktree_id}":
+        assert refresh.lock_name(worktree_id) == slug, "a plain id is always refreshed"
+    assert refresh.CHOOSING_PREFIX == tickets.CHOOSING_PREFIX
+
+
+def test_gx_status_stays_light_with_its_refresh(repo: Path) -> None:
+    modules = _imported(["status"], repo)
+    assert "gitxact.gx.refresh" in modules
+    assert not modules & HEAVY
+    assert not {"subprocess", "typing", "dataclasses", "json", "pathlib", "gitxact.locking.locks"} & modules

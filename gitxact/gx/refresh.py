@@ -13,7 +13,8 @@ The repository is located without running git (that would cost a git process on 
 ``gx status``): the ``.git`` folder or file found walking up from the current folder,
 as git finds it. Whatever could make git look elsewhere (``GIT_DIR`` and the other
 locating variables, ``-C``/``--git-dir``/``--work-tree``, a filesystem boundary) makes
-this step back and leave the refresh off: never a lock in the wrong place. The child is
+this step back and leave the refresh off: never a lock in the wrong place. The lock is the
+worktree's kernel lock alone (:func:`try_hold`), and the child is
 started with ``posix_spawn`` and waited for, the way a shell does (Ctrl-C is git's;
 SIGTERM/SIGHUP are passed on), without the ``subprocess`` module.
 """
@@ -23,10 +24,16 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from pathlib import Path
 
 from gitxact.errors import GitxactError
 from gitxact.git import lite
+from gitxact.locking import kernel
+from gitxact.util.files import ensure_private_dir
+
+#: A hidden ticket being chosen: someone is about to queue. ``locking/tickets.py``'s
+#: constant, repeated because importing that module costs json (tests/test_gx.py pins them equal).
+CHOOSING_PREFIX = ".new-"
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 
 TYPE_CHECKING = False  # see gitxact/__init__.py
 if TYPE_CHECKING:
@@ -102,6 +109,69 @@ def _common(git_dir: str) -> tuple[str, str] | None:
     return common, os.path.basename(git_dir)
 
 
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+def lock_name(worktree_id: str) -> str | None:
+    """The worktree lock's file name, as :func:`gitxact.locking.locks.worktree_key` names it;
+    ``None`` for an id it would hash (then no refresh: hashing is not worth its import here)."""
+    if not 1 <= len(worktree_id) <= 100 or worktree_id[0] in ".-" or not set(worktree_id) <= _ID_CHARS:
+        return None
+    if ".." in worktree_id or worktree_id.endswith((".lock", ".")):
+        return None
+    return f"worktree.{worktree_id}"
+
+
+def try_hold(lock_dir: str, worktree_id: str) -> int | None:
+    """The worktree's kernel lock, taken without waiting and without a ticket; ``None`` if not now.
+
+    No ticket: a refresh is an optional favour, never worth a place in the queue. It is
+    taken only when nobody is queued (any live ticket, or one being chosen, means someone
+    works here or is about to), so it never overtakes a waiter; a writer that queues
+    while it runs finds the kernel lock busy and is served the moment git exits.
+    """
+    name = lock_name(worktree_id)
+    if name is None:
+        return None
+    queue = os.path.join(lock_dir, name + ".q")
+    try:
+        ensure_private_dir(os.path.dirname(lock_dir))
+        ensure_private_dir(lock_dir)
+        if any(_queued(os.path.join(queue, entry)) for entry in _entries(queue)):
+            return None
+        fd = os.open(os.path.join(lock_dir, name + ".lock"), _LOCK_FLAGS, 0o600)
+    except (OSError, GitxactError):
+        return None
+    if kernel.try_lock(fd):
+        return fd
+    os.close(fd)
+    return None
+
+
+def _entries(queue: str) -> list[str]:
+    try:
+        return os.listdir(queue)
+    except FileNotFoundError:
+        return []
+
+
+def _queued(ticket: str) -> bool:
+    """A ticket whose owner lives (it keeps a flock on it); a dead one is the lock layer's to clear."""
+    try:
+        fd = os.open(ticket, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    try:
+        if kernel.try_lock(fd):
+            kernel.unlock(fd)
+            return os.path.basename(ticket).startswith(CHOOSING_PREFIX)  # a chooser not yet locked: busy
+        return True
+    finally:
+        os.close(fd)
+
+
 def try_run(args: list[str], given: Invocation) -> int | None:
     """Run ``git ARGS`` with its optional locks, under a free worktree lock; ``None`` if not now."""
     if given.locating:
@@ -113,21 +183,13 @@ def try_run(args: list[str], given: Invocation) -> int | None:
     if found is None:
         return None
     common, worktree_id = found
-    from gitxact.errors import LockTimeoutError
-    from gitxact.locking.locks import Locks, worktree_key
-
-    locks = Locks(Path(common, "gitxact", "locks"))
-    key = worktree_key(worktree_id)
-    try:
-        locks.acquire(key, timeout=0)
-    except LockTimeoutError:
+    fd = try_hold(os.path.join(common, "gitxact", "locks"), worktree_id)
+    if fd is None:
         return None  # someone works here: git's refresh would take index.lock under them
-    except GitxactError:
-        return None  # the lock folder cannot be used: git still runs, without the refresh
     try:
-        return _spawn_and_wait(args, lite.passthrough_env(locks.child_env()))
+        return _spawn_and_wait(args, lite.passthrough_env())
     finally:
-        locks.release(key)
+        os.close(fd)
 
 
 def _spawn_and_wait(args: list[str], env: dict[str, str]) -> int:

@@ -76,18 +76,20 @@ class Rule:
         return "guarded" if self.guard else self.lock
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Rule) and (self.lock, self.guard, self.resources) == (
+        return isinstance(other, Rule) and (self.lock, self.guard, self.resources, self.refresh) == (
             other.lock,
             other.guard,
             other.resources,
+            other.refresh,
         )
 
     def __hash__(self) -> int:
-        return hash((self.lock, self.guard, self.resources))
+        return hash((self.lock, self.guard, self.resources, self.refresh))
 
     def __repr__(self) -> str:
         extra = f", guard={self.guard!r}" if self.guard else ""
         extra += f", resources={self.resources!r}" if self.resources else ""
+        extra += ", refresh=True" if self.refresh else ""
         return f"Rule({self.lock!r}{extra})"
 
 

@@ -25,7 +25,7 @@ DIR_MODE = 0o700
 FILE_MODE = 0o600
 
 
-def ensure_private_dir(path: Path) -> None:
+def ensure_private_dir(path: Path | str) -> None:
     """Create *path* (0700) if missing; refuse a symlink or non-directory in its place."""
     try:
         info = os.lstat(path)
@@ -33,10 +33,12 @@ def ensure_private_dir(path: Path) -> None:
         with contextlib.suppress(FileExistsError):
             os.mkdir(path, DIR_MODE)
         info = os.lstat(path)
-    if stat.S_ISLNK(info.st_mode):
-        raise StateError(path, "is a symbolic link; gitxact refuses to follow it", hint="remove the link")
-    if not stat.S_ISDIR(info.st_mode):
-        raise StateError(path, "is not a directory", hint="move it away; gitxact keeps its state there")
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        from pathlib import Path  # the error path only: gx status's refresh comes here without pathlib
+
+        if stat.S_ISLNK(info.st_mode):
+            raise StateError(Path(path), "is a symbolic link; gitxact refuses to follow it", hint="remove the link")
+        raise StateError(Path(path), "is not a directory", hint="move it away; gitxact keeps its state there")
 
 
 def fsync_dir(path: Path) -> None:
