@@ -215,6 +215,9 @@ def apply(repo: Repo, wt: Path, tip: str, *, strategy: Strategy, branch: str, ta
     if not result.ok:
         conflicts = repo.git(["diff", "--name-only", "--diff-filter=U", "-z"], cwd=wt, check=False).zfields()
         repo.git(abort, cwd=wt, check=False)
+        # A rebase given a commit to rebase aborts back to *that* commit, not to where the
+        # candidate was: put the candidate back explicitly.
+        repo.git(["reset", "--quiet", "--hard", onto], cwd=wt)
         if conflicts:
             return Applied(conflicts=sorted(set(conflicts)))
         raise GitError(result.argv, result.returncode, result.stderr + result.stdout)
@@ -232,7 +235,14 @@ def checked_out_at(repo: Repo, target: str) -> Path | None:
     return Path(path) if path is not None and not entries[path].bare else None
 
 
+def ensure_fast_forward(repo: Repo, old: str, new: str) -> None:
+    """The last guard before a target moves: never anywhere but forward from *old*."""
+    if not repo.git(["merge-base", "--is-ancestor", old, new], cwd=repo.layout.common_dir, check=False).ok:
+        raise OperationFailedError(f"the candidate {new[:12]} does not contain the target's tip {old[:12]}: not moved")
+
+
 def move_local(repo: Repo, target: str, old: str, new: str, message: str) -> None:
+    ensure_fast_forward(repo, old, new)
     try:
         refs.apply(repo.layout.common_dir, [refs.RefUpdate(f"refs/heads/{target}", new, old)], message=message)
     except refs.RefConflictError as exc:
@@ -242,6 +252,7 @@ def move_local(repo: Repo, target: str, old: str, new: str, message: str) -> Non
 def move_remote(repo: Repo, remote: str, target: str, old: str, new: str) -> None:
     """``push --atomic --force-with-lease``: the remote moves only from *old*, which is always
     an ancestor of *new*, so this is a fast-forward or nothing."""
+    ensure_fast_forward(repo, old, new)
     args = [
         "push",
         "--atomic",
