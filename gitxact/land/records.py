@@ -36,6 +36,8 @@ FILE_NAME = "landing.json"
 LOCK = "landing"
 #: Finished requests kept for ``land --status`` and for a requester that reads its outcome late.
 HISTORY_LIMIT = 50
+#: Seconds an outcome is kept past the history limit while its requester lives (and may not have read it).
+KEEP_UNREAD = 3600.0
 
 Strategy = Literal["rebase", "merge"]
 RequestState = Literal["pending", "serving", "landed", "refused", "failed", "withdrawn"]
@@ -143,9 +145,12 @@ class Landing(StateModel):
         request.state = state
         request.outcome = outcome
         request.finished = time.time()
-        done = [r for r in self.requests if r.state in FINAL]
-        for old in sorted(done, key=lambda r: r.finished or 0.0)[: max(0, len(done) - HISTORY_LIMIT)]:
-            self.requests.remove(old)
+        done = sorted((r for r in self.requests if r.state in FINAL), key=lambda r: r.finished or 0.0)
+        for old in done[: max(0, len(done) - HISTORY_LIMIT)]:
+            # A requester still waiting for its turn has not read its outcome yet (another
+            # lander served it): keep that one until its requester is gone.
+            if old.owner.is_dead() or time.time() - (old.finished or 0.0) > KEEP_UNREAD:
+                self.requests.remove(old)
 
 
 class LandingFile:
