@@ -14,7 +14,11 @@ from gitxact.core.repo import Repo
 
 if TYPE_CHECKING:
     from gitxact.health.recover import RecoverDoc
+    from gitxact.land.queue import Progress
+    from gitxact.land.records import Strategy
+    from gitxact.land.results import LandDoc
     from gitxact.tracker import Tracker
+    from gitxact.tx.checks import Echo
     from gitxact.tx.tdd import TddSequence
     from gitxact.tx.transactions import Transaction, Transactions
     from gitxact.worktrees.manager import Worktrees
@@ -55,6 +59,45 @@ class Workspace(Repo):
         from gitxact.tx.tdd import TddSequence
 
         return TddSequence(self, check, shell=shell, timeout=timeout)
+
+    def land(
+        self,
+        branch: str | None = None,
+        *,
+        onto: str,
+        remote: str | None = None,
+        check: str | None = None,
+        shell: bool = False,
+        check_timeout: float | None = None,
+        strategy: Strategy = "rebase",
+        batch: int = 1,
+        retries: int = 5,
+        timeout: float | None = None,
+        progress: Progress | None = None,
+        echo: Echo | None = None,
+    ) -> LandDoc:
+        """Land *branch* onto *onto* through its first-come, first-served queue (``gitxact land``).
+
+        Refusals (a conflict, a failing check) raise ``LandRefusedError`` (exit 3) with the
+        outcome in ``.doc``; the target never moves then.
+        """
+        from gitxact.land.queue import land
+
+        return land(
+            self,
+            onto=onto,
+            branch=branch,
+            remote=remote,
+            check=check,
+            shell=shell,
+            check_timeout=check_timeout,
+            strategy=strategy,
+            batch=batch,
+            retries=retries,
+            timeout=timeout,
+            progress=progress,
+            echo=echo,
+        )
 
     def recover(self) -> RecoverDoc:
         """Finish or roll back interrupted transactions and clear git locks left by dead processes."""

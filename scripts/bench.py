@@ -420,6 +420,123 @@ def bench_worktrees(tmp: Path, quick: bool) -> None:
     )
 
 
+def _branches(repo: Path, names: list[str]) -> None:
+    """One commit per branch, each on its own file, made off ``main`` without touching the main worktree."""
+    env = {**os.environ, **AUTHOR}
+    for name in names:
+        where = repo.parent / f"wt-{name}"
+        for args in (["worktree", "add", "-q", "-b", name, str(where), "main"], ["add", "."], ["commit", "-qm", name]):
+            if args[0] == "add":
+                (where / f"{name}.txt").write_text(name)
+            subprocess.run(["git", *args], cwd=repo if args[0] == "worktree" else where, env=env, check=True)
+        subprocess.run(["git", "worktree", "remove", str(where)], cwd=repo, check=True)
+
+
+def _land_queued(repo: Path, names: list[str], extra: list[str]) -> float:
+    """Seconds to land *names*, all queued before the first is served (the queue held meanwhile)."""
+    from gitxact.land.records import LandingFile
+
+    ws = Workspace(repo)
+    env = {**os.environ, **AUTHOR}
+    with ws.locks.resource("land.main"):
+        procs = [
+            subprocess.Popen(
+                [*GITXACT, "land", n, "--onto", "main", "--timeout", "600", *extra],
+                cwd=repo,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for n in names
+        ]
+        while len([r for r in LandingFile(ws).peek().requests if r.state == "pending"]) < len(names):
+            time.sleep(0.02)
+        start = time.perf_counter()
+    codes = [proc.wait() for proc in procs]
+    took = time.perf_counter() - start
+    if codes != [0] * len(names):
+        raise SystemExit(f"land failed: {codes}")
+    return took
+
+
+def bench_land(tmp: Path, quick: bool) -> None:
+    """The landing queue: 8 branches with a ~2 s check, serial vs ``--batch 4``; and one land
+    through the queue against the bare fetch + rebase + push an agent would otherwise run."""
+    count, pause = (4, 0.5) if quick else (8, 2.0)
+    names = [f"b{i}" for i in range(count)]
+    took = {}
+    for mode, extra in (("serial", []), ("batch", ["--batch", "4"])):
+        repo = make_repo(tmp, f"land-{mode}")
+        _branches(repo, names)
+        took[mode] = _land_queued(repo, names, [*extra, "--check", f"sleep {pause}"])
+    row(
+        f"land {count} branches, check ~{pause:g} s",
+        f"--batch 4: {took['batch']:.1f} s",
+        f"serial: {took['serial']:.1f} s",
+        f"{took['batch'] / took['serial']:.2f}x",
+        "goal: <= 0.5x",
+    )
+    seed = make_repo(tmp, "land-seed")
+    bare = tmp / "land-remote.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(seed), str(bare)], check=True)
+    clone = tmp / "land-clone"
+    subprocess.run(["git", "clone", "-q", str(bare), str(clone)], check=True)
+    env = {**os.environ, **AUTHOR}
+    ws = Workspace(clone)
+    ws.init()
+    counter = iter(range(1_000_000))
+
+    def branch() -> str:
+        name = f"r{next(counter)}"
+        subprocess.run(["git", "fetch", "-q", "origin"], cwd=clone, check=True)
+        subprocess.run(["git", "checkout", "-q", "-b", name, "origin/main"], cwd=clone, check=True)
+        (clone / f"{name}.txt").write_text(name)
+        subprocess.run(["git", "add", "."], cwd=clone, check=True)
+        subprocess.run(["git", "commit", "-qm", name], cwd=clone, env=env, check=True)
+        subprocess.run(["git", "checkout", "-q", "--detach"], cwd=clone, check=True)
+        # main moves on after the branch was made, so both ways have a real rebase to do
+        moved = subprocess.run(
+            ["git", "commit-tree", "origin/main^{tree}", "-p", "origin/main", "-m", "elsewhere"],
+            cwd=clone,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        subprocess.run(["git", "push", "-q", "origin", f"{moved}:refs/heads/main"], cwd=clone, check=True)
+        return name
+
+    def by_hand(name: str) -> None:  # what an agent runs without the queue: fetch, rebase, push
+        subprocess.run(["git", "checkout", "-q", name], cwd=clone, check=True)
+        for args in (
+            ["fetch", "-q", "origin", "main"],
+            ["rebase", "-q", "FETCH_HEAD"],
+            ["push", "-q", "origin", "HEAD:main"],
+        ):
+            subprocess.run(["git", *args], cwd=clone, env=env, check=True, capture_output=True)
+
+    queued: list[float] = []
+    manual: list[float] = []
+    for _ in range(2 if quick else 6):  # interleaved, the branch made outside the timing
+        name = branch()
+        start = time.perf_counter()
+        ws.land(name, onto="main", remote="origin")
+        queued.append(time.perf_counter() - start)
+        name = branch()
+        start = time.perf_counter()
+        by_hand(name)
+        manual.append(time.perf_counter() - start)
+        subprocess.run(["git", "checkout", "-q", "--detach"], cwd=clone, check=True)
+    a, b = statistics.median(queued), statistics.median(manual)
+    row(
+        "one land onto a remote, no check (ws.land)",
+        ms(a),
+        f"{ms(b)} (fetch + rebase + push)",
+        f"{a / b:.1f}x",
+        "goal: <= 1.3x",
+    )
+
+
 def make_big_repo(root: Path, files: int = 10_000) -> Path:
     """A repository with *files* small tracked files in 100 folders (one commit), index warm."""
     repo = make_repo(root, "big", files=files)
@@ -530,6 +647,7 @@ SECTIONS: list[tuple[str, Callable[[Path, bool], None]]] = [
     ("contention", bench_contention),
     ("worktrees", bench_worktrees),
     ("transactions", bench_transactions),
+    ("land", bench_land),
     ("demo", bench_demo),
 ]
 

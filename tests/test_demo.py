@@ -56,6 +56,7 @@ def test_demo_with_gitxact_loses_nothing(tmp_path: Path) -> None:
     assert doc["tdd_rollbacks"] == 1
     assert doc["gc_attempts"] == doc["gc_refused"] == 1
     assert doc["killed"] == 1
+    assert (doc["landed"], doc["land_refused"]) == (1, 1), "agent-1 landed, agent-2's broken refactor refused"
     assert doc["recovered"] is True
     assert any("reap agent-3" in action for action in doc["recover_actions"]), doc["recover_actions"]
     assert doc["snapshots"]
@@ -66,6 +67,7 @@ def test_demo_with_gitxact_loses_nothing(tmp_path: Path) -> None:
     rows = {row["name"]: row for row in doc["rows"]}
     assert [rows[n]["role"] for n in ("agent-1", "agent-2", "agent-3")] == ["steady", "flaky", "crash"]
     assert rows["agent-2"]["rollbacks"] == 1
+    assert [rows[n]["land"] for n in ("agent-1", "agent-2", "agent-3")] == ["landed", "refused", "-"]
     assert rows["agent-3"]["killed"] is True
     assert doc["repository"] is None
     assert leftovers(tmp_path) == []

@@ -23,6 +23,8 @@ from gitxact.demo.scenario import BARRIERS, Mode, Role
 
 #: How long a raw agent "thinks" between reading the JSON counter and writing it back.
 THINK = 0.002
+#: The landing queue's check: every agent's test that is on the candidate.
+LAND_CHECK = "import glob, runpy\nfor path in sorted(glob.glob('check_*.py')):\n    runpy.run_path(path)"
 
 
 def tool(name: str) -> list[str]:
@@ -93,6 +95,8 @@ class Agent:
             self.bump_tracker()
             if self.role == "crash":
                 self.crash()
+            self.barrier("landing", agents)  # after the crashed agent was recovered
+            self.land()
             self.release()
         finally:
             for name in BARRIERS:  # an agent that stops early must not hold the others up
@@ -235,6 +239,27 @@ class Agent:
             data["tests.run"] = int(data.get("tests.run", 0)) + 1
             counter.write_text(json.dumps(data))
             say(event="bump")
+
+    def land(self) -> None:
+        """Land the TDD branch onto main through the queue, checked with every agent's test.
+        The flaky agent slips in a last-minute refactor that breaks its own test: the
+        queue's check refuses it (exit 3) and main never sees it; the others land."""
+        wt = self.worktree
+        assert wt is not None  # noqa: S101 - main() checked
+        if self.mode == "raw":
+            say(event="phase", text="no queue: the branch stays unlanded")
+            return
+        if self.role == "flaky":
+            module = self.name.replace("-", "_")
+            (wt / f"{module}.py").write_text("def reply() -> int:\n    return 42\n")
+            self.gx("commit", "-q", "-m", f"{self.name}: rename answer() to reply()", f"{module}.py", cwd=wt)
+        say(event="phase", text="landing onto main")
+        check = f"{shlex.quote(sys.executable)} -c {shlex.quote(LAND_CHECK)}"
+        argv = [*tool("gitxact"), "land", "--onto", "main", "--check", check, "--timeout", "300"]
+        landed = self.run(argv, wt, expect_failure=self.role == "flaky")
+        outcome = "landed" if landed else "refused" if self.last_code == 3 else "failed"
+        say(event="land", outcome=outcome)
+        say(event="phase", text=f"{outcome} onto main")
 
     def crash(self) -> None:
         """Leave work in flight (uncommitted, and a commit inside an open transaction), then wait to be killed."""

@@ -50,6 +50,17 @@ def render(doc: DemoSummary) -> str:
     if doc.snapshots:
         more = f" (+{len(doc.snapshots) - 1} more)" if len(doc.snapshots) > 1 else ""
         rows.append(["its unsaved work", f"kept in {doc.snapshots[0]}{more}"])
+    steady = sum(row.role == "steady" for row in doc.rows)
+    if gitxact:
+        rows.append(
+            [
+                "landed through the queue",
+                f"{_count(doc.landed, doc.landed == steady)} of {doc.landed + doc.land_refused} branches"
+                + (f"; {doc.land_refused} refused (its check failed: a broken refactor)" if doc.land_refused else ""),
+            ]
+        )
+    else:
+        rows.append(["landed through a queue", "no queue: branches stay unlanded, nothing checks what would land"])
     rows += [
         [
             "worktrees left behind",
@@ -58,7 +69,7 @@ def render(doc: DemoSummary) -> str:
         ["git fsck --strict", style("clean", fg="green") if doc.fsck_clean else style("errors", fg="red")],
         ["lost", _count(doc.lost, doc.lost == 0)],
     ]
-    agents = [["agent", "role", "commits landed", "failed git", "bumps made", "rollbacks", "end"]]
+    agents = [["agent", "role", "commits landed", "failed git", "bumps made", "rollbacks", "land", "end"]]
     agents += [
         [
             row.name,
@@ -67,6 +78,7 @@ def render(doc: DemoSummary) -> str:
             str(row.git_failures),
             str(row.bumps),
             str(row.rollbacks),
+            row.land,
             row.phase,
         ]
         for row in doc.rows

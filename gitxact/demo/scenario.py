@@ -11,8 +11,11 @@ compare like with like. Every agent:
    with raw git, ``git commit``: this is where ``index.lock`` bites);
 4. bumps a shared counter many times, all agents at once (the tracker; with raw git, a
    JSON file read, changed and written back, as agents do today);
-5. releases its worktree. The ``crash`` agent instead opens a transaction with work in
-   flight and is SIGKILLed there; ``gitxact recover`` cleans up after it.
+5. lands its TDD branch onto ``main`` through the landing queue (``gitxact land``, checked
+   with every agent's test). The ``flaky`` agent's last-minute refactor breaks its test:
+   the queue refuses it and the others land (raw git has no queue: branches stay unlanded);
+6. releases its worktree. The ``crash`` agent instead opens a transaction with work in
+   flight and is SIGKILLed there (before landing); ``gitxact recover`` cleans up after it.
 
 Meanwhile the demo tries ``gc`` while the agents work: gitxact refuses it.
 """
@@ -30,7 +33,7 @@ Role = Literal["steady", "flaky", "crash"]
 
 #: Barriers the agents meet at, so the contended phases really overlap (agents started
 #: by one orchestrator run at once; the demo makes that the worst case on purpose).
-BARRIERS = ("commits", "tracker")
+BARRIERS = ("commits", "tracker", "landing")
 
 
 def roles(agents: int) -> list[Role]:
@@ -59,6 +62,7 @@ class AgentRow(BaseModel):
     bumps: int = 0
     rollbacks: int = 0
     killed: bool = False
+    land: str = "-"  # landed, refused or failed through the landing queue
     exit_code: int | None = None
 
 
@@ -79,6 +83,8 @@ class DemoSummary(Document):
     gc_attempts: int
     gc_refused: int
     killed: int
+    landed: int = Field(default=0, description="agents whose branch landed on main through the queue")
+    land_refused: int = Field(default=0, description="agents whose branch the queue refused (its check failed)")
     agents_failed: list[str] = Field(description="agents (not the killed one) that stopped without finishing")
     recovered: bool
     recover_actions: list[str]
@@ -101,6 +107,8 @@ class DemoSummary(Document):
             and self.gc_attempts >= 1
             and self.gc_refused == self.gc_attempts
             and self.killed == roles(self.agents).count("crash")
+            and self.landed == roles(self.agents).count("steady")
+            and self.land_refused == roles(self.agents).count("flaky")
             and self.recovered
             and len(self.snapshots) >= 1
             and self.leases_left == 0

@@ -27,7 +27,7 @@ from typing import IO
 
 from gitxact.demo.agent import tool
 from gitxact.demo.progress import Progress
-from gitxact.demo.scenario import AgentRow, DemoSummary, Mode, agent_name, roles
+from gitxact.demo.scenario import BARRIERS, AgentRow, DemoSummary, Mode, agent_name, roles
 from gitxact.errors import OperationFailedError
 from gitxact.git import run as git
 
@@ -64,6 +64,7 @@ class Supervisor:
         self.recover_actions: list[str] = []
         self.recovered = False
         self._acquired = 0
+        self.control: Path | None = None
 
     # -- following the agents ------------------------------------------------------------
 
@@ -72,6 +73,7 @@ class Supervisor:
             self.progress.note(text)
 
     def spawn(self, repo: Path, control: Path) -> None:
+        self.control = control
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
         for index, row in enumerate(self.rows):
             argv = [sys.executable, "-m", "gitxact.demo.agent", self.mode, str(repo), str(control), row.name, row.role]
@@ -123,6 +125,8 @@ class Supervisor:
             self.note(f"{row.name}: {event.get('command')} failed: {event.get('error')}")
         elif kind == "bump":
             row.bumps += 1
+        elif kind == "land":
+            row.land = str(event.get("outcome"))
         elif kind == "commit":
             message, ok = str(event["message"]), bool(event.get("ok"))
             self.acked[message] = ok
@@ -164,6 +168,7 @@ class Supervisor:
         self.note(f"{row.name} SIGKILLed with uncommitted work and {inside}")
         if self.mode == "raw":
             self.note("raw git has no recover: its worktree, branch and half-done commit stay as they are")
+            self._pass_barriers(index)
             return
         done = subprocess.run(
             [*tool("gitxact"), "recover", "--json"], cwd=repo, capture_output=True, text=True, check=False
@@ -178,6 +183,13 @@ class Supervisor:
         for action in self.recover_actions:
             self.note(f"  {action}")
         row.phase = "killed; recovered" if self.recovered else "killed; recover failed"
+        self._pass_barriers(index)
+
+    def _pass_barriers(self, index: int) -> None:
+        """The others land only once the killed agent is recovered: let them past its barriers."""
+        if self.control is not None:
+            for name in BARRIERS:
+                (self.control / f"barrier-{name}.{self.rows[index].name}").touch()
 
     def stop(self) -> None:
         """Kill the agents not reaped yet. A reaped agent's pid may already belong to
@@ -220,6 +232,8 @@ class Supervisor:
             gc_attempts=self.gc_attempts,
             gc_refused=self.gc_refused,
             killed=len(crashed),
+            landed=sum(row.land == "landed" for row in self.rows),
+            land_refused=sum(row.land == "refused" for row in self.rows),
             agents_failed=failed,
             recovered=self.recovered,
             recover_actions=self.recover_actions,

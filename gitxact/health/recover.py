@@ -8,7 +8,9 @@ races the owner of what it repairs):
    (:mod:`gitxact.git.lockfiles`); they would make every later step fail;
 2. ``journals`` — finish or roll back every interrupted transaction
    (:mod:`gitxact.tx.recovery`, whose docstring is the decision table);
-3. ``expired-savepoints`` — delete savepoint refs kept past ``gitxact.savepointKeep``.
+3. ``landings`` — finish or undo landings whose lander died (:mod:`gitxact.land.recovery`),
+   before ``leases`` ends the leases whose branches they were landing;
+4. ``expired-savepoints`` — delete savepoint refs kept past ``gitxact.savepointKeep``.
 
 Other features add their step with one line in :data:`STEPS` (reaping dead leases,
 repairing state files): a step is ``f(repo) -> StepReport``. A step that fails reports a
@@ -132,6 +134,14 @@ def journals_step(repo: Repo) -> StepReport:
     return report
 
 
+def land_step(repo: Repo) -> StepReport:
+    """Finish landings whose lander died (:mod:`gitxact.land.recovery` has the table), remove stray candidates."""
+    from gitxact.land.recovery import recover_all
+
+    actions, problems = recover_all(repo)
+    return StepReport(name="landings", actions=actions, problems=problems)
+
+
 def expired_savepoints_step(repo: Repo) -> StepReport:
     """Delete kept savepoint refs whose time is up."""
     report = StepReport(name="expired-savepoints")
@@ -145,6 +155,7 @@ STEPS: list[tuple[str, RecoverStep]] = [
     ("git-locks", git_locks_step),
     ("state-files", state_files_step),
     ("journals", journals_step),
+    ("landings", land_step),
     ("leases", leases_step),
     ("expired-savepoints", expired_savepoints_step),
 ]

@@ -13,6 +13,7 @@ from gitxact.state.store import Persisted
 def _table() -> list[tuple[str, type[Persisted]]]:
     from gitxact.core.meta import Meta
     from gitxact.health.last_recover import RecoverState
+    from gitxact.land.records import Landing
     from gitxact.leases.records import LeaseState
     from gitxact.tracker import TrackerState
     from gitxact.tx.journal import Journal
@@ -23,6 +24,7 @@ def _table() -> list[tuple[str, type[Persisted]]]:
         ("leases.json", LeaseState),
         ("journal-*.json", Journal),
         ("recover.json", RecoverState),
+        ("landing.json", Landing),
     ]
 
 

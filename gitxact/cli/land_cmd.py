@@ -1,0 +1,181 @@
+"""``gitxact land``: calls :func:`gitxact.land.queue.land` (``ws.land``) and renders its outcome."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from gitxact.cli.context import AppContext, emit, json_option, pass_app
+
+
+class _Quiet:
+    """The queue shows its own progress (position, who is served); the lock's notice would repeat it."""
+
+    def waiting(self, *_args: object) -> None:
+        return None
+
+    def acquired(self, *_args: object) -> None:
+        return None
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+@click.command()
+@click.argument("branch", required=False)
+@click.option("--onto", "onto", metavar="TARGET", help="The branch to land onto (of --remote, if given).")
+@click.option("--remote", metavar="NAME", help="Land onto TARGET of this remote (a name, path or URL git can push to).")
+@click.option("--check", metavar="CMD", help="Run CMD in the candidate; it must pass for anything to land.")
+@click.option("--shell", is_flag=True, help="Run --check with /bin/sh -c (pipes, &&).")
+@click.option(
+    "--check-timeout",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Stop the check after SECONDS (a timeout is a failure). Default: gitxact.checkTimeout (600); 0: none.",
+)
+@click.option("--strategy", type=click.Choice(["rebase", "merge"]), default="rebase", show_default=True)
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Check up to N queued requests together; a failing batch is bisected.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Build and check again at most N times when TARGET moves outside the queue.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Give up waiting for your turn after SECONDS (exit 75). Default: gitxact.lockTimeout (60).",
+)
+@click.option("--status", "show_status", is_flag=True, help="Show the landing queues instead of landing.")
+@json_option
+@pass_app
+def land(
+    app: AppContext,
+    branch: str | None,
+    onto: str | None,
+    remote: str | None,
+    check: str | None,
+    shell: bool,
+    check_timeout: float | None,
+    strategy: str,
+    batch: int,
+    retries: int,
+    timeout: float | None,
+    show_status: bool,
+    as_json: bool,
+) -> int:
+    """Land BRANCH (default: your leased branch, else the one checked out) onto TARGET, in turn.
+
+    Requests for one target are served first come, first served across processes. Each
+    is built in a private temporary worktree (TARGET's tip, then BRANCH rebased or merged
+    onto it), checked there with --check, and TARGET moves only by compare-and-swap; if
+    it moved outside the queue meanwhile, the candidate is built and checked again. A
+    conflict or a failing check refuses the request (exit 3, TARGET unchanged); your
+    worktree is never touched. A kill at any step is finished by `gitxact recover`.
+
+    \b
+    Examples:
+      gitxact land --onto main --check "pytest -q"
+      gitxact land gitxact/agent-3 --onto main --strategy merge --json
+      gitxact land --onto main --remote origin --check "make test" --batch 4
+      gitxact land --status
+    """
+    ws = app.workspace()
+    if show_status:
+        from gitxact.land.records import LandingFile
+        from gitxact.land.results import queue_doc
+
+        queues = queue_doc(LandingFile(ws).peek())
+        if as_json:
+            emit(queues)
+            return 0
+        if not queues.queues:
+            click.echo("no landing requests")
+        for queue in queues.queues:
+            where = queue.target + (f" of {queue.remote}" if queue.remote else "")
+            step = f" ({queue.step}, {queue.lander})" if queue.step else ""
+            click.echo(f"{where}: {len(queue.serving)} landing{step}, {len(queue.waiting)} waiting")
+            for item in queue.serving + queue.waiting:
+                click.echo(f"  {item.state:8} {item.branch} {item.tip[:12]} (pid {item.pid}, {item.age:.0f}s)")
+            for item in queue.recent:
+                click.echo(f"  {item.state:8} {item.branch} {item.tip[:12]}: {item.reason}")
+        return 0
+    if onto is None:
+        raise click.UsageError("--onto TARGET is required (or --status)")
+    from gitxact.land.results import LandFailedError, LandRefusedError
+    from gitxact.tx import checks
+
+    ws.locks.observer = _Quiet()
+    try:
+        doc = ws.land(
+            branch,
+            onto=onto,
+            remote=remote,
+            check=check,
+            shell=shell,
+            check_timeout=check_timeout,
+            strategy="merge" if strategy == "merge" else "rebase",
+            batch=batch,
+            retries=retries,
+            timeout=timeout,
+            progress=_Progress(onto),
+            echo=checks.stderr_echo,
+        )
+    except (LandRefusedError, LandFailedError) as exc:
+        if as_json:
+            emit(exc.doc)
+        elif exc.doc.conflicts:
+            click.echo("conflicting paths:", err=True)
+            for path in exc.doc.conflicts:
+                click.echo(f"  {path}", err=True)
+        raise
+    if as_json:
+        emit(doc)
+        return 0
+    if doc.already:
+        click.echo(f"{doc.branch} is already on {doc.target} ({(doc.landed_tip or '')[:12]})")
+    else:
+        where = doc.target + (f" of {doc.remote}" if doc.remote else "")
+        together = f", checked with {len(doc.batch) - 1} other request(s)" if len(doc.batch) > 1 else ""
+        click.echo(
+            f"landed {doc.branch} onto {where}: {len(doc.commits)} commit(s), now at {(doc.landed_tip or '')[:12]} "
+            f"(waited {doc.waited:.1f}s, attempt {doc.attempts}{together})"
+        )
+    if doc.warning:
+        click.echo(f"gitxact: warning: {doc.warning}", err=True)
+    return 0
+
+
+class _Progress:
+    """One line per change of place (redrawn in place on a terminal)."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, view: object) -> None:
+        from gitxact.land.queue import QueueView
+
+        if not isinstance(view, QueueView):  # pragma: no cover - the queue only sends these
+            return
+        serving = ", ".join(view.serving) or "nobody"
+        step = f" ({view.step})" if view.step else ""
+        if view.position == 0:
+            line = f"landing now onto {self.target}{step}"
+        else:
+            line = f"{_ordinal(view.position)} in the queue for {self.target}; landing now: {serving}{step}"
+        if self.tty:
+            click.echo(f"\r\033[Kgitxact: {line}", nl=False, err=True)
+        else:
+            click.echo(f"gitxact: {line}", err=True)

@@ -1,0 +1,248 @@
+"""``gitxact land``: a first-come, first-served landing queue per target, transactional.
+
+A request is filed in ``landing.json`` (its ``seq`` is its place), then waits for the
+target's queue lock, the resource lock ``land.<target>`` whose FIFO tickets serve
+landers in arrival order. Whoever holds that lock serves the *oldest* pending requests
+of the queue, its own or not, so requests land exactly in the order they were filed,
+and a batch (``--batch N``) is simply the head of the queue taken N at a time. A
+requester whose request was served by another lander finds its outcome when its turn
+comes (or, past its timeout, waits for the lander it was served by).
+
+Serving is :mod:`gitxact.land.lander`'s: build, check and move in a private temporary
+worktree, every step journaled first, the target moved by compare-and-swap only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gitxact.errors import (
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    GitxactError,
+    LockTimeoutError,
+    OperationFailedError,
+    UsageError,
+)
+from gitxact.git import refs
+from gitxact.land import candidate
+from gitxact.land.lander import Lander
+from gitxact.land.records import (
+    FINAL,
+    CheckRecord,
+    LandingFile,
+    Outcome,
+    Request,
+    Strategy,
+    new_id,
+    queue_name,
+)
+from gitxact.land.results import LandDoc, LandFailedError, LandRefusedError
+from gitxact.leases import records as leases
+from gitxact.tx import checks
+from gitxact.tx.journal import Owner
+
+if TYPE_CHECKING:
+    from gitxact.core.repo import Repo
+
+_POLL = 0.2
+
+
+@dataclass(frozen=True)
+class QueueView:
+    """Where a request stands, for a progress line: ``position`` 0 means it is being served."""
+
+    position: int
+    waiting: int
+    serving: tuple[str, ...]
+    step: str | None
+
+
+Progress = Callable[[QueueView], None]
+
+
+def land(
+    repo: Repo,
+    *,
+    onto: str,
+    branch: str | None = None,
+    remote: str | None = None,
+    check: str | None = None,
+    shell: bool = False,
+    check_timeout: float | None = None,
+    strategy: Strategy = "rebase",
+    batch: int = 1,
+    retries: int = 5,
+    timeout: float | None = None,
+    progress: Progress | None = None,
+    echo: checks.Echo | None = None,
+) -> LandDoc:
+    """Land *branch* (default: the agent's leased branch, else the one checked out here) onto *onto*.
+
+    Returns the outcome when it landed; raises :class:`LandRefusedError` (exit 3) when a
+    conflict or the check refused it, :class:`LandFailedError` (exit 1) when it could not
+    be done, :class:`~gitxact.errors.LockTimeoutError` (exit 75) when its turn did not
+    come within *timeout*. The target never moved in any of those cases.
+    """
+    target = candidate.check_target(onto)
+    if strategy not in ("rebase", "merge"):
+        raise UsageError(f"unknown strategy {strategy!r}", hint="use rebase or merge")
+    if batch < 1 or retries < 0:
+        raise UsageError("--batch must be at least 1 and --retries at least 0")
+    name = branch if branch is not None else default_branch(repo)
+    name = name.removeprefix("refs/heads/")
+    if remote is None and name == target:
+        raise UsageError(f"cannot land {target!r} onto itself")
+    tip = refs.read(repo.layout.common_dir, f"refs/heads/{name}") if name and not name.startswith("-") else None
+    if tip is None:
+        raise UsageError(f"there is no branch {name!r} to land", hint="name a local branch")
+    spec = None
+    if check is not None:
+        limit = repo.settings.check_timeout if check_timeout is None else check_timeout
+        spec = checks.parse(check, shell=shell, timeout=limit)
+    queue = queue_name(target, candidate.remote_url(repo, remote) if remote is not None else None)
+    lf = LandingFile(repo)
+    started = time.monotonic()
+    with lf.change() as state:
+        request = Request(
+            id=new_id("land"),
+            seq=state.next_seq,
+            queue=queue,
+            target=target,
+            remote=remote,
+            branch=name,
+            tip=tip,
+            strategy=strategy,
+            check=CheckRecord(argv=spec.argv, display=spec.display, shell=spec.shell, timeout=spec.timeout)
+            if spec
+            else None,
+            batch=batch,
+            retries=retries,
+            owner=Owner.current(repo.agent, "land"),
+            filed=time.time(),
+        )
+        state.next_seq += 1
+        state.requests.append(request)
+        position = len(state.pending(queue))
+    lander = Lander(repo, lf, queue, echo)
+    waited = 0.0
+    with _watching(lf, request.id, queue, progress):
+        try:
+            with repo.locks.resource(queue, timeout):
+                waited = time.monotonic() - started
+                lander.serve_until(request.id)
+        except LockTimeoutError:
+            if _withdraw(lf, request.id, "its turn did not come in time", code=75):
+                raise
+            _await(lf, request.id)  # already taken up by a lander ahead: its outcome is on the way
+        except BaseException as exc:
+            reason = exc.message if isinstance(exc, GitxactError) else f"interrupted ({type(exc).__name__})"
+            _withdraw(lf, request.id, reason, code=getattr(exc, "exit_code", 1))
+            raise
+    final = lf.peek().request(request.id)
+    if final is None:  # pragma: no cover - finished requests stay in the history
+        raise OperationFailedError(f"request {request.id} vanished from the landing queue")
+    doc = LandDoc.of(final, position=position, waited=waited, seconds=time.monotonic() - started)
+    _raise_unless_landed(doc, final)
+    return doc
+
+
+def default_branch(repo: Repo) -> str:
+    """The calling agent's leased branch, else the branch checked out where this runs."""
+    if repo.agent is not None:
+        lease = leases.for_agent(repo, repo.agent)
+        if lease is not None:
+            return lease.branch
+    if repo.layout.worktree is not None:
+        result = repo.git(["symbolic-ref", "-q", "HEAD"], cwd=repo.layout.worktree, check=False)
+        if result.ok and result.stdout.strip():
+            return result.stdout.strip()
+    raise UsageError(
+        "no branch to land: none is leased to this agent and HEAD is detached here",
+        hint="name the branch: gitxact land BRANCH --onto TARGET",
+    )
+
+
+def _raise_unless_landed(doc: LandDoc, request: Request) -> None:
+    if request.state == "landed":
+        return
+    code = request.outcome.code if request.outcome else 1
+    reason = doc.reason or f"the request was {request.state}"
+    if code == EXIT_REFUSED:
+        hint = f"the check's log: {doc.check_log}" if doc.check_log else None
+        raise LandRefusedError(f"{doc.branch} was not landed onto {doc.target}: {reason}", doc, hint=hint)
+    if code == EXIT_USAGE:
+        raise UsageError(f"{doc.branch} was not landed onto {doc.target}: {reason}")
+    if code == 75:
+        raise LockTimeoutError(f"{doc.branch} was not landed onto {doc.target}: {reason}")
+    raise LandFailedError(f"{doc.branch} was not landed onto {doc.target}: {reason}", doc)
+
+
+def _withdraw(lf: LandingFile, request_id: str, reason: str, *, code: int) -> bool:
+    """Withdraw a request nobody has taken up yet; False if a lander already has it."""
+    with lf.change() as state:
+        request = state.request(request_id)
+        if request is None or request.state != "pending":
+            return False
+        state.finish(request, "withdrawn", Outcome(reason=reason, code=code))
+        return True
+
+
+def _await(lf: LandingFile, request_id: str) -> None:
+    """Wait for a lander that took our request up to finish it (or to be found dead)."""
+    while True:
+        state = lf.peek()
+        request = state.request(request_id)
+        if request is None or request.state in FINAL:
+            return
+        works = [w for w in state.work if request_id in w.requests]
+        if works and all(w.owner.is_dead() for w in works):
+            raise OperationFailedError(
+                f"the process landing {request.branch} died", hint="run `gitxact recover`, then land it again"
+            )
+        time.sleep(_POLL)
+
+
+@contextlib.contextmanager
+def _watching(lf: LandingFile, request_id: str, queue: str, progress: Progress | None) -> Iterator[None]:
+    """Tell *progress* where the request stands whenever that changes (read without locks)."""
+    if progress is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def watch() -> None:
+        last: QueueView | None = None
+        while not stop.wait(_POLL):
+            try:
+                view = view_of(lf, request_id, queue)
+            except GitxactError:
+                continue
+            if view is not None and view != last:
+                last = view
+                progress(view)
+
+    thread = threading.Thread(target=watch, name="land-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def view_of(lf: LandingFile, request_id: str, queue: str) -> QueueView | None:
+    state = lf.peek()
+    request = state.request(request_id)
+    if request is None or request.state in FINAL:
+        return None
+    pending = state.pending(queue)
+    serving = tuple(r.branch for r in state.requests if r.queue == queue and r.state == "serving")
+    work = state.work_of(queue)
+    position = 0 if request.state == "serving" else 1 + [r.id for r in pending].index(request_id)
+    return QueueView(position=position, waiting=len(pending), serving=serving, step=work[0].phase if work else None)

@@ -1,0 +1,193 @@
+"""The landing queue's write-ahead record: ``state/landing.json``, changed under resource lock ``landing``.
+
+Every request to land a branch is filed here before it waits, and every step that can
+leave something behind (a temporary worktree, a fetched ref, a moved target) is written
+here *before* it is taken, with what is needed to finish or undo it. A request therefore
+ends ``landed``, ``refused`` or ``failed``, never half: the process serving it, the next
+one to hold the queue, or ``gitxact recover`` finishes what a dead process began
+(:mod:`gitxact.land.recovery`).
+
+Two kinds of lock meet here. The queue of one target is the resource lock
+``land.<slug>`` (its FIFO tickets order the landers); this file is the resource lock
+``landing``, taken for a moment only. ``land.*`` sorts before ``landing``, so a lander
+holding its queue may update this file without breaking the lock order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from pydantic import BaseModel, Field
+
+from gitxact.state.models import StateModel
+from gitxact.state.store import StateFile
+from gitxact.tx.journal import Owner
+from gitxact.util import faults
+
+if TYPE_CHECKING:
+    from gitxact.core.repo import Repo
+
+FILE_NAME = "landing.json"
+LOCK = "landing"
+#: Finished requests kept for ``land --status`` and for a requester that reads its outcome late.
+HISTORY_LIMIT = 50
+#: Seconds an outcome is kept past the history limit while its requester lives (and may not have read it).
+KEEP_UNREAD = 3600.0
+
+Strategy = Literal["rebase", "merge"]
+RequestState = Literal["pending", "serving", "landed", "refused", "failed", "withdrawn"]
+#: ``build``: the temporary worktree is (being) made and the candidate built; ``check``: the
+#: check runs in it; ``move``: the target is being moved to the candidate (compare-and-swap),
+#: and the worktree that has it checked out follows; ``cleanup``:
+#: the outcome is recorded, the temporary worktree and fetched ref are being removed.
+Phase = Literal["build", "check", "move", "cleanup"]
+FINAL: tuple[RequestState, ...] = ("landed", "refused", "failed", "withdrawn")
+
+
+class CheckRecord(BaseModel):
+    """A request's check, as given (run by whichever process serves the request)."""
+
+    argv: list[str]
+    display: str
+    shell: bool
+    timeout: float | None
+
+
+class Outcome(BaseModel):
+    """How a request ended: what landed, or why not."""
+
+    reason: str = ""
+    landed_tip: str | None = None  # the target after this request landed
+    commits: list[str] = Field(default_factory=list)  # the commits it put on the target (new ids when rebased)
+    already: bool = False  # the target already contained the branch: nothing to do
+    conflicts: list[str] = Field(default_factory=list)
+    check_log: str | None = None
+    attempts: int = 0
+    batch: list[str] = Field(default_factory=list)  # requests checked together with it (ids)
+    served_by: int | None = None  # pid of the process that served it
+    code: int = 0  # the exit code the requester reports: 0 landed, 3 refused, 1 failed, 2 bad input, 75 lock
+    warning: str | None = None  # landed, but the worktree that has the target checked out did not follow
+
+
+class Request(BaseModel):
+    id: str
+    seq: int  # arrival order in the queue of its target
+    queue: str  # the resource lock of its target
+    target: str
+    remote: str | None = None
+    branch: str
+    tip: str  # the branch when the request was filed: what lands, even if the branch moves on
+    strategy: Strategy = "rebase"
+    check: CheckRecord | None = None
+    batch: int = 1
+    retries: int = 5
+    owner: Owner  # the requester: its death before its turn withdraws the request
+    filed: float
+    state: RequestState = "pending"
+    started: float | None = None
+    finished: float | None = None
+    outcome: Outcome | None = None
+
+    def same_run(self, other: Request) -> bool:
+        """Whether *other* can share a candidate (and so a check) with this request."""
+        return (self.queue, self.remote, self.target, self.strategy, self.check) == (
+            other.queue,
+            other.remote,
+            other.target,
+            other.strategy,
+            other.check,
+        )
+
+
+class Work(BaseModel):
+    """One attempt at landing some requests: the step in progress, written before it is taken."""
+
+    id: str
+    queue: str
+    target: str
+    remote: str | None = None
+    requests: list[str]
+    phase: Phase
+    owner: Owner  # the lander
+    started: float
+    worktree: str  # the temporary worktree's folder
+    fetch_ref: str | None = None  # remote targets: the fetched tip, under refs/gitxact/land/
+    base: str | None = None  # the target's tip the candidate was built on (the compare-and-swap's old value)
+    candidate: str | None = None  # the commit the check ran on and the target moves to
+    checked_out: str | None = None  # sync: the worktree that has the (local) target checked out
+    landed: dict[str, Outcome] = Field(default_factory=dict)  # cleanup: outcomes to record
+    failed: str | None = None  # the lander gave up on an error; whoever holds the queue next finishes it
+
+
+class Landing(StateModel):
+    KIND: ClassVar[str] = "landing"
+    SCHEMA: ClassVar[int] = 1
+
+    next_seq: int = 1
+    requests: list[Request] = Field(default_factory=list)
+    work: list[Work] = Field(default_factory=list)
+
+    def request(self, request_id: str) -> Request | None:
+        return next((r for r in self.requests if r.id == request_id), None)
+
+    def pending(self, queue: str) -> list[Request]:
+        return sorted((r for r in self.requests if r.queue == queue and r.state == "pending"), key=lambda r: r.seq)
+
+    def work_of(self, queue: str) -> list[Work]:
+        return [w for w in self.work if w.queue == queue]
+
+    def finish(self, request: Request, state: RequestState, outcome: Outcome) -> None:
+        request.state = state
+        request.outcome = outcome
+        request.finished = time.time()
+        done = sorted((r for r in self.requests if r.state in FINAL), key=lambda r: r.finished or 0.0)
+        for old in done[: max(0, len(done) - HISTORY_LIMIT)]:
+            # A requester still waiting for its turn has not read its outcome yet (another
+            # lander served it): keep that one until its requester is gone.
+            if old.owner.is_dead() or time.time() - (old.finished or 0.0) > KEEP_UNREAD:
+                self.requests.remove(old)
+
+
+class LandingFile:
+    """``landing.json``; :meth:`change` is one durable step (the test-only crash switch fires after it)."""
+
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+        self.file: StateFile[Landing] = repo.state_file(FILE_NAME, Landing)
+
+    def peek(self) -> Landing:
+        """Read without the lock (progress, ``--status``): the atomic rename shows a whole generation."""
+        return self.file.load()
+
+    @contextmanager
+    def change(self) -> Iterator[Landing]:
+        """Read-modify-write under the ``landing`` lock; written when the block ends without error."""
+        with self.repo.locks.resource(LOCK):
+            state = self.file.load(repair=True)
+            yield state
+            self.file.save(state)
+        faults.journal_step()
+
+
+def queue_name(target: str, remote: str | None) -> str:
+    """The resource lock of one target's queue: ``land.<target>``, readable where the name allows.
+
+    A lock name is a file name (``[A-Za-z0-9._-]``), so a target like ``release/2.0`` or a
+    remote URL is shortened to its safe characters plus a hash of the whole, which keeps
+    two targets that shorten alike apart.
+    """
+    whole = f"{remote}\0{target}" if remote else target
+    plain = re.sub(r"[^A-Za-z0-9_-]+", "-", target).strip("-")[:40] or "target"
+    if remote is None and plain == target:
+        return f"land.{plain}"
+    return f"land.{plain}-{hashlib.sha256(whole.encode()).hexdigest()[:12]}"
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(3)}"
