@@ -14,6 +14,7 @@ from gitxact.core.repo import Repo
 
 if TYPE_CHECKING:
     from gitxact.health.recover import RecoverDoc
+    from gitxact.snapshots.manager import Snapshots
     from gitxact.tracker import Tracker
     from gitxact.tx.tdd import TddSequence
     from gitxact.tx.transactions import Transaction, Transactions
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 
 class Workspace(Repo):
-    """A repository seen from *path*, with the tracker, worktrees, transactions, TDD and recover."""
+    """A repository seen from *path*, with the tracker, worktrees, snapshots, transactions, TDD and recover."""
 
     @cached_property
     def tracker(self) -> Tracker:
@@ -36,6 +37,13 @@ class Workspace(Repo):
         from gitxact.worktrees.manager import Worktrees
 
         return Worktrees(self)
+
+    @cached_property
+    def snapshots(self) -> Snapshots:
+        """Uncommitted work kept in snapshot refs: list, show, restore, drop, expire."""
+        from gitxact.snapshots.manager import Snapshots
+
+        return Snapshots(self)
 
     @cached_property
     def transactions(self) -> Transactions:

@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tdd": ("tdd_cmd", "tdd"),
     "recover": ("recover_cmd", "recover"),
     "shim": ("shim_cmd", "shim"),
+    "snapshots": ("snapshots_cmd", "snapshots"),
 }
 
 
