@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "recover": ("recover_cmd", "recover"),
     "shim": ("shim_cmd", "shim"),
     "snapshots": ("snapshots_cmd", "snapshots"),
+    "framework-hook": ("framework_hook_cmd", "framework_hook"),
 }
 
 
