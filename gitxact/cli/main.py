@@ -39,6 +39,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "shim": ("shim_cmd", "shim"),
     "snapshots": ("snapshots_cmd", "snapshots"),
     "framework-hook": ("framework_hook_cmd", "framework_hook"),
+    "integrate": ("integrate_cmd", "integrate"),
+    "hook-claude": ("hook_claude_cmd", "hook_claude"),
 }
 
 
