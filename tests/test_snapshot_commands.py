@@ -302,3 +302,21 @@ def test_library_rejects_bad_durations(repo: Path) -> None:
     ref = git_snapshots.save(ws.layout.common_dir, path, "a/undone/x", "test", {})
     with pytest.raises(RefusedError, match="taken during a's lease"):
         ws.snapshots.drop(ref)
+
+
+def test_resume_brings_back_the_newest_work_a_lease_left(repo: Path) -> None:
+    from gitxact.snapshots.resume import resume
+
+    path = lease(repo, "agent-7")
+    (path / "first.txt").write_text("older\n")
+    leave(repo, "agent-7")
+    path = lease(repo, "agent-7")
+    (path / "second.txt").write_text("newer\n")
+    leave(repo, "agent-7")
+    ws = Workspace(repo)
+    assert resume(ws, "nobody", repo) is None
+    path = lease(repo, "agent-7")
+    doc = resume(ws, "agent-7", path)
+    assert doc is not None
+    assert doc.method == "exact"
+    assert git("status", "--porcelain", cwd=path) == "?? second.txt\n"
