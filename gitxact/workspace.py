@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from gitxact.land.queue import Progress
     from gitxact.land.records import Strategy
     from gitxact.land.results import LandDoc
+    from gitxact.snapshots.manager import Snapshots
     from gitxact.tracker import Tracker
     from gitxact.tx.checks import Echo
     from gitxact.tx.tdd import TddSequence
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 
 class Workspace(Repo):
-    """A repository seen from *path*, with the tracker, worktrees, transactions, TDD and recover."""
+    """A repository seen from *path*, with the tracker, worktrees, snapshots, transactions, TDD and recover."""
 
     @cached_property
     def tracker(self) -> Tracker:
@@ -40,6 +41,13 @@ class Workspace(Repo):
         from gitxact.worktrees.manager import Worktrees
 
         return Worktrees(self)
+
+    @cached_property
+    def snapshots(self) -> Snapshots:
+        """Uncommitted work kept in snapshot refs: list, show, restore, drop, expire."""
+        from gitxact.snapshots.manager import Snapshots
+
+        return Snapshots(self)
 
     @cached_property
     def transactions(self) -> Transactions:

@@ -16,7 +16,9 @@ def gc(app: AppContext, force: bool, timeout: float | None, gc_args: tuple[str, 
     """Run `git gc` under the exclusive repository lock; exit with git's code.
 
     Refused (exit 3, listing the leases) while any worktree lease is active, because
-    gc can prune objects and worktree records that working agents still need.
+    gc can prune objects and worktree records that working agents still need. First
+    drops the snapshots older than `gitxact.snapshotExpiry` (when set) that no live
+    lease or transaction holds.
 
     \b
     Examples:
@@ -25,5 +27,11 @@ def gc(app: AppContext, force: bool, timeout: float | None, gc_args: tuple[str, 
       gitxact gc --force -- --force
     """
     from gitxact.gx import guard
+    from gitxact.snapshots.expiry import describe, expire_for_gc
+    from gitxact.util import console
 
-    return guard.gc(app.workspace(timeout=timeout), list(gc_args), force=force)
+    ws = app.workspace(timeout=timeout)
+    expired = expire_for_gc(ws, force=force)  # gitxact.snapshotExpiry; None when unset or gc is refused
+    if expired is not None:
+        console.info(describe(expired))  # stderr: stdout stays git's
+    return guard.gc(ws, list(gc_args), force=force)

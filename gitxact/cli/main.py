@@ -38,6 +38,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "recover": ("recover_cmd", "recover"),
     "shim": ("shim_cmd", "shim"),
     "land": ("land_cmd", "land"),
+    "snapshots": ("snapshots_cmd", "snapshots"),
+    "framework-hook": ("framework_hook_cmd", "framework_hook"),
+    "integrate": ("integrate_cmd", "integrate"),
+    "hook-claude": ("hook_claude_cmd", "hook_claude"),
 }
 
 

@@ -106,6 +106,10 @@ def render_status(doc: StatusDoc) -> str:
             f"{style('last recover', bold=True)}  {duration(max(0.0, time.time() - last.at))} ago: "
             f"{last.actions} action(s), {verdict}"
         )
+    if doc.snapshots is not None and doc.snapshots.count:
+        from gitxact.snapshots.usage import describe
+
+        lines.append(f"{style('snapshots', bold=True)}   {describe(doc.snapshots)}")
     overall = doc.lock_times.get("all", {})
     if overall.get("count"):
         lines.append(style("lock times", bold=True))

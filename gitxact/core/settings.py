@@ -22,6 +22,10 @@ KEYS: dict[str, tuple[str, str]] = {
     "gitxact.leaseTtl": ("3600", "seconds a lease lives without a heartbeat before reap may end it"),
     "gitxact.savepointKeep": ("0", "seconds to keep a committed transaction's savepoint refs (audit/undo)"),
     "gitxact.checkTimeout": ("600", "default seconds a tdd --check command may run"),
+    "gitxact.snapshotExpiry": (
+        "never",
+        "age (12h, 7d) after which gitxact gc drops snapshots no live lease or transaction holds",
+    ),
 }
 
 

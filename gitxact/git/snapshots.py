@@ -136,14 +136,21 @@ def from_commit(worktree: Path, commit: str) -> Snapshot:
 
 
 def restore_files(worktree: Path, git_dir: Path, snapshot: Snapshot, env: dict[str, str] | None = None) -> None:
-    """Make files and index exactly what *snapshot* recorded (HEAD is the caller's job).
+    """Make files and index exactly what *snapshot* recorded (HEAD is the caller's job)."""
+    restore_trees(worktree, git_dir, snapshot.worktree_tree, snapshot.index_tree, env)
+
+
+def restore_trees(
+    worktree: Path, git_dir: Path, files_tree: str, index_tree: str, env: dict[str, str] | None = None
+) -> None:
+    """Make the files *files_tree* and the index *index_tree*, removing files in neither.
 
     All of it happens in a private copy of the index (stat data included): ``add -A``
     makes it the worktree as it is now (tree ``CURRENT``); ``read-tree --reset -u
-    CURRENT W`` is git's own two-tree switch, which rewrites changed files, brings back
-    deleted ones and removes files that exist now but not in the snapshot (ignored
-    files are in neither tree, so they are left alone); ``read-tree --reset I`` then
-    makes it the snapshot's index, keeping stat data for every entry that did not
+    CURRENT FILES`` is git's own two-tree switch, which rewrites changed files, brings back
+    deleted ones and removes files that exist now but not in *files_tree* (ignored
+    files are in neither tree, so they are left alone); ``read-tree --reset INDEX``
+    then makes it the wanted index, keeping stat data for every entry that did not
     change. Finally the copy replaces the real index the way git replaces it: take
     ``index.lock`` with O_EXCL (so a raw git at work there makes this fail instead of
     being overwritten), rename the copy onto the lock, rename the lock onto the index.
@@ -154,13 +161,67 @@ def restore_files(worktree: Path, git_dir: Path, snapshot: Snapshot, env: dict[s
     try:
         git.run(["add", "-A", "--", "."], worktree, env=child)
         current = git.run(["write-tree"], worktree, env=child).stdout.strip()
-        git.run(["read-tree", "--reset", "-u", current, snapshot.worktree_tree], worktree, env=child)
-        git.run(["read-tree", "--reset", snapshot.index_tree], worktree, env=child)
+        git.run(["read-tree", "--reset", "-u", current, files_tree], worktree, env=child)
+        git.run(["read-tree", "--reset", index_tree], worktree, env=child)
         _install_index(git_dir, scratch)
     finally:
         for leftover in (scratch, scratch.with_name(scratch.name + ".lock")):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
+
+
+@dataclass(frozen=True)
+class Merged:
+    """A snapshot's changes carried onto another HEAD, as trees (nothing on disk has changed)."""
+
+    files_tree: str
+    #: ``None`` when the staged changes conflict with HEAD (the files may still merge).
+    index_tree: str | None
+    #: Paths whose changes conflict with HEAD; empty when *files_tree* is usable.
+    conflicts: list[str]
+
+
+def merge_onto(worktree: Path, snapshot: Snapshot, head: str | None, env: dict[str, str] | None = None) -> Merged:
+    """The snapshot's changes (from its HEAD to W, and to I) applied on top of *head*.
+
+    This is ``git stash apply``'s three-way merge with the snapshot's HEAD as the base,
+    done with ``merge-tree --write-tree`` so no file is touched until the result is
+    known to be clean. git 2.39 cannot name the base (``--merge-base`` came in 2.40), so a
+    throwaway commit with *head*'s tree and the snapshot's HEAD as its parent makes
+    that HEAD the merge base of the two sides. An unborn side merges from the empty tree.
+    """
+    ids = {**(env or {}), **_IDENTITY}
+    head_tree = [head + "^{tree}"] if head else [empty_tree(worktree)]
+    parents = ["-p", snapshot.head] if snapshot.head else []
+    ours = git.run(["commit-tree", *head_tree, *parents, "-m", "gitxact: restore base"], worktree, env=ids)
+    side = ours.stdout.strip()
+    files_tree, conflicts = _merge_tree(worktree, side, snapshot.commit, unrelated=snapshot.head is None, env=env)
+    index_tree: str | None = None
+    if not conflicts:
+        index_tree, index_conflicts = _merge_tree(
+            worktree, side, snapshot.index_commit, unrelated=snapshot.head is None, env=env
+        )
+        if index_conflicts:
+            index_tree = None
+    return Merged(files_tree=files_tree, index_tree=index_tree, conflicts=conflicts)
+
+
+def _merge_tree(
+    worktree: Path, ours: str, theirs: str, *, unrelated: bool, env: dict[str, str] | None
+) -> tuple[str, list[str]]:
+    args = ["merge-tree", "--write-tree", "--name-only", "--no-messages", "-z"]
+    if unrelated:
+        args.append("--allow-unrelated-histories")
+    result = git.run([*args, ours, theirs], worktree, env=env, check=False)
+    fields = result.zfields()
+    if result.returncode not in (0, 1) or not fields:
+        raise GitError(args, result.returncode, result.stderr)
+    return fields[0], sorted({name for name in fields[1:] if name})
+
+
+def empty_tree(worktree: Path) -> str:
+    # Not the well-known SHA-1 constant: a SHA-256 repository has another one.
+    return git.run(["hash-object", "-w", "-t", "tree", "--stdin"], worktree, input=b"").stdout.strip()
 
 
 def _install_index(git_dir: Path, replacement: Path) -> None:

@@ -18,6 +18,7 @@ from gitxact.errors import StateError
 from gitxact.health.last_recover import LastRecover, last_recover
 from gitxact.locking.locks import Level, summarize_waits
 from gitxact.locking.tickets import Party
+from gitxact.snapshots.results import SnapshotUsage
 from gitxact.tx.results import TxInfo, list_transactions
 from gitxact.worktrees.results import LeaseInfo
 
@@ -79,6 +80,8 @@ class StatusDoc(Document):
     leases: list[LeaseInfo] = Field(default_factory=list)
     transactions: list[TxInfo] = Field(default_factory=list)
     last_recover: LastRecover | None = None
+    #: Kept snapshots: count, size, how many a live lease or transaction protects, the expiry.
+    snapshots: SnapshotUsage | None = None
 
 
 def collect(repo: Repo) -> StatusDoc:
@@ -118,7 +121,14 @@ def collect(repo: Repo) -> StatusDoc:
         leases=_leases(repo),
         transactions=list_transactions(repo).transactions,
         last_recover=last_recover(repo),
+        snapshots=_snapshots(repo),
     )
+
+
+def _snapshots(repo: Repo) -> SnapshotUsage:
+    from gitxact.snapshots.usage import usage
+
+    return usage(repo)
 
 
 def _leases(repo: Repo) -> list[LeaseInfo]:

@@ -12,6 +12,11 @@ A hook that was already there is kept as ``NAME.gitxact-chained`` and run after
 gitxact's check, with the same arguments and stdin; its exit code is respected.
 Installing again only refreshes gitxact's scripts; ``uninstall`` puts the originals
 back. Hooks that are not gitxact's are never overwritten or deleted.
+
+The pre-commit framework's hook is the exception to chaining: gitxact's hook goes
+beneath it, as ``NAME.legacy``, the slot the framework runs first and restores when it
+is uninstalled (:mod:`gitxact.hooks.framework` says why, and how the check then runs
+once per commit).
 """
 
 from __future__ import annotations
@@ -26,9 +31,9 @@ from pydantic import BaseModel
 from gitxact.core.documents import Document
 from gitxact.core.repo import Repo
 from gitxact.errors import OperationFailedError
+from gitxact.hooks.framework import LEGACY_SUFFIX, MARKER, is_framework_hook
 from gitxact.hooks.policy import HOOKS
 
-MARKER = "# gitxact-hook-version:"
 CHAIN_SUFFIX = ".gitxact-chained"
 TEMPLATE = Path(__file__).parent / "hook-tmpl"
 #: The folder holding the ``gitxact`` package, which the hook puts on ``sys.path``.
@@ -38,7 +43,9 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 class HookReport(BaseModel):
     name: str
     path: str
-    action: str  # installed | chained | updated | unchanged | restored | removed | absent | foreign
+    #: installed | chained | updated | unchanged | restored | removed | absent | foreign;
+    #: ``... under pre-commit`` when gitxact's hook is the pre-commit framework's ``NAME.legacy``.
+    action: str
     chained: str | None = None
 
 
@@ -79,33 +86,52 @@ def install(repo: Repo) -> HooksResult:
         folder.mkdir(parents=True, exist_ok=True)
         for name in HOOKS:
             path, chained = folder / name, folder / (name + CHAIN_SUFFIX)
+            under = _framework_slot(folder, name)
+            target = path if under is None else under
             text = render(name)
-            if is_ours(path):
-                action = "unchanged" if path.read_text(encoding="utf-8") == text else "updated"
-            elif os.path.lexists(path):
+            if is_ours(target):
+                action = "unchanged" if target.read_text(encoding="utf-8") == text else "updated"
+            elif os.path.lexists(target):
                 if os.path.lexists(chained):
                     raise OperationFailedError(
-                        f"{path} is not gitxact's, and {chained.name} already holds a chained hook",
+                        f"{target} is not gitxact's, and {chained.name} already holds a chained hook",
                         hint="merge or move one of them away, then run `gitxact hooks install` again",
                     )
-                os.rename(path, chained)
+                os.rename(target, chained)
                 action = "chained"
             else:
                 action = "installed"
             if action != "unchanged":
-                _write_executable(path, text)
+                _write_executable(target, text)
+            if under is not None:
+                action += " under pre-commit"
             kept = str(chained) if os.path.lexists(chained) else None
-            reports.append(HookReport(name=name, path=str(path), action=action, chained=kept))
+            reports.append(HookReport(name=name, path=str(target), action=action, chained=kept))
     return HooksResult(hooks_dir=str(folder), hooks=reports)
 
 
+def _framework_slot(folder: Path, name: str) -> Path | None:
+    """``NAME.legacy`` when the pre-commit framework's script is hook *name*, else ``None``.
+
+    A layout an earlier gitxact made (gitxact's hook on top, the framework's chained under
+    it) is turned into the framework's own first: its script back to *name*, ours beneath.
+    """
+    path, chained, legacy = folder / name, folder / (name + CHAIN_SUFFIX), folder / (name + LEGACY_SUFFIX)
+    if is_ours(path) and is_framework_hook(str(chained)) and not os.path.lexists(legacy):
+        os.replace(path, legacy)
+        os.replace(chained, path)
+    return legacy if is_framework_hook(str(path)) else None
+
+
 def uninstall(repo: Repo) -> HooksResult:
-    """Remove gitxact's hooks and put the chained originals back."""
+    """Remove gitxact's hooks and put the chained originals back (beneath the framework's, if there)."""
     folder = hooks_dir(repo)
     reports: list[HookReport] = []
     with repo.locks.resource("hooks"):
         for name in HOOKS:
-            path, chained = folder / name, folder / (name + CHAIN_SUFFIX)
+            path, chained, legacy = folder / name, folder / (name + CHAIN_SUFFIX), folder / (name + LEGACY_SUFFIX)
+            if is_ours(legacy):
+                path = legacy  # beneath the pre-commit framework's hook, which runs what is left there
             if os.path.lexists(path) and not is_ours(path):
                 action = "foreign"
             elif os.path.lexists(chained):
