@@ -171,6 +171,9 @@ class PostgresNamedLocks:
             self._local.session = None
             self._local.held = {}
 
+    def __del__(self) -> None:
+        self.close()
+
     def close(self) -> None:
         with self._all_guard:
             mine = [c for c in self._all if not c.closed]

@@ -50,6 +50,10 @@ class PostgresTracker:
     def path(self) -> str:
         return self._db.describe()
 
+    def __del__(self) -> None:
+        # A Workspace's tracker lives as long as the Workspace; its connection goes with it.
+        self.close()
+
     def close(self) -> None:
         with self._guard:
             if self._conn is not None and self._pid == os.getpid():
