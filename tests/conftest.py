@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.postgres import PostgresServer, start_server
 from support.proc import ROOT, git
 
+from fixtures.postgres import PostgresServer, start_server
 from fixtures.repos import make_repo
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from support.postgres import PostgresServer
 from support.proc import assert_clean_error, git, gitxact
 
+from fixtures.postgres import PostgresServer
 from gitxact.backends import schema
 
 DEAD = "postgresql:///postgres?host=/nonexistent/gitxact-test&user=nobody"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from support.postgres import PostgresServer
 from support.proc import git, gitxact, kill_group, wait_for_file
 
+from fixtures.postgres import PostgresServer
 from gitxact import LockOrderError, LockTimeoutError, UsageError, Workspace
 from gitxact.backends.base import BackendUnavailableError, LockLostError
 from gitxact.backends.named import open_named_locks

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from support.postgres import PostgresServer
 from support.proc import assert_clean_error, gitxact, run_parallel
 
+from fixtures.postgres import PostgresServer
 from gitxact import OperationFailedError, UsageError, VersionConflictError, Workspace
 
 
