@@ -68,9 +68,7 @@ def _start_holder(where: Path, ready: Path, mode: str, host: str) -> subprocess.
     return proc
 
 
-def test_a_timeout_names_the_holder_and_a_killed_holder_releases(
-    two_clones: tuple[Path, Path], tmp_path: Path
-) -> None:
+def test_a_timeout_names_the_holder_and_a_killed_holder_releases(two_clones: tuple[Path, Path], tmp_path: Path) -> None:
     first, second = two_clones
     holder = _start_holder(first, tmp_path / "ready", "exclusive", "host-a")
     locks = open_named_locks(Workspace(second, agent="contender"))

@@ -151,8 +151,7 @@ def test_a_server_restart_mid_run_loses_no_acknowledged_increment(
     stop = tmp_path / "stop"
     argv = [sys.executable, "-c", _ACKNOWLEDGING_WORKER, str(pg_repo), str(stop), "2000"]
     procs = [
-        subprocess.Popen(argv, cwd=pg_repo, stdout=-1, stderr=-1, text=True, start_new_session=True)
-        for _ in range(16)
+        subprocess.Popen(argv, cwd=pg_repo, stdout=-1, stderr=-1, text=True, start_new_session=True) for _ in range(16)
     ]
     try:
         _wait_for_count(postgres_server, pg_repo, 50)

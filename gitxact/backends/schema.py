@@ -61,6 +61,28 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        2,
+        "the agent registry",
+        [
+            # One row per agent name and per branch of a namespace: two hosts can never
+            # lease the same one (gitxact.backends.pg_registry).
+            """CREATE TABLE gitxact.agents (
+                ns text NOT NULL REFERENCES gitxact.namespaces ON DELETE CASCADE,
+                agent text NOT NULL,
+                branch text NOT NULL,
+                host text NOT NULL,
+                pid integer NOT NULL,
+                start numeric,
+                path text,
+                created double precision NOT NULL,
+                heartbeat double precision NOT NULL,
+                ttl double precision NOT NULL,
+                PRIMARY KEY (ns, agent),
+                UNIQUE (ns, branch)
+            )""",
+        ],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]
