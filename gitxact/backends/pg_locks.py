@@ -123,6 +123,7 @@ class PostgresNamedLocks:
         self._local = _ThreadSessions()
         self._all: list[Conn] = []
         self._all_guard = threading.Lock()
+        self._pid = os.getpid()  # a forked child must not close its parent's sessions
 
     @classmethod
     def open(cls, repo: Repo, choice: Choice) -> PostgresNamedLocks:
@@ -178,7 +179,7 @@ class PostgresNamedLocks:
         with self._all_guard:
             mine = [c for c in self._all if not c.closed]
             self._all = []
-        if self._local.pid == os.getpid():
+        if os.getpid() == self._pid:
             for conn in mine:
                 conn.close()
         self._local.session = None
