@@ -10,10 +10,11 @@ someone changed the key since the caller read version N.
 from __future__ import annotations
 
 import json
-import math
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from gitxact.backends.base import MAX_VALUE_BYTES, TrackerEntry, check_value
+from gitxact.backends.base import TrackerBackend as Tracker
 from gitxact.core.repo import LOCKS_DIR
 from gitxact.errors import OperationFailedError, UsageError, VersionConflictError
 from gitxact.util.names import validate_key
@@ -23,44 +24,18 @@ if TYPE_CHECKING:
     from gitxact.locking.locks import Locks
     from gitxact.state.store import StateFile
 
-MAX_VALUE_BYTES = 1024 * 1024
+#: ``Tracker`` is what ``ws.tracker`` is on either backend; :class:`FileTracker` is the file one.
+__all__ = [
+    "MAX_VALUE_BYTES",
+    "FileTracker",
+    "Tracker",
+    "TrackerEntry",
+    "TrackerState",
+    "open_tracker",
+    "parse_json_value",
+]
+
 TRACKER_LOCK = "tracker"
-
-
-class TrackerEntry:
-    """One key's value (any JSON), its version (1, 2, ...), when and by which agent it was set."""
-
-    __slots__ = ("by", "updated", "value", "version")
-
-    def __init__(self, *, value: Any, version: int, updated: float, by: str | None = None) -> None:
-        self.value = value
-        self.version = version
-        self.updated = updated
-        self.by = by
-
-    def model_dump(self, *, mode: str = "json") -> dict[str, Any]:
-        return {"value": self.value, "version": self.version, "updated": self.updated, "by": self.by}
-
-    @classmethod
-    def model_validate(cls, data: Any) -> TrackerEntry:
-        """Checked by hand (see :class:`TrackerState`): a forged or damaged entry is a ``ValueError``."""
-        if not isinstance(data, dict) or not {"value", "version", "updated"} <= data.keys() <= _ENTRY_FIELDS:
-            raise ValueError(
-                f"an entry must have the fields value, version, updated (and by): {sorted(data)!r}"
-                if isinstance(data, dict)
-                else "an entry must be an object"
-            )
-        version, updated, by = data["version"], data["updated"], data.get("by")
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise ValueError(f"version must be an integer >= 1, not {version!r}")
-        if isinstance(updated, bool) or not isinstance(updated, int | float) or not math.isfinite(updated):
-            raise ValueError(f"updated must be a number, not {updated!r}")
-        if by is not None and not isinstance(by, str):
-            raise ValueError(f"by must be a string or null, not {by!r}")
-        return cls(value=data["value"], version=version, updated=float(updated), by=by)
-
-
-_ENTRY_FIELDS = frozenset({"value", "version", "updated", "by"})
 
 
 class TrackerState:
@@ -116,8 +91,8 @@ def parse_json_value(text: str) -> Any:
         ) from exc
 
 
-class Tracker:
-    """Atomic operations on the tracker of one repository."""
+class FileTracker:
+    """Atomic operations on the tracker of one repository, in its state file (this host only)."""
 
     def __init__(self, file: StateFile[TrackerState], locks: Locks, agent: str | None = None) -> None:
         self._file = file
@@ -140,7 +115,7 @@ class Tracker:
 
     def set(self, key: str, value: Any, expect_version: int | None = None) -> TrackerEntry:
         validate_key(key)
-        _check_value(value)
+        check_value(value)
         with self._locks.resource(TRACKER_LOCK):
             state = self._file.load(repair=True)
             current = state.entries.get(key)
@@ -186,18 +161,16 @@ class Tracker:
             self._file.save(state)
 
 
-def _check_value(value: Any) -> None:
-    try:
-        encoded = json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"value cannot be stored as JSON: {exc}") from exc
-    if len(encoded) > MAX_VALUE_BYTES:
-        raise UsageError(f"value is larger than {MAX_VALUE_BYTES} bytes")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise UsageError("value must be finite")
-
-
 def open_tracker(repo: Repo) -> Tracker:
-    """The tracker of *repo*: its state file, guarded by the repository's named-resource locks."""
+    """The tracker of *repo* on its backend (:mod:`gitxact.backends.choice`): by default its
+    state file, guarded by the repository's named-resource locks; rows in PostgreSQL when
+    so configured (psycopg is imported only then)."""
+    from gitxact.backends.choice import FILES, choose
+
+    choice = choose(repo)
+    if choice.kind != FILES:
+        from gitxact.backends.pg_tracker import PostgresTracker
+
+        return PostgresTracker.open(repo, choice)
     repo.store.ensure(LOCKS_DIR)
-    return Tracker(repo.state_file("tracker.json", TrackerState), repo.locks, repo.agent)
+    return FileTracker(repo.state_file("tracker.json", TrackerState), repo.locks, repo.agent)

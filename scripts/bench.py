@@ -637,6 +637,139 @@ def bench_demo(tmp: Path, quick: bool) -> None:
     )
 
 
+_PG_INCR_WORKER = """
+import sys
+from gitxact import Workspace
+tracker = Workspace(sys.argv[1]).tracker
+for _ in range(int(sys.argv[2])):
+    tracker.incr("fleet")
+"""
+
+_PG_LOCK_WORKER = """
+import sys, time
+from gitxact import Workspace
+from gitxact.backends.named import open_named_locks
+locks = open_named_locks(Workspace(sys.argv[1]))
+name, until = sys.argv[2], float(sys.argv[3])
+while time.time() < until:  # warm-up: the session is open, the statements prepared
+    with locks.hold(name, timeout=60):
+        pass
+    break
+count, end = 0, until + float(sys.argv[4])
+while time.time() < until:
+    time.sleep(0.001)
+while time.time() < end:
+    with locks.hold(name, timeout=60):
+        count += 1
+print(count)
+"""
+
+
+def bench_postgres(tmp: Path, quick: bool) -> None:
+    """The PostgreSQL backend against the files, on a private server started here (issue 17)."""
+    try:
+        import psycopg  # noqa: F401
+
+        from fixtures.postgres import start_server
+    except ImportError:
+        print("  skipped: psycopg is not installed (pip install '.[postgresql]')", file=sys.stderr)
+        return
+    try:
+        server = start_server(durable=True)  # fsync on, like the file backend
+    except (FileNotFoundError, RuntimeError) as exc:
+        print(f"  skipped: no PostgreSQL server could be started here ({exc})", file=sys.stderr)
+        return
+    try:
+        _bench_postgres(tmp, quick, server.dsn)
+    finally:
+        server.remove()
+
+
+def _bench_postgres(tmp: Path, quick: bool, dsn: str) -> None:
+    from gitxact.backends.admin import select_backend
+    from gitxact.backends.named import open_named_locks
+
+    files_repo = make_repo(tmp, "files")
+    files_ws = Workspace(files_repo)
+    files_ws.init()
+    pg_repo = make_repo(tmp, "pg")
+    pg_ws = Workspace(pg_repo)
+    pg_ws.init()
+    select_backend(pg_ws, dsn)
+    pg_ws = Workspace(pg_repo)  # settings read again: now on PostgreSQL
+    rounds = 200 if quick else 1000
+
+    pg_locks, file_locks = open_named_locks(pg_ws), open_named_locks(files_ws)
+
+    def pg_lock() -> None:
+        with pg_locks.hold("bench"):
+            pass
+
+    def file_lock() -> None:
+        with file_locks.hold("bench"):
+            pass
+
+    a, b = interleaved(pg_lock, file_lock, rounds)
+    row("named lock acquire+release: PostgreSQL (Unix socket)", ms(a), f"{ms(b)} (files)", f"{a / b:.2f}x")
+    pg_locks.close()
+
+    def pg_incr() -> None:
+        pg_ws.tracker.incr("n")
+
+    def file_incr() -> None:
+        files_ws.tracker.incr("n")
+
+    a, b = interleaved(pg_incr, file_incr, rounds)
+    row("tracker.incr() in-process: PostgreSQL", ms(a), f"{ms(b)} (files: lock + fsync'd write)", f"{a / b:.2f}x")
+
+    def cli(repo: Path) -> Callable[[], None]:
+        return lambda: subprocess.run([*GITXACT_SCRIPT, "tracker", "incr", "c"], cwd=repo, check=True, stdout=-3)
+
+    a, b = interleaved(cli(pg_repo), cli(files_repo), 10 if quick else 30)
+    row("`gitxact tracker incr` (process): PostgreSQL", ms(a), f"{ms(b)} (files)", f"{a / b:.1f}x")
+
+    procs, each = 16, 25
+    started = time.perf_counter()
+    workers = [
+        subprocess.Popen([sys.executable, "-c", _PG_INCR_WORKER, str(pg_repo), str(each)], cwd=pg_repo)
+        for _ in range(procs)
+    ]
+    codes = [w.wait() for w in workers]
+    took = time.perf_counter() - started
+    kept = pg_ws.tracker.get("fleet")["fleet"].value
+    row(
+        f"{procs} processes x {each} tracker.incr() through PostgreSQL",
+        f"{kept}/{procs * each} kept in {took:.1f}s",
+        "-",
+        "-",
+        "goal: all kept: " + ("met" if kept == procs * each and not any(codes) else "NOT met"),
+    )
+
+    seconds = 2.0 if quick else 5.0
+    for label, names in (("distinct names", [f"own-{i}" for i in range(8)]), ("one name", ["shared"] * 8)):
+        begin = time.time() + 3.0  # every worker connected and warmed up by then
+        lockers = [
+            subprocess.Popen(
+                [sys.executable, "-c", _PG_LOCK_WORKER, str(pg_repo), name, str(begin), str(seconds)],
+                cwd=pg_repo,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for name in names
+        ]
+        total = sum(int(w.communicate()[0] or 0) for w in lockers)
+        row(
+            f"named lock acquire+release per second, 8 processes, {label}: PostgreSQL",
+            f"{total / seconds:.0f}/s",
+            "-",
+            "-",
+        )
+    print(
+        "  landing from 3 clones through the database queue: not measured (gitxact land is not on this branch)",
+        file=sys.stderr,
+    )
+
+
 SECTIONS: list[tuple[str, Callable[[Path, bool], None]]] = [
     ("gx", bench_gx),
     ("hooks", bench_hooks),
@@ -649,6 +782,7 @@ SECTIONS: list[tuple[str, Callable[[Path, bool], None]]] = [
     ("transactions", bench_transactions),
     ("land", bench_land),
     ("demo", bench_demo),
+    ("postgresql", bench_postgres),
 ]
 
 

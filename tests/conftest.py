@@ -10,13 +10,15 @@ are reproducible.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.proc import ROOT
+from support.proc import ROOT, git
 
+from fixtures.postgres import PostgresServer, start_server
 from fixtures.repos import make_repo
 
 
@@ -61,4 +63,46 @@ def inside(repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
     monkeypatch.chdir(repo)
     assert main(["init"]) == 0
+    return repo
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A private PostgreSQL cluster for the whole run (started once: initdb takes a second or two).
+
+    Missing binaries fail the run under CI (``scripts/test`` installs Debian's
+    ``postgresql`` package), and skip only on a developer's machine without them.
+    """
+    try:
+        server = start_server()
+    except FileNotFoundError:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL's initdb is not installed; scripts/test installs Debian's postgresql package")
+        pytest.skip("PostgreSQL's initdb is not installed (scripts/test installs Debian's postgresql package)")
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def pg_repo(
+    repo: Path, postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Path:
+    """*repo* initialized on the test server, in a namespace of its own.
+
+    Test repositories share their root commit (pinned author and dates), so each test
+    names its namespace (``gitxact.namespace``) after itself. libpq's own variables are
+    cleared: the URL alone says where the server is.
+    """
+    from gitxact import Workspace
+    from gitxact.backends.admin import select_backend
+
+    for name in list(os.environ):
+        if name.startswith("PG"):
+            monkeypatch.delenv(name)
+    git("config", "gitxact.namespace", "t-" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16], cwd=repo)
+    ws = Workspace(repo)
+    ws.init()
+    select_backend(ws, postgres_server.dsn)
     return repo

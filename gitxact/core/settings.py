@@ -26,13 +26,24 @@ KEYS: dict[str, tuple[str, str]] = {
         "never",
         "age (12h, 7d) after which gitxact gc drops snapshots no live lease or transaction holds",
     ),
+    "gitxact.backend": ("files", "where agents coordinate: files (this host) or a postgresql:// URL (many hosts)"),
+    "gitxact.namespace": ("default", "this project's name in a shared database (beside its root commit)"),
 }
 
 
 class Settings(Value):
     """The values of :data:`KEYS`; ``worktree_root`` as configured (the worktrees module resolves it)."""
 
-    __slots__ = ("branch_prefix", "check_timeout", "lease_ttl", "lock_timeout", "savepoint_keep", "worktree_root")
+    __slots__ = (
+        "backend",
+        "branch_prefix",
+        "check_timeout",
+        "lease_ttl",
+        "lock_timeout",
+        "namespace",
+        "savepoint_keep",
+        "worktree_root",
+    )
 
     def __init__(
         self,
@@ -43,6 +54,8 @@ class Settings(Value):
         lease_ttl: float = 3600.0,
         savepoint_keep: float = 0.0,
         check_timeout: float = 600.0,
+        backend: str | None = None,
+        namespace: str | None = None,
     ) -> None:
         self.lock_timeout = lock_timeout
         self.worktree_root = worktree_root
@@ -50,6 +63,10 @@ class Settings(Value):
         self.lease_ttl = lease_ttl
         self.savepoint_keep = savepoint_keep
         self.check_timeout = check_timeout
+        # Kept as written: only gitxact.backends reads them, and only when a tracker or a
+        # named lock is opened (gx never does).
+        self.backend = backend
+        self.namespace = namespace
 
 
 def _seconds(key: str, value: str, *, allow_negative: bool = False) -> float:
@@ -84,6 +101,8 @@ def load(cwd: Path) -> Settings:
         if not raw.strip():
             raise UsageError("git config gitxact.worktreeRoot is empty")
         settings.worktree_root = raw
+    settings.backend = values.get("gitxact.backend")
+    settings.namespace = values.get("gitxact.namespace")
     return settings
 
 

@@ -273,10 +273,19 @@ def check_worktrees(repo: Repo, fix: bool) -> list[Finding]:
     return findings
 
 
+def check_backend(repo: Repo, fix: bool) -> list[Finding]:
+    """The coordination backend: settings that agree, and on PostgreSQL a reachable server,
+    a current schema, this project's namespace, no holder record of an ended session."""
+    from gitxact.backends.admin import check_backend as check
+
+    return [Finding("backend", f.problem, f.repair, fixed=f.fixed) for f in check(repo, fix)]
+
+
 #: Every check, in the order they run (foundation first, then features).
 CHECKS: list[tuple[str, Check]] = [
     ("state files", check_state_files),
     ("lock records", check_lock_records),
+    ("backend", check_backend),
     ("transactions", check_journals),
     ("worktrees", check_worktrees),
     ("savepoint refs", check_savepoint_refs),

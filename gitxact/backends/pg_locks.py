@@ -1,0 +1,360 @@
+"""Named locks in PostgreSQL: session-level advisory locks, shared by every host.
+
+* **Queue.** ``pg_advisory_lock`` waits in PostgreSQL's lock manager, which queues a
+  waiter behind every earlier conflicting waiter (``LockAcquire`` checks the wait
+  queue, not only the holders; ``ProcSleep`` appends to it), so waiters are served first
+  come, first served; ``tests/test_postgres_locks.py`` checks the order. A session takes
+  each name once (reentrancy is counted here), so PostgreSQL's rule letting a session
+  that already holds the lock jump the queue never applies.
+* **Death.** Advisory locks end with their session: a killed process's kernel closes its
+  socket and the server ends the session at once; a vanished host's session ends
+  within :data:`~gitxact.backends.postgres.DEAD_PEER_BOUND` seconds (keepalives), and a
+  vanished waiter leaves the queue within that bound plus
+  :data:`~gitxact.backends.postgres.CHECK_INTERVAL_MS`. A holder that lost its session
+  learns it at :meth:`PostgresGrant.check` or release (:class:`LockLostError`).
+* **Who.** ``gitxact.lock_holders`` names each holder (host, pid, agent, command); a
+  row counts only while ``pg_locks`` shows its session holding the lock, so a dead
+  holder's row is never believed, and the next taker of that name deletes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from gitxact.backends.base import BackendUnavailableError, LockLostError
+from gitxact.backends.files import check_mode, validate_lock_name
+from gitxact.backends.postgres import CHECK_INTERVAL_MS, NOW, Database, host_identity, lock_timeout_ms
+from gitxact.errors import LockOrderError, LockTimeoutError
+from gitxact.locking.locks import resource_key
+from gitxact.locking.tickets import EXCLUSIVE, SHARED, Mode, Party
+
+if TYPE_CHECKING:
+    from gitxact.backends.choice import Choice, Namespace
+    from gitxact.backends.postgres import Conn
+    from gitxact.core.repo import Repo
+    from gitxact.locking.locks import WaitObserver
+
+
+def lock_key(ns: Namespace, name: str) -> int:
+    """The advisory lock's 64-bit key. A collision with another name (or another
+    application's int8 advisory lock) would only make two locks one, never free one."""
+    digest = hashlib.sha256(f"gitxact\0{ns.ident}\0{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _lock_tag(key: int) -> dict[str, int]:
+    """How ``pg_locks`` shows an int8 advisory key: high half, low half, ``objsubid`` 1."""
+    unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
+    return {"classid": unsigned >> 32, "objid": unsigned & 0xFFFF_FFFF}
+
+
+_IN_PG_LOCKS = (
+    "l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND l.classid::bigint = %(classid)s AND l.objid::bigint = %(objid)s AND l.objsubid = 1"
+)
+
+
+class _Held:
+    __slots__ = ("count", "mode", "session", "waited")
+
+    def __init__(self, mode: Mode, session: Conn, waited: float) -> None:
+        self.mode = mode
+        self.session = session
+        self.waited = waited
+        self.count = 1
+
+
+class PostgresGrant:
+    """A named lock held by this thread's database session."""
+
+    __slots__ = ("_locks", "mode", "name", "waited")
+
+    def __init__(self, locks: PostgresNamedLocks, name: str, mode: Mode, waited: float) -> None:
+        self._locks = locks
+        self.name = name
+        self.mode = mode
+        self.waited = waited
+
+    def check(self) -> None:
+        """Raise :class:`LockLostError` unless the session holding the lock still lives.
+
+        A session's advisory locks end only with the session or an unlock, so a session
+        that answers still holds them. A landing queue calls this before it pushes.
+        """
+        self._locks.check(self.name)
+
+
+class _ThreadSessions(threading.local):
+    def __init__(self) -> None:
+        self.session: Conn | None = None
+        self.pid = 0
+        self.held: dict[str, _Held] = {}
+
+
+class PostgresNamedLocks:
+    """Named locks of one namespace, shared by every host; per thread, like the file locks."""
+
+    kind = "postgresql"
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        agent: str | None = None,
+        command: str = "",
+        default_timeout: float = 60.0,
+        observer: WaitObserver | None = None,
+    ) -> None:
+        self._db = db
+        self._agent = agent
+        self._command = command
+        self._default_timeout = default_timeout
+        self._observer = observer
+        self._local = _ThreadSessions()
+        self._all: list[Conn] = []
+        self._all_guard = threading.Lock()
+        self._pid = os.getpid()  # a forked child must not close its parent's sessions
+
+    @classmethod
+    def open(cls, repo: Repo, choice: Choice) -> PostgresNamedLocks:
+        return cls(
+            Database.of(repo, choice),
+            agent=repo.agent,
+            command=repo.locks.command,
+            default_timeout=repo.locks.default_timeout,
+            observer=repo.locks.observer,
+        )
+
+    @property
+    def namespace(self) -> Namespace:
+        return self._db.ns
+
+    # -- sessions ----------------------------------------------------------------------
+
+    def _session(self) -> Conn:
+        local = self._local
+        if local.session is None or local.session.closed or local.pid != os.getpid():
+            if local.pid != os.getpid():
+                local.held = {}  # a forked child holds nothing of its parent's
+            conn = self._db.connect("gitxact lock")
+            if conn.info.server_version >= 140000:
+                # The server notices a waiter whose host vanished while it waits in the queue.
+                self._run(conn, "opening a lock session", f"SET client_connection_check_interval = {CHECK_INTERVAL_MS}")
+            local.session, local.pid = conn, os.getpid()
+            with self._all_guard:
+                self._all.append(conn)
+        return local.session
+
+    def _run(self, conn: Conn, doing: str, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        try:
+            cursor = conn.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
+        except psycopg.Error as exc:
+            error = self._db.failure(exc, doing, conn)
+            if isinstance(error, BackendUnavailableError):
+                self._forget(conn)
+            raise error from None
+
+    def _forget(self, conn: Conn) -> None:
+        """The session ended: whatever this thread held through it is gone with it."""
+        conn.close()
+        if self._local.session is conn:
+            self._local.session = None
+            self._local.held = {}
+
+    def __del__(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._all_guard:
+            mine = [c for c in self._all if not c.closed]
+            self._all = []
+        if os.getpid() == self._pid:
+            for conn in mine:
+                conn.close()
+        self._local.session = None
+        self._local.held = {}
+
+    # -- the API ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def hold(self, name: str, mode: Mode = EXCLUSIVE, timeout: float | None = None) -> Iterator[PostgresGrant]:
+        grant = self.acquire(name, mode, timeout)
+        try:
+            yield grant
+        except BaseException:
+            with contextlib.suppress(LockLostError, BackendUnavailableError):
+                self.release(name)  # the body's error is the one to report
+            raise
+        self.release(name)
+
+    def acquire(self, name: str, mode: Mode = EXCLUSIVE, timeout: float | None = None) -> PostgresGrant:
+        """Take *name*; pair every acquire with a :meth:`release` (or use :meth:`hold`)."""
+        validate_lock_name(name)
+        check_mode(mode)
+        held = self._local.held.get(name) if self._local.pid == os.getpid() else None
+        if held is not None:
+            if mode == EXCLUSIVE and held.mode == SHARED:
+                raise LockOrderError(
+                    f"cannot upgrade named lock {name!r} from shared to exclusive while holding it",
+                    hint="take it exclusive from the start (an upgrade would deadlock against other readers)",
+                )
+            held.count += 1
+            return PostgresGrant(self, name, held.mode, 0.0)
+        for other in self._local.held:
+            if other > name:
+                raise LockOrderError(
+                    f"named lock {name!r} requested while holding {other!r}",
+                    hint="named locks are taken in name order (a wait out of order is how deadlocks start)",
+                )
+        session = self._session()
+        key = lock_key(self._db.ns, name)
+        suffix = "_shared" if mode == SHARED else ""
+        started = time.monotonic()
+        doing = f"taking named lock {name!r}"
+        got = self._run(session, doing, f"SELECT pg_try_advisory_lock{suffix}(%(k)s)", {"k": key})
+        if not got[0][0]:
+            self._wait(session, name, mode, key=key, timeout=timeout, started=started)
+        waited = time.monotonic() - started
+        self._run(
+            session,
+            f"recording the holder of {name!r}",
+            "WITH gone AS (DELETE FROM gitxact.lock_holders h WHERE h.ns = %(ns)s AND h.name = %(name)s"
+            " AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = h.session))"
+            " INSERT INTO gitxact.lock_holders (ns, name, session, mode, host, pid, agent, command, since)"
+            " VALUES (%(ns)s, %(name)s, pg_backend_pid(), %(mode)s, %(host)s, %(pid)s, %(agent)s, %(command)s,"
+            f" {NOW}) ON CONFLICT (ns, name, session) DO UPDATE SET mode = EXCLUDED.mode, host = EXCLUDED.host,"
+            " pid = EXCLUDED.pid, agent = EXCLUDED.agent, command = EXCLUDED.command, since = EXCLUDED.since",
+            {
+                "ns": self._db.ns.ident,
+                "name": name,
+                "mode": mode,
+                "host": host_identity(),
+                "pid": os.getpid(),
+                "agent": self._agent,
+                "command": self._command,
+            },
+        )
+        self._local.held[name] = _Held(mode, session, waited)
+        return PostgresGrant(self, name, mode, waited)
+
+    def _wait(self, session: Conn, name: str, mode: Mode, *, key: int, timeout: float | None, started: float) -> None:
+        """Queue in PostgreSQL's lock manager until granted or *timeout*; the timeout names the holders."""
+        budget = self._default_timeout if timeout is None else timeout
+        budget = math.inf if budget < 0 else budget
+        if budget == 0:
+            raise self._timeout_error(name, mode, budget)
+        if self._observer is not None:
+            self._observer.waiting(resource_key(name), mode, 0.0, self.holders(name))
+        suffix = "_shared" if mode == SHARED else ""
+        self._run(session, "setting the lock wait", f"SET lock_timeout = {lock_timeout_ms(budget)}")
+        try:
+            session.execute(f"SELECT pg_advisory_lock{suffix}(%(k)s)", {"k": key})
+        except pg_errors.LockNotAvailable:
+            raise self._timeout_error(name, mode, budget) from None
+        except psycopg.Error as exc:
+            error = self._db.failure(exc, f"waiting for named lock {name!r}", session)
+            if isinstance(error, BackendUnavailableError):
+                self._forget(session)
+            raise error from None
+        if self._observer is not None:
+            self._observer.acquired(resource_key(name), mode, time.monotonic() - started)
+
+    def _timeout_error(self, name: str, mode: Mode, budget: float) -> LockTimeoutError:
+        holders = self.holders(name)
+        detail = "held by " + "; ".join(p.describe() for p in holders) if holders else "no holder recorded yet"
+        waiters = self._waiters(name)
+        if waiters:
+            detail += f"; {waiters} other waiter(s)"
+        return LockTimeoutError(
+            f"timed out after {budget:g}s waiting for named lock {name!r} on PostgreSQL ({mode}): {detail}",
+            hint="try again later; the holder's host and pid are above",
+        )
+
+    def release(self, name: str) -> None:
+        held = self._local.held.get(name)
+        if held is None:
+            raise LockLostError(
+                f"named lock {name!r} released but not held (its database session may have ended)",
+                hint="the lock may have gone to another holder meanwhile",
+            )
+        held.count -= 1
+        if held.count > 0:
+            return
+        del self._local.held[name]
+        suffix = "_shared" if held.mode == SHARED else ""
+        try:
+            rows = self._run(
+                held.session,
+                f"releasing named lock {name!r}",
+                "WITH mine AS (DELETE FROM gitxact.lock_holders WHERE ns = %(ns)s AND name = %(name)s"
+                f" AND session = pg_backend_pid()) SELECT pg_advisory_unlock{suffix}(%(k)s)",
+                {"ns": self._db.ns.ident, "name": name, "k": lock_key(self._db.ns, name)},
+            )
+        except BackendUnavailableError as exc:
+            raise LockLostError(f"named lock {name!r} was lost with its database session: {exc.message}") from None
+        if not rows or not rows[0][0]:
+            raise LockLostError(f"named lock {name!r} was no longer held by this session when released")
+
+    def check(self, name: str) -> None:
+        held = self._local.held.get(name)
+        if held is None or held.session.closed:
+            raise LockLostError(f"named lock {name!r} is not held (its database session ended)")
+        try:
+            self._run(held.session, f"checking named lock {name!r}", "SELECT 1")
+        except BackendUnavailableError as exc:
+            raise LockLostError(f"named lock {name!r} was lost with its database session: {exc.message}") from None
+
+    # -- who holds, who waits -------------------------------------------------------------
+
+    def _query(self, doing: str, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return self._run(self._session(), doing, sql, params)
+
+    def holders(self, name: str) -> list[Party]:
+        rows = self._query(
+            f"listing the holders of {name!r}",
+            "SELECT h.session, h.mode, h.pid, h.host, h.agent, h.command, h.since FROM gitxact.lock_holders h"
+            f" JOIN pg_locks l ON l.pid = h.session AND l.granted AND {_IN_PG_LOCKS}"
+            " WHERE h.ns = %(ns)s AND h.name = %(name)s ORDER BY h.since",
+            {"ns": self._db.ns.ident, "name": name, **_lock_tag(lock_key(self._db.ns, name))},
+        )
+        return [
+            Party(
+                ticket=f"postgresql session {session}",
+                mode=mode,
+                holding=True,
+                pid=pid or 0,
+                host=host,
+                agent=agent,
+                command=command,
+                since=since,
+            )
+            for session, mode, pid, host, agent, command, since in rows
+        ]
+
+    def _waiters(self, name: str) -> int:
+        rows = self._query(
+            f"counting the waiters of {name!r}",
+            f"SELECT count(*) FROM pg_locks l WHERE NOT l.granted AND {_IN_PG_LOCKS} AND l.pid <> pg_backend_pid()",
+            _lock_tag(lock_key(self._db.ns, name)),
+        )
+        return int(rows[0][0]) if rows else 0
+
+    def waiting_sessions(self, name: str) -> list[int]:
+        """Backend pids queued for *name*, in no particular order (tests wait on it)."""
+        rows = self._query(
+            f"listing the waiters of {name!r}",
+            f"SELECT l.pid FROM pg_locks l WHERE NOT l.granted AND {_IN_PG_LOCKS}",
+            _lock_tag(lock_key(self._db.ns, name)),
+        )
+        return [int(r[0]) for r in rows]

@@ -1,0 +1,233 @@
+"""The agent registry in PostgreSQL: which host leases which agent name and branch.
+
+On files, ``leases.json`` keeps two agents of one host from leasing one name or branch.
+Across hosts each clone has its own file, so the fleet's claims live here, one row per
+agent of the namespace (primary key) and one per branch (unique): two hosts can never
+hold the same agent name or branch, whatever they race. A claim names its owner (host,
+pid, process start) and lives ``ttl`` seconds past its last heartbeat. A claim ends by
+release, by TTL (whoever claims next takes an expired one over), or when its owner is
+provably dead on the claimer's own host (pid gone or recycled); a live owner's claim on
+another host ends only by TTL, as on files.
+
+Not yet wired into ``gitxact worktree acquire/release/renew/list`` (gitxact/worktrees/ is
+another owner's): :meth:`AgentRegistry.claim` belongs before ``git worktree add``,
+:meth:`renew` beside the lease's heartbeat, :meth:`release` after the worktree is
+removed, :meth:`list` behind ``worktree list --all-hosts``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from gitxact.backends.base import BackendUnavailableError
+from gitxact.backends.postgres import NOW, Database, host_identity
+from gitxact.errors import RefusedError
+from gitxact.util.identity import ProcessIdentity, host_name, process_start_token
+from gitxact.util.names import validate_agent
+from gitxact.util.value import Value
+
+if TYPE_CHECKING:
+    from gitxact.backends.choice import Choice
+    from gitxact.backends.postgres import Conn
+    from gitxact.core.repo import Repo
+
+_COLUMNS = "agent, branch, host, pid, start, path, created, heartbeat, ttl"
+
+
+class Owner(Value):
+    """The process a claim follows, with the host name other hosts see (test override included)."""
+
+    __slots__ = ("host", "pid", "start")
+
+    def __init__(self, *, pid: int, host: str, start: int | None) -> None:
+        self.pid = pid
+        self.host = host
+        self.start = start
+
+    @classmethod
+    def of(cls, pid: int | None = None) -> Owner:
+        pid = os.getpid() if pid is None else pid
+        return cls(pid=pid, host=host_identity(), start=process_start_token(pid))
+
+    def provably_dead(self) -> bool:
+        """Only an owner on this host can be checked; elsewhere it counts as alive."""
+        if self.host != host_identity():
+            return False
+        return ProcessIdentity(pid=self.pid, host=host_name(), start=self.start).is_dead()
+
+
+class AgentClaim(Value):
+    """One row of the registry, as ``worktree list --all-hosts`` would show it."""
+
+    __slots__ = ("agent", "branch", "created", "expired", "heartbeat", "owner", "path", "ttl")
+
+    def __init__(self, row: tuple[Any, ...], now: float) -> None:
+        agent, branch, host, pid, start, path, created, heartbeat, ttl = row
+        self.agent: str = agent
+        self.branch: str = branch
+        self.owner = Owner(pid=int(pid), host=host, start=int(start) if start is not None else None)
+        self.path: str | None = path
+        self.created = float(created)
+        self.heartbeat = float(heartbeat)
+        self.ttl = float(ttl)
+        self.expired = self.heartbeat + self.ttl < now
+
+    def describe(self) -> str:
+        return f"agent {self.agent} (branch {self.branch}) held by pid {self.owner.pid} on {self.owner.host}"
+
+
+class AgentRegistry:
+    """Claims of agent names and branches in one namespace, shared by every host."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._conn: Conn | None = None
+
+    @classmethod
+    def open(cls, repo: Repo, choice: Choice) -> AgentRegistry:
+        return cls(Database.of(repo, choice))
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __del__(self) -> None:
+        self.close()
+
+    def _connection(self) -> Conn:
+        if self._conn is None or self._conn.closed:
+            self._conn = self._db.connect("gitxact registry")
+        return self._conn
+
+    def _rows(self, doing: str, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        conn = self._connection()
+        try:
+            cursor = conn.execute(sql, {"ns": self._db.ns.ident, **params})
+            return cursor.fetchall() if cursor.description else []
+        except psycopg.Error as exc:
+            raise self._failure(exc, doing, conn) from None
+
+    def _failure(self, exc: psycopg.Error, doing: str, conn: Conn) -> Exception:
+        error = self._db.failure(exc, doing, conn)
+        if isinstance(error, BackendUnavailableError):
+            self.close()
+        return error
+
+    def _now(self) -> float:
+        return float(self._rows("reading the server's clock", f"SELECT {NOW}", {})[0][0])
+
+    # -- claims -------------------------------------------------------------------------
+
+    def claim(
+        self, agent: str, branch: str, *, ttl: float, owner: Owner | None = None, path: str | None = None
+    ) -> AgentClaim:
+        """Claim *agent* and *branch* for *owner* (default: this process); exit 3 naming
+        the live holder when another owner has either. Claiming again for the same owner
+        renews. An expired claim, or one whose owner died on this host, is taken over."""
+        validate_agent(agent)
+        owner = owner or Owner.of()
+        self._end_dead_claims(agent, branch)
+        params = {
+            "agent": agent,
+            "branch": branch,
+            "host": owner.host,
+            "pid": owner.pid,
+            "start": owner.start,
+            "path": path,
+            "ttl": ttl,
+        }
+        conn = self._connection()
+        try:
+            with conn.transaction():
+                # An expired claim on the branch by another agent goes first: the branch is free.
+                conn.execute(
+                    f"DELETE FROM gitxact.agents WHERE ns = %(ns)s AND branch = %(branch)s AND agent <> %(agent)s"
+                    f" AND heartbeat + ttl < {NOW}",
+                    {"ns": self._db.ns.ident, **params},
+                )
+                rows = conn.execute(
+                    f"INSERT INTO gitxact.agents AS a (ns, {_COLUMNS}) VALUES (%(ns)s, %(agent)s, %(branch)s,"
+                    f" %(host)s, %(pid)s, %(start)s, %(path)s, {NOW}, {NOW}, %(ttl)s)"
+                    " ON CONFLICT (ns, agent) DO UPDATE SET branch = EXCLUDED.branch, host = EXCLUDED.host,"
+                    " pid = EXCLUDED.pid, start = EXCLUDED.start, path = EXCLUDED.path,"
+                    " created = CASE WHEN a.host = EXCLUDED.host AND a.pid = EXCLUDED.pid THEN a.created"
+                    " ELSE EXCLUDED.created END, heartbeat = EXCLUDED.heartbeat, ttl = EXCLUDED.ttl"
+                    " WHERE a.heartbeat + a.ttl < EXCLUDED.heartbeat OR (a.host = EXCLUDED.host"
+                    " AND a.pid = EXCLUDED.pid AND a.start IS NOT DISTINCT FROM EXCLUDED.start)"
+                    f" RETURNING {_COLUMNS}, {NOW}",
+                    {"ns": self._db.ns.ident, **params},
+                ).fetchall()
+        except pg_errors.UniqueViolation:
+            holder = self._holder("branch", branch)
+            raise RefusedError(
+                f"branch {branch!r} is claimed by another agent across the fleet: "
+                + (holder.describe() if holder else "(released meanwhile; try again)"),
+                hint="pick another branch, or end that lease first",
+            ) from None
+        except psycopg.Error as exc:
+            raise self._failure(exc, f"claiming agent {agent}", conn) from None
+        if not rows:
+            holder = self._holder("agent", agent)
+            raise RefusedError(
+                "agent name taken across the fleet: "
+                + (holder.describe() if holder else f"{agent} (released meanwhile; try again)"),
+                hint="pick another agent name, or end that lease on its host (or wait for its TTL)",
+            )
+        return AgentClaim(rows[0][:-1], float(rows[0][-1]))
+
+    def _holder(self, column: str, value: str) -> AgentClaim | None:
+        rows = self._rows(
+            "reading the registry",
+            f"SELECT {_COLUMNS}, {NOW} FROM gitxact.agents WHERE ns = %(ns)s AND {column} = %(value)s",
+            {"value": value},
+        )
+        return AgentClaim(rows[0][:-1], float(rows[0][-1])) if rows else None
+
+    def _end_dead_claims(self, agent: str, branch: str) -> None:
+        """Claims on *agent* or *branch* whose owner provably died on this host end now."""
+        for claim in self.list():
+            if (claim.agent == agent or claim.branch == branch) and claim.owner.provably_dead():
+                self._rows(
+                    "ending a dead owner's claim",
+                    "DELETE FROM gitxact.agents WHERE ns = %(ns)s AND agent = %(agent)s AND host = %(host)s"
+                    " AND pid = %(pid)s",
+                    {"agent": claim.agent, "host": claim.owner.host, "pid": claim.owner.pid},
+                )
+
+    def renew(self, agent: str, owner: Owner | None = None) -> AgentClaim:
+        """Heartbeat: the claim lives another ``ttl`` seconds. Exit 3 if it is no longer this owner's."""
+        owner = owner or Owner.of()
+        rows = self._rows(
+            f"renewing agent {agent}",
+            f"UPDATE gitxact.agents SET heartbeat = {NOW} WHERE ns = %(ns)s AND agent = %(agent)s"
+            f" AND host = %(host)s AND pid = %(pid)s RETURNING {_COLUMNS}, {NOW}",
+            {"agent": agent, "host": owner.host, "pid": owner.pid},
+        )
+        if not rows:
+            raise RefusedError(f"agent {agent} is not claimed by pid {owner.pid} on {owner.host} (expired and taken?)")
+        return AgentClaim(rows[0][:-1], float(rows[0][-1]))
+
+    def release(self, agent: str, owner: Owner | None = None, *, force: bool = False) -> bool:
+        """End the claim (only the owner's, unless *force*); False if there was none to end."""
+        owner = owner or Owner.of()
+        rows = self._rows(
+            f"releasing agent {agent}",
+            "DELETE FROM gitxact.agents WHERE ns = %(ns)s AND agent = %(agent)s"
+            " AND (%(force)s OR (host = %(host)s AND pid = %(pid)s)) RETURNING agent",
+            {"agent": agent, "host": owner.host, "pid": owner.pid, "force": force},
+        )
+        return bool(rows)
+
+    def list(self) -> list[AgentClaim]:
+        """Every claim of the namespace, every host's, oldest first (``worktree list --all-hosts``)."""
+        rows = self._rows(
+            "listing the registry",
+            f"SELECT {_COLUMNS}, {NOW} FROM gitxact.agents WHERE ns = %(ns)s ORDER BY created, agent",
+            {},
+        )
+        return [AgentClaim(row[:-1], float(row[-1])) for row in rows]

@@ -1,0 +1,228 @@
+"""Named locks on both backends (issue 17): exclusion, timeouts naming the holder, a SIGKILLed
+holder releasing, first come first served in PostgreSQL's queue, and a lost session said."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from support.proc import git, gitxact, kill_group, wait_for_file
+
+from fixtures.postgres import PostgresServer
+from gitxact import LockOrderError, LockTimeoutError, UsageError, Workspace
+from gitxact.backends.base import BackendUnavailableError, LockLostError
+from gitxact.backends.named import open_named_locks
+
+_HOLDER = textwrap.dedent(
+    """
+    import pathlib, sys, time
+    from gitxact import Workspace
+    from gitxact.backends.named import open_named_locks
+    locks = open_named_locks(Workspace(sys.argv[1], agent="lander"))
+    with locks.hold("land", sys.argv[3]):
+        pathlib.Path(sys.argv[2]).touch()
+        time.sleep(120)
+    """
+)
+
+
+@pytest.fixture(params=["files", "postgresql"])
+def two_clones(request: pytest.FixtureRequest, repo: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """Where a holder and a contender run: on files, one repository (its locks are this
+    host's); on PostgreSQL, two clones sharing one namespace, as two hosts would."""
+    if request.param == "files":
+        assert gitxact("init", cwd=repo).returncode == 0
+        return repo, repo
+    first: Path = request.getfixturevalue("pg_repo")
+    second = tmp_path / "second"
+    git("clone", "-q", str(first), str(second), cwd=tmp_path)
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    git("config", "gitxact.namespace", git("config", "gitxact.namespace", cwd=first).strip(), cwd=second)
+    assert gitxact("init", "--backend", server.dsn, cwd=second).returncode == 0
+    return first, second
+
+
+def _start_holder(where: Path, ready: Path, mode: str, host: str) -> subprocess.Popen[bytes]:
+    """A process of "host" *host* holding lock ``land``; its errors go to ``<ready>.log``."""
+    with open(f"{ready}.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _HOLDER, str(where), str(ready), mode],
+            cwd=where,
+            env={**os.environ, "GITXACT_TEST_HOST": host},
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+        )
+    try:
+        wait_for_file(ready, "the holder to take the lock", proc)
+    except AssertionError:
+        kill_group(proc)
+        raise AssertionError(Path(f"{ready}.log").read_text()) from None
+    return proc
+
+
+def test_a_timeout_names_the_holder_and_a_killed_holder_releases(two_clones: tuple[Path, Path], tmp_path: Path) -> None:
+    first, second = two_clones
+    holder = _start_holder(first, tmp_path / "ready", "exclusive", "host-a")
+    locks = open_named_locks(Workspace(second, agent="contender"))
+    try:
+        with pytest.raises(LockTimeoutError) as timed_out:
+            locks.hold("land", timeout=0.2).__enter__()
+        message = timed_out.value.message
+        assert f"pid {holder.pid}" in message, message
+        assert "(agent lander)" in message, message
+        [party] = locks.holders("land")
+        assert (party.pid, party.agent, party.mode) == (holder.pid, "lander", "exclusive")
+        if locks.kind == "postgresql":
+            assert party.host == "host-a"
+        # Shared waits for an exclusive holder too.
+        with pytest.raises(LockTimeoutError):
+            locks.hold("land", "shared", timeout=0).__enter__()
+        kill_group(holder)  # SIGKILL: no release ever runs
+        with locks.hold("land", timeout=30) as grant:  # the lock died with its holder
+            grant.check()
+            assert [p.agent for p in locks.holders("land")] == ["contender"]
+        assert locks.holders("land") == []
+    finally:
+        if holder.poll() is None:
+            kill_group(holder)
+        locks.close()
+
+
+def test_shared_holders_share_and_exclusive_waits(two_clones: tuple[Path, Path], tmp_path: Path) -> None:
+    first, second = two_clones
+    holder = _start_holder(first, tmp_path / "ready", "shared", "host-a")
+    locks = open_named_locks(Workspace(second))
+    try:
+        with locks.hold("land", "shared", timeout=5):
+            assert sorted(p.mode for p in locks.holders("land")) == ["shared", "shared"]
+        with pytest.raises(LockTimeoutError):
+            locks.hold("land", "exclusive", timeout=0.2).__enter__()
+    finally:
+        kill_group(holder)
+        locks.close()
+
+
+@pytest.mark.parametrize("backend", ["files", "postgresql"])
+def test_reentrant_ordered_and_checked_names(request: pytest.FixtureRequest, repo: Path, backend: str) -> None:
+    where = request.getfixturevalue("pg_repo") if backend == "postgresql" else repo
+    locks = open_named_locks(Workspace(where))
+    try:
+        with locks.hold("b"), locks.hold("b"):  # reentrant in one thread
+            with pytest.raises(LockOrderError):
+                locks.hold("a").__enter__()  # names are taken in order
+            with locks.hold("c"):
+                pass
+        with locks.hold("s", "shared"), pytest.raises(LockOrderError):
+            locks.hold("s", "exclusive").__enter__()  # no upgrade
+        for bad in ("tracker", "git.config", "../x", ""):
+            with pytest.raises(UsageError):
+                locks.hold(bad).__enter__()
+        # Another thread is another holder, as with the file locks.
+        outcome: list[str] = []
+        with locks.hold("t"):
+            thread = threading.Thread(target=lambda: outcome.append(_try(locks, "t")))
+            thread.start()
+            thread.join()
+        assert outcome == ["timeout"]
+    finally:
+        locks.close()
+
+
+def _try(locks: object, name: str) -> str:
+    try:
+        with locks.hold(name, timeout=0):  # type: ignore[attr-defined]
+            return "got"
+    except LockTimeoutError:
+        return "timeout"
+
+
+_WAITER = textwrap.dedent(
+    """
+    import os, sys, time
+    from gitxact import Workspace
+    from gitxact.backends.named import open_named_locks
+    repo, mode, log, index = sys.argv[1:5]
+    locks = open_named_locks(Workspace(repo))
+    with locks.hold("fifo", mode, timeout=60):
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        os.write(fd, (index + "\\n").encode())
+        os.close(fd)
+        time.sleep(0.05)
+    """
+)
+
+
+def test_waiters_are_served_in_arrival_order_on_postgresql(pg_repo: Path, tmp_path: Path) -> None:
+    """Each waiter starts only once the previous one shows as queued in ``pg_locks``; the
+    grants then follow arrival order, a shared request never passing a queued exclusive."""
+    from gitxact.backends.pg_locks import PostgresNamedLocks
+
+    locks = open_named_locks(Workspace(pg_repo))
+    assert isinstance(locks, PostgresNamedLocks)
+    log = tmp_path / "order"
+    modes = ["exclusive", "shared", "exclusive", "shared", "shared", "exclusive"]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        with locks.hold("fifo"):
+            for index, mode in enumerate(modes):
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-c", _WAITER, str(pg_repo), mode, str(log), str(index)],
+                        cwd=pg_repo,
+                        stderr=subprocess.DEVNULL,
+                        start_new_session=True,
+                    )
+                )
+                deadline = time.monotonic() + 60
+                while len(locks.waiting_sessions("fifo")) <= index:
+                    assert procs[-1].poll() is None, f"waiter {index} ended before it queued"
+                    assert time.monotonic() < deadline, "the waiter never queued"
+                    time.sleep(0.02)
+        for proc in procs:
+            assert proc.wait(timeout=60) == 0
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                kill_group(proc)
+        locks.close()
+    order = log.read_text().split()
+    # Shared neighbours (3, 4) hold together and may log in either order; nobody else may move.
+    assert order[:3] == ["0", "1", "2"]
+    assert sorted(order[3:5]) == ["3", "4"]
+    assert order[5] == "5"
+
+
+def test_a_lost_session_is_said_not_ignored(pg_repo: Path, postgres_server: PostgresServer) -> None:
+    locks = open_named_locks(Workspace(pg_repo))
+    try:
+        grant = locks.acquire("land")  # type: ignore[attr-defined]
+        [holder] = locks.holders("land")
+        with psycopg.connect(f"host={postgres_server.socket_dir} user=gitxact dbname=postgres", autocommit=True) as c:
+            c.execute(
+                "SELECT pg_terminate_backend(session) FROM gitxact.lock_holders WHERE name = 'land' AND pid = %s",
+                (holder.pid,),
+            )
+        with pytest.raises(LockLostError):
+            grant.check()
+        with pytest.raises(LockLostError):
+            locks.release("land")
+        with locks.hold("land", timeout=5):  # a new session takes it again
+            pass
+    finally:
+        locks.close()
+
+
+def test_an_unreachable_database_is_exit_75_for_locks(repo: Path) -> None:
+    git("config", "gitxact.backend", "postgresql:///postgres?host=/nonexistent/x&user=nobody", cwd=repo)
+    locks = open_named_locks(Workspace(repo))
+    with pytest.raises(BackendUnavailableError) as unreachable:
+        locks.hold("land").__enter__()
+    assert unreachable.value.exit_code == 75

@@ -1,0 +1,173 @@
+"""The tracker on both backends (issue 17): the same answers, exact counts under contention,
+and a PostgreSQL restart in the middle of a run losing no acknowledged increment."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from support.proc import assert_clean_error, gitxact, run_parallel
+
+from fixtures.postgres import PostgresServer
+from gitxact import OperationFailedError, UsageError, VersionConflictError, Workspace
+
+
+@pytest.fixture(params=["files", "postgresql"])
+def backend_repo(request: pytest.FixtureRequest, repo: Path) -> Path:
+    """*repo* on each backend in turn: the behavioural tests below run on both."""
+    if request.param == "files":
+        assert gitxact("init", cwd=repo).returncode == 0
+        return repo
+    return request.getfixturevalue("pg_repo")
+
+
+def test_the_same_answers_on_both_backends(backend_repo: Path) -> None:
+    tracker = Workspace(backend_repo, agent="planner").tracker
+    assert tracker.get() == {}
+    entry = tracker.set("plan", {"z": 1, "a": [1, 2.5, None, "é"], "m": {"b": True}}, expect_version=0)
+    assert (entry.version, entry.by) == (1, "planner")
+    assert tracker.get("plan")["plan"].value == {"z": 1, "a": [1, 2.5, None, "é"], "m": {"b": True}}
+    with pytest.raises(VersionConflictError, match="at version 1, not 0"):
+        tracker.set("plan", "other", expect_version=0)
+    with pytest.raises(VersionConflictError, match="at version 1, not 7"):
+        tracker.set("plan", "other", expect_version=7)
+    assert tracker.set("plan", "step 2", expect_version=1).version == 2
+    with pytest.raises(VersionConflictError, match="at version 0, not 3"):
+        tracker.set("absent", 1, expect_version=3)
+    assert tracker.incr("n").value == 1
+    assert tracker.incr("n", 41).value == 42
+    assert tracker.incr("n", -50).value == -8
+    assert tracker.incr("big", 2**70).value == 2**70  # JSON integers are unbounded; so is numeric
+    assert tracker.incr("big").value == 2**70 + 1
+    with pytest.raises(OperationFailedError, match="holds str, not an integer"):
+        tracker.incr("plan")
+    tracker.set("f", 1.5)
+    with pytest.raises(OperationFailedError, match="holds float, not an integer"):
+        tracker.incr("f")
+    tracker.set("b", True)
+    with pytest.raises(OperationFailedError, match="holds bool, not an integer"):
+        tracker.incr("b")
+    with pytest.raises(OperationFailedError, match="no key 'missing'"):
+        tracker.get("missing")
+    with pytest.raises(UsageError):
+        tracker.set("k", float("nan"))
+    with pytest.raises(UsageError):
+        tracker.incr("../etc")
+    with pytest.raises(VersionConflictError):
+        tracker.delete("n", expect_version=1)
+    tracker.delete("n", expect_version=3)
+    with pytest.raises(OperationFailedError, match="no key 'n'"):
+        tracker.delete("n")
+    assert sorted(tracker.get()) == ["b", "big", "f", "plan"]
+    assert tracker.get("plan")["plan"].version == 2
+
+
+def test_cli_output_is_the_same_on_postgresql(pg_repo: Path) -> None:
+    assert gitxact("tracker", "incr", "done", cwd=pg_repo).stdout == "1\n"
+    proc = gitxact("tracker", "set", "owner", '"alice"', "--expect-version", "0", "--json", cwd=pg_repo)
+    doc = json.loads(proc.stdout)
+    assert (doc["key"], doc["value"], doc["version"], doc["schema"]) == ("owner", "alice", 1, 1)
+    assert_clean_error(gitxact("tracker", "set", "owner", '"bob"', "--expect-version", "0", cwd=pg_repo), 3)
+    assert gitxact("tracker", "get", "owner", cwd=pg_repo).stdout == '"alice"\n'
+    everything = json.loads(gitxact("tracker", "get", "--json", cwd=pg_repo).stdout)
+    assert sorted(everything["entries"]) == ["done", "owner"]
+    assert_clean_error(gitxact("tracker", "get", "missing", cwd=pg_repo), 1)
+
+
+_WORKER = textwrap.dedent(
+    """
+    import sys
+    from gitxact import Workspace
+    tracker = Workspace(sys.argv[1]).tracker
+    for _ in range(int(sys.argv[2])):
+        tracker.incr("count")
+    """
+)
+
+
+@pytest.mark.parametrize("backend", ["files", "postgresql"])
+def test_processes_lose_no_increment(request: pytest.FixtureRequest, repo: Path, backend: str) -> None:
+    """8 processes x 25 increments through the library: exactly 200, version 200."""
+    where = request.getfixturevalue("pg_repo") if backend == "postgresql" else repo
+    if backend == "files":
+        assert gitxact("init", cwd=repo).returncode == 0
+    results = run_parallel([[sys.executable, "-c", _WORKER, str(where), "25"] for _ in range(8)], where)
+    assert all(r.returncode == 0 for r in results), [r.stderr[-500:] for r in results]
+    entry = Workspace(where).tracker.get("count")["count"]
+    assert (entry.value, entry.version) == (200, 200)
+
+
+_ACKNOWLEDGING_WORKER = textwrap.dedent(
+    """
+    import json, os, sys, time
+    from gitxact import Workspace
+    from gitxact.backends.base import BackendUnavailableError
+    repo, stop, most = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    tracker = Workspace(repo).tracker
+    acked = failed = 0
+    while not os.path.exists(stop) and acked + failed < most:
+        try:
+            tracker.incr("count")
+        except BackendUnavailableError:
+            failed += 1  # not acknowledged: the restart cut it off, or the server is down
+            time.sleep(0.05)
+        else:
+            acked += 1
+    print(json.dumps({"acked": acked, "failed": failed}))
+    """
+)
+
+
+def _count(server: PostgresServer, repo: Path) -> int:
+    ident = json.loads((repo / ".git" / "gitxact" / "backend.json").read_text())["namespace"]
+    try:
+        with psycopg.connect(f"host={server.socket_dir} user=gitxact dbname=postgres", autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT (value #>> '{}')::bigint FROM gitxact.tracker WHERE ns = %s AND key = 'count'", (ident,)
+            ).fetchone()
+    except psycopg.OperationalError:
+        return -1
+    return int(row[0]) if row else 0
+
+
+def _wait_for_count(server: PostgresServer, repo: Path, at_least: int) -> int:
+    deadline = time.monotonic() + 120
+    while (count := _count(server, repo)) < at_least:
+        assert time.monotonic() < deadline, f"the count stayed at {count}, below {at_least}"
+        time.sleep(0.05)
+    return count
+
+
+@pytest.mark.slow
+def test_a_server_restart_mid_run_loses_no_acknowledged_increment(
+    pg_repo: Path, postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    stop = tmp_path / "stop"
+    argv = [sys.executable, "-c", _ACKNOWLEDGING_WORKER, str(pg_repo), str(stop), "2000"]
+    procs = [
+        subprocess.Popen(argv, cwd=pg_repo, stdout=-1, stderr=-1, text=True, start_new_session=True) for _ in range(16)
+    ]
+    try:
+        _wait_for_count(postgres_server, pg_repo, 50)
+        postgres_server.restart()  # fast shutdown: every session ended, in-flight statements rolled back
+        after = _count(postgres_server, pg_repo)
+        _wait_for_count(postgres_server, pg_repo, after + 50)  # the workers carry on against the new server
+        stop.touch()
+        outputs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        stop.touch()
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert all(p.returncode == 0 for p in procs), [err[-800:] for _, err in outputs]
+    reports = [json.loads(out) for out, _ in outputs]
+    acked = sum(r["acked"] for r in reports)
+    assert _count(postgres_server, pg_repo) == acked
+    assert Workspace(pg_repo).tracker.get("count")["count"].version == acked
