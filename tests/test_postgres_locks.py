@@ -226,3 +226,22 @@ def test_an_unreachable_database_is_exit_75_for_locks(repo: Path) -> None:
     with pytest.raises(BackendUnavailableError) as unreachable:
         locks.hold("land").__enter__()
     assert unreachable.value.exit_code == 75
+
+
+def test_gitxact_lock_name_on_either_backend(two_clones: tuple[Path, Path], tmp_path: Path) -> None:
+    """`gitxact lock --name NAME -- CMD`: COMMAND's exit code; exit 75 naming the holder while
+    another host (or process) holds NAME; reserved and bad names are exit 2."""
+    first, second = two_clones
+    ran = gitxact("lock", "--name", "land", "--", "sh", "-c", "exit 4", cwd=second)
+    assert ran.returncode == 4, ran.stderr
+    holder = _start_holder(first, tmp_path / "ready", "exclusive", "host-a")
+    try:
+        busy = gitxact("lock", "--name", "land", "--timeout", "0.2", "--", "true", cwd=second)
+        assert busy.returncode == 75, busy.stderr
+        assert f"pid {holder.pid}" in busy.stderr
+        other = gitxact("lock", "--name", "deploy", "--timeout", "5", "--", "true", cwd=second)
+        assert other.returncode == 0, "another name is another lock"
+    finally:
+        kill_group(holder)
+    for bad in ("tracker", "../x"):
+        assert gitxact("lock", "--name", bad, "--", "true", cwd=second).returncode == 2

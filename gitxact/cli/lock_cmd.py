@@ -12,21 +12,39 @@ from gitxact.util.startup import child_environ
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--shared", "mode", flag_value="shared", help="Take the repository lock shared (readers).")
 @click.option("--exclusive", "mode", flag_value="exclusive", default=True, help="Take it exclusive (default).")
+@click.option(
+    "--name",
+    metavar="NAME",
+    help="Hold the named lock NAME instead (on the coordination backend: every host with PostgreSQL).",
+)
 @timeout_option
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @pass_app
-def lock(app: AppContext, mode: str, timeout: float | None, command: tuple[str, ...]) -> int:
-    """Run COMMAND while holding the repository lock; exit with its exit code.
+def lock(app: AppContext, mode: str, name: str | None, timeout: float | None, command: tuple[str, ...]) -> int:
+    """Run COMMAND while holding the repository lock (or the named lock NAME); exit with its code.
 
     Exit 75 if the lock is not obtained within the timeout; the message names the
-    holder. Nested gitxact commands inherit the lock instead of waiting for it.
+    holder. Nested gitxact commands inherit the repository lock instead of waiting
+    for it. A named lock serializes what you choose (a deploy, a migration) and
+    nothing of git's: with the PostgreSQL backend, across every host of the project.
 
     \b
     Examples:
       gitxact lock -- git gc
       gitxact lock --shared --timeout 5 -- ./scripts/read-only-report
+      gitxact lock --name deploy -- ./scripts/deploy
     """
     ws = app.workspace(timeout=timeout)
-    with ws.lock("shared" if mode == "shared" else "exclusive", timeout):
+    shared = mode == "shared"
+    if name is not None:
+        from gitxact.backends.named import open_named_locks
+
+        named = open_named_locks(ws)
+        try:
+            with named.hold(name, "shared" if shared else "exclusive", timeout):
+                return process.run_foreground(command, env=child_environ())
+        finally:
+            named.close()
+    with ws.lock("shared" if shared else "exclusive", timeout):
         env = {**child_environ(), **ws.locks.child_env()}
         return process.run_foreground(command, env=env)
