@@ -627,6 +627,19 @@ def report(results: list[ScriptResult]) -> str:
     return "\n".join(parts)
 
 
+def install_shim(folder: Path, gx: Path | None) -> None:
+    """``gitxact shim install FOLDER``; with *gx*, the same shim running that gx (another gitxact's)."""
+    if gx is None:
+        shim.install(folder)
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "git"
+    target.write_text(
+        shim.TEMPLATE.format(mark=lite.SHIM_MARK.decode(), command=shlex.quote(str(gx.resolve()))), encoding="utf-8"
+    )
+    target.chmod(0o755)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="scripts/git-suite",
@@ -636,6 +649,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=2, help="test scripts at once (default 2)")
     parser.add_argument("--json", type=Path, help="write the results to this file as JSON")
     parser.add_argument("--source", type=Path, help="an unpacked git source tree to use (built in place)")
+    parser.add_argument("--gx", type=Path, help="the gx to test (default: this checkout's, .venv/bin/gx)")
     parser.add_argument("--out", type=Path, help="folder for each run's output (default: a new one in the cache)")
     parser.add_argument("--test-opts", default="", help="extra options for every test script, e.g. '-v --run=51'")
     parser.add_argument("--timeout", type=float, default=1200.0, help="seconds one script may run (default 1200)")
@@ -667,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
     out = (args.out or cache / "runs" / time.strftime("%Y%m%dT%H%M%S")).resolve()
     out.mkdir(parents=True, exist_ok=True)
     shim_dir = out / "shim"
-    shim.install(shim_dir)
+    install_shim(shim_dir, args.gx)
     trash = Path(tempfile.mkdtemp(prefix="git-suite-trash-", dir=out))
     setup = Setup(
         src=src,
@@ -699,7 +713,7 @@ def main(argv: list[str] | None = None) -> int:
         document = {
             "schema": 1,
             "git": {"path": git.path, "version": git.version, "exec_path": git.exec_path},
-            "gx": {"shim": str(shim_dir / "git")},
+            "gx": {"shim": str(shim_dir / "git"), "gx": str(args.gx or Path(sys.executable).parent / "gx")},
             "source": str(src),
             "notes": notes,
             "output": str(out),
