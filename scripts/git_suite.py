@@ -546,7 +546,33 @@ class ScriptResult:
             "ratio": None if ratio is None else round(ratio, 2),
             "regressions": [{"number": n, "title": t} for n, t in self.regressions()],
             "better_under_gx": [{"number": n, "title": t} for n, t in self.fixed()],
+            # Every test's state in each run: what --from-json reads back.
+            "states": [
+                {"number": n, "title": self._title(n), **{mode: o.states.get(n) for mode, o in self.runs.items()}}
+                for n in sorted({n for o in self.runs.values() for n in o.states})
+            ],
         }
+
+    def _title(self, number: int) -> str:
+        return next((o.titles[number] for o in self.runs.values() if o.titles.get(number)), "")
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> ScriptResult:
+        runs = {}
+        for mode in MODES:
+            summary = doc[mode]
+            outcome = Outcome(
+                seconds=summary["seconds"],
+                exit_code=summary["exit_code"],
+                timed_out=summary["timed_out"],
+                planned=summary["planned"],
+            )
+            for test in doc["states"]:
+                if test.get(mode) is not None:
+                    outcome.states[test["number"]] = test[mode]
+                    outcome.titles[test["number"]] = test["title"]
+            runs[mode] = outcome
+        return cls(script=doc["script"], runs=runs)
 
 
 def run_both(setup: Setup, script: Path) -> ScriptResult:
@@ -600,9 +626,13 @@ def table_row(name: str, results: list[ScriptResult]) -> tuple[str, ...]:
     )
 
 
-def table(results: list[ScriptResult]) -> str:
+def table(results: list[ScriptResult], *, markdown: bool = False) -> str:
     """The per-script table: "skipped" counts skips and known breakages (git's/gx's if they differ)."""
     rows = [TABLE_HEADER, *(table_row(r.script, [r]) for r in results), table_row("total", results)]
+    if markdown:
+        lines = ["| " + " | ".join(row) + " |" for row in rows]
+        lines.insert(1, "|---" + "|---:" * (len(TABLE_HEADER) - 1) + "|")
+        return "\n".join(lines)
     widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_HEADER))]
     return "\n".join(
         "  ".join(
@@ -612,8 +642,8 @@ def table(results: list[ScriptResult]) -> str:
     )
 
 
-def report(results: list[ScriptResult]) -> str:
-    parts = [table(results), ""]
+def report(results: list[ScriptResult], *, markdown: bool = False) -> str:
+    parts = [table(results, markdown=markdown), ""]
     regressions = [(r.script, n, t) for r in results for n, t in r.regressions()]
     if regressions:
         parts.append(f"{len(regressions)} test(s) pass under git and fail under gx:")
@@ -654,6 +684,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--test-opts", default="", help="extra options for every test script, e.g. '-v --run=51'")
     parser.add_argument("--timeout", type=float, default=1200.0, help="seconds one script may run (default 1200)")
     parser.add_argument("--keep-trash", action="store_true", help="keep each script's trash directory")
+    parser.add_argument("--markdown", action="store_true", help="print the table in Markdown (for the README)")
+    parser.add_argument("--from-json", type=Path, help="print the report of an earlier --json file; run nothing")
     parser.add_argument("--prepare-only", action="store_true", help="fetch and build, run no test")
     args = parser.parse_args(argv)
     if args.jobs < 1:
@@ -663,6 +695,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.from_json is not None:
+        document = json.loads(args.from_json.read_text(encoding="utf-8"))
+        if any("states" not in doc for doc in document.get("scripts", [])):
+            log(f"error: {args.from_json} has no per-test states (written by an older git-suite)")
+            return 2
+        results = [ScriptResult.from_json(doc) for doc in document["scripts"]]
+        print(report(results, markdown=args.markdown))
+        return 1 if any(r.regressions() for r in results) else 0
     cache = cache_root()
     try:
         git = installed_git()
@@ -707,7 +747,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep_trash:
             shutil.rmtree(trash, ignore_errors=True)
-    print(report(results))
+    print(report(results, markdown=args.markdown))
     print(f"\n{time.monotonic() - started:.0f}s in all; each run's output in {out}/{{git,gx}}/")
     if args.json is not None:
         document = {
