@@ -460,6 +460,20 @@ def test_gx_status_refreshes_the_index_when_the_worktree_is_free(repo: Path) -> 
     assert gitxact("doctor", cwd=repo).returncode == 0, "no ticket or lock left behind"
 
 
+def test_gx_status_refreshes_below_a_ceiling_directory_as_git_does(repo: Path, tmp_path: Path) -> None:
+    """git's own test suite sets GIT_CEILING_DIRECTORIES for every test (t7508 51, 114-116)."""
+    path, before = _stat_dirty(repo)
+    (repo / "sub").mkdir()
+    env = {"GIT_CEILING_DIRECTORIES": f"relative/ignored:{tmp_path}"}
+    proc = run([*GX, "status", "--porcelain"], repo / "sub", env={**os.environ, **env})
+    assert proc.returncode == 0, proc.stderr
+    assert _index_mtime_of(repo, path.name) != before
+    # A ceiling at the repository itself: git does not go up into it, so finds no repository.
+    above = run([*GX, "status"], repo / "sub", env={**os.environ, "GIT_CEILING_DIRECTORIES": str(repo)})
+    assert above.returncode == 128
+    assert "not a git repository" in above.stderr
+
+
 def test_gx_status_skips_the_refresh_while_someone_holds_the_worktree(repo: Path, tmp_path: Path) -> None:
     path, before = _stat_dirty(repo)
     held, done = tmp_path / "held", tmp_path / "done"

@@ -11,12 +11,13 @@ only the cache write is skipped).
 
 The repository is located without running git (that would cost a git process on every
 ``gx status``): the ``.git`` folder or file found walking up from the current folder,
-as git finds it. Whatever could make git look elsewhere (``GIT_DIR`` and the other
-locating variables, ``-C``/``--git-dir``/``--work-tree``, a filesystem boundary) makes
-this step back and leave the refresh off: never a lock in the wrong place. The lock is the
-worktree's kernel lock alone (:func:`try_hold`), and the child is
-started with ``posix_spawn`` and waited for, the way a shell does (Ctrl-C is git's;
-SIGTERM/SIGHUP are passed on), without the ``subprocess`` module.
+as git finds it (stopping below ``GIT_CEILING_DIRECTORIES`` as git does). Whatever could
+make git look elsewhere (``GIT_DIR`` and the other locating variables, ``-C``,
+``--git-dir``, ``--work-tree``, a filesystem boundary) makes this step back and leave the
+refresh off: never a lock in the wrong place. The lock is the worktree's kernel lock
+alone (:func:`try_hold`), and the child is started with ``posix_spawn`` and waited for,
+the way a shell does (Ctrl-C is git's; SIGTERM/SIGHUP are passed on), without the
+``subprocess`` module.
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ _LOCATING_VARS = (
     "GIT_COMMON_DIR",
     "GIT_INDEX_FILE",
     "GIT_OBJECT_DIRECTORY",
-    "GIT_CEILING_DIRECTORIES",
     "GIT_DISCOVERY_ACROSS_FILESYSTEM",
     "GIT_NAMESPACE",
 )
@@ -58,6 +58,7 @@ def locate(start: str) -> tuple[str, str] | None:
     """``(common dir, worktree id)`` of the worktree around *start*, or ``None`` if unsure."""
     if any(name in os.environ for name in _LOCATING_VARS):
         return None
+    ceilings = _ceilings()
     try:
         folder = os.path.realpath(start)
         device = os.stat(folder).st_dev
@@ -71,14 +72,21 @@ def locate(start: str) -> tuple[str, str] | None:
         if os.path.lexists(dotgit):
             return None  # something git may or may not accept: let git decide, without a refresh
         parent = os.path.dirname(folder)
-        if parent == folder:
-            return None
+        if parent == folder or parent in ceilings:
+            return None  # git does not go up into a ceiling either
         try:
             if os.stat(parent).st_dev != device:
                 return None
         except OSError:
             return None
         folder = parent
+
+
+def _ceilings() -> set[str]:
+    """``GIT_CEILING_DIRECTORIES`` as git reads it: absolute paths (relative ones ignored),
+    resolved; git's test suite sets it for every test."""
+    value = os.environ.get("GIT_CEILING_DIRECTORIES", "")
+    return {os.path.realpath(entry) for entry in value.split(os.pathsep) if os.path.isabs(entry)}
 
 
 def _git_dir(dotgit: str) -> str | None:
