@@ -124,8 +124,11 @@ class Worktrees:
         """Under the repository lock: the lease record, the folder, the locked registration on
         its branch (no file checked out), the mark; returns holding the new worktree's lock."""
         repo = self.repo
+        # git's registry, read before the lock: it is as fresh as needed for the root, the
+        # base and the paths taken (the mkdir claim and `git worktree add` itself refuse a
+        # path or branch taken meanwhile); judging an earlier lease reads it again, inside.
+        entries = reaper.registrations(repo)
         with repo.locks.repository(EXCLUSIVE):
-            entries = reaper.registrations(repo)
             root = paths.worktree_root(repo, entries)
             main = next(iter(entries.values()), None)
             base_label, base_commit = explicit_base or branches.resolve_base(repo, None, main)
@@ -133,6 +136,7 @@ class Worktrees:
             replaced: EndDoc | None = None
             previous = records.get(agent)
             if previous is not None:
+                entries = reaper.registrations(repo)
                 step = reaper.step_for(repo, previous, entries, time.time())
                 if step is None:
                     return self._existing(previous, branch, token)
