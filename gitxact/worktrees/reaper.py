@@ -373,7 +373,8 @@ def empty_for_release(repo: Repo, lease: Lease, *, force: bool, save_dirty: bool
         doc = EndDoc(agent=lease.agent, path=lease.path, branch=lease.branch, action="release", reason="released")
         if keep_branch and not lease.keep_branch:
             lease = lease.model_copy(update={"phase": "releasing", "keep_branch": True})
-            leases.replace_record(repo, lease)
+            if not leases.replace_record(repo, lease):
+                return None
         crashpoint("worktree-end-marked")
         save_work(repo, lease, doc, dirty=dirty, admin=admin)
         crashpoint("worktree-end-saved")
