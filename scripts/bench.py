@@ -770,6 +770,252 @@ def _bench_postgres(tmp: Path, quick: bool, dsn: str) -> None:
     )
 
 
+def _lock_records(repo: Path) -> list[dict[str, object]]:
+    """The hold/wait records gitxact's locks wrote for *repo* (``locks/stats.log``)."""
+    path = repo / ".git" / "gitxact" / "locks" / "stats.log"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _at_once(
+    commands: list[list[str]], cwd: Path, meanwhile: Callable[[], None] | None = None
+) -> tuple[float, list[subprocess.CompletedProcess[str]]]:
+    """Start every command at once (and *meanwhile*, 50 ms in); the wall time until the last
+    command ended, and how each ended."""
+    start = time.perf_counter()
+    procs = [subprocess.Popen(c, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in commands]
+    if meanwhile is not None:
+        time.sleep(0.05)
+        meanwhile()
+    done = []
+    for proc in procs:
+        out, err = proc.communicate()
+        done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    return time.perf_counter() - start, done
+
+
+def _all_ok(done: list[subprocess.CompletedProcess[str]]) -> list[str]:
+    for proc in done:
+        if proc.returncode != 0:
+            raise RuntimeError(f"{proc.args} failed ({proc.returncode}): {proc.stderr}")
+    return [proc.stdout for proc in done]
+
+
+#: A leasing call in a process that has started and imported everything before the go: what
+#: gitxact's acquire or release itself costs, without the Python start-up of a CLI process.
+_READY = """
+import os, pathlib, sys, time
+from gitxact import Workspace
+repo, go, verb, agent, arg = sys.argv[1:6]
+ws = Workspace(repo)
+ws.worktrees.list
+pathlib.Path(go + ".ready." + agent).touch()
+while not os.path.exists(go):
+    time.sleep(0.001)
+if verb == "acquire":
+    print(ws.worktrees.acquire(agent, owner_pid=int(arg)).token)
+else:
+    ws.worktrees.release(agent, token=arg)
+"""
+
+
+def _ready_at_once(repo: Path, go: Path, verb: str, args: list[tuple[str, str]]) -> tuple[float, list[str]]:
+    """Start one ready process per (agent, arg), wait until all imported, then time them from the go."""
+    go.unlink(missing_ok=True)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _READY, str(repo), str(go), verb, agent, arg],
+            cwd=repo,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for agent, arg in args
+    ]
+    while not all(Path(f"{go}.ready.{agent}").exists() for agent, _ in args):
+        time.sleep(0.005)
+    start = time.perf_counter()
+    go.touch()
+    outs = []
+    for proc in procs:
+        out, err = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"{verb} failed ({proc.returncode}): {err}")
+        outs.append(out.strip())
+    took = time.perf_counter() - start
+    for agent, _ in args:
+        Path(f"{go}.ready.{agent}").unlink()
+    return took, outs
+
+
+def bench_fleet(tmp: Path, quick: bool) -> None:
+    """8 ``worktree acquire`` at once (then 8 ``release``) via the CLI on a 10,000-file repository,
+    against 8 plain ``git worktree add -b`` at once (then 8 ``git worktree remove``). Meanwhile a
+    ``gx commit --allow-empty`` in the main worktree: how long it took, and how long it waited
+    for its lock (from gitxact's own lock records), during each. Plain git is not safe to run
+    so: an add that fails (it may read another's half-written admin folder) is counted, and
+    its worktree is not removed (nor timed)."""
+    repo = make_big_repo(tmp)
+    Workspace(repo).init()
+    gx = [*_gx_argv(), "commit", "-q", "--allow-empty", "-m", "during"]
+    raw_root = tmp / "raw-worktrees"
+    raw_root.mkdir()
+    rounds = 1 if quick else 3
+    n = 8
+    times: dict[str, list[float]] = {
+        k: [] for k in ("acquire", "release", "add", "remove", "ready acquire", "ready release")
+    }
+    commit: dict[str, list[float]] = {"gitxact": [], "git": []}
+    waited: list[float] = []
+    raw_failed = 0
+
+    def commit_in_main(label: str) -> Callable[[], None]:
+        def run() -> None:
+            begun = time.perf_counter()
+            committer = subprocess.Popen(gx, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            committer.wait()
+            commit[label].append(time.perf_counter() - begun)
+            mine = [r for r in _lock_records(repo) if r.get("pid") == committer.pid]
+            if label == "gitxact":
+                waited.append(max((float(str(r.get("wait", 0))) for r in mine), default=0.0))
+
+        return run
+
+    for r in range(rounds):
+        agents = [f"ready-{r}-{i}" for i in range(n)]
+        owner = str(os.getpid())
+        took, tokens = _ready_at_once(repo, tmp / "go", "acquire", [(a, owner) for a in agents])
+        times["ready acquire"].append(took)
+        took, _ = _ready_at_once(repo, tmp / "go", "release", list(zip(agents, tokens, strict=True)))
+        times["ready release"].append(took)
+        agents = [f"fleet-{r}-{i}" for i in range(n)]
+        acquire = [[*GITXACT, "worktree", "acquire", a, "--json", "--owner-pid", owner] for a in agents]
+        took, done = _at_once(acquire, repo, commit_in_main("gitxact"))
+        times["acquire"].append(took)
+        tokens = [json.loads(out)["token"] for out in _all_ok(done)]
+        release = [[*GITXACT, "worktree", "release", a, "--token", t] for a, t in zip(agents, tokens, strict=True)]
+        took, done = _at_once(release, repo)
+        _all_ok(done)
+        times["release"].append(took)
+        paths = [str(raw_root / f"raw-{r}-{i}") for i in range(n)]
+        add = [["git", "worktree", "add", "-q", "-b", f"raw-{r}-{i}", p, "HEAD"] for i, p in enumerate(paths)]
+        took, done = _at_once(add, repo, commit_in_main("git"))
+        times["add"].append(took)
+        made = [p for p, proc in zip(paths, done, strict=True) if proc.returncode == 0]
+        raw_failed += n - len(made)
+        took, done = _at_once([["git", "worktree", "remove", p] for p in made], repo)
+        _all_ok(done)
+        times["remove"].append(took)
+        for p in paths:  # what a failed add left, untimed
+            subprocess.run(["git", "worktree", "remove", "-f", "-f", p], cwd=repo, capture_output=True, check=False)
+        subprocess.run(["git", "worktree", "prune"], cwd=repo, check=True)
+        subprocess.run(["git", "branch", "-q", "-D", *[f"raw-{r}-{i}" for i in range(n)]], cwd=repo, check=False)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    failed = f"; {raw_failed} of {n * rounds} adds failed" if raw_failed else ""
+    for ours, theirs, what in (("acquire", "add", "git worktree add -b"), ("release", "remove", "git worktree remove")):
+        ratio = med[ours] / med[theirs]
+        row(
+            f"{n} `worktree {ours}` at once, 10k files (CLI)",
+            ms(med[ours]),
+            f"{ms(med[theirs])} ({n} x {what} at once{failed if ours == 'acquire' else ''})",
+            f"{ratio:.2f}x",
+            "goal <= 1.3x: " + ("met" if ratio <= 1.3 else "NOT met"),
+        )
+    for ours, theirs, what in (("acquire", "add", "git worktree add -b"), ("release", "remove", "git worktree remove")):
+        ratio = med[f"ready {ours}"] / med[theirs]
+        row(
+            f"{n} `{ours}` at once, 10k files, Python start-up excluded (library, processes ready before the go)",
+            ms(med[f"ready {ours}"]),
+            f"{ms(med[theirs])} ({n} x {what} at once)",
+            f"{ratio:.2f}x",
+        )
+    both = (med["acquire"] + med["release"]) / (med["add"] + med["remove"])
+    row(
+        f"{n} acquires then {n} releases, 10k files (CLI)",
+        ms(med["acquire"] + med["release"]),
+        f"{ms(med['add'] + med['remove'])} (plain git{failed})",
+        f"{both:.2f}x",
+        "goal <= 1.3x: " + ("met" if both <= 1.3 else "NOT met"),
+    )
+    a, b = statistics.median(commit["gitxact"]), statistics.median(commit["git"])
+    row(
+        f"`gx commit` in main during the {n} acquires",
+        f"{ms(a)} (waited {ms(statistics.median(waited))} for its lock)",
+        f"{ms(b)} (during {n} plain git worktree add)",
+        f"{a / b:.2f}x",
+    )
+
+
+def _runner(argv: list[str], cwd: Path) -> Callable[[], None]:
+    return lambda: _quiet(argv, cwd)
+
+
+def bench_lease_scaling(tmp: Path, quick: bool) -> None:
+    """What one more lease costs: acquire's repository-lock hold, ``status`` and ``worktree list``,
+    at 100 leases against 1 lease."""
+    one = make_repo(tmp, "one")
+    hundred = make_repo(tmp, "hundred")
+    owner = os.getpid()
+    for repo, count in ((one, 1), (hundred, 100)):
+        ws = Workspace(repo)
+        ws.init()
+        for i in range(count):
+            ws.worktrees.acquire(f"held-{i}", owner_pid=owner)
+
+    def hold(repo: Path) -> tuple[float, float]:
+        """Repository-lock hold of one library acquire and of its release."""
+        ws = Workspace(repo)
+
+        def held() -> list[float]:
+            mine = [r for r in _lock_records(repo) if r.get("pid") == os.getpid() and r.get("lock") == "repo"]
+            return [float(str(r["hold"])) for r in mine]
+
+        before = len(held())
+        doc = ws.worktrees.acquire("probe", owner_pid=owner)
+        middle = len(held())
+        ws.worktrees.release("probe", token=doc.token)
+        holds = held()
+        return sum(holds[before:middle]), sum(holds[middle:])
+
+    rounds = 5 if quick else 15
+    at: dict[int, list[tuple[float, float]]] = {1: [], 100: []}
+    for _ in range(rounds):
+        at[1].append(hold(one))
+        at[100].append(hold(hundred))
+    for index, what in ((0, "acquire"), (1, "release")):
+        a = statistics.median(h[index] for h in at[100])
+        b = statistics.median(h[index] for h in at[1])
+        row(
+            f"repository lock held by one {what}, 100 leases vs 1",
+            ms(a),
+            f"{ms(b)} (1 lease)",
+            f"{a / b:.2f}x",
+            "goal <= 1.2x: " + ("met" if a / b <= 1.2 else "NOT met"),
+        )
+    for command in (["status"], ["worktree", "list"]):
+        runs = {
+            "pass": _runner([sys.executable, "-c", "pass"], one),
+            "one": _runner([*GITXACT, *command], one),
+            "hundred": _runner([*GITXACT, *command], hundred),
+        }
+        spent: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(rounds):
+            for name, job in runs.items():
+                start = time.perf_counter()
+                job()
+                spent[name].append(time.perf_counter() - start)
+        med = {name: statistics.median(values) for name, values in spent.items()}
+        over = (med["hundred"] - med["one"]) / med["pass"]
+        row(
+            f"`gitxact {' '.join(command)}` at 100 leases over 1 lease, in bare Python start-ups",
+            f"{ms(med['hundred'])} (+{ms(med['hundred'] - med['one'])})",
+            f"{ms(med['one'])} at 1 lease; {ms(med['pass'])} python -c pass",
+            f"{over:.2f} S",
+            "goal <= 3 S: " + ("met" if over <= 3 else "NOT met"),
+        )
+
+
 SECTIONS: list[tuple[str, Callable[[Path, bool], None]]] = [
     ("gx", bench_gx),
     ("hooks", bench_hooks),
@@ -783,6 +1029,8 @@ SECTIONS: list[tuple[str, Callable[[Path, bool], None]]] = [
     ("land", bench_land),
     ("demo", bench_demo),
     ("postgresql", bench_postgres),
+    ("fleet", bench_fleet),
+    ("lease scaling", bench_lease_scaling),
 ]
 
 

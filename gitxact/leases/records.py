@@ -26,10 +26,12 @@ if TYPE_CHECKING:
 LEASES_FILE = "leases.json"
 LEASES_LOCK = "leases"
 
-#: Where a lease is in its life. ``provisioning`` is written before ``git worktree add``
-#: and ``releasing`` before the worktree is removed, so a crash at any step leaves a
-#: record that says what to finish or undo (:mod:`gitxact.worktrees.reaper`).
-Phase = Literal["provisioning", "active", "releasing"]
+#: Where a lease is in its life, so a crash at any step leaves a record that says what to
+#: finish or undo (:mod:`gitxact.worktrees.reaper`). ``provisioning`` is written before the
+#: folder is claimed and stays until the worktree's files are checked out (``active``);
+#: ``releasing`` is written before anything of a release that keeps its branch, and
+#: ``removing`` once the worktree's uncommitted work is saved, before its files go.
+Phase = Literal["provisioning", "active", "releasing", "removing"]
 
 
 class Lease(BaseModel):
@@ -138,6 +140,27 @@ def save_record(repo: Repo, lease: Lease) -> None:
         state = file.load(repair=True)
         state.leases[lease.agent] = lease
         file.save(state)
+
+
+def replace_record(repo: Repo, lease: Lease) -> bool:
+    """Write *lease* over its record only if that record is still the same lease (same token
+    hash): a step taken outside the repository lock never revives a lease someone ended."""
+    file = leases_file(repo)
+    with repo.locks.resource(LEASES_LOCK):
+        state = file.load(repair=True)
+        current = state.leases.get(lease.agent)
+        if current is None or current.token_hash != lease.token_hash:
+            return False
+        state.leases[lease.agent] = lease
+        file.save(state)
+    return True
+
+
+def current(repo: Repo, lease: Lease) -> Lease | None:
+    """*lease*'s record as it is now, or ``None`` once that lease ended (another lease of the
+    same agent is not it)."""
+    found = load_records(repo).get(lease.agent)
+    return found if found is not None and found.token_hash == lease.token_hash else None
 
 
 def drop_record(repo: Repo, lease: Lease) -> bool:

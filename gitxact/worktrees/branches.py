@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitxact.errors import InvalidNameError, UsageError
@@ -71,33 +72,28 @@ def owns_branch(repo: Repo, lease: Lease) -> bool:
     return lease.branch_created or lease.branch == f"{repo.settings.branch_prefix}{lease.agent}"
 
 
-def delete_branch_if_merged(repo: Repo, branch: str) -> tuple[bool, str | None]:
+def delete_branch_if_merged(repo: Repo, branch: str, base: str | None = None) -> tuple[bool, str | None]:
     """Delete *branch* if every commit on it is on another branch too.
 
     Returns ``(deleted, why_kept)``. One ``for-each-ref --contains`` answers all three
     questions (the tip, which branches contain it, where it is checked out); the
     delete is a compare-and-swap against that tip, so a commit landing in between
-    keeps the branch.
+    keeps the branch. Asked first about *base* alone (the lease's base, when it is a
+    branch: where a merged branch usually is), so the common case costs the same
+    however many branches there are; only when the base does not contain it are all
+    branches asked.
     """
     cwd = repo.layout.common_dir
     full = f"refs/heads/{branch}"
-    result = git.run(
-        ["for-each-ref", f"--contains={full}", "--format=%(objectname) %(refname) %(worktreepath)", "refs/heads/"],
-        cwd,
-        check=False,
-        read_only=True,
-    )
     tip: str | None = None
     others = 0
-    for line in result.lines():
-        oid, _, rest = line.partition(" ")
-        name, _, where = rest.partition(" ")
-        if name == full:
-            tip = oid
-            if where:
-                return False, f"branch is checked out at {where}"
-        else:
-            others += 1
+    scopes = [[full, f"refs/heads/{base}"]] if base and base != branch else []
+    for scope in [*scopes, ["refs/heads/"]]:
+        tip, others, where = _containing(cwd, full, scope)
+        if where:
+            return False, f"branch is checked out at {where}"
+        if tip is None or others:
+            break
     if tip is None:
         return False, "branch no longer exists"
     if not others:
@@ -107,3 +103,24 @@ def delete_branch_if_merged(repo: Repo, branch: str) -> tuple[bool, str | None]:
     except refs.RefConflictError:
         return False, "branch moved while it was being deleted; kept"
     return True, None
+
+
+def _containing(cwd: Path, full: str, scope: list[str]) -> tuple[str | None, int, str]:
+    """*full*'s tip, how many other branches in *scope* contain it, and where it is checked out."""
+    result = git.run(
+        ["for-each-ref", f"--contains={full}", "--format=%(objectname) %(refname) %(worktreepath)", *scope],
+        cwd,
+        check=False,
+        read_only=True,
+    )
+    tip: str | None = None
+    where = ""
+    others = 0
+    for line in result.lines():
+        oid, _, rest = line.partition(" ")
+        name, _, checked_out = rest.partition(" ")
+        if name == full:
+            tip, where = oid, checked_out
+        else:
+            others += 1
+    return tip, others, where

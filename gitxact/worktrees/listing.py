@@ -3,42 +3,76 @@
 Read-only: no lock is taken (state files are replaced atomically, git queries run
 with ``GIT_OPTIONAL_LOCKS=0``), so listing never waits on, or disturbs, a busy agent.
 Never shows a token or its hash.
+
+Its cost is flat in the number of leases but for one thing: one ``git worktree list``,
+one read of the records, each owner's liveness read once (agents often share an
+owner), and ahead/behind for all leases in three git calls
+(:mod:`gitxact.worktrees.divergence`). Whether a worktree holds uncommitted work can
+only be told by a ``git status`` in it; those run side by side, a few at a time.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitxact.errors import GitError
-from gitxact.git import run as git
 from gitxact.git import snapshots
 from gitxact.leases import records as leases
-from gitxact.worktrees.reaper import real, registrations
+from gitxact.worktrees import divergence
+from gitxact.worktrees.reaper import real_paths, registrations
 from gitxact.worktrees.results import LeaseInfo, LeaseListDoc, OwnerDoc
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
     from gitxact.leases.records import Lease
 
+#: ``git status`` runs at once at most (each is a process; more only crowd the CPUs).
+STATUS_AT_ONCE = 4
+
+
+class _Owners:
+    """Each owner's liveness, read once however many leases it holds."""
+
+    def __init__(self) -> None:
+        self._dead: dict[tuple[int, str, int | None], bool] = {}
+
+    def dead(self, lease: Lease) -> bool:
+        key = (lease.owner_pid, lease.owner_host, lease.owner_start)
+        if key not in self._dead:
+            self._dead[key] = lease.owner_dead()
+        return self._dead[key]
+
+    def doc(self, lease: Lease) -> OwnerDoc:
+        alive = None if not lease.owner.on_this_host else not self.dead(lease)
+        return OwnerDoc(pid=lease.owner_pid, host=lease.owner_host, alive=alive)
+
 
 def owner_doc(lease: Lease) -> OwnerDoc:
-    alive = None if not lease.owner.on_this_host else not lease.owner_dead()
-    return OwnerDoc(pid=lease.owner_pid, host=lease.owner_host, alive=alive)
+    return _Owners().doc(lease)
 
 
-def collect(repo: Repo, *, details: bool = True) -> LeaseListDoc:
-    """Every lease; *details* adds the per-worktree git queries (dirty, ahead/behind)."""
+def collect(repo: Repo, *, details: bool = True, dirty: bool | None = None) -> LeaseListDoc:
+    """Every lease; *details* adds ahead/behind and, unless *dirty* is False, dirty/clean."""
     now = time.time()
     records = leases.load(repo)
-    entries = registrations(repo) if records else {}
+    if not records:
+        return LeaseListDoc()
+    entries = registrations(repo)
+    owners = _Owners()
     infos: list[LeaseInfo] = []
-    for agent in sorted(records):
+    whole: list[tuple[Lease, LeaseInfo]] = []
+    agents = sorted(records)
+    reals = real_paths([records[agent].path for agent in agents])
+    for agent, where in zip(agents, reals, strict=True):
         lease = records[agent]
-        entry = entries.get(real(lease.path))
+        entry = entries.get(where)
         missing = not os.path.isdir(lease.path)
+        dead = owners.dead(lease)
+        expired = lease.expired(now)
         info = LeaseInfo(
             agent=lease.agent,
             path=lease.path,
@@ -46,40 +80,51 @@ def collect(repo: Repo, *, details: bool = True) -> LeaseListDoc:
             base=lease.base,
             phase=lease.phase,
             worktree_id=lease.worktree_id,
-            owner=owner_doc(lease),
+            owner=owners.doc(lease),
             created=round(lease.created, 3),
             age=round(max(0.0, now - lease.created), 3),
             heartbeat=round(lease.heartbeat, 3),
             heartbeat_age=round(max(0.0, now - lease.heartbeat), 3),
             ttl=lease.ttl,
-            expired=lease.expired(now),
-            live=lease.is_live(now),
+            expired=expired,
+            live=not expired and not dead,
             folder_missing=missing,
             registered=entry is not None,
             locked=entry is not None and entry.locked is not None,
         )
-        if details and not missing and entry is not None:
-            _add_details(repo, lease, info)
+        if not missing and entry is not None:
+            whole.append((lease, info))
         infos.append(info)
+    if details and whole:
+        _add_divergence(repo, whole)
+        if dirty is not False:
+            _add_dirty(whole)
     return LeaseListDoc(leases=infos)
 
 
-def _add_details(repo: Repo, lease: Lease, info: LeaseInfo) -> None:
+def _add_divergence(repo: Repo, whole: list[tuple[Lease, LeaseInfo]]) -> None:
+    pairs = [divergence.Pair(lease.base, lease.base_commit, lease.branch) for lease, _ in whole]
     try:
-        info.dirty = snapshots.has_changes(Path(lease.path))
+        counts = divergence.ahead_behind(repo.layout.common_dir, pairs)
     except GitError:
-        info.dirty = None
-    base = lease.base
-    if git.rev_parse(repo.layout.common_dir, f"{base}^{{commit}}") is None:
-        base = lease.base_commit or ""  # the base branch was deleted: compare with where it was
-    if not base:
+        return  # left unknown ("?"), as for a base that no longer names a commit
+    for pair, (_, info) in zip(pairs, whole, strict=True):
+        if pair in counts:
+            info.ahead, info.behind = counts[pair]
+
+
+def _add_dirty(whole: list[tuple[Lease, LeaseInfo]]) -> None:
+    def changed(lease: Lease) -> bool | None:
+        if lease.phase != "active":
+            return None  # being checked out or emptied: its files say nothing yet
+        try:
+            return snapshots.has_changes(Path(lease.path))
+        except GitError:
+            return None
+
+    if len(whole) == 1:
+        whole[0][1].dirty = changed(whole[0][0])
         return
-    counts = git.run(
-        ["rev-list", "--left-right", "--count", f"{base}...refs/heads/{lease.branch}", "--"],
-        repo.layout.common_dir,
-        check=False,
-        read_only=True,
-    )
-    parts = counts.stdout.split()
-    if counts.ok and len(parts) == 2:
-        info.behind, info.ahead = int(parts[0]), int(parts[1])
+    with ThreadPoolExecutor(max_workers=min(STATUS_AT_ONCE, len(whole))) as pool:
+        for (_, info), verdict in zip(whole, pool.map(changed, [lease for lease, _ in whole]), strict=True):
+            info.dirty = verdict

@@ -2,14 +2,18 @@
 
 ``ws.worktrees.acquire("agent-7")`` claims a fresh folder under the worktree root
 (``mkdir`` is the atomic claim: a path that exists is never handed out), runs
-``git worktree add --lock`` (created and locked in one step, so ``git worktree prune``
-can never catch it in between), and records a :class:`~gitxact.leases.records.Lease`: owner
-process (pid, host, start time), heartbeat, TTL and the *hash* of a secret token.
-The token goes to the caller once; releasing or renewing needs it (or ``force``).
+``git worktree add --no-checkout --lock`` (registered on its branch and locked in one
+step, so ``git worktree prune`` can never catch it in between), and records a
+:class:`~gitxact.leases.records.Lease`: owner process (pid, host, start time), heartbeat,
+TTL and the *hash* of a secret token. The token goes to the caller once; releasing or
+renewing needs it (or ``force``).
 
-Repository-wide git work (worktree add/remove, branch delete) runs under the
-repository lock, exclusive; lease records change under the ``leases`` resource lock
-(taken inside it). The ordering of each step for crash safety is described in
+Only what must be serialized runs under the repository lock, exclusive: the record,
+the folder, git's registration and branch (acquire); git's unregistering, the record
+and the branch (release). The files themselves are checked out (acquire) or deleted
+(release) under that worktree's own lock, so many acquires and releases overlap their
+slow part and hold up nobody else. Lease records change under the ``leases`` resource
+lock. The ordering of each step for crash safety is described in
 :mod:`gitxact.worktrees.reaper`, which also ends leases (release, reap, repair).
 """
 
@@ -19,21 +23,23 @@ import contextlib
 import os
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitxact.errors import GitxactError, OperationFailedError, RefusedError, UsageError
-from gitxact.git import refs, snapshots
+from gitxact.errors import GitxactError, LockTimeoutError, OperationFailedError, RefusedError, UsageError
+from gitxact.git import refs
 from gitxact.leases import records as leases
 from gitxact.leases.records import LEASES_LOCK, Lease, hash_token, leases_file
+from gitxact.locking.locks import LockKey, worktree_key
 from gitxact.locking.tickets import EXCLUSIVE
-from gitxact.tx import recovery
 from gitxact.util import console
 from gitxact.util.faults import crashpoint
 from gitxact.util.identity import ProcessIdentity
 from gitxact.util.names import validate_agent
 from gitxact.worktrees import branches, ownership, paths, reaper, registration
 from gitxact.worktrees.results import AcquireDoc, EndDoc, LeaseListDoc, ReapDoc, ReleaseDoc, RenewDoc
+from gitxact.worktrees.trace import trace
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
@@ -65,7 +71,12 @@ class Worktrees:
         ``existing=True`` and ``token=None`` (a secret is not handed to whoever asks),
         unless *token* is that lease's token. A dead or expired lease of the same
         agent is ended first (its dirty work saved to a snapshot ref, its branch kept
-        if unmerged and checked out again).
+        if unmerged and checked out again); one still being acquired or released by
+        another process is waited for.
+
+        The repository lock is held only to register the worktree; its files are
+        checked out under the new worktree's own lock, so acquires made at once check
+        out at the same time.
         """
         repo = self.repo
         validate_agent(agent)
@@ -75,8 +86,49 @@ class Worktrees:
         owner = _owner(owner_pid)
         explicit_base = branches.resolve_base(repo, base) if base is not None else None
         repo.store.ensure("locks", "state")
+        budget = repo.locks.default_timeout
+        deadline = time.monotonic() + (budget if budget >= 0 else float("inf"))
+        while True:
+            outcome = self._register(
+                agent, branch=branch, branch_name=branch_name, token=token, owner=owner, explicit_base=explicit_base
+            )
+            if not isinstance(outcome, _Busy):
+                break
+            self._wait_for(outcome, deadline, budget)
+        if isinstance(outcome, AcquireDoc):
+            return outcome
+        # Here the repository lock is free again and this thread holds the new worktree's lock.
+        lease = outcome.lease
+        failed: GitxactError | None = None
+        try:
+            lease = self._check_out(lease, outcome.commit)
+        except GitxactError as exc:
+            failed = exc
+        finally:
+            repo.locks.release(outcome.key)
+        if failed is not None:
+            self._undo(lease, f"its checkout failed: {failed.message}")
+            raise failed
+        return _acquire_doc(lease, token=outcome.token, existing=False, replaced=outcome.replaced)
+
+    def _register(
+        self,
+        agent: str,
+        *,
+        branch: str | None,
+        branch_name: str,
+        token: str | None,
+        owner: ProcessIdentity,
+        explicit_base: tuple[str, str] | None,
+    ) -> AcquireDoc | _Busy | _Registered:
+        """Under the repository lock: the lease record, the folder, the locked registration on
+        its branch (no file checked out), the mark; returns holding the new worktree's lock."""
+        repo = self.repo
+        # git's registry, read before the lock: it is as fresh as needed for the root, the
+        # base and the paths taken (the mkdir claim and `git worktree add` itself refuse a
+        # path or branch taken meanwhile); judging an earlier lease reads it again, inside.
+        entries = reaper.registrations(repo)
         with repo.locks.repository(EXCLUSIVE):
-            entries = reaper.registrations(repo)
             root = paths.worktree_root(repo, entries)
             main = next(iter(entries.values()), None)
             base_label, base_commit = explicit_base or branches.resolve_base(repo, None, main)
@@ -84,10 +136,15 @@ class Worktrees:
             replaced: EndDoc | None = None
             previous = records.get(agent)
             if previous is not None:
+                entries = reaper.registrations(repo)
                 step = reaper.step_for(repo, previous, entries, time.time())
                 if step is None:
                     return self._existing(previous, branch, token)
+                if step.action == reaper.BUSY:
+                    return _Busy(previous, step.reason)
                 replaced = reaper.end_lease(repo, previous, action=step.action, reason=step.reason)
+                if leases.current(repo, previous) is not None:  # it changed meanwhile: look again
+                    return _Busy(previous, replaced.reason)
                 entries = reaper.registrations(repo)
                 records.pop(agent)
             holder = registration.checked_out_at(entries, branch_name)
@@ -98,10 +155,10 @@ class Worktrees:
                     + (f" (leased to agent {other!r})" if other else ""),
                     hint="pick another --branch, or release that worktree first",
                 )
-            exists = refs.read(repo.layout.common_dir, f"refs/heads/{branch_name}") is not None
+            tip = refs.read(repo.layout.common_dir, f"refs/heads/{branch_name}")
             paths.ensure_root(root)
             root = Path(os.path.realpath(root))
-            taken = set(entries) | {reaper.real(lease.path) for lease in records.values()}
+            taken = set(entries) | set(reaper.real_paths([lease.path for lease in records.values()]))
             new_token = secrets.token_urlsafe(32)
             now = time.time()
             lease = Lease(
@@ -118,18 +175,63 @@ class Worktrees:
                 heartbeat=now,
                 ttl=repo.settings.lease_ttl,
                 phase="provisioning",
-                branch_created=not exists,
+                branch_created=tip is None,
             )
             leases.save_record(repo, lease)
             crashpoint("worktree-acquire-recorded")
-            lease = self._claim_and_add(lease, root, taken, exists)
+            lease = self._claim_and_add(lease, root, taken, tip is not None)
             crashpoint("worktree-acquire-added")
-            lease = lease.model_copy(
-                update={"phase": "active", "worktree_id": registration.worktree_id_of(Path(lease.path))}
+            # The new worktree's lock, taken before the repository lock goes: from here until
+            # the record says ``active``, a reap sees this acquire at work, never abandoned.
+            wid = registration.worktree_id_of(Path(lease.path))
+            try:
+                if wid is None:
+                    raise OperationFailedError(f"git registered no worktree at {lease.path}")
+                key = worktree_key(wid)
+                repo.locks.acquire(key)
+            except GitxactError:
+                reaper.end_lease(repo, lease, action="undo-acquire", reason="its worktree could not be locked")
+                raise
+            crashpoint("worktree-acquire-registered")
+        return _Registered(lease, new_token, replaced, key, tip or base_commit)
+
+    def _check_out(self, lease: Lease, commit: str) -> Lease:
+        """Outside the repository lock, holding the new worktree's: its files, then ``active``."""
+        repo = self.repo
+        path = Path(lease.path)
+        trace("checkout-start", lease.agent)
+        registration.check_out(repo, path)
+        trace("checkout-end", lease.agent)
+        crashpoint("worktree-acquire-checked-out")
+        registration.post_checkout(repo, path, commit)
+        lease = lease.model_copy(update={"phase": "active", "worktree_id": registration.worktree_id_of(path)})
+        if not leases.replace_record(repo, lease):
+            raise OperationFailedError(f"the lease of {lease.agent!r} was ended while its worktree was checked out")
+        crashpoint("worktree-acquire-done")
+        return lease
+
+    def _undo(self, lease: Lease, why: str) -> None:
+        """Undo an acquire that failed after its worktree was registered (a reap would too)."""
+        try:
+            with self.repo.locks.repository(EXCLUSIVE):
+                reaper.end_lease(self.repo, lease, action="undo-acquire", reason=why)
+        except GitxactError as cleanup:  # the acquire's own error is the one to report
+            console.warn(f"could not undo the failed acquire ({cleanup.message}); `gitxact worktree reap` will")
+
+    def _wait_for(self, busy: _Busy, deadline: float, budget: float) -> None:
+        """Wait (no repository lock held) for the acquire or release of *busy*'s lease to end."""
+        wid = reaper.worktree_id(self.repo, busy.lease)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise LockTimeoutError(
+                f"timed out after {budget:g}s: the previous lease of {busy.lease.agent!r} is still "
+                f"{busy.lease.phase} ({busy.reason})",
+                hint="try again once it is done; `gitxact worktree list` shows its phase",
             )
-            leases.save_record(repo, lease)
-            crashpoint("worktree-acquire-done")
-        return _acquire_doc(lease, token=new_token, existing=False, replaced=replaced)
+        if wid is not None:
+            with self.repo.locks.worktree(wid, timeout=left):
+                pass
+        time.sleep(min(0.05, max(0.0, left)))  # a git outliving its acquire holds no lock to wait on
 
     def _claim_and_add(self, lease: Lease, root: Path, taken: set[str], exists: bool) -> Lease:
         repo = self.repo
@@ -181,25 +283,27 @@ class Worktrees:
         repo = self.repo
         validate_agent(agent)
         repo.store.ensure("locks", "state")
+        # First, under the worktree's lock only: refuse or save its work, then delete its
+        # files; releases made at once do this at the same time, and hold up nobody.
+        lease = self._owned(agent, token, force, "release")
+        emptied = reaper.empty_for_release(repo, lease, force=force, save_dirty=save_dirty, keep_branch=keep_branch)
         with repo.locks.repository(EXCLUSIVE):
-            lease = self._owned(agent, token, force, "release")
-            path = Path(lease.path)
-            dirty = snapshots.has_changes(path) if lease.phase == "active" and path.is_dir() else None
-            if dirty and not (force or save_dirty):
-                raise RefusedError(
-                    f"{path} has uncommitted or untracked work; nothing was released",
-                    hint="commit it, or pass --force to save it to refs/gitxact/snapshots/ first",
+            if emptied is not None:
+                now = leases.current(repo, lease)
+                if now is None:  # a reap finished it meanwhile
+                    emptied.reason += "; finished meanwhile by another gitxact (reap or recover)"
+                    return ReleaseDoc(**emptied.model_dump())
+                ended = reaper.end_lease(repo, now, action="release", reason="released", keep_branch=keep_branch)
+                ended.snapshot_ref = emptied.snapshot_ref
+                ended.transaction = emptied.transaction
+                ended.stale_lock_removed = emptied.stale_lock_removed
+            else:
+                # Not a whole, active worktree (or it changed meanwhile): everything here.
+                lease = self._owned(agent, token, force, "release")
+                dirty = reaper.refuse_release(repo, lease, force=force or save_dirty)
+                ended = reaper.end_lease(
+                    repo, lease, action="release", reason="released", keep_branch=keep_branch, dirty=dirty
                 )
-            open_tx = recovery.open_transaction(repo, lease.worktree_id) if lease.worktree_id else None
-            if open_tx is not None and not (force or save_dirty):
-                raise RefusedError(
-                    f"transaction {open_tx.label()} is open in {path}; nothing was released",
-                    hint="finish it (gitxact tx commit / tx rollback), or --force to save the worktree "
-                    "to refs/gitxact/snapshots/ and roll the transaction back",
-                )
-            ended = reaper.end_lease(
-                repo, lease, action="release", reason="released", keep_branch=keep_branch, dirty=dirty
-            )
         return ReleaseDoc(**ended.model_dump())
 
     def renew(self, agent: str, *, token: str | None = None, force: bool = False) -> RenewDoc:
@@ -274,6 +378,25 @@ class Worktrees:
         from gitxact.worktrees.scoped import leased_worktree
 
         return leased_worktree(self, agent, base=base, branch=branch, keep_branch=keep_branch, heartbeat=heartbeat)
+
+
+@dataclass(frozen=True)
+class _Busy:
+    """The agent's previous lease is being acquired or released by another process."""
+
+    lease: Lease
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Registered:
+    """A lease registered under the repository lock, whose worktree lock this thread holds."""
+
+    lease: Lease
+    token: str
+    replaced: EndDoc | None
+    key: LockKey
+    commit: str
 
 
 def _owner(pid: int | None) -> ProcessIdentity:

@@ -3,26 +3,39 @@
 Every lease change is ordered so that a SIGKILL at any point leaves a state this
 module can finish:
 
-* acquire writes the record as ``provisioning`` before it claims a folder or runs
-  ``git worktree add``; a record still ``provisioning`` when the repository lock is
-  free again belongs to a dead acquire and is undone (``undo-acquire``);
-* ending saves dirty work to a snapshot ref, removes the worktree, drops the record
-  and only then deletes the branch. A crash before the removal leaves the lease as
-  it was (plus a snapshot ref): retry, or reap. A crash after it leaves a record
-  whose folder is gone (``forget-missing``), or, when ``--keep-branch`` was asked and
-  therefore written down first as ``releasing``, a record that is finished
-  (``finish-release``) honouring that choice. A crash after the record is gone
-  leaves at most a branch, which is what a kept branch looks like anyway;
+* acquire writes the record as ``provisioning`` before it claims a folder, then, under
+  the repository lock, registers the worktree on its branch, locked, with no file
+  checked out (``git worktree add --no-checkout --lock``), marks it, and takes the new
+  worktree's lock; only then does it let the repository lock go and check the files
+  out, holding that worktree lock alone, and write ``active`` last. A record still
+  ``provisioning`` whose acquire is gone is undone (``undo-acquire``); a checkout it
+  never finished is told by the missing index, and the files it wrote are git's own
+  (a file that is not is saved first);
+* release needs only the worktree's lock to save dirty work to a snapshot ref, write
+  ``removing`` and delete the files (all but the ``.git`` file); then, under the
+  repository lock, git removes the registration, the record is dropped and only then
+  is the branch deleted. A crash before ``removing`` leaves the lease as it was (plus a
+  snapshot ref): retry, or reap. A ``removing`` record whose release is gone is
+  finished (``finish-release``) without saving again: its work was saved before any
+  file went. ``--keep-branch`` is written down first, as ``releasing``, so a release
+  finished after a crash honours it. A crash after the record is gone leaves at most
+  a branch, which is what a kept branch looks like anyway;
 * a record whose folder or git registration is gone is forgotten (``forget-missing``),
   a registration under our lock reason whose folder is gone is removed
   (``unregister``), and one whose folder is there but that no record holds (a
   ``git worktree add`` that outlived its killed parent) is ended like a lease
   (``remove-orphan``).
 
+Which unfinished record is abandoned: the repository lock proves it for a
+``provisioning`` record with no worktree yet (its acquire held that lock until the
+worktree existed and its lock was taken); otherwise the worktree's own lock does,
+since the acquire or release working on it holds that lock throughout. A record whose
+worktree lock is held, or in which a git that a killed acquire started still runs, is
+in progress and left alone (kept; ``gitxact worktree list`` shows its phase).
+
 Dirty work is always snapshotted before a worktree is removed, whichever path got
-there. All of it runs under the repository lock (exclusive), which is also what
-proves a ``provisioning``/``releasing`` record abandoned: the acquire or release that
-wrote it held that lock until it finished.
+there. Reap and repair run under the repository lock (exclusive), and take each
+worktree's lock to end it.
 """
 
 from __future__ import annotations
@@ -30,21 +43,24 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitxact.errors import GitxactError
+from gitxact.errors import GitxactError, LockTimeoutError, RefusedError
 from gitxact.git import lockfiles, refs, snapshots
 from gitxact.git import run as git
 from gitxact.leases import records as leases
+from gitxact.locking.locks import worktree_key
 from gitxact.locking.tickets import EXCLUSIVE
 from gitxact.tx import recovery
 from gitxact.util.faults import crashpoint
 from gitxact.util.names import validate_agent
 from gitxact.worktrees import branches, ownership, paths, registration
 from gitxact.worktrees.results import EndDoc, ReapDoc
+from gitxact.worktrees.trace import trace
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
@@ -73,13 +89,86 @@ class Step:
     lease: Lease | None = None
 
 
+#: The "step" of an unfinished lease whose acquire or release is still running: nothing to do.
+BUSY = "busy"
+
+
 def real(path: str | Path) -> str:
     return os.path.realpath(path)
 
 
+def real_paths(given: list[str]) -> list[str]:
+    """``os.path.realpath`` of each path, resolving each parent folder once: leases and
+    worktrees share their root, so this costs one ``lstat`` per path, not one per part."""
+    parents: dict[str, str] = {}
+    found: list[str] = []
+    for path in given:
+        folder, name = os.path.split(os.path.abspath(path))
+        if name in ("", ".", ".."):
+            found.append(os.path.realpath(path))
+            continue
+        if folder not in parents:
+            parents[folder] = os.path.realpath(folder)
+        full = os.path.join(parents[folder], name)
+        try:
+            linked = stat.S_ISLNK(os.lstat(full).st_mode)
+        except OSError:
+            linked = False  # (realpath keeps a last part that does not exist as it is)
+        found.append(os.path.realpath(full) if linked else full)
+    return found
+
+
+def worktree_id(repo: Repo, lease: Lease) -> str | None:
+    """The id of *lease*'s worktree: recorded once the lease is active; before that (an
+    acquire still checking out, or killed), read from the folder's ``.git`` file, if it
+    names an admin folder of this repository."""
+    if lease.worktree_id is not None:
+        return lease.worktree_id
+    admin = registration.admin_dir_of(Path(lease.path))
+    if admin is None or real(admin.parent) != real(repo.layout.common_dir / "worktrees"):
+        return None
+    return admin.name
+
+
+def in_progress(repo: Repo, lease: Lease) -> str | None:
+    """Why an unfinished record (``provisioning``, ``releasing``, ``removing``) is still being
+    worked on, or ``None`` when whoever wrote it is gone.
+
+    The acquire or release working on a worktree holds its lock throughout; a worktree
+    whose lock is free has nobody working on it, unless a git that a killed acquire
+    started (its checkout) still runs there. A record with no worktree yet belongs to an
+    acquire that held the repository lock, which the caller now holds (a dry run may
+    catch a live acquire there: it only reports).
+    """
+    wid = worktree_id(repo, lease)
+    if wid is None:
+        return None
+    admin = registration.admin_dir_of(Path(lease.path))
+    if admin is not None and registration.half_made(admin):
+        return None  # git never finished adding it: no lock was taken, no checkout began
+    key = worktree_key(wid)
+    try:
+        with repo.locks.hold(key, EXCLUSIVE, 0):
+            # Free now: read the record again, under that lock. The one the caller read may
+            # be from before the acquire or release finished and let the lock go.
+            now = leases.current(repo, lease)
+    except LockTimeoutError:
+        holders = [p.describe() for p in repo.locks.parties(key) if p.holding]
+        who = "; ".join(holders) if holders else "another process"
+        return f"its {'acquire' if lease.phase == 'provisioning' else 'release'} is running ({who})"
+    if now is None or now.phase != lease.phase:
+        return f"it changed meanwhile (now {now.phase if now else 'ended'})"
+    if lease.phase == "provisioning" and admin is not None:
+        busy = registration.git_at_work(repo, Path(lease.path), admin)
+        if busy is not None:
+            return f"a git its acquire started still works there ({busy})"
+    return None
+
+
 def registrations(repo: Repo) -> dict[str, git.WorktreeEntry]:
     """git's worktrees keyed by real path (leases record real paths too)."""
-    return {real(path): entry for path, entry in registration.registrations(repo).items()}
+    found = registration.registrations(repo)
+    return dict(zip(real_paths(list(found)), found.values(), strict=True))
 
 
 def step_for(repo: Repo, lease: Lease, entries: dict[str, git.WorktreeEntry], now: float) -> Step | None:
@@ -91,9 +180,13 @@ def step_for(repo: Repo, lease: Lease, entries: dict[str, git.WorktreeEntry], no
     foreign = ownership.why_not_ours(repo, lease)
     if foreign is not None:
         return step("drop-foreign", f"the record cannot be gitxact's: {foreign}; only the record is dropped")
+    if lease.phase != "active":
+        busy = in_progress(repo, lease)
+        if busy is not None:
+            return step(BUSY, busy)
     if lease.phase == "provisioning":
         return step("undo-acquire", "an acquire was interrupted before it finished")
-    if lease.phase == "releasing":
+    if lease.phase in ("releasing", "removing"):
         return step("finish-release", "a release was interrupted before it finished")
     if not os.path.isdir(lease.path):
         return step("forget-missing", "its folder is gone")
@@ -120,9 +213,11 @@ def plan(
             kept[agent] = (
                 f"live: owner pid {lease.owner_pid} on {lease.owner_host}, heartbeat {now - lease.heartbeat:.0f}s ago"
             )
+        elif found.action == BUSY:
+            kept[agent] = f"{lease.phase}: {found.reason}"
         else:
             steps.append(found)
-    known = {real(lease.path) for lease in records.values()}
+    known = set(real_paths([lease.path for lease in records.values()]))
     first = next(iter(entries), None)  # the main worktree (or the bare repository)
     root = real(paths.worktree_root(repo, entries))
     for path, entry in sorted(entries.items()):
@@ -165,14 +260,14 @@ def end_lease(
 ) -> EndDoc:
     """Save dirty work, remove the worktree, drop the record, delete the branch if merged.
 
-    The caller holds the repository lock exclusive. Each step is safe to redo after
-    a crash (see the module docstring for the order). *dirty* passes on what the
-    caller just found (``None``: look).
+    The caller holds the repository lock exclusive; the worktree's own lock is taken
+    here, and the record read again under it: whoever ended or changed the lease while
+    this waited (a release emptying it) decides what is left to do. Each step is safe to
+    redo after a crash (see the module docstring for the order). *dirty* passes on what
+    the caller just found (``None``: look).
     """
     doc = EndDoc(agent=lease.agent, path=lease.path, branch=lease.branch, action=action, reason=reason)
-    undo = lease.phase == "provisioning"
     path = Path(lease.path)
-    registered = registration.is_registered(repo, path)
     foreign = ownership.why_not_ours(repo, lease)
     if foreign is not None:
         # Whatever the record says, nothing on disk is touched: not the folder, not the
@@ -180,17 +275,28 @@ def end_lease(
         leases.drop_record(repo, lease)
         doc.branch_kept_reason = f"not gitxact's ({foreign}); only the lease record was dropped"
         return doc
-    if not undo and keep_branch and not lease.keep_branch:
-        # Only the keep-branch choice needs writing down first: without it, a crash after
-        # the removal leaves an active record whose folder is gone, which ``forget-missing``
-        # ends exactly as this would (saving one fsync'd write on every plain release).
-        lease = lease.model_copy(update={"phase": "releasing", "keep_branch": True})
-        leases.save_record(repo, lease)
-    crashpoint("worktree-end-marked")
-    keep_branch = keep_branch or lease.keep_branch
     # The worktree's own lock: no git command (gx's, a transaction's) works in it while
     # it is saved and removed. The repository lock held exclusive keeps out the rest.
     with _worktree_held(repo, lease):
+        if lease.token_hash:  # a record (an orphan's stand-in has none): as it is now
+            now = leases.current(repo, lease)
+            if now is None:
+                doc.reason += "; it had ended meanwhile"
+                return doc
+            if lease.phase == "provisioning" and now.phase != "provisioning":
+                doc.reason += f"; its acquire finished meanwhile ({now.phase}): left alone"
+                return doc
+            lease = now
+        undo = lease.phase == "provisioning"
+        if not undo and keep_branch and not lease.keep_branch and lease.phase != "removing":
+            # Only the keep-branch choice needs writing down first: without it, a crash after
+            # the removal leaves an active record whose folder is gone, which ``forget-missing``
+            # ends exactly as this would (saving one fsync'd write on every plain release).
+            lease = lease.model_copy(update={"phase": "releasing", "keep_branch": True})
+            leases.save_record(repo, lease)
+        crashpoint("worktree-end-marked")
+        keep_branch = keep_branch or lease.keep_branch
+        registered = registration.is_registered(repo, path)
         admin = registration.admin_dir_of(path) if registered else None
         if admin is not None and registration.half_made(admin):
             # git never finished this worktree: nothing in it can be saved (its HEAD is not
@@ -198,22 +304,9 @@ def end_lease(
             doc.reason += "; " + registration.discard_half_made(repo, admin, paths.worktree_root(repo))
             doc.worktree_removed = True
             registered = False
-        if registered and path.is_dir():
-            if lease.worktree_id is not None:
-                # A git killed with the agent may have left the worktree's index.lock: saving and
-                # rolling back need the index. The worktree is gitxact's (proven above), its
-                # owner is gone and we hold the repository lock exclusive.
-                git_dir = repo.layout.common_dir / "worktrees" / lease.worktree_id
-                if lockfiles.remove_orphaned_index_lock(git_dir, path):
-                    doc.stale_lock_removed = f"removed {git_dir / 'index.lock'}: a killed git left it"
-            open_tx = lease.worktree_id is not None and recovery.open_transaction(repo, lease.worktree_id) is not None
-            # With a transaction open, save HEAD (its commits) and the files before rolling it back.
-            doc.snapshot_ref = save_dirty_work(repo, lease, dirty=True if open_tx else dirty)
-            if open_tx and lease.worktree_id is not None:
-                doc.transaction = recovery.close_for_lease_end(repo, lease.worktree_id)
-                before = save_dirty_work(repo, lease)  # the work that was uncommitted when it began
-                if before is not None:
-                    doc.transaction = f"{doc.transaction}; its earlier uncommitted work saved to {before}"
+        if registered and path.is_dir() and lease.phase != "removing":
+            # (``removing``: the release saved the work before it deleted any file.)
+            save_work(repo, lease, doc, dirty=dirty, admin=admin)
             crashpoint("worktree-end-saved")
         if registered:
             registration.remove_worktree(repo, path)
@@ -227,10 +320,100 @@ def end_lease(
     return doc
 
 
+def save_work(repo: Repo, lease: Lease, doc: EndDoc, *, dirty: bool | None, admin: Path | None) -> None:
+    """Before a worktree is removed: its uncommitted work to a snapshot ref, and an open
+    transaction rolled back (the worktree saved first). The caller holds its lock."""
+    path = Path(lease.path)
+    wid = worktree_id(repo, lease)
+    if wid is not None:
+        # A git killed with the agent (or with an acquire) may have left the worktree's
+        # index.lock: saving and rolling back need the index. The worktree is gitxact's
+        # (proven by the caller), its owner is gone and we hold its lock.
+        git_dir = repo.layout.common_dir / "worktrees" / wid
+        if lockfiles.remove_orphaned_index_lock(git_dir, path):
+            doc.stale_lock_removed = f"removed {git_dir / 'index.lock'}: a killed git left it"
+    if lease.phase == "provisioning" and admin is not None and not registration.checkout_finished(admin):
+        # An acquire killed before its checkout finished: the files there are git's, but
+        # for one that is not (saved, like any work).
+        dirty = registration.leftover_work(repo, path)
+    open_tx = wid is not None and recovery.open_transaction(repo, wid) is not None
+    # With a transaction open, save HEAD (its commits) and the files before rolling it back.
+    doc.snapshot_ref = save_dirty_work(repo, lease, dirty=True if open_tx else dirty)
+    if open_tx and wid is not None:
+        doc.transaction = recovery.close_for_lease_end(repo, wid)
+        before = save_dirty_work(repo, lease)  # the work that was uncommitted when it began
+        if before is not None:
+            doc.transaction = f"{doc.transaction}; its earlier uncommitted work saved to {before}"
+
+
+def empty_for_release(repo: Repo, lease: Lease, *, force: bool, save_dirty: bool, keep_branch: bool) -> EndDoc | None:
+    """The part of a release that needs only the worktree's lock, not the repository's.
+
+    Under that lock: refuse (exit 3) uncommitted work or an open transaction unless
+    *force* or *save_dirty*, save the work to a snapshot ref, write ``removing``, and delete
+    the worktree's files but its ``.git`` file; what is left (git's registration, the
+    record, the branch) is :func:`end_lease`'s, under the repository lock. So releases
+    made at once delete their files at the same time, and nobody waits for them.
+
+    Returns ``None`` when the lease is not a whole, active worktree of gitxact's (the
+    caller then ends it all under the repository lock, as reap would).
+    """
+    if lease.phase != "active" or lease.worktree_id is None:
+        return None
+    path = Path(lease.path)
+    with repo.locks.worktree(lease.worktree_id):
+        now = leases.current(repo, lease)
+        if now is None or now.phase != "active" or ownership.why_not_ours(repo, now) is not None:
+            return None
+        lease = now
+        admin = registration.admin_dir_of(path)
+        if admin is None or registration.half_made(admin) or not registration.is_registered(repo, path):
+            return None
+        dirty = refuse_release(repo, lease, force=force or save_dirty)
+        doc = EndDoc(agent=lease.agent, path=lease.path, branch=lease.branch, action="release", reason="released")
+        if keep_branch and not lease.keep_branch:
+            lease = lease.model_copy(update={"phase": "releasing", "keep_branch": True})
+            if not leases.replace_record(repo, lease):
+                return None
+        crashpoint("worktree-end-marked")
+        save_work(repo, lease, doc, dirty=dirty, admin=admin)
+        crashpoint("worktree-end-saved")
+        lease = lease.model_copy(update={"phase": "removing"})
+        if not leases.replace_record(repo, lease):
+            return None
+        crashpoint("worktree-end-removing")
+        trace("empty-start", lease.agent)
+        registration.empty_folder(path)
+        trace("empty-end", lease.agent)
+        crashpoint("worktree-end-emptied")
+    return doc
+
+
+def refuse_release(repo: Repo, lease: Lease, *, force: bool) -> bool | None:
+    """Refuse (exit 3) to release a worktree holding uncommitted work or an open
+    transaction, unless *force*; returns whether it is dirty (``None``: not looked at)."""
+    path = Path(lease.path)
+    dirty = snapshots.has_changes(path) if lease.phase == "active" and path.is_dir() else None
+    if dirty and not force:
+        raise RefusedError(
+            f"{path} has uncommitted or untracked work; nothing was released",
+            hint="commit it, or pass --force to save it to refs/gitxact/snapshots/ first",
+        )
+    open_tx = recovery.open_transaction(repo, lease.worktree_id) if lease.worktree_id else None
+    if open_tx is not None and not force:
+        raise RefusedError(
+            f"transaction {open_tx.label()} is open in {path}; nothing was released",
+            hint="finish it (gitxact tx commit / tx rollback), or --force to save the worktree "
+            "to refs/gitxact/snapshots/ and roll the transaction back",
+        )
+    return dirty
+
+
 def _worktree_held(repo: Repo, lease: Lease) -> contextlib.AbstractContextManager[object]:
-    if lease.worktree_id is None:
+    wid = worktree_id(repo, lease)
+    if wid is None:
         return contextlib.nullcontext()
-    return repo.locks.worktree(lease.worktree_id)
+    return repo.locks.worktree(wid)
 
 
 def _settle_branch(repo: Repo, lease: Lease, doc: EndDoc, *, keep_branch: bool, undo: bool) -> None:
@@ -261,7 +444,7 @@ def _settle_branch(repo: Repo, lease: Lease, doc: EndDoc, *, keep_branch: bool, 
                 return
             doc.branch_deleted = True
             return
-    doc.branch_deleted, doc.branch_kept_reason = branches.delete_branch_if_merged(repo, lease.branch)
+    doc.branch_deleted, doc.branch_kept_reason = branches.delete_branch_if_merged(repo, lease.branch, lease.base)
 
 
 def unregister(repo: Repo, step: Step) -> EndDoc:

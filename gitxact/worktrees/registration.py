@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitxact.errors import GitError, RefusedError
+from gitxact.git import lockfiles
 from gitxact.git import run as git
 from gitxact.leases import reader as lease_reader
+from gitxact.util.faults import crashpoint
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
@@ -42,9 +44,11 @@ def lock_reason(agent: str, pid: int, host: str) -> str:
 
 
 def add_worktree(repo: Repo, path: Path, branch: str, start: str, *, create: bool, reason: str) -> None:
-    """``git worktree add --lock``: created and locked in one step, so a ``prune`` can
-    never catch it in between. *start* is a commit id (new branch) or the branch itself."""
-    args = ["worktree", "add", "--lock", "--reason", reason]
+    """``git worktree add --no-checkout --lock``: registered, on its branch and locked in one
+    step, so a ``prune`` can never catch it in between; no file is checked out yet (that is
+    :func:`check_out`, outside the repository lock). *start* is a commit id (new branch) or
+    the branch itself."""
+    args = ["worktree", "add", "--no-checkout", "--lock", "--reason", reason]
     args += ["-b", branch, str(path), start] if create else [str(path), branch]
     try:
         repo.git(args, cwd=repo.layout.common_dir)
@@ -52,6 +56,83 @@ def add_worktree(repo: Repo, path: Path, branch: str, start: str, *, create: boo
         if "already checked out" in exc.stderr or "already used by worktree" in exc.stderr:
             raise RefusedError(f"branch {branch!r} is checked out elsewhere: {exc.stderr.strip()}") from exc
         raise
+
+
+#: What git passes the post-checkout hook as the previous HEAD of a new worktree.
+NULL_OID = "0" * 40
+
+
+def check_out(repo: Repo, path: Path) -> None:
+    """Fill the worktree that :func:`add_worktree` registered with what ``git worktree add``
+    itself runs after registering: ``git reset --hard --no-recurse-submodules`` (index and
+    files from HEAD; the index is written last). Only the new worktree's lock is needed:
+    nobody else has been handed its path."""
+    repo.git(["reset", "--hard", "--no-recurse-submodules", "--quiet"], cwd=path)
+
+
+def post_checkout(repo: Repo, path: Path, commit: str) -> None:
+    """The ``post-checkout`` hook, as ``git worktree add`` runs it after its checkout
+    (previous HEAD all zeros, the commit checked out, ``1``); a failing hook fails the add."""
+    repo.git(["hook", "run", "--ignore-missing", "post-checkout", "--", NULL_OID, commit, "1"], cwd=path)
+
+
+def checkout_finished(admin: Path) -> bool:
+    """Whether the checkout of a worktree added with ``--no-checkout`` completed: its index
+    is written once, by the ``reset --hard``, at the very end (renamed from ``index.lock``)."""
+    return (admin / "index").is_file()
+
+
+def leftover_work(repo: Repo, path: Path) -> bool:
+    """Whether a worktree whose checkout never finished holds anything but git's own files.
+
+    Its index is first set to HEAD (files untouched); then a file that is missing is one
+    the checkout had not written yet, not work, while a file that differs from HEAD, or
+    one HEAD does not have, is kept (the caller saves it before removing the worktree).
+    """
+    repo.git(["read-tree", "HEAD"], cwd=path)
+    status = git.run(["status", "--porcelain", "-z", "--untracked-files=all"], path, read_only=True)
+    return any(entry[:2] != " D" for entry in status.zfields() if entry)
+
+
+def git_at_work(repo: Repo, path: Path, admin: Path) -> str | None:
+    """Why a git may still be working in the worktree at *path* (``None`` when none is).
+
+    A git that a killed acquire started (its checkout) is not killed with it: it goes on
+    writing files and holds the worktree's ``index.lock``. :func:`gitxact.git.lockfiles.holders`
+    finds any git whose current folder is the worktree or its admin folder, or that has
+    its ``index.lock`` open; without ``/proc`` an ``index.lock`` there counts as a git at
+    work (fail closed), while no ``index.lock`` means no checkout is running.
+    """
+    lock = admin / "index.lock"
+    if not os.path.lexists(lock) and not lockfiles.PROC.is_dir():
+        return None  # no checkout holds the index, and no other git can be looked for
+    busy = lockfiles.holders([lock], [os.path.realpath(path), os.path.realpath(admin)])
+    return next(iter(busy.values()), None)
+
+
+def empty_folder(path: Path) -> None:
+    """Delete everything in the worktree at *path* but its ``.git`` file (what ``git worktree
+    remove -f -f`` deletes, ignored files included), leaving a registration that still
+    points at a folder, so it stays provably gitxact's until git removes it. Symbolic links
+    are removed, never followed."""
+    try:
+        with os.scandir(path) as entries:
+            names = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
+    except FileNotFoundError:
+        return
+    first = True
+    for name, is_dir in sorted(names):
+        if name == ".git":
+            continue
+        target = path / name
+        with contextlib.suppress(FileNotFoundError):
+            if is_dir:
+                shutil.rmtree(target)
+            else:
+                os.unlink(target)
+        if first:
+            crashpoint("worktree-end-emptying")
+            first = False
 
 
 def admin_dir_of(path: Path) -> Path | None:
