@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -287,3 +288,22 @@ def test_library_lease_heartbeats_while_the_block_runs(repo: Path) -> None:
             time.sleep(0.1)
         assert wt.path.is_dir()
     assert ws.worktrees.list().leases == []
+
+
+def test_acquire_copies_the_ignored_files_worktreeinclude_names(repo: Path) -> None:
+    """Issue 15: `.env` and local config a worktree needs, copied at acquire; tracked files never."""
+    (repo / ".gitignore").write_text(".env\nlocal/\nbuild/\n")
+    (repo / ".worktreeinclude").write_text(".env\nlocal/\n")
+    subprocess.run(["git", "add", ".gitignore", ".worktreeinclude"], cwd=repo, check=True)
+    subprocess.run(["git", "commit", "-q", "-m", "ignore"], cwd=repo, check=True)
+    (repo / ".env").write_text("SECRET=1\n")
+    (repo / "local").mkdir()
+    (repo / "local" / "settings.toml").write_text("x = 1\n")
+    (repo / "build").mkdir()
+    (repo / "build" / "big.bin").write_text("not named\n")
+    doc = Workspace(repo).worktrees.acquire("inc", owner_pid=os.getpid())
+    wt = Path(doc.path)
+    assert sorted(doc.included) == [".env", "local/settings.toml"]
+    assert (wt / ".env").read_text() == "SECRET=1\n"
+    assert (wt / "local" / "settings.toml").exists()
+    assert not (wt / "build").exists(), "only what .worktreeinclude names"

@@ -10,6 +10,7 @@ from gitxact.util.console import style, table
 if TYPE_CHECKING:
     from gitxact.health.status import PartyDoc, StatusDoc
     from gitxact.tx.results import TxInfo
+    from gitxact.worktrees.kept import KeptBranchesDoc
     from gitxact.worktrees.results import AcquireDoc, EndDoc, LeaseListDoc, ReapDoc
 
 
@@ -129,7 +130,7 @@ def render_acquire(doc: AcquireDoc) -> str:
     lines = [
         f"{'existing lease' if doc.existing else 'leased'} {doc.path}",
         f"  agent   {doc.agent}",
-        f"  branch  {doc.branch} ({'new, from ' + doc.base if doc.branch_created else 'existing'})",
+        f"  branch  {doc.branch} ({_branch_origin(doc)})",
         f"  owner   pid {doc.owner_pid} on {doc.owner_host}, ttl {doc.ttl:g}s",
     ]
     if doc.token is not None:
@@ -141,6 +142,35 @@ def render_acquire(doc: AcquireDoc) -> str:
         lines.append("ended a previous lease first:")
         lines.append(render_end(doc.replaced))
     return "\n".join(lines)
+
+
+def _branch_origin(doc: AcquireDoc) -> str:
+    if doc.existing:
+        return "this lease's"
+    if doc.reused == "fresh":
+        kept = f"; its old commits kept on {doc.kept_branch}" if doc.kept_branch else ""
+        return f"started again from {doc.base}{kept}"
+    if doc.branch_ahead is not None:
+        return (
+            f"left by an earlier lease, {'resumed, ' if doc.reused else ''}"
+            f"{doc.branch_ahead} ahead of {doc.base}, {doc.branch_behind} behind"
+        )
+    return f"new, from {doc.base}" if doc.branch_created else "existing"
+
+
+def render_kept_branches(doc: KeptBranchesDoc) -> str:
+    if not doc.branches:
+        return "no branch left by a lease"
+    rows = [
+        [
+            b.branch,
+            style("merged", fg="green") if b.merged else style("unmerged", fg="yellow"),
+            b.tip[:12],
+            f"checked out at {b.checked_out}" if b.checked_out else "",
+        ]
+        for b in doc.branches
+    ]
+    return table(rows)
 
 
 def render_end(doc: EndDoc) -> str:

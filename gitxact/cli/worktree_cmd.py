@@ -7,7 +7,7 @@ import os
 import click
 
 from gitxact.cli.context import AppContext, json_option, pass_app, show, timeout_option
-from gitxact.cli.render import render_acquire, render_end, render_lease_list, render_reap
+from gitxact.cli.render import render_acquire, render_end, render_kept_branches, render_lease_list, render_reap
 from gitxact.leases.reader import TOKEN_ENV
 
 
@@ -46,6 +46,18 @@ def worktree() -> None:
     metavar="PID",
     help="The process whose life the lease follows (default: this command's parent, e.g. your shell).",
 )
+@click.option(
+    "--resume",
+    "reuse",
+    flag_value="resume",
+    help="The agent's branch is left from an earlier lease: continue on it as it is.",
+)
+@click.option(
+    "--fresh",
+    "reuse",
+    flag_value="fresh",
+    help="The agent's branch is left from an earlier lease: start it again from the base (its commits kept).",
+)
 @token_option
 @timeout_option
 @json_option
@@ -56,6 +68,7 @@ def acquire(
     base: str | None,
     branch: str | None,
     owner_pid: int | None,
+    reuse: str | None,
     token: str | None,
     timeout: float | None,
     as_json: bool,
@@ -68,7 +81,10 @@ def acquire(
     lease goes without a heartbeat for gitxact.leaseTtl seconds) `reap` may end it.
     Inside $(... | ...) the parent is a subshell that exits at once: pass --owner-pid $$.
     Asking again while the lease lives returns the same worktree, with "existing": true and no token (unless
-    --token presents it). Exit 3 if the branch is checked out elsewhere.
+    --token presents it). Exit 3 if the branch is checked out elsewhere, or if the
+    agent's branch is left from an earlier lease and is ahead of or behind the base:
+    say --resume (continue on it) or --fresh (start again from the base; its commits
+    are kept on a branch of their own).
 
     \b
     Examples:
@@ -76,7 +92,9 @@ def acquire(
       TOKEN=$(gitxact worktree acquire agent-7 --owner-pid $$ --json | jq -r .token)
     """
     pid = os.getppid() if owner_pid is None else owner_pid
-    doc = app.workspace(timeout=timeout).worktrees.acquire(agent, base=base, branch=branch, token=token, owner_pid=pid)
+    doc = app.workspace(timeout=timeout).worktrees.acquire(
+        agent, base=base, branch=branch, token=token, owner_pid=pid, reuse=reuse
+    )
     show(doc, as_json, lambda: render_acquire(doc))
     return 0
 
@@ -127,18 +145,64 @@ def renew(app: AppContext, agent: str, token: str | None, force: bool, timeout: 
 
 
 @worktree.command(name="list")
+@click.option("--branches", "kept", is_flag=True, help="The branches leases left behind instead, merged or not.")
 @json_option
 @pass_app
-def list_(app: AppContext, as_json: bool) -> int:
+def list_(app: AppContext, kept: bool, as_json: bool) -> int:
     """Every lease: path, branch, owner alive?, age, heartbeat, dirty, ahead/behind.
+
+    With --branches: the branches under gitxact.branchPrefix that no lease uses, each
+    merged (every commit on another branch too) or unmerged.
 
     \b
     Examples:
       gitxact worktree list
       gitxact worktree list --json | jq '.leases[] | select(.dirty)'
+      gitxact worktree list --branches
     """
+    if kept:
+        from gitxact.worktrees.kept import kept_branches
+
+        branches_doc = kept_branches(app.workspace())
+        show(branches_doc, as_json, lambda: render_kept_branches(branches_doc))
+        return 0
     doc = app.workspace().worktrees.list()
     show(doc, as_json, lambda: render_lease_list(doc))
+    return 0
+
+
+@worktree.command(name="prune-branches")
+@click.option("--merged", is_flag=True, help="Only merged branches (the default, and the only kind ever deleted).")
+@click.option("--dry-run", is_flag=True, help="Say what would be deleted; delete nothing.")
+@timeout_option
+@json_option
+@pass_app
+def prune_branches(app: AppContext, merged: bool, dry_run: bool, timeout: float | None, as_json: bool) -> int:
+    """Delete the branches leases left behind whose commits are all on another branch.
+
+    Each by compare-and-swap under the repository lock; never one a lease uses, one
+    checked out anywhere, or one with a commit on no other branch (those are listed as
+    kept, with why). Nothing here deletes unmerged work.
+
+    \b
+    Examples:
+      gitxact worktree prune-branches --dry-run
+      gitxact worktree prune-branches --merged
+    """
+    from gitxact.worktrees.kept import prune_merged
+
+    doc = prune_merged(app.workspace(timeout=timeout), dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    show(
+        doc,
+        as_json,
+        lambda: (
+            "\n".join(
+                [*(f"{verb} {name}" for name in doc.deleted), *(f"kept {n}: {why}" for n, why in doc.kept.items())]
+            )
+            or "no branch left by a lease"
+        ),
+    )
     return 0
 
 

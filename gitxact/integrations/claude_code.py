@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any
 from gitxact.core.repo import Repo
 from gitxact.errors import RefusedError, UsageError
 from gitxact.git import run as git
-from gitxact.integrations.worktreeinclude import copy_included
 from gitxact.leases import records as leases
 from gitxact.util import console
 from gitxact.util.identity import ProcessIdentity
 from gitxact.util.names import validate_agent
+from gitxact.worktrees.include import copy_included
 from gitxact.worktrees.manager import Worktrees
 
 if TYPE_CHECKING:
@@ -164,7 +164,8 @@ def create(payload: Payload) -> AcquireDoc:
         source = Path(payload.cwd) if payload.cwd and os.path.isdir(payload.cwd) else repo.layout.worktree
         if source is not None:
             top = git.discover(source).worktree
-            copied = copy_included(top, Path(doc.path)) if top is not None else []
+            # The acquire copied what the main worktree has; this adds what Claude Code's own folder has.
+            copied = [*doc.included, *(copy_included(top, Path(doc.path)) if top is not None else [])]
             if copied:
                 console.info(f"copied {len(copied)} file(s) named by .worktreeinclude into {doc.path}")
     return doc

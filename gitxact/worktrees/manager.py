@@ -23,7 +23,7 @@ import contextlib
 import os
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,7 +37,7 @@ from gitxact.util import console
 from gitxact.util.faults import crashpoint
 from gitxact.util.identity import ProcessIdentity
 from gitxact.util.names import validate_agent
-from gitxact.worktrees import branches, ownership, paths, reaper, registration
+from gitxact.worktrees import branches, include, ownership, paths, reaper, registration
 from gitxact.worktrees.results import AcquireDoc, EndDoc, LeaseListDoc, ReapDoc, ReleaseDoc, RenewDoc
 from gitxact.worktrees.trace import trace
 
@@ -62,8 +62,17 @@ class Worktrees:
         branch: str | None = None,
         token: str | None = None,
         owner_pid: int | None = None,
+        reuse: str | None = None,
     ) -> AcquireDoc:
         """Lease a worktree and branch to *agent*; idempotent while its lease lives.
+
+        The agent's branch (``<prefix><agent>``) may be left from an earlier lease (a
+        release keeps an unmerged branch). If it is neither behind the base nor ahead of
+        it, it is simply used. Otherwise *reuse* decides: ``"resume"`` checks it out as it
+        is, ``"fresh"`` starts it again from the base (an unmerged old tip is kept as
+        ``<branch>-<time>``, nothing is lost); without one the acquire is refused (exit 3)
+        saying how far ahead and behind it is, since resuming a stale branch by accident
+        is how an agent starts 40 commits behind ``main``.
 
         The owner is this process unless *owner_pid* names another (the CLI names its
         parent: the agent's shell or orchestrator, since the CLI itself exits at once).
@@ -80,6 +89,8 @@ class Worktrees:
         """
         repo = self.repo
         validate_agent(agent)
+        if reuse not in (None, RESUME, FRESH):
+            raise UsageError(f"reuse must be {RESUME!r} or {FRESH!r}, not {reuse!r}")
         # The default branch needs no check-ref-format: config.load checked the prefix and
         # validate_agent's alphabet cannot form '..', '.lock', '@{' or a leading '.'.
         branch_name = branches.validate_branch(branch) if branch is not None else repo.settings.branch_prefix + agent
@@ -90,7 +101,13 @@ class Worktrees:
         deadline = time.monotonic() + (budget if budget >= 0 else float("inf"))
         while True:
             outcome = self._register(
-                agent, branch=branch, branch_name=branch_name, token=token, owner=owner, explicit_base=explicit_base
+                agent,
+                branch=branch,
+                branch_name=branch_name,
+                token=token,
+                owner=owner,
+                explicit_base=explicit_base,
+                reuse=reuse,
             )
             if not isinstance(outcome, _Busy):
                 break
@@ -100,8 +117,10 @@ class Worktrees:
         # Here the repository lock is free again and this thread holds the new worktree's lock.
         lease = outcome.lease
         failed: GitxactError | None = None
+        included: list[str] = []
         try:
             lease = self._check_out(lease, outcome.commit)
+            included = self._include(Path(lease.path))
         except GitxactError as exc:
             failed = exc
         finally:
@@ -109,7 +128,8 @@ class Worktrees:
         if failed is not None:
             self._undo(lease, f"its checkout failed: {failed.message}")
             raise failed
-        return _acquire_doc(lease, token=outcome.token, existing=False, replaced=outcome.replaced)
+        doc = _acquire_doc(lease, token=outcome.token, existing=False, replaced=outcome.replaced)
+        return doc.model_copy(update={**outcome.kept, "included": included})
 
     def _register(
         self,
@@ -120,6 +140,7 @@ class Worktrees:
         token: str | None,
         owner: ProcessIdentity,
         explicit_base: tuple[str, str] | None,
+        reuse: str | None = None,
     ) -> AcquireDoc | _Busy | _Registered:
         """Under the repository lock: the lease record, the folder, the locked registration on
         its branch (no file checked out), the mark; returns holding the new worktree's lock."""
@@ -156,6 +177,9 @@ class Worktrees:
                     hint="pick another --branch, or release that worktree first",
                 )
             tip = refs.read(repo.layout.common_dir, f"refs/heads/{branch_name}")
+            kept: dict[str, object] = {}
+            if tip is not None and branch is None:  # the agent's own branch, left by an earlier lease
+                tip, kept = self._reuse(branch_name, tip, base_label, base_commit, reuse)
             paths.ensure_root(root)
             root = Path(os.path.realpath(root))
             taken = set(entries) | set(reaper.real_paths([lease.path for lease in records.values()]))
@@ -193,7 +217,38 @@ class Worktrees:
                 reaper.end_lease(repo, lease, action="undo-acquire", reason="its worktree could not be locked")
                 raise
             crashpoint("worktree-acquire-registered")
-        return _Registered(lease, new_token, replaced, key, tip or base_commit)
+        return _Registered(lease, new_token, replaced, key, tip or base_commit, kept)
+
+    def _reuse(
+        self, branch: str, tip: str, base_label: str, base_commit: str, reuse: str | None
+    ) -> tuple[str, dict[str, object]]:
+        """The agent's existing branch: used, resumed, or started afresh (see :meth:`acquire`)."""
+        repo = self.repo
+        counts = repo.git(
+            ["rev-list", "--left-right", "--count", f"{base_commit}...{tip}"],
+            cwd=repo.layout.common_dir,
+            read_only=True,
+        ).stdout.split()
+        behind, ahead = int(counts[0]), int(counts[1])
+        found: dict[str, object] = {"branch_ahead": ahead, "branch_behind": behind}
+        if not ahead and not behind:
+            return tip, found
+        if reuse is None:
+            raise RefusedError(
+                f"branch {branch!r} is left from an earlier lease: {ahead} commit(s) not on {base_label}, "
+                f"{behind} commit(s) behind it",
+                hint=f"--resume continues on it as it is; --fresh starts it again from {base_label}"
+                + (f" (its commits kept as {branch}-<time>)" if ahead else ""),
+            )
+        if reuse == RESUME:
+            return tip, {**found, "reused": RESUME}
+        updates = [refs.RefUpdate(f"refs/heads/{branch}", base_commit, tip)]
+        if ahead:  # never lose a commit: the old tip keeps a branch of its own
+            keep = f"{branch}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+            updates.insert(0, refs.RefUpdate(f"refs/heads/{keep}", tip, refs.MUST_NOT_EXIST))
+            found["kept_branch"] = keep
+        refs.apply(repo.layout.common_dir, updates, message=f"gitxact: {branch} started afresh from {base_label}")
+        return base_commit, {**found, "reused": FRESH}
 
     def _check_out(self, lease: Lease, commit: str) -> Lease:
         """Outside the repository lock, holding the new worktree's: its files, then ``active``."""
@@ -209,6 +264,18 @@ class Worktrees:
             raise OperationFailedError(f"the lease of {lease.agent!r} was ended while its worktree was checked out")
         crashpoint("worktree-acquire-done")
         return lease
+
+    def _include(self, path: Path) -> list[str]:
+        """The ignored files ``.worktreeinclude`` names (``.env``, local config), copied from the
+        main worktree: a new worktree has only tracked files, and an agent's tests often need these."""
+        main = self.repo.layout.main_worktree
+        if main is None:
+            return []
+        try:
+            return include.copy_included(main, path)
+        except OSError as exc:  # a convenience: the lease stands without it
+            console.warn(f"could not copy the files .worktreeinclude names into {path}: {exc}")
+            return []
 
     def _undo(self, lease: Lease, why: str) -> None:
         """Undo an acquire that failed after its worktree was registered (a reap would too)."""
@@ -366,18 +433,31 @@ class Worktrees:
         branch: str | None = None,
         keep_branch: bool = False,
         heartbeat: bool = True,
+        reuse: str | None = None,
     ) -> contextlib.AbstractContextManager[LeasedWorktree]:
         """Hold a fresh lease for the ``with`` block, then release it, always.
+
+        Raises :class:`~gitxact.errors.RefusedError` (exit 3 on the command line) when
+        *agent* already holds a live lease (the message names its path, branch and owner:
+        a ``with`` lease owns its worktree), or when the agent's branch is left from an
+        earlier lease, ahead of or behind the base, and *reuse* (``"resume"``/``"fresh"``,
+        as for :meth:`acquire`) does not say what to do with it.
 
         Work left uncommitted in the worktree is never lost: it is saved to
         ``refs/gitxact/snapshots/<agent>/<time>`` (named in ``wt.released``) before the
         worktree is removed. With *heartbeat*, a background thread renews the lease
         every third of its TTL, so a long block is not reaped while this process lives.
-        Refused (exit 3) if *agent* already holds a live lease elsewhere.
         """
         from gitxact.worktrees.scoped import leased_worktree
 
-        return leased_worktree(self, agent, base=base, branch=branch, keep_branch=keep_branch, heartbeat=heartbeat)
+        return leased_worktree(
+            self, agent, base=base, branch=branch, keep_branch=keep_branch, heartbeat=heartbeat, reuse=reuse
+        )
+
+
+#: How :meth:`Worktrees.acquire` treats an agent's branch left by an earlier lease.
+RESUME = "resume"
+FRESH = "fresh"
 
 
 @dataclass(frozen=True)
@@ -397,6 +477,8 @@ class _Registered:
     replaced: EndDoc | None
     key: LockKey
     commit: str
+    #: What became of the agent's branch left by an earlier lease (AcquireDoc fields).
+    kept: dict[str, object] = field(default_factory=dict)
 
 
 def _owner(pid: int | None) -> ProcessIdentity:

@@ -52,6 +52,16 @@ class AcquireDoc(Document):
     ttl: float
     #: A dead or expired earlier lease of the same agent that was ended first.
     replaced: EndDoc | None = None
+    #: The agent's branch was left by an earlier lease: its commits not on the base, and
+    #: the base's not on it, when it was found (``None``: the branch was new).
+    branch_ahead: int | None = None
+    branch_behind: int | None = None
+    #: ``resume`` (checked out as it was) or ``fresh`` (started again from the base).
+    reused: str | None = None
+    #: With ``fresh``: the branch that keeps the old tip's commits.
+    kept_branch: str | None = None
+    #: Ignored files named by ``.worktreeinclude``, copied from the main worktree.
+    included: list[str] = Field(default_factory=list)
 
 
 class ReleaseDoc(EndDoc, Document):

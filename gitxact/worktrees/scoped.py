@@ -24,7 +24,9 @@ from gitxact.worktrees.results import AcquireDoc, ReleaseDoc, RenewDoc
 class Worktrees(Protocol):
     """What a scoped lease needs of :class:`gitxact.worktrees.manager.Worktrees` (which builds it)."""
 
-    def acquire(self, agent: str, *, base: str | None = ..., branch: str | None = ...) -> AcquireDoc: ...
+    def acquire(
+        self, agent: str, *, base: str | None = ..., branch: str | None = ..., reuse: str | None = ...
+    ) -> AcquireDoc: ...
 
     def release(
         self, agent: str, *, token: str | None = ..., keep_branch: bool = ..., save_dirty: bool = ...
@@ -72,13 +74,15 @@ def leased_worktree(
     branch: str | None,
     keep_branch: bool,
     heartbeat: bool,
+    reuse: str | None = None,
 ) -> Iterator[LeasedWorktree]:
     """See :meth:`gitxact.worktrees.manager.Worktrees.lease`."""
-    acquired = worktrees.acquire(agent, base=base, branch=branch)
+    acquired = worktrees.acquire(agent, base=base, branch=branch, reuse=reuse)
     if acquired.existing or acquired.token is None:
         raise RefusedError(
-            f"agent {agent!r} already holds a live lease at {acquired.path}",
-            hint="a `with` lease owns its worktree; release the other lease or use acquire()",
+            f"agent {agent!r} already holds a live lease: {acquired.path} on branch {acquired.branch!r}, "
+            f"owned by pid {acquired.owner_pid} on {acquired.owner_host}",
+            hint="a `with` lease owns its worktree: release that lease first, or use worktrees.acquire()",
         )
     handle = LeasedWorktree(
         agent=agent,
