@@ -44,6 +44,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "hook-claude": ("hook_claude_cmd", "hook_claude"),
     "stats": ("stats_cmd", "stats"),
     "watch": ("watch_cmd", "watch"),
+    "mcp": ("mcp_cmd", "mcp"),
 }
 
 
