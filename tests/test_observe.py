@@ -183,7 +183,7 @@ def test_openmetrics_exposition_has_one_family_per_figure_and_ends_with_eof(repo
     assert 'gitxact_lock_wait_seconds_count{lock="repo"} 2' in lines
     assert 'gitxact_lock_hold_max_seconds{lock="repo"} 0.03' in lines
     assert 'gitxact_lock_timeouts{lock="repo"} 1' in lines
-    assert "gitxact_lock_acquisition_success_ratio 0.6666666666666666" in lines
+    assert "gitxact_lock_acquisition_success_ratio 0.666666667" in lines
     assert 'gitxact_agent_commits{agent="q\\"uote"} 1' in lines
     assert "gitxact_recovery_max_seconds 1.5" in lines
     assert 'gitxact_target_met{target="lock acquisition success",goal=">= 99.9%"} 0' in lines

@@ -128,4 +128,4 @@ def _number(value: float) -> str:
         return "NaN"
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
+    return repr(round(float(value), 9))  # sums of microsecond times, without float noise
