@@ -9,6 +9,7 @@ boundaries: neither can act on the other's lease.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -102,8 +103,8 @@ def test_an_agent_leases_runs_tdd_lands_and_releases_through_mcp(repo: Path) -> 
             assert (status["agent"], status["worktree"], status["leases"]) == ("agent-1", None, [])
 
     asyncio.run(scenario())
-    stats = gitxact("stats", "--json", cwd=repo)
-    assert '"rollbacks": 1' in stats.stdout, "the failed green is in the record"
+    counts = json.loads(gitxact("stats", "--json", cwd=repo).stdout)["agents"]["agent-1"]
+    assert (counts["transactions"], counts["rollbacks"], counts["lands"]) == (2, 1, 1), "the record saw it all"
 
 
 def test_two_servers_for_two_agents_keep_their_boundaries(repo: Path) -> None:

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from support.proc import GX, gitxact, run, wait_for_file
+from support.proc import GITXACT, GX, gitxact, owner_process, run, wait_for_file
 
 from gitxact import Workspace
 from gitxact.locking.locks import resource_key
@@ -142,7 +145,9 @@ def test_stats_count_commits_refusals_transactions_rollbacks_and_recoveries_per_
     (worktree / "b.txt").write_text("b\n")
     assert gitxact("tx", "rollback", cwd=worktree, env=as_agent).returncode == 0
     assert not (worktree / "b.txt").exists()
-    assert gitxact("recover", cwd=repo).returncode == 0
+    with owner_process() as owner:
+        Workspace(repo).worktrees.acquire("agent-2", owner_pid=owner.pid)
+    assert gitxact("recover", cwd=repo).returncode == 0  # reaps agent-2: its owner is gone
 
     doc = _stats(repo)
     agent = doc["agents"]["agent-1"]  # type: ignore[index]
@@ -151,7 +156,7 @@ def test_stats_count_commits_refusals_transactions_rollbacks_and_recoveries_per_
     assert doc["refusals"] == {"gx": 1}
     assert doc["agents"]["ops"]["refusals"] == 1  # type: ignore[index]
     recoveries = doc["recoveries"]
-    assert (recoveries["count"], recoveries["failed"]) == (1, 0)  # type: ignore[index]
+    assert (recoveries["count"], recoveries["failed"], recoveries["reaps"]) == (1, 0, 1)  # type: ignore[index]
     assert doc["targets"][2]["met"] is True  # type: ignore[index]
     assert _stats(repo, "--since", "0s")["events"] == 0  # nothing happened after the moment asked
     assert _stats(repo, "--since", "1h")["events"] == doc["events"]
@@ -213,3 +218,40 @@ def test_status_keeps_its_lock_times_from_the_event_record(repo: Path) -> None:
     doc = json.loads(gitxact("status", "--json", cwd=repo).stdout)
     assert doc["lock_times"]["locks"]["resource.tracker"]["count"] == 1
     assert "lock times" in gitxact("status", cwd=repo).stdout
+
+
+def _read_until(fd: int, wanted: bytes, proc: subprocess.Popen[bytes]) -> bytes:
+    """What the terminal showed, up to and including *wanted* (fails if the process ends first)."""
+    seen = b""
+    deadline = time.monotonic() + 60
+    while wanted not in seen:
+        assert proc.poll() is None, seen[-2000:]
+        assert time.monotonic() < deadline, seen[-2000:]
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            seen += os.read(fd, 65536)
+    return seen
+
+
+@pytest.mark.parametrize("stop", ["q", "ctrl-c"])
+def test_watch_redraws_on_a_terminal_until_q_or_ctrl_c(repo: Path, stop: str) -> None:
+    assert gitxact("init", cwd=repo).returncode == 0
+    main, child = pty.openpty()
+    argv = [*GITXACT, "watch", "--interval", "0.2"]
+    proc = subprocess.Popen(argv, cwd=repo, stdin=child, stdout=child, stderr=child, start_new_session=True)
+    os.close(child)
+    try:
+        first = _read_until(main, b"recent events", proc)
+        assert b"health" in first
+        again = _read_until(main, b"recent events", proc)  # redrawn in place
+        assert b"gitxact watch" in again
+        if stop == "q":
+            os.write(main, b"q")
+        else:
+            proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(main)

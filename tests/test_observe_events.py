@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from support.proc import wait_for_file
+from support.proc import gitxact, wait_for_file
 
 from gitxact.util.eventlog import EventLog, parse_line
 
@@ -132,3 +133,23 @@ def test_a_write_that_fails_never_fails_the_caller(tmp_path: Path) -> None:
     blocker = tmp_path / "events"
     blocker.write_text("a file where the folder should be")
     EventLog(blocker).emit("probe", None, seq=1)  # no exception
+
+
+def test_a_symlinked_events_folder_is_never_written_through_and_doctor_removes_it(repo: Path, tmp_path: Path) -> None:
+    assert gitxact("init", cwd=repo).returncode == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = repo / ".git" / "gitxact" / "events"
+    if link.exists():
+        shutil.rmtree(link)
+    link.symlink_to(elsewhere)
+    assert gitxact("tracker", "incr", "n", cwd=repo).returncode == 0, "the work goes on; only its event is not kept"
+    assert list(elsewhere.iterdir()) == []
+    report = gitxact("doctor", cwd=repo)
+    assert report.returncode == 1
+    assert "events is a symbolic link" in report.stdout
+    assert gitxact("doctor", "--fix", cwd=repo).returncode == 0
+    assert not link.is_symlink()
+    assert gitxact("tracker", "incr", "n", cwd=repo).returncode == 0
+    assert EventLog(link).read(kinds=frozenset({"lock"}))[-1]["lock"] == "resource.tracker", "recorded again"
+    assert list(elsewhere.iterdir()) == []

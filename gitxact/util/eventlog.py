@@ -33,6 +33,7 @@ import json
 import os
 import time
 
+from gitxact.errors import GitxactError
 from gitxact.util.faults import CRASHPOINT_ENV
 from gitxact.util.files import ensure_private_dir
 
@@ -61,6 +62,7 @@ class EventLog:
         self.path = os.path.join(self.folder, LOG_NAME)
         self.limit = limit
         self.keep = keep
+        self._ready = False
 
     def emit(self, kind: str, agent: str | None = None, /, **fields: Any) -> None:
         """Append one event; never raises (a full disk must not fail the work it records)."""
@@ -74,17 +76,18 @@ class EventLog:
             else:
                 record[name] = value
         line = json.dumps(record, separators=(",", ":"), default=str).encode() + b"\n"
-        try:  # noqa: SIM105 - runs on every lock release: a bare try costs nothing, suppress() ~1 µs
+        try:  # noqa: SIM105 - on every lock release: a bare try costs nothing, suppress() ~1 µs
             self._append(line)
-        except OSError:
+        except (OSError, GitxactError):  # GitxactError: the folder is a symlink (doctor --fix removes it)
             pass
 
     def _append(self, line: bytes) -> None:
-        try:
-            fd = os.open(self.path, _FLAGS, 0o600)
-        except FileNotFoundError:
+        if not self._ready:
+            # Once per process: O_NOFOLLOW guards only the file, so the folder is checked
+            # (and made) here; a symlink in its place is refused, never written through.
             ensure_private_dir(self.folder)
-            fd = os.open(self.path, _FLAGS, 0o600)
+            self._ready = True
+        fd = os.open(self.path, _FLAGS, 0o600)
         try:
             if CRASHPOINT_ENV in os.environ:
                 _maybe_tear(fd, line)
