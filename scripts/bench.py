@@ -110,6 +110,39 @@ def bench_lock_cost(tmp: Path, quick: bool) -> None:
     )
 
 
+def bench_event_cost(tmp: Path, quick: bool) -> None:
+    """What the event record adds to a lock acquire+release: the same lock, with and without its append."""
+    from gitxact.util.eventlog import EventLog
+
+    class Unrecorded(EventLog):
+        def emit(self, kind: str, agent: str | None = None, /, **fields: object) -> None:
+            return None
+
+    repo = make_repo(tmp, "events")
+    recorded = Workspace(repo)
+    recorded.init()
+    unrecorded = Workspace(repo)
+    unrecorded.locks.events = Unrecorded(recorded.locks.events.folder)
+
+    def with_event() -> None:
+        with recorded.worktree_lock():
+            pass
+
+    def without_event() -> None:
+        with unrecorded.worktree_lock():
+            pass
+
+    a, b = interleaved(with_event, without_event, 300 if quick else 3000)
+    added = (a - b) / b
+    row(
+        "event append per lock acquire+release (worktree lock)",
+        ms(a),
+        f"{ms(b)} (no event)",
+        f"{added * 100:+.1f}%",
+        "goal <= 10%: " + ("met" if added <= 0.10 else "NOT met"),
+    )
+
+
 def bench_tracker(tmp: Path, quick: bool) -> None:
     repo = make_repo(tmp, "tracker")
     ws = Workspace(repo)
@@ -1021,6 +1054,7 @@ SECTIONS: list[tuple[str, Callable[[Path, bool], None]]] = [
     ("hooks", bench_hooks),
     ("writers", bench_writers),
     ("lock cost", bench_lock_cost),
+    ("event cost", bench_event_cost),
     ("tracker", bench_tracker),
     ("start-up", bench_startup),
     ("contention", bench_contention),

@@ -1,7 +1,7 @@
 """The classification table, row by row, against what `gx` really does.
 
 Each shape is classified, then (where running it is practical) run through `gx` in a
-real repository: the locks gx really took are read back from `locks/stats.log`
+real repository: the locks gx really took are read back from the event record (`events/events.log`)
 (every acquisition is recorded there on release), and a read-only shape must take
 none and change nothing (refs, index bytes and mtime, config), even with a stat-dirty
 index that a plain `git status` would rewrite.
@@ -361,8 +361,9 @@ def lab(repo: Path, tmp_path: Path) -> Path:
 
 
 def _records(repo: Path) -> list[dict[str, object]]:
-    path = repo / ".git" / "gitxact" / "locks" / "stats.log"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    path = repo / ".git" / "gitxact" / "events" / "events.log"
+    records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [r for r in records if r["ev"] == "lock"]
 
 
 def _fingerprint(repo: Path) -> tuple[str, bytes, int, bytes]:

@@ -305,7 +305,7 @@ def test_worktree_named_beyond_ascii_gets_its_own_lock(repo: Path, tmp_path: Pat
     git("worktree", "add", "-q", "-b", "umlaut", str(wt), cwd=repo)
     proc = _run([*GX, "commit", "-q", "--allow-empty", "-m", "x"], wt, None)
     assert proc.returncode == 0, proc.stderr
-    stats = (repo / ".git" / "gitxact" / "locks" / "stats.log").read_text()
+    stats = (repo / ".git" / "gitxact" / "events" / "events.log").read_text()
     assert '"lock":"worktree.id-' in stats
 
 

@@ -36,7 +36,7 @@ def test_git_through_the_shim_is_git_with_locks(repo: Path, shim_path: str) -> N
     (repo / "a.txt").write_text("a\n")
     assert run(["git", "add", "a.txt"], repo, env).returncode == 0
     assert run(["git", "commit", "-q", "-m", "through the shim"], repo, env).returncode == 0
-    stats = (repo / ".git" / "gitxact" / "locks" / "stats.log").read_text()
+    stats = (repo / ".git" / "gitxact" / "events" / "events.log").read_text()
     assert '"lock":"worktree.main"' in stats, "the commit took the worktree lock: it went through gx"
 
 

@@ -42,6 +42,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "framework-hook": ("framework_hook_cmd", "framework_hook"),
     "integrate": ("integrate_cmd", "integrate"),
     "hook-claude": ("hook_claude_cmd", "hook_claude"),
+    "stats": ("stats_cmd", "stats"),
+    "watch": ("watch_cmd", "watch"),
+    "mcp": ("mcp_cmd", "mcp"),
 }
 
 

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 
 from gitxact.core import settings
-from gitxact.errors import GitError, GitxactError, NotARepositoryError
+from gitxact.errors import GitError, GitxactError, NotARepositoryError, RefusedError
 from gitxact.git import lockfiles
 from gitxact.git import run as git
 from gitxact.gx import guard, rules
@@ -50,13 +51,16 @@ def run_locked(argv: list[str], given: Invocation, resolved: Invocation, rule: r
         agent=agent_from_env(),
         observer=WaitNotices(),
     )
+    started = time.monotonic()
     if rule.lock == rules.REFS:  # git's own ref locks suffice; the guard still looks
-        guard.check(resolved, rule, lease_reader.load(layout.common_dir))
-        return git.run_streaming(argv, cwd, env=locks.child_env())
+        _guard(locks, resolved, rule, lease_reader.load(layout.common_dir))
+        code = git.run_streaming(argv, cwd, env=locks.child_env())
+        locks.events.emit("gx", locks.agent, cmd=resolved.command, code=code, secs=time.monotonic() - started)
+        return code
     key = worktree_key(layout.worktree_id)
     with _locks_for(locks, rule, key, layout):
         leases = lease_reader.load(layout.common_dir)
-        guard.check(resolved, rule, leases)
+        _guard(locks, resolved, rule, leases)
         record = lockfiles.started_record(locks.lock_dir, key.name)
         cleared = lockfiles.clear_stale_index_lock(layout.git_dir, layout.worktree, record)
         if cleared is not None:
@@ -65,11 +69,23 @@ def run_locked(argv: list[str], given: Invocation, resolved: Invocation, rule: r
             at = given.command_index if given.command is not None else 0
             argv = [*argv[:at], *QUIET_AUTO_GC, *argv[at:]]
         try:
-            return git.run_streaming(
+            code = git.run_streaming(
                 argv, cwd, env=locks.child_env(), started=lambda pid: lockfiles.note_started(record, pid)
             )
         finally:
             lockfiles.forget_started(record)
+    # Recorded after the locks are let go: the next waiter never waits for our bookkeeping.
+    locks.events.emit("gx", locks.agent, cmd=resolved.command, code=code, secs=time.monotonic() - started)
+    return code
+
+
+def _guard(locks: Locks, resolved: Invocation, rule: rules.Rule, leases: list[lease_reader.LeaseView]) -> None:
+    """The guard's check, with its refusal in the event record (what `gitxact stats` counts)."""
+    try:
+        guard.check(resolved, rule, leases)
+    except RefusedError as refused:
+        locks.events.emit("refusal", locks.agent, by="gx", what=refused.message.split("\n", 1)[0])
+        raise
 
 
 def _lock_timeout(layout: git.RepoLayout) -> float:

@@ -107,7 +107,7 @@ def check_links(repo: Repo, fix: bool) -> list[Finding]:
     """
     findings: list[Finding] = []
     state_dir = repo.state_dir
-    folders = [state_dir, state_dir / "locks", state_dir / STATE_DIR, state_dir / "logs"]
+    folders = [state_dir, state_dir / "locks", state_dir / STATE_DIR, state_dir / "logs", state_dir / "events"]
     for folder in folders:
         if folder != state_dir and folder.is_symlink():
             found = [folder]

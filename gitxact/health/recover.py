@@ -164,6 +164,7 @@ STEPS: list[tuple[str, RecoverStep]] = [
 def run_recover(repo: Repo, steps: list[tuple[str, RecoverStep]] | None = None) -> RecoverDoc:
     """Run every step under the exclusive repository lock and remember the outcome for ``status``."""
     reports: list[StepReport] = []
+    started = time.monotonic()
     with repo.lock(EXCLUSIVE):
         for name, step in STEPS if steps is None else steps:
             try:
@@ -186,4 +187,7 @@ def run_recover(repo: Repo, steps: list[tuple[str, RecoverStep]] | None = None) 
                     )
                 )
             )
+    repo.locks.events.emit(
+        "recover", repo.agent, ok=doc.ok, actions=sum(len(r.actions) for r in reports), secs=time.monotonic() - started
+    )
     return doc

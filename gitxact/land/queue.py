@@ -148,6 +148,7 @@ def land(
     if final is None:  # pragma: no cover - finished requests stay in the history
         raise OperationFailedError(f"request {request.id} vanished from the landing queue")
     doc = LandDoc.of(final, position=position, waited=waited, seconds=time.monotonic() - started)
+    repo.locks.events.emit("land", repo.agent, branch=name, target=target, outcome=doc.state, secs=doc.seconds)
     _raise_unless_landed(doc, final)
     return doc
 

@@ -15,7 +15,9 @@ and carries the holder records. This module adds what neither gives on its own:
   still locked by its (living) owner the child treats the lock as its own. So
   ``gitxact lock -- gitxact lock -- true`` and a hook under ``gx commit`` never wait
   on their own parent.
-* **Records.** Hold and wait times go to a bounded log (``stats.log`` + one rotation).
+* **Records.** Each acquisition that queued is one ``lock`` event (its wait and hold) at
+  its release, each wait that runs out a ``timeout`` event, in the repository's event
+  record (:mod:`gitxact.util.eventlog`: one append, no fsync).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from gitxact.errors import InvalidNameError, LockOrderError, LockTimeoutError, S
 from gitxact.locking.kernel import KernelLock
 from gitxact.locking.tickets import EXCLUSIVE, SHARED, Mode, Party, Ticket, TicketName, parties, probe_alive
 from gitxact.util.digest import sha256_hex
+from gitxact.util.eventlog import EventLog, folder_of
 from gitxact.util.files import ensure_private_dir
 from gitxact.util.identity import this_host
 from gitxact.util.names import validate_name
@@ -49,7 +52,6 @@ else:
     Protocol = object
 
 LOCKS_ENV = "GITXACT_LOCKS"
-STATS_LIMIT = 512 * 1024
 _BACKOFF_START = 0.0005
 _BACKOFF_CAP = 0.025
 _NOTIFY_AFTER = 1.0
@@ -244,6 +246,8 @@ class Locks:
         self.command = command or _command_line()
         self.observer: WaitObserver = observer or _Silent()
         self._ready: set[Path] = set()
+        #: The repository's event record (beside ``locks/``), which every feature writes to.
+        self.events = EventLog(folder_of(lock_dir.parent))
 
     @property
     def default_timeout(self) -> float:
@@ -304,6 +308,7 @@ class Locks:
                 except LockTimeoutError as busy:
                     taken.close()
                     if time.monotonic() - started >= budget:
+                        self._record_timeout(REPOSITORY, EXCLUSIVE, time.monotonic() - started, "every worktree")
                         raise LockTimeoutError(
                             f"timed out after {budget:g}s waiting for every worktree to be free: {busy.message}",
                             hint=busy.hint,
@@ -448,6 +453,7 @@ class Locks:
         nest = KernelLock(folder / (os.path.basename(token) + ".n"))
         budget = self.default_timeout if timeout is None else timeout
         if not nest.acquire(-1 if budget < 0 else budget):
+            self._record_timeout(key, EXCLUSIVE, budget, "nest")
             raise LockTimeoutError(
                 f"timed out after {budget:g}s waiting for {key.describe()}: another process started by the "
                 "same holder has it",
@@ -534,6 +540,8 @@ class Locks:
                     timeout = self.default_timeout if given is None else given
                     timeout = math.inf if timeout < 0 else timeout
                 if elapsed >= timeout:
+                    if timeout > 0:  # a zero budget is a probe (`world` trying each worktree), not a wait
+                        self._record_timeout(key, mode, elapsed)
                     raise self._timeout_error(key, mode, timeout)
                 if blocker != last_blocker:
                     delay = _BACKOFF_START  # the queue moved: look again soon
@@ -572,40 +580,16 @@ class Locks:
     # -- hold/wait records ---------------------------------------------------------------
 
     def _record(self, held: _Held, hold: float) -> None:
-        line = json.dumps(
-            {
-                "t": round(time.time(), 3),
-                "lock": held.key.slug,
-                "mode": held.mode,
-                "wait": round(held.waited, 6),
-                "hold": round(hold, 6),
-                "pid": os.getpid(),
-                "agent": self.agent,
-            },
-            separators=(",", ":"),
+        self.events.emit(
+            "lock", self.agent, lock=held.key.slug, mode=held.mode, wait=round(held.waited, 6), hold=round(hold, 6)
         )
-        path = self.lock_dir / "stats.log"
-        with contextlib.suppress(OSError):
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            try:
-                os.write(fd, line.encode() + b"\n")
-                size = os.fstat(fd).st_size
-            finally:
-                os.close(fd)
-            if size > STATS_LIMIT:
-                os.replace(path, self.lock_dir / "stats.log.1")
+
+    def _record_timeout(self, key: LockKey, mode: Mode, waited: float, part: str | None = None) -> None:
+        self.events.emit("timeout", self.agent, lock=key.slug, mode=mode, waited=round(waited, 6), part=part)
 
     def stats(self) -> list[dict[str, Any]]:
-        """Recent hold/wait records, oldest first (at most two rotations' worth)."""
-        records: list[dict[str, Any]] = []
-        for name in ("stats.log.1", "stats.log"):
-            with contextlib.suppress(OSError):
-                for raw in (self.lock_dir / name).read_text(errors="replace").splitlines():
-                    with contextlib.suppress(ValueError):
-                        item = json.loads(raw)
-                        if isinstance(item, dict):
-                            records.append(item)
-        return records
+        """The recorded acquisitions (``lock`` events: wait and hold), oldest first."""
+        return self.events.read(kinds=frozenset({"lock"}))
 
 
 def summarize_waits(records: list[dict[str, Any]]) -> dict[str, Any]:

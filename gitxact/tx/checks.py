@@ -22,6 +22,7 @@ import select
 import shlex
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -121,6 +122,11 @@ def _forward_signals(pgid: int, interrupted: list[int]) -> Iterator[None]:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signum)
 
+    if threading.current_thread() is not threading.main_thread():
+        # Python lets only the main thread install handlers; a check run from a worker
+        # thread (an orchestrator's pool, the MCP server's tools) ends by its timeout.
+        yield
+        return
     saved = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield

@@ -489,6 +489,7 @@ def sweep(repo: Repo, *, dry_run: bool, actions: frozenset[str] | None) -> ReapD
                 failed.error = exc.message
                 report.ended.append(failed)
                 report.errors += 1
+            repo.locks.events.emit("reap", repo.agent, lease=report.ended[-1].agent, action=step.action)
         records = leases.load_records(repo)
         for agent in unlocked(repo, records, registrations(repo)):
             lease = records[agent]

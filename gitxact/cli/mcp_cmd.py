@@ -1,0 +1,40 @@
+"""``gitxact mcp``: serve gitxact's operations to one agent as MCP tools, over stdio."""
+
+from __future__ import annotations
+
+import click
+
+from gitxact.cli.context import AppContext, pass_app
+from gitxact.errors import UsageError
+
+
+@click.command()
+@click.option("--agent", envvar="GITXACT_AGENT", metavar="NAME", help="The agent this server acts for [GITXACT_AGENT].")
+@pass_app
+def mcp(app: AppContext, agent: str | None) -> int:
+    """Run an MCP server over stdio for one agent (start one per agent).
+
+    Tools: lease, release, renew; tx_begin, tx_savepoint, tx_rollback, tx_commit;
+    tdd_red, tdd_green, tdd_refactor, tdd_done; land; tracker_get, tracker_set,
+    tracker_incr, tracker_compare_and_set; status. Refusals come back as tool errors
+    with gitxact's message. Needs the [mcp] extra (the official MCP Python SDK).
+
+    \b
+    Examples:
+      gitxact -C /path/to/repo mcp --agent agent-1
+      claude mcp add gitxact-agent-1 -- gitxact -C /path/to/repo mcp --agent agent-1
+    """
+    if not agent:
+        raise UsageError("gitxact mcp needs the agent it acts for", hint="pass --agent NAME or set GITXACT_AGENT")
+    try:
+        from gitxact.mcp.server import serve
+    except ImportError as missing:
+        if missing.name is None or not missing.name.startswith("mcp"):
+            raise
+        raise UsageError(
+            "gitxact mcp needs the MCP Python SDK, which is not installed", hint="pip install 'gitxact[mcp]'"
+        ) from None
+    from gitxact.util.names import validate_agent
+
+    serve(app.path(), validate_agent(agent))
+    return 0
