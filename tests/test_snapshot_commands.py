@@ -29,7 +29,8 @@ OLD = {"GIT_COMMITTER_DATE": "2020-01-01T00:00:00Z"}
 
 
 def lease(repo: Path, agent: str) -> Path:
-    doc = Workspace(repo).worktrees.acquire(agent, token=token(agent), owner_pid=os.getpid())
+    # An agent coming back to its own unmerged branch says so (issue 15: a reused name is refused otherwise).
+    doc = Workspace(repo).worktrees.acquire(agent, token=token(agent), owner_pid=os.getpid(), reuse="resume")
     return Path(doc.path)
 
 

@@ -203,9 +203,11 @@ def test_release_keeps_a_branch_with_unmerged_commits(repo: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "kept" in proc.stdout
     assert "refs/heads/gitxact/a" in branches(repo)
-    # Acquiring again resumes that branch in a fresh worktree.
-    again = acquire_json(repo, "a")
+    # Acquiring again resumes that branch in a fresh worktree, when asked to (it is unmerged).
+    assert_clean_error(gitxact("worktree", "acquire", "a", cwd=repo), 3)
+    again = acquire_json(repo, "a", "--resume")
     assert again["branch_created"] is False
+    assert (again["reused"], again["branch_ahead"], again["branch_behind"]) == ("resume", 1, 0)
     assert (Path(str(again["path"])) / "work.txt").read_text() == "done\n"
     # Once merged, release deletes it; --keep-branch would not.
     git("merge", "-q", "--ff-only", "gitxact/a", cwd=repo)

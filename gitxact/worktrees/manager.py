@@ -120,7 +120,7 @@ class Worktrees:
         included: list[str] = []
         try:
             lease = self._check_out(lease, outcome.commit)
-            included = self._include(Path(lease.path))
+            included = self._include(outcome.main, Path(lease.path))
         except GitxactError as exc:
             failed = exc
         finally:
@@ -217,7 +217,8 @@ class Worktrees:
                 reaper.end_lease(repo, lease, action="undo-acquire", reason="its worktree could not be locked")
                 raise
             crashpoint("worktree-acquire-registered")
-        return _Registered(lease, new_token, replaced, key, tip or base_commit, kept)
+        main_path = main.path if main is not None and not main.bare else None
+        return _Registered(lease, new_token, replaced, key, tip or base_commit, kept, main_path)
 
     def _reuse(
         self, branch: str, tip: str, base_label: str, base_commit: str, reuse: str | None
@@ -265,10 +266,9 @@ class Worktrees:
         crashpoint("worktree-acquire-done")
         return lease
 
-    def _include(self, path: Path) -> list[str]:
+    def _include(self, main: Path | None, path: Path) -> list[str]:
         """The ignored files ``.worktreeinclude`` names (``.env``, local config), copied from the
         main worktree: a new worktree has only tracked files, and an agent's tests often need these."""
-        main = self.repo.layout.main_worktree
         if main is None:
             return []
         try:
@@ -479,6 +479,8 @@ class _Registered:
     commit: str
     #: What became of the agent's branch left by an earlier lease (AcquireDoc fields).
     kept: dict[str, object] = field(default_factory=dict)
+    #: The main worktree (from the registry read under the lock): where .worktreeinclude files come from.
+    main: Path | None = None
 
 
 def _owner(pid: int | None) -> ProcessIdentity:
