@@ -79,7 +79,8 @@ def test_watch_and_stats_show_what_processes_hold_wait_for_and_give_up_on(repo: 
         late = _locker(repo, "late", 0.3, tmp_path / "never", None)
         assert late.wait(timeout=60) == 75, "the third one gives up"
 
-        frame = gitxact("watch", "--once", cwd=repo)
+        # COLUMNS: no wrapped rows, whatever the runner sets
+        frame = gitxact("watch", "--once", cwd=repo, env={"COLUMNS": "250"})
         assert frame.returncode == 0, frame.stderr
         lines = frame.stdout.splitlines()
         held = [line for line in lines if "resource.work" in line and "held" in line]

@@ -201,7 +201,7 @@ class Supervisor:
     # -- checking ------------------------------------------------------------------------
 
     def summarize(self, repo: Path, control: Path, seconds: float, kept_at: str | None) -> DemoSummary:
-        on_branches = set(git.run(["log", "--branches", "--format=%s"], repo, read_only=True).lines())
+        on_branches = _subjects_on_branches(repo)
         for row in self.rows:
             prefix = f"{row.name}: "
             row.commits_landed = sum(1 for m in self.acked if m.startswith(prefix) and m in on_branches)
@@ -344,3 +344,19 @@ def run(
             supervisor.stop()
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _subjects_on_branches(repo: Path) -> set[str]:
+    """Every commit subject reachable from a branch. Raw git racing in one repository can
+    leave a branch naming an object that was never written (``bad object``): then each
+    branch is read on its own and a broken one counts for nothing, which is what it kept."""
+    whole = git.run(["log", "--branches", "--format=%s"], repo, check=False, read_only=True)
+    if whole.ok:
+        return set(whole.lines())
+    found: set[str] = set()
+    names = git.run(["for-each-ref", "--format=%(refname)", "refs/heads/"], repo, read_only=True).lines()
+    for name in names:
+        one = git.run(["log", "--format=%s", "--end-of-options", name], repo, check=False, read_only=True)
+        if one.ok:
+            found.update(one.lines())
+    return found
