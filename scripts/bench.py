@@ -798,17 +798,15 @@ def _bench_postgres(tmp: Path, quick: bool, dsn: str) -> None:
             "-",
         )
     print(
-        "  landing from 3 clones through the database queue: not measured (gitxact land is not on this branch)",
+        "  landing from 3 clones through the database queue: not measured"
+        " (the landing queue does not use the database's named locks yet)",
         file=sys.stderr,
     )
 
 
 def _lock_records(repo: Path) -> list[dict[str, object]]:
-    """The hold/wait records gitxact's locks wrote for *repo* (``locks/stats.log``)."""
-    path = repo / ".git" / "gitxact" / "locks" / "stats.log"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The hold/wait records gitxact's locks wrote for *repo* (its ``lock`` events)."""
+    return list(Workspace(repo).locks.stats())
 
 
 def _at_once(
