@@ -156,6 +156,30 @@ def test_eight_acquires_at_once_overlap_their_checkouts(
     assert_whole(gated)
 
 
+def test_the_whole_repository_waits_for_a_checkout_in_progress(gated: Path, tmp_path: Path, owner: int) -> None:
+    """`gitxact lock` (gc, recover: the whole repository) lists the worktrees once it holds
+    the repository lock, so a worktree whose checkout is still running is one it waits for."""
+    stuck = subprocess.Popen(
+        [*GITXACT, "worktree", "acquire", "slow", "--owner-pid", str(owner)],
+        cwd=gated,
+        env=shut_gate(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for_checkout(tmp_path, stuck)
+        busy = gitxact("lock", "--timeout", "1", "--", "true", cwd=gated)
+        assert busy.returncode == 75, busy.stderr
+        assert stuck.poll() is None, "the checkout is still running"
+        open_gate(tmp_path)
+        assert stuck.wait(timeout=120) == 0
+        assert gitxact("lock", "--timeout", "60", "--", "true", cwd=gated).returncode == 0
+    finally:
+        kill_group(stuck)  # type: ignore[arg-type]
+    assert_whole(gated)
+
+
 def test_an_acquire_whose_checkout_hangs_holds_up_no_other_acquire(gated: Path, tmp_path: Path, owner: int) -> None:
     stuck = subprocess.Popen(
         [*GITXACT, "worktree", "acquire", "slow", "--owner-pid", str(owner)],

@@ -94,7 +94,7 @@ class Repo:
         for the ``with`` block. Shared: only keeps exclusive holders out."""
         self.store.ensure(LOCKS_DIR)
         if mode == EXCLUSIVE:
-            with self.locks.world(git.worktree_ids(self.layout.common_dir), timeout) as grant:
+            with self.locks.world(lambda: git.worktree_ids(self.layout.common_dir), timeout) as grant:
                 yield grant
         else:
             with self.locks.repository(mode, timeout) as grant:

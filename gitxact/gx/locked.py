@@ -108,7 +108,7 @@ def _locks_for(
 ) -> contextlib.AbstractContextManager[object]:
     """Repository-wide work: the whole repository (every worktree). Else this worktree and the rule's resources."""
     if rule.lock == rules.REPOSITORY:
-        return locks.world(git.worktree_ids(layout.common_dir))
+        return locks.world(lambda: git.worktree_ids(layout.common_dir))
     return locks.stack(lock_plan(rule, worktree))
 
 

@@ -284,7 +284,7 @@ class Locks:
         return self.hold(worktree_key(worktree_id), EXCLUSIVE, timeout)
 
     @contextlib.contextmanager
-    def world(self, worktree_ids: list[str], timeout: float | None = None) -> Iterator[Grant]:
+    def world(self, worktree_ids: list[str] | Callable[[], list[str]], timeout: float | None = None) -> Iterator[Grant]:
         """The repository exclusive, and every worktree's lock: no git runs anywhere meanwhile.
 
         For gc and its kind, ``recover``, ``doctor --fix``, ``gitxact lock``. The repository
@@ -298,7 +298,11 @@ class Locks:
         budget = math.inf if budget < 0 else budget
         started = time.monotonic()
         with self.hold(REPOSITORY, EXCLUSIVE, timeout) as grant:
-            keys = sorted({worktree_key(i) for i in worktree_ids}, key=lambda key: key.name)
+            # Listed once the repository lock is ours (pass a function for that): a worktree
+            # an acquire registered while we queued is then one whose lock we wait for too,
+            # so no checkout of it is still running while we hold "the whole repository".
+            ids = worktree_ids() if callable(worktree_ids) else worktree_ids
+            keys = sorted({worktree_key(i) for i in ids}, key=lambda key: key.name)
             delay = _BACKOFF_START
             while True:
                 taken = contextlib.ExitStack()
