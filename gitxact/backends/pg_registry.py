@@ -9,10 +9,10 @@ release, by TTL (whoever claims next takes an expired one over), or when its own
 provably dead on the claimer's own host (pid gone or recycled); a live owner's claim on
 another host ends only by TTL, as on files.
 
-Not yet wired into ``gitxact worktree acquire/release/renew/list`` (gitxact/worktrees/ is
-another owner's): :meth:`AgentRegistry.claim` belongs before ``git worktree add``,
-:meth:`renew` beside the lease's heartbeat, :meth:`release` after the worktree is
-removed, :meth:`list` behind ``worktree list --all-hosts``.
+Wired into ``gitxact worktree acquire/release/renew/list`` by :mod:`gitxact.worktrees.fleet`:
+:meth:`AgentRegistry.claim` before ``git worktree add``, :meth:`renew` with the lease's
+heartbeat, :meth:`release` after the worktree is removed, :meth:`list` behind
+``worktree list --all-hosts``.
 """
 
 from __future__ import annotations

@@ -146,9 +146,12 @@ def renew(app: AppContext, agent: str, token: str | None, force: bool, timeout: 
 
 @worktree.command(name="list")
 @click.option("--branches", "kept", is_flag=True, help="The branches leases left behind instead, merged or not.")
+@click.option(
+    "--all-hosts", is_flag=True, help="Every host's leased agents, from the fleet's registry (PostgreSQL backend)."
+)
 @json_option
 @pass_app
-def list_(app: AppContext, kept: bool, as_json: bool) -> int:
+def list_(app: AppContext, kept: bool, all_hosts: bool, as_json: bool) -> int:
     """Every lease: path, branch, owner alive?, age, heartbeat, dirty, ahead/behind.
 
     With --branches: the branches under gitxact.branchPrefix that no lease uses, each
@@ -160,6 +163,8 @@ def list_(app: AppContext, kept: bool, as_json: bool) -> int:
       gitxact worktree list --json | jq '.leases[] | select(.dirty)'
       gitxact worktree list --branches
     """
+    if all_hosts:
+        return _list_fleet(app, as_json)
     if kept:
         from gitxact.worktrees.kept import kept_branches
 
@@ -226,3 +231,40 @@ def reap(app: AppContext, dry_run: bool, timeout: float | None, as_json: bool) -
     doc = app.workspace(timeout=timeout).worktrees.reap(dry_run=dry_run)
     show(doc, as_json, lambda: render_reap(doc))
     return 1 if doc.errors else 0
+
+
+def _list_fleet(app: AppContext, as_json: bool) -> int:
+    """``worktree list --all-hosts``: the registry's claims, or a usage error on files."""
+    import json
+
+    from gitxact.errors import UsageError
+    from gitxact.worktrees import fleet
+
+    claims = fleet.claims(app.workspace())
+    if claims is None:
+        raise UsageError(
+            "--all-hosts needs the PostgreSQL backend (one host's leases are `gitxact worktree list`)",
+            hint="gitxact init --backend postgresql://...",
+        )
+    rows = [
+        {
+            "agent": c.agent,
+            "branch": c.branch,
+            "host": c.owner.host,
+            "pid": c.owner.pid,
+            "path": c.path,
+            "heartbeat": c.heartbeat,
+            "ttl": c.ttl,
+            "expired": c.expired,
+        }
+        for c in claims
+    ]
+    if as_json:
+        click.echo(json.dumps({"schema": 1, "claims": rows}, indent=2))
+    else:
+        for row in rows:
+            state = "expired" if row["expired"] else "live"
+            click.echo(f"{row['agent']}\t{row['branch']}\t{row['host']}\tpid {row['pid']}\t{state}")
+        if not rows:
+            click.echo("no agent is leased on any host")
+    return 0

@@ -37,7 +37,7 @@ from gitxact.util import console
 from gitxact.util.faults import crashpoint
 from gitxact.util.identity import ProcessIdentity
 from gitxact.util.names import validate_agent
-from gitxact.worktrees import branches, include, ownership, paths, reaper, registration
+from gitxact.worktrees import branches, fleet, include, ownership, paths, reaper, registration
 from gitxact.worktrees.results import AcquireDoc, EndDoc, LeaseListDoc, ReapDoc, ReleaseDoc, RenewDoc
 from gitxact.worktrees.trace import trace
 
@@ -177,46 +177,58 @@ class Worktrees:
                     hint="pick another --branch, or release that worktree first",
                 )
             tip = refs.read(repo.layout.common_dir, f"refs/heads/{branch_name}")
-            kept: dict[str, object] = {}
-            if tip is not None and branch is None:  # the agent's own branch, left by an earlier lease
-                tip, kept = self._reuse(branch_name, tip, base_label, base_commit, reuse)
-            paths.ensure_root(root)
-            root = Path(os.path.realpath(root))
-            taken = set(entries) | set(reaper.real_paths([lease.path for lease in records.values()]))
-            new_token = secrets.token_urlsafe(32)
-            now = time.time()
-            lease = Lease(
-                agent=agent,
-                path=str(paths.free_path(root, agent, taken)),
-                branch=branch_name,
-                base=base_label,
-                base_commit=base_commit,
-                token_hash=hash_token(new_token),
-                owner_pid=owner.pid,
-                owner_host=owner.host,
-                owner_start=owner.start,
-                created=now,
-                heartbeat=now,
-                ttl=repo.settings.lease_ttl,
-                phase="provisioning",
-                branch_created=tip is None,
-            )
-            leases.save_record(repo, lease)
-            crashpoint("worktree-acquire-recorded")
-            lease = self._claim_and_add(lease, root, taken, tip is not None)
-            crashpoint("worktree-acquire-added")
-            # The new worktree's lock, taken before the repository lock goes: from here until
-            # the record says ``active``, a reap sees this acquire at work, never abandoned.
-            wid = registration.worktree_id_of(Path(lease.path))
+            # Across hosts (PostgreSQL backend): the agent name and branch are claimed in the
+            # fleet's registry before anything is made; refused (exit 3) naming the host.
+            claimed = fleet.claim(repo, agent, branch_name, owner.pid)
             try:
-                if wid is None:
-                    raise OperationFailedError(f"git registered no worktree at {lease.path}")
-                key = worktree_key(wid)
-                repo.locks.acquire(key)
-            except GitxactError:
-                reaper.end_lease(repo, lease, action="undo-acquire", reason="its worktree could not be locked")
+                kept: dict[str, object] = {}
+                if tip is not None and branch is None:  # the agent's own branch, left by an earlier lease
+                    tip, kept = self._reuse(branch_name, tip, base_label, base_commit, reuse)
+                paths.ensure_root(root)
+                root = Path(os.path.realpath(root))
+                taken = set(entries) | set(reaper.real_paths([lease.path for lease in records.values()]))
+                new_token = secrets.token_urlsafe(32)
+                now = time.time()
+                lease = Lease(
+                    agent=agent,
+                    path=str(paths.free_path(root, agent, taken)),
+                    branch=branch_name,
+                    base=base_label,
+                    base_commit=base_commit,
+                    token_hash=hash_token(new_token),
+                    owner_pid=owner.pid,
+                    owner_host=owner.host,
+                    owner_start=owner.start,
+                    created=now,
+                    heartbeat=now,
+                    ttl=repo.settings.lease_ttl,
+                    phase="provisioning",
+                    branch_created=tip is None,
+                )
+                leases.save_record(repo, lease)
+                crashpoint("worktree-acquire-recorded")
+                lease = self._claim_and_add(lease, root, taken, tip is not None)
+                crashpoint("worktree-acquire-added")
+                # The new worktree's lock, taken before the repository lock goes: from here until
+                # the record says ``active``, a reap sees this acquire at work, never abandoned.
+                wid = registration.worktree_id_of(Path(lease.path))
+                try:
+                    if wid is None:
+                        raise OperationFailedError(f"git registered no worktree at {lease.path}")
+                    key = worktree_key(wid)
+                    repo.locks.acquire(key)
+                except GitxactError:
+                    reaper.end_lease(repo, lease, action="undo-acquire", reason="its worktree could not be locked")
+                    raise
+                crashpoint("worktree-acquire-registered")
+            except BaseException:
+                if claimed is not None and claimed[1]:
+                    with contextlib.suppress(GitxactError):
+                        claimed[0].release(agent, force=True)
                 raise
-            crashpoint("worktree-acquire-registered")
+            finally:
+                if claimed is not None:
+                    claimed[0].close()
         main_path = main.path if main is not None and not main.bare else None
         return _Registered(lease, new_token, replaced, key, tip or base_commit, kept, main_path)
 
@@ -359,6 +371,7 @@ class Worktrees:
                 now = leases.current(repo, lease)
                 if now is None:  # a reap finished it meanwhile
                     emptied.reason += "; finished meanwhile by another gitxact (reap or recover)"
+                    fleet.release(repo, agent)
                     return ReleaseDoc(**emptied.model_dump())
                 ended = reaper.end_lease(repo, now, action="release", reason="released", keep_branch=keep_branch)
                 ended.snapshot_ref = emptied.snapshot_ref
@@ -371,6 +384,8 @@ class Worktrees:
                 ended = reaper.end_lease(
                     repo, lease, action="release", reason="released", keep_branch=keep_branch, dirty=dirty
                 )
+        if not ended.error:
+            fleet.release(repo, agent)  # the fleet's claim ends with the lease (PostgreSQL backend)
         return ReleaseDoc(**ended.model_dump())
 
     def renew(self, agent: str, *, token: str | None = None, force: bool = False) -> RenewDoc:
@@ -387,6 +402,7 @@ class Worktrees:
             lease = lease.model_copy(update={"heartbeat": time.time(), "ttl": repo.settings.lease_ttl})
             state.leases[agent] = lease
             file.save(state)
+        fleet.renew(repo, agent, lease.owner_pid)
         return RenewDoc(agent=agent, heartbeat=lease.heartbeat, ttl=lease.ttl, expires=lease.heartbeat + lease.ttl)
 
     def _owned(self, agent: str, token: str | None, force: bool, verb: str) -> Lease:

@@ -1,0 +1,79 @@
+"""Leases across hosts: with the PostgreSQL backend, every lease is also a claim in the
+fleet's agent registry (:mod:`gitxact.backends.pg_registry`).
+
+On files, ``leases.json`` keeps two agents of one host from leasing one name or branch;
+it cannot see another host's clone. So with PostgreSQL selected an acquire first claims
+the agent name and branch in the database (refused, exit 3, naming the host that holds
+them), a renew renews the claim with the lease, and a release ends it once the worktree
+is gone. On the file backend every function here is a no-op and imports nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gitxact.backends.pg_registry import AgentClaim, AgentRegistry
+    from gitxact.core.repo import Repo
+
+
+def registry(repo: Repo) -> AgentRegistry | None:
+    """The fleet's registry when the PostgreSQL backend is selected, else ``None``."""
+    from gitxact.backends.choice import POSTGRESQL, choose
+
+    choice = choose(repo)
+    if choice.kind != POSTGRESQL:
+        return None
+    from gitxact.backends.pg_registry import AgentRegistry
+
+    return AgentRegistry.open(repo, choice)
+
+
+def claim(repo: Repo, agent: str, branch: str, owner_pid: int) -> tuple[AgentRegistry, bool] | None:
+    """Claim *agent* and *branch* for the lease's owner; ``(registry, was it new)`` or ``None`` on files."""
+    fleet = registry(repo)
+    if fleet is None:
+        return None
+    from gitxact.backends.pg_registry import Owner
+
+    try:
+        known = any(c.agent == agent for c in fleet.list())
+        fleet.claim(agent, branch, ttl=repo.settings.lease_ttl, owner=Owner.of(owner_pid))
+    except BaseException:
+        fleet.close()
+        raise
+    return fleet, not known
+
+
+def renew(repo: Repo, agent: str, owner_pid: int) -> None:
+    fleet = registry(repo)
+    if fleet is None:
+        return
+    from gitxact.backends.pg_registry import Owner
+
+    try:
+        fleet.renew(agent, Owner.of(owner_pid))
+    finally:
+        fleet.close()
+
+
+def release(repo: Repo, agent: str) -> None:
+    """End *agent*'s claim: the local release, authorized by its token, is done."""
+    fleet = registry(repo)
+    if fleet is None:
+        return
+    try:
+        fleet.release(agent, force=True)
+    finally:
+        fleet.close()
+
+
+def claims(repo: Repo) -> list[AgentClaim] | None:
+    """Every host's claims (``worktree list --all-hosts``); ``None`` on files."""
+    fleet = registry(repo)
+    if fleet is None:
+        return None
+    try:
+        return fleet.list()
+    finally:
+        fleet.close()
