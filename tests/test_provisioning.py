@@ -384,3 +384,28 @@ def test_a_release_holds_no_repository_lock_while_it_waits_for_and_empties_its_w
     out, err = release.communicate(timeout=60)
     assert release.returncode == 0, out + err
     assert [lease.agent for lease in Workspace(repo).worktrees.list().leases] == ["b"]
+
+
+_LISTER = """
+import sys
+from gitxact.git import run as git
+from pathlib import Path
+for _ in range(int(sys.argv[2])):
+    git.list_worktrees(Path(sys.argv[1]))
+"""
+
+
+def test_listing_while_worktrees_are_added_never_fails(tmp_path: Path, owner: int) -> None:
+    """`git worktree add` writes its admin folder in steps; a `git worktree list` meeting one
+    half-written fails ("failed to read worktrees/<id>/commondir"). gitxact's listing asks
+    again (seen in the demo before: one agent in five runs failed at acquire)."""
+    repo = make_repo(tmp_path / "repo")
+    gitxact("init", cwd=repo)
+    listers = [subprocess.Popen([sys.executable, "-c", _LISTER, str(repo), "150"]) for _ in range(2)]
+    acquires = [
+        subprocess.Popen([*GITXACT, "worktree", "acquire", f"a{n}", "--owner-pid", str(owner)], cwd=repo)
+        for n in range(8)
+    ]
+    assert [p.wait(timeout=300) for p in acquires] == [0] * 8
+    assert [p.wait(timeout=300) for p in listers] == [0, 0]
+    assert len(Workspace(repo).worktrees.list().leases) == 8

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 from gitxact.errors import GitError, GitMissingError, NotARepositoryError
@@ -329,9 +330,28 @@ def worktree_ids(common_dir: Path) -> list[str]:
     return ["main", *linked]
 
 
+def _worktree_list(cwd: Path) -> GitResult:
+    """``git worktree list``, again when it met a registration being written.
+
+    ``git worktree add`` creates ``worktrees/<id>/`` first and writes its files after, so
+    a list running at that moment (outside the repository lock: listing, status, an
+    acquire's first look) fails with "failed to read worktrees/<id>/commondir". That is a
+    moment, not a state: asked again shortly, git answers (seen in the demo, 1 run in 5).
+    """
+    args = ["worktree", "list", "--porcelain", "-z"]
+    for attempt in range(8):
+        result = run(args, cwd, check=False, read_only=True)
+        if result.ok or "worktrees/" not in result.stderr or attempt == 7:
+            break
+        time.sleep(0.01 * (attempt + 1))
+    if not result.ok:
+        raise GitError(args, result.returncode, result.stderr)
+    return result
+
+
 def list_worktrees(cwd: Path) -> list[WorktreeEntry]:
     """git's registry of worktrees, main first (``-z``: paths may hold newlines)."""
-    out = run(["worktree", "list", "--porcelain", "-z"], cwd, read_only=True).zfields()
+    out = _worktree_list(cwd).zfields()
     entries: list[WorktreeEntry] = []
     record: dict[str, str] = {}
 
