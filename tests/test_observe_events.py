@@ -54,7 +54,10 @@ def _raw_lines(log: EventLog) -> list[bytes]:
 
 def test_eight_appenders_and_a_torn_write_lose_only_the_torn_event(tmp_path: Path) -> None:
     folder, go = tmp_path / "events", tmp_path / "go"
-    limit, keep = 16 * 1024, 40  # rotates about 20 times under the writers; keeps everything
+    # Rotates about 20 times under the writers, and keeps everything: enough files for all
+    # the "killed" writer can write (100,000 events) however late the test kills it, so a
+    # loaded machine never rotates the eight writers' first events away.
+    limit, keep = 16 * 1024, 1000
     writers = [_appender(folder, f"w{i}", go, limit=limit, keep=keep) for i in range(WRITERS)]
     # A ninth, killed at a moment the test does not choose, and a tenth that dies mid-line.
     killed = _appender(folder, "killed", go, count=100_000, limit=limit, keep=keep)
