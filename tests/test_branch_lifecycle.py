@@ -32,6 +32,14 @@ def test_a_stale_branch_is_refused_without_resume_or_fresh(repo: Path) -> None:
     assert git("rev-parse", "gitxact/a", cwd=repo).strip() == old, "a refusal changes nothing"
 
 
+def test_resume_and_fresh_together_is_a_usage_error(repo: Path) -> None:
+    old = _left_behind(repo)
+    proc = gitxact("worktree", "acquire", "a", "--resume", "--fresh", cwd=repo)
+    assert_clean_error(proc, 2)
+    assert "contradict" in proc.stderr
+    assert git("rev-parse", "gitxact/a", cwd=repo).strip() == old
+
+
 def test_resume_continues_on_the_old_branch(repo: Path) -> None:
     old = _left_behind(repo)
     doc = json.loads(gitxact("worktree", "acquire", "a", "--resume", "--json", cwd=repo).stdout)

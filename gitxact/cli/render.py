@@ -10,8 +10,8 @@ from gitxact.util.console import style, table
 if TYPE_CHECKING:
     from gitxact.health.status import PartyDoc, StatusDoc
     from gitxact.tx.results import TxInfo
-    from gitxact.worktrees.kept import KeptBranchesDoc
-    from gitxact.worktrees.results import AcquireDoc, EndDoc, LeaseListDoc, ReapDoc
+    from gitxact.worktrees.kept import KeptBranchesDoc, PruneBranchesDoc
+    from gitxact.worktrees.results import AcquireDoc, EndDoc, FleetDoc, LeaseListDoc, ReapDoc
 
 
 def duration(seconds: float) -> str:
@@ -169,6 +169,22 @@ def render_kept_branches(doc: KeptBranchesDoc) -> str:
             f"checked out at {b.checked_out}" if b.checked_out else "",
         ]
         for b in doc.branches
+    ]
+    return table(rows)
+
+
+def render_prune_branches(doc: PruneBranchesDoc) -> str:
+    verb = "would delete" if doc.dry_run else "deleted"
+    lines = [*(f"{verb} {name}" for name in doc.deleted), *(f"kept {n}: {why}" for n, why in doc.kept.items())]
+    return "\n".join(lines) or "no branch left by a lease"
+
+
+def render_fleet(doc: FleetDoc) -> str:
+    if not doc.claims:
+        return "no agent is leased on any host"
+    rows = [
+        [c.agent, c.branch, c.host, f"pid {c.pid}", style("expired", fg="yellow") if c.expired else "live"]
+        for c in doc.claims
     ]
     return table(rows)
 

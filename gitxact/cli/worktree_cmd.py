@@ -7,7 +7,16 @@ import os
 import click
 
 from gitxact.cli.context import AppContext, json_option, pass_app, show, timeout_option
-from gitxact.cli.render import render_acquire, render_end, render_kept_branches, render_lease_list, render_reap
+from gitxact.cli.render import (
+    render_acquire,
+    render_end,
+    render_fleet,
+    render_kept_branches,
+    render_lease_list,
+    render_prune_branches,
+    render_reap,
+)
+from gitxact.errors import UsageError
 from gitxact.leases.reader import TOKEN_ENV
 
 
@@ -46,16 +55,10 @@ def worktree() -> None:
     metavar="PID",
     help="The process whose life the lease follows (default: this command's parent, e.g. your shell).",
 )
-@click.option(
-    "--resume",
-    "reuse",
-    flag_value="resume",
-    help="The agent's branch is left from an earlier lease: continue on it as it is.",
-)
+@click.option("--resume", is_flag=True, help="The agent's branch is left from an earlier lease: continue on it.")
 @click.option(
     "--fresh",
-    "reuse",
-    flag_value="fresh",
+    is_flag=True,
     help="The agent's branch is left from an earlier lease: start it again from the base (its commits kept).",
 )
 @token_option
@@ -68,7 +71,8 @@ def acquire(
     base: str | None,
     branch: str | None,
     owner_pid: int | None,
-    reuse: str | None,
+    resume: bool,
+    fresh: bool,
     token: str | None,
     timeout: float | None,
     as_json: bool,
@@ -91,6 +95,9 @@ def acquire(
       gitxact worktree acquire agent-7
       TOKEN=$(gitxact worktree acquire agent-7 --owner-pid $$ --json | jq -r .token)
     """
+    if resume and fresh:
+        raise UsageError("--resume and --fresh contradict each other", hint="give one of them")
+    reuse = "resume" if resume else "fresh" if fresh else None
     pid = os.getppid() if owner_pid is None else owner_pid
     doc = app.workspace(timeout=timeout).worktrees.acquire(
         agent, base=base, branch=branch, token=token, owner_pid=pid, reuse=reuse
@@ -197,17 +204,7 @@ def prune_branches(app: AppContext, merged: bool, dry_run: bool, timeout: float 
     from gitxact.worktrees.kept import prune_merged
 
     doc = prune_merged(app.workspace(timeout=timeout), dry_run=dry_run)
-    verb = "would delete" if dry_run else "deleted"
-    show(
-        doc,
-        as_json,
-        lambda: (
-            "\n".join(
-                [*(f"{verb} {name}" for name in doc.deleted), *(f"kept {n}: {why}" for n, why in doc.kept.items())]
-            )
-            or "no branch left by a lease"
-        ),
-    )
+    show(doc, as_json, lambda: render_prune_branches(doc))
     return 0
 
 
@@ -235,36 +232,13 @@ def reap(app: AppContext, dry_run: bool, timeout: float | None, as_json: bool) -
 
 def _list_fleet(app: AppContext, as_json: bool) -> int:
     """``worktree list --all-hosts``: the registry's claims, or a usage error on files."""
-    import json
-
-    from gitxact.errors import UsageError
     from gitxact.worktrees import fleet
 
-    claims = fleet.claims(app.workspace())
-    if claims is None:
+    doc = fleet.claims(app.workspace())
+    if doc is None:
         raise UsageError(
             "--all-hosts needs the PostgreSQL backend (one host's leases are `gitxact worktree list`)",
             hint="gitxact init --backend postgresql://...",
         )
-    rows = [
-        {
-            "agent": c.agent,
-            "branch": c.branch,
-            "host": c.owner.host,
-            "pid": c.owner.pid,
-            "path": c.path,
-            "heartbeat": c.heartbeat,
-            "ttl": c.ttl,
-            "expired": c.expired,
-        }
-        for c in claims
-    ]
-    if as_json:
-        click.echo(json.dumps({"schema": 1, "claims": rows}, indent=2))
-    else:
-        for row in rows:
-            state = "expired" if row["expired"] else "live"
-            click.echo(f"{row['agent']}\t{row['branch']}\t{row['host']}\tpid {row['pid']}\t{state}")
-        if not rows:
-            click.echo("no agent is leased on any host")
+    show(doc, as_json, lambda: render_fleet(doc))
     return 0

@@ -13,8 +13,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gitxact.backends.pg_registry import AgentClaim, AgentRegistry
+    from gitxact.backends.pg_registry import AgentRegistry
     from gitxact.core.repo import Repo
+    from gitxact.worktrees.results import FleetDoc
 
 
 def registry(repo: Repo) -> AgentRegistry | None:
@@ -68,12 +69,29 @@ def release(repo: Repo, agent: str) -> None:
         fleet.close()
 
 
-def claims(repo: Repo) -> list[AgentClaim] | None:
+def claims(repo: Repo) -> FleetDoc | None:
     """Every host's claims (``worktree list --all-hosts``); ``None`` on files."""
+    from gitxact.worktrees.results import ClaimInfo, FleetDoc
+
     fleet = registry(repo)
     if fleet is None:
         return None
     try:
-        return fleet.list()
+        found = fleet.list()
     finally:
         fleet.close()
+    return FleetDoc(
+        claims=[
+            ClaimInfo(
+                agent=c.agent,
+                branch=c.branch,
+                host=c.owner.host,
+                pid=c.owner.pid,
+                path=c.path,
+                heartbeat=c.heartbeat,
+                ttl=c.ttl,
+                expired=c.expired,
+            )
+            for c in found
+        ]
+    )

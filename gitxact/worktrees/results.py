@@ -118,3 +118,22 @@ class ReapDoc(Document):
     #: Leased worktrees someone had unlocked, locked again.
     relocked: list[str] = Field(default_factory=list)
     errors: int = 0
+
+
+class ClaimInfo(BaseModel):
+    """One host's claim on an agent name and branch (PostgreSQL backend)."""
+
+    agent: str
+    branch: str
+    host: str
+    pid: int
+    path: str | None
+    heartbeat: float
+    ttl: float
+    expired: bool
+
+
+class FleetDoc(Document):
+    """``worktree list --all-hosts``: every host's claims, oldest first."""
+
+    claims: list[ClaimInfo] = Field(default_factory=list)
