@@ -11,6 +11,7 @@ other branch. There is no mode that deletes unmerged work.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
@@ -45,24 +46,28 @@ class PruneBranchesDoc(Document):
 
 
 def kept_branches(repo: Repo) -> KeptBranchesDoc:
-    """Branches under ``gitxact.branchPrefix`` that no lease uses, merged or not."""
+    """Branches under ``gitxact.branchPrefix`` that no lease uses, merged or not.
+
+    Two git calls whatever the number of branches: every branch tip, then ``merge-base
+    --independent`` over them; a tip outside that set (an ancestor of another branch's),
+    or one another branch shares, has every commit on another branch too.
+    """
     cwd = repo.layout.common_dir
     leased = {lease.branch for lease in leases.load_records(repo).values()}
     prefix = f"refs/heads/{repo.settings.branch_prefix}"
     listed = repo.git(
-        ["for-each-ref", "--format=%(objectname) %(refname) %(worktreepath)", prefix], cwd=cwd, read_only=True
-    )
+        ["for-each-ref", "--format=%(objectname) %(refname) %(worktreepath)", "refs/heads/"], cwd=cwd, read_only=True
+    ).lines()
+    heads = [line.split(" ", 2) for line in listed]
+    branches_at = Counter(tip for tip, _, _ in heads)
+    tips = sorted(branches_at)
+    independent = set(repo.git(["merge-base", "--independent", *tips], cwd=cwd, read_only=True).lines() if tips else [])
     found: list[KeptBranch] = []
-    for line in listed.lines():
-        tip, _, rest = line.partition(" ")
-        ref, _, where = rest.partition(" ")
+    for tip, ref, where in heads:
         name = ref.removeprefix("refs/heads/")
-        if name in leased:
+        if not ref.startswith(prefix) or name in leased:
             continue
-        others = repo.git(
-            ["for-each-ref", f"--contains={tip}", "--format=%(refname)", "refs/heads/"], cwd=cwd, read_only=True
-        ).lines()
-        merged = any(other != ref for other in others)
+        merged = tip not in independent or branches_at[tip] > 1
         found.append(KeptBranch(branch=name, tip=tip, merged=merged, checked_out=where or None))
     return KeptBranchesDoc(branches=found)
 
