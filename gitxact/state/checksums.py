@@ -8,8 +8,7 @@ disagree about what a good file is.
 
 from __future__ import annotations
 
-import json
-
+from gitxact.util import jsontext
 from gitxact.util.digest import sha256_hex
 
 TYPE_CHECKING = False
@@ -18,7 +17,7 @@ if TYPE_CHECKING:
 
 
 def canonical_json(value: object) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return jsontext.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False).encode()
 
 
 def checksum_of(envelope: dict[str, Any]) -> str:

@@ -9,11 +9,11 @@ the git command a hook guards (measured: ~140 ms).
 
 from __future__ import annotations
 
-import json
 import os
 
 from gitxact.errors import StateError
 from gitxact.state.checksums import checksum_of
+from gitxact.util import jsontext
 from gitxact.util.files import read_no_follow
 
 TYPE_CHECKING = False  # see gitxact/__init__.py
@@ -48,7 +48,7 @@ def open_envelope(raw: bytes, kind: str) -> dict[str, Any]:
     if not raw.strip():
         raise Corrupt("is empty")
     try:
-        envelope: Any = json.loads(raw)
+        envelope: Any = jsontext.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Corrupt(f"is not valid JSON ({exc.__class__.__name__})") from exc
     if not isinstance(envelope, dict) or envelope.get("format") != FORMAT:

@@ -8,9 +8,11 @@ lines elsewhere (an orchestrator's log, say).
 from __future__ import annotations
 
 import os
-import re
 import sys
-from collections.abc import Callable
+
+TYPE_CHECKING = False  # see gitxact/__init__.py: gx's locked path imports neither typing nor re
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def _stderr(line: str) -> None:
@@ -43,7 +45,7 @@ def use_color(stream: object = None) -> bool:
 
 
 _COLORS = {"red": 31, "green": 32, "yellow": 33, "blue": 34, "magenta": 35, "cyan": 36}
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_ANSI = r"\x1b\[[0-9;]*m"
 
 
 def style(text: str, *, fg: str | None = None, bold: bool = False, color: bool | None = None) -> str:
@@ -56,7 +58,11 @@ def style(text: str, *, fg: str | None = None, bold: bool = False, color: bool |
 
 def width(cell: str) -> int:
     """Columns *cell* takes on a terminal: escape codes take none."""
-    return len(_ANSI.sub("", cell)) if "\x1b" in cell else len(cell)
+    if "\x1b" not in cell:
+        return len(cell)
+    import re  # colored tables only: gx's notices never pay for re
+
+    return len(re.sub(_ANSI, "", cell))
 
 
 def table(rows: list[list[str]], indent: str = "  ") -> str:
