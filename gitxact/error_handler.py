@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from pathlib import Path
 
 from gitxact.errors import EXIT_FAILED, GitxactError
 from gitxact.util import console
@@ -19,6 +18,7 @@ from gitxact.util import console
 TYPE_CHECKING = False  # see gitxact/__init__.py
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
 #: Where crash logs go; the CLI points this at ``<common-dir>/gitxact/logs`` once it knows the repository.
 log_dir: Path | None = None
@@ -49,6 +49,7 @@ def _crash_log(exc: BaseException) -> Path | None:
     import datetime
     import tempfile
     import traceback
+    from pathlib import Path
 
     folder = log_dir or Path(tempfile.gettempdir()) / f"gitxact-{os.getuid()}"
     try:

@@ -20,7 +20,7 @@ from gitxact.util.startup import child_environ
 
 TYPE_CHECKING = False  # see gitxact/__init__.py: no typing import on the fast path
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from typing import NoReturn
 
 #: Set (to "1") in the environment of every git gitxact runs for itself.
@@ -98,3 +98,104 @@ def capture(args: Sequence[str], env: Mapping[str, str]) -> tuple[int, str]:
     except FileNotFoundError as exc:
         raise GitMissingError("git was not found on PATH", hint="install git or fix PATH") from exc
     return proc.returncode, proc.stdout.decode("utf-8", "surrogateescape")
+
+
+def worktree_ids(common_dir: str) -> list[str]:
+    """git's ids of every worktree (``main`` and the folders under ``worktrees/``), without running git."""
+    try:
+        linked = sorted(
+            entry.name
+            for entry in os.scandir(os.path.join(common_dir, "worktrees"))
+            if entry.is_dir(follow_symlinks=False)
+        )
+    except FileNotFoundError:
+        linked = []
+    return ["main", *linked]
+
+
+def run_tied(
+    args: Sequence[str], cwd: str, env: Mapping[str, str], started: Callable[[int], None] | None = None
+) -> int:
+    """Run a user's git as a child with our stdin/stdout/stderr; return a shell-style exit status.
+
+    ``gx``'s locked path, so it behaves like a shell running git: Ctrl-C goes to git (the
+    terminal signals the whole foreground group; we ignore it and wait, so the locks
+    outlive git), SIGTERM/SIGHUP are passed on, and a git killed by signal N gives
+    128+N. git dies with this process (``PR_SET_PDEATHSIG``,
+    :func:`gitxact.util.tie.die_with_parent`): a SIGKILLed ``gx`` cannot leave its
+    git working under locks it no longer holds. *started* is told git's pid.
+
+    ``fork`` + ``exec`` by hand rather than ``subprocess`` (whose import, with ``signal``'s
+    ``enum``, costs every locked ``gx`` call more than a third of a Python start-up); an
+    exec that fails is reported back through a close-on-exec pipe, as subprocess does.
+    """
+    from gitxact.util.tie import die_with_parent
+
+    program = real_git()
+    tie = die_with_parent()
+    argv = ["git", *args]
+    child_env = dict(env)
+    ready, report = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child; what it does is seen by the parent and the tests
+        try:
+            os.close(ready)
+            if tie is not None:
+                tie()
+            os.chdir(cwd)
+            os.execve(program, argv, child_env)
+        except BaseException as exc:  # noqa: BLE001 - anything: the parent must hear of it
+            os.write(report, f"{getattr(exc, 'errno', 0) or 0}:{exc.__class__.__name__}".encode())
+        finally:
+            os._exit(127)
+    os.close(report)
+    try:
+        failure = os.read(ready, 200)
+    finally:
+        os.close(ready)
+    if failure:
+        os.waitpid(pid, 0)
+        errno, _, kind = failure.decode("ascii", "replace").partition(":")
+        if kind == "FileNotFoundError" and not os.path.isdir(cwd):
+            from gitxact.errors import NotARepositoryError
+
+            raise NotARepositoryError(f"{cwd}: no such directory")
+        raise GitMissingError(f"git could not be started ({kind}, errno {errno})", hint="install git or fix PATH")
+    if started is not None:
+        started(pid)
+    return wait_forwarding(pid)
+
+
+def wait_forwarding(pid: int) -> int:
+    """Wait for *pid* as a shell does: ignore Ctrl-C (git gets it), pass SIGTERM and SIGHUP on."""
+    if TYPE_CHECKING:
+        import signal as signals
+    else:
+        try:
+            import _signal as signals  # the C module: signal.py's enums cost ~20 M instructions
+        except ImportError:  # pragma: no cover - another Python
+            import signal as signals
+
+    def forward(signum: int, _frame: object) -> None:
+        try:  # noqa: SIM105 - no contextlib on gx's path
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    previous = {
+        signals.SIGINT: signals.signal(signals.SIGINT, signals.SIG_IGN),
+        signals.SIGTERM: signals.signal(signals.SIGTERM, forward),
+        signals.SIGHUP: signals.signal(signals.SIGHUP, forward),
+    }
+    try:
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for old kernels' EINTR
+                continue
+    finally:
+        for signum, handler in previous.items():
+            signals.signal(signum, handler)
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code

@@ -30,12 +30,11 @@ created only under the worktree lock; the same rules apply to them.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from pathlib import Path
 
 from gitxact.git import run as git
-from gitxact.util.identity import ProcessIdentity
+from gitxact.git import started
 from gitxact.util.value import Value
 
 TYPE_CHECKING = False  # see gitxact/__init__.py: gx's locked path imports no typing
@@ -167,39 +166,7 @@ def holders(paths: list[Path], roots: list[str]) -> dict[Path, str]:
 
 # -- the gits gitxact starts ----------------------------------------------------------------
 #
-# ``gx`` writes down the git it starts in a worktree (pid, host, start token) while it
-# holds that worktree's lock, and crosses it out when git ends. A record still there
-# names a git whose ``gx`` was killed: the only git whose leftover ``index.lock`` gitxact
-# may remove on its own. Any other lock file is someone else's (a raw git, or one made
-# by hand to stand for a running git, as git's own test suite does): left alone.
-
-
-def started_record(locks_dir: Path, worktree_key: str) -> Path:
-    return locks_dir / f"git-started.{worktree_key}.json"
-
-
-def note_started(record: Path, pid: int) -> None:
-    """Write down that the git with *pid* now works in the record's worktree."""
-    who = ProcessIdentity.of(pid)
-    tmp = record.with_name(f".{record.name}.{os.getpid()}")
-    tmp.write_text(json.dumps({"pid": who.pid, "host": who.host, "start": who.start}))
-    os.replace(tmp, record)
-
-
-def forget_started(record: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        record.unlink()
-
-
-def _started_git(record: Path) -> ProcessIdentity | None:
-    try:
-        data = json.loads(record.read_text())
-        return ProcessIdentity(pid=int(data["pid"]), host=str(data["host"]), start=data.get("start"))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def clear_stale_index_lock(git_dir: Path, worktree: Path | None, record: Path) -> str | None:
+def clear_stale_index_lock(git_dir: Path, worktree: Path | None, record: str) -> str | None:
     """Remove this worktree's ``index.lock`` if gitxact's own killed git left it; say so (else None).
 
     For ``gx``, which calls this holding the worktree's lock exclusive: no gitxact
@@ -210,16 +177,16 @@ def clear_stale_index_lock(git_dir: Path, worktree: Path | None, record: Path) -
     that look (a git that started meanwhile cannot have made it: it exists). Otherwise
     it is kept and git reports it as git does.
     """
-    started = _started_git(record)
-    if started is None or not started.is_dead():
+    dead = started.read(record)
+    if dead is None or not dead.is_dead():
         return None
     if not os.path.lexists(git_dir / "index.lock"):
-        forget_started(record)  # that git ended without leaving its lock
+        started.forget(record)  # that git ended without leaving its lock
         return None
     if not remove_orphaned_index_lock(git_dir, worktree):
         return None
-    forget_started(record)
-    return f"removed {git_dir / 'index.lock'}: gitxact's own git (pid {started.pid}) was killed and left it"
+    started.forget(record)
+    return f"removed {git_dir / 'index.lock'}: gitxact's own git (pid {dead.pid}) was killed and left it"
 
 
 def remove_orphaned_index_lock(git_dir: Path, worktree: Path | None) -> bool:

@@ -23,13 +23,13 @@ import time
 from pathlib import Path
 
 from gitxact.errors import GitError, GitMissingError, NotARepositoryError
+from gitxact.git import lite
 from gitxact.git.lite import (
     INTERNAL_ENV,
     exec_git,  # noqa: F401 - re-exported as git.exec_git
     passthrough_env,
     real_git,
 )
-from gitxact.util import process
 from gitxact.util.startup import child_environ
 from gitxact.util.value import Value
 
@@ -180,17 +180,7 @@ def run_streaming(
     if not keep_repo_env:
         for name in REPO_LOCATING_VARS:
             child.pop(name, None)
-    try:
-        # Only gx and `gitxact gc` run this: single-threaded processes, where preexec_fn is safe.
-        tie = process.die_with_parent()
-        proc = subprocess.Popen([real_git(), *args], cwd=cwd, env=child, preexec_fn=tie)  # noqa: PLW1509
-    except FileNotFoundError as exc:
-        raise GitMissingError("git was not found on PATH", hint="install git or fix PATH") from exc
-    if started is not None:
-        started(proc.pid)
-    with process.forward_signals(proc):
-        returncode = proc.wait()
-    return process.exit_status(returncode)
+    return lite.run_tied(args, os.fspath(cwd), child, started)
 
 
 _UNKNOWN = Path()
@@ -321,13 +311,7 @@ class WorktreeEntry(Value):
 
 def worktree_ids(common_dir: Path) -> list[str]:
     """git's ids of every worktree (``main`` and the folders under ``worktrees/``), without running git."""
-    try:
-        linked = sorted(
-            entry.name for entry in os.scandir(common_dir / "worktrees") if entry.is_dir(follow_symlinks=False)
-        )
-    except FileNotFoundError:
-        linked = []
-    return ["main", *linked]
+    return lite.worktree_ids(os.fspath(common_dir))
 
 
 def _worktree_list(cwd: Path) -> GitResult:

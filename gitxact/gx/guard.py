@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 
 from gitxact.errors import RefusedError
-from gitxact.git import run as git
 from gitxact.gx import rules
 from gitxact.gx.cmdline import has_option, positionals
 from gitxact.leases import reader as lease_reader
@@ -101,6 +100,8 @@ def _leased_branches(invocation: Invocation, leases: list[LeaseView]) -> list[Le
         if len(names) >= 2:
             names = names[:1]
         else:  # `branch -m NEW` renames the current branch
+            from gitxact.git import run as git  # this case only: the runner imports subprocess
+
             head = git.run(
                 [*invocation.locating, "symbolic-ref", "-q", "--short", "HEAD"],
                 os.getcwd(),
@@ -120,6 +121,8 @@ def gc(repo: Repo, args: list[str], *, force: bool) -> int:
     worktrees stay safe from ``worktree prune`` (they are ``git worktree lock``ed) and
     refs keep savepoints alive; what is lost is only unreachable work in progress.
     """
+    from gitxact.git import run as git
+
     with repo.lock():
         leases = lease_reader.load(repo.layout.common_dir)
         if leases and not force:

@@ -19,21 +19,23 @@ commit`` pays for the lock layer and two small git queries, not for the state mo
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 
-from gitxact.core import settings
 from gitxact.errors import GitError, GitxactError, NotARepositoryError, RefusedError
-from gitxact.git import lockfiles
-from gitxact.git import run as git
+from gitxact.git import lite, locate, started
 from gitxact.gx import guard, rules
-from gitxact.gx.cmdline import Invocation
 from gitxact.leases import reader as lease_reader
 from gitxact.locking.locks import LockKey, Locks, resource_key, worktree_key
 from gitxact.locking.tickets import EXCLUSIVE, Mode, Party
 from gitxact.util import console
 from gitxact.util.names import agent_from_env
+
+TYPE_CHECKING = False  # see gitxact/__init__.py: gx's locked path imports no typing
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from gitxact.gx.cmdline import Invocation
 
 QUIET_AUTO_GC = ["-c", "gc.auto=0", "-c", "maintenance.auto=false"]
 
@@ -41,42 +43,73 @@ QUIET_AUTO_GC = ["-c", "gc.auto=0", "-c", "maintenance.auto=false"]
 def run_locked(argv: list[str], given: Invocation, resolved: Invocation, rule: rules.Rule) -> int:
     """Run ``git ARGV`` (as typed) under *rule*'s locks; *resolved* is the alias-expanded form."""
     cwd = os.getcwd()
-    try:
-        layout = git.discover(options=given.locating)
-    except NotARepositoryError:
-        return git.run_streaming(argv, cwd)
+    place = _where(given, cwd)
+    if place is None:
+        return lite.run_tied(argv, cwd, lite.passthrough_env())
+    common_dir, worktree_id = place
     locks = Locks(
-        layout.state_dir / "locks",
-        default_timeout=lambda: _lock_timeout(layout),  # read only if the lock is busy
+        os.path.join(common_dir, "gitxact", "locks"),
+        default_timeout=lambda: _lock_timeout(given, cwd),  # read only if the lock is busy
         agent=agent_from_env(),
         observer=WaitNotices(),
     )
-    started = time.monotonic()
+    begun = time.monotonic()
     if rule.lock == rules.REFS:  # git's own ref locks suffice; the guard still looks
-        _guard(locks, resolved, rule, lease_reader.load(layout.common_dir))
-        code = git.run_streaming(argv, cwd, env=locks.child_env())
-        locks.events.emit("gx", locks.agent, cmd=resolved.command, code=code, secs=time.monotonic() - started)
+        _guard(locks, resolved, rule, lease_reader.load(common_dir))
+        code = lite.run_tied(argv, cwd, lite.passthrough_env(locks.child_env()))
+        locks.events.emit("gx", locks.agent, cmd=resolved.command, code=code, secs=time.monotonic() - begun)
         return code
-    key = worktree_key(layout.worktree_id)
-    with _locks_for(locks, rule, key, layout):
-        leases = lease_reader.load(layout.common_dir)
+    key = worktree_key(worktree_id)
+    with _locks_for(locks, rule, key, common_dir):
+        leases = lease_reader.load(common_dir)
         _guard(locks, resolved, rule, leases)
-        record = lockfiles.started_record(locks.lock_dir, key.name)
-        cleared = lockfiles.clear_stale_index_lock(layout.git_dir, layout.worktree, record)
-        if cleared is not None:
-            console.warn(cleared)
+        record = started.record_path(locks.lock_dir, key.name)
+        if started.read(record) is not None:  # a git gx started here was not seen to end
+            _clear_after_killed_git(given, cwd, record)
         if leases:
             at = given.command_index if given.command is not None else 0
             argv = [*argv[:at], *QUIET_AUTO_GC, *argv[at:]]
+        env = lite.passthrough_env(locks.child_env())
         try:
-            code = git.run_streaming(
-                argv, cwd, env=locks.child_env(), started=lambda pid: lockfiles.note_started(record, pid)
-            )
+            code = lite.run_tied(argv, cwd, env, started=lambda pid: started.note(record, pid))
         finally:
-            lockfiles.forget_started(record)
+            started.forget(record)
     # Recorded after the locks are let go: the next waiter never waits for our bookkeeping.
-    locks.events.emit("gx", locks.agent, cmd=resolved.command, code=code, secs=time.monotonic() - started)
+    locks.events.emit("gx", locks.agent, cmd=resolved.command, code=code, secs=time.monotonic() - begun)
     return code
+
+
+def _where(given: Invocation, cwd: str) -> tuple[str, str] | None:
+    """``(common dir, worktree id)`` where git will run, or ``None`` outside any repository.
+
+    Found without running git when the walk can be sure (:mod:`gitxact.git.locate`); else
+    asked of git, with the user's own locating options (``--git-dir``, ``GIT_DIR``...).
+    """
+    if locate.plain_options(given.locating):
+        found = locate.locate(given.workdir(cwd))
+        if found is not None:
+            return found.common_dir, found.worktree_id
+    from gitxact.git import run as git  # only when git must be asked
+
+    try:
+        layout = git.discover(options=given.locating)
+    except NotARepositoryError:
+        return None
+    return str(layout.common_dir), layout.worktree_id
+
+
+def _clear_after_killed_git(given: Invocation, cwd: str, record: str) -> None:
+    """A killed gx's git may have left ``index.lock``: remove it if provably orphaned (rare path)."""
+    from gitxact.git import lockfiles
+    from gitxact.git import run as git
+
+    try:
+        layout = git.discover(options=given.locating)
+    except NotARepositoryError:
+        return
+    cleared = lockfiles.clear_stale_index_lock(layout.git_dir, layout.worktree, record)
+    if cleared is not None:
+        console.warn(cleared)
 
 
 def _guard(locks: Locks, resolved: Invocation, rule: rules.Rule, leases: list[lease_reader.LeaseView]) -> None:
@@ -88,13 +121,17 @@ def _guard(locks: Locks, resolved: Invocation, rule: rules.Rule, leases: list[le
         raise
 
 
-def _lock_timeout(layout: git.RepoLayout) -> float:
+def _lock_timeout(given: Invocation, cwd: str) -> float:
     """``gitxact.lockTimeout``, or the default: gx never refuses git's work over its own settings.
 
     A config git itself cannot read here (a ``core.worktree`` that does not resolve, say)
     is git's to report when it runs; a bad gitxact value is named once on stderr.
     """
+    from gitxact.core import settings  # only when a lock is busy: a git process and pathlib
+    from gitxact.git import run as git
+
     try:
+        layout = git.discover(options=given.locating)
         return settings.load(layout.worktree or layout.git_dir).lock_timeout
     except GitError:
         return settings.Settings().lock_timeout
@@ -103,12 +140,10 @@ def _lock_timeout(layout: git.RepoLayout) -> float:
         return settings.Settings().lock_timeout
 
 
-def _locks_for(
-    locks: Locks, rule: rules.Rule, worktree: LockKey, layout: git.RepoLayout
-) -> contextlib.AbstractContextManager[object]:
+def _locks_for(locks: Locks, rule: rules.Rule, worktree: LockKey, common_dir: str) -> AbstractContextManager[object]:
     """Repository-wide work: the whole repository (every worktree). Else this worktree and the rule's resources."""
     if rule.lock == rules.REPOSITORY:
-        return locks.world(lambda: git.worktree_ids(layout.common_dir))
+        return locks.world(lambda: lite.worktree_ids(common_dir))
     return locks.stack(lock_plan(rule, worktree))
 
 

@@ -22,12 +22,10 @@ the way a shell does (Ctrl-C is git's; SIGTERM/SIGHUP are passed on), without th
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 
 from gitxact.errors import GitxactError
-from gitxact.git import lite
+from gitxact.git import lite, locate
 from gitxact.locking import kernel
 from gitxact.util.files import ensure_private_dir
 
@@ -38,84 +36,7 @@ _LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 
 TYPE_CHECKING = False  # see gitxact/__init__.py
 if TYPE_CHECKING:
-    from types import FrameType
-
     from gitxact.gx.cmdline import Invocation
-
-#: Any of these set, and git may find another repository than the walk below.
-_LOCATING_VARS = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_COMMON_DIR",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_DISCOVERY_ACROSS_FILESYSTEM",
-    "GIT_NAMESPACE",
-)
-
-
-def locate(start: str) -> tuple[str, str] | None:
-    """``(common dir, worktree id)`` of the worktree around *start*, or ``None`` if unsure."""
-    if any(name in os.environ for name in _LOCATING_VARS):
-        return None
-    ceilings = _ceilings()
-    try:
-        folder = os.path.realpath(start)
-        device = os.stat(folder).st_dev
-    except OSError:
-        return None
-    while True:
-        dotgit = os.path.join(folder, ".git")
-        git_dir = _git_dir(dotgit)
-        if git_dir is not None:
-            return _common(git_dir)
-        if os.path.lexists(dotgit):
-            return None  # something git may or may not accept: let git decide, without a refresh
-        parent = os.path.dirname(folder)
-        if parent == folder or parent in ceilings:
-            return None  # git does not go up into a ceiling either
-        try:
-            if os.stat(parent).st_dev != device:
-                return None
-        except OSError:
-            return None
-        folder = parent
-
-
-def _ceilings() -> set[str]:
-    """``GIT_CEILING_DIRECTORIES`` as git reads it: absolute paths (relative ones ignored),
-    resolved; git's test suite sets it for every test."""
-    value = os.environ.get("GIT_CEILING_DIRECTORIES", "")
-    return {os.path.realpath(entry) for entry in value.split(os.pathsep) if os.path.isabs(entry)}
-
-
-def _git_dir(dotgit: str) -> str | None:
-    if os.path.isdir(dotgit):
-        return dotgit if os.path.isfile(os.path.join(dotgit, "HEAD")) else None
-    try:
-        with open(dotgit, encoding="utf-8") as handle:
-            line = handle.readline(4096).rstrip("\n")
-    except (OSError, UnicodeDecodeError):
-        return None
-    if not line.startswith("gitdir: "):
-        return None
-    target = os.path.join(os.path.dirname(dotgit), line[len("gitdir: ") :])
-    return target if os.path.isfile(os.path.join(target, "HEAD")) else None
-
-
-def _common(git_dir: str) -> tuple[str, str] | None:
-    git_dir = os.path.realpath(git_dir)
-    try:
-        with open(os.path.join(git_dir, "commondir"), encoding="utf-8") as handle:
-            common = os.path.realpath(os.path.join(git_dir, handle.readline(4096).rstrip("\n")))
-    except FileNotFoundError:
-        return git_dir, "main"
-    except (OSError, UnicodeDecodeError):
-        return None
-    if os.path.dirname(git_dir) != os.path.join(common, "worktrees"):
-        return None
-    return common, os.path.basename(git_dir)
-
 
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
@@ -185,13 +106,12 @@ def try_run(args: list[str], given: Invocation) -> int | None:
     if given.locating:
         return None
     try:
-        found = locate(os.getcwd())
+        found = locate.locate(os.getcwd())
     except FileNotFoundError:
         return None
     if found is None:
         return None
-    common, worktree_id = found
-    fd = try_hold(os.path.join(common, "gitxact", "locks"), worktree_id)
+    fd = try_hold(os.path.join(found.common_dir, "gitxact", "locks"), found.worktree_id)
     if fd is None:
         return None  # someone works here: git's refresh would take index.lock under them
     try:
@@ -202,20 +122,4 @@ def try_run(args: list[str], given: Invocation) -> int | None:
 
 def _spawn_and_wait(args: list[str], env: dict[str, str]) -> int:
     pid = os.posix_spawn(lite.real_git(), ["git", *args], env)
-
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
-
-    previous = {
-        signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
-        signal.SIGTERM: signal.signal(signal.SIGTERM, forward),
-        signal.SIGHUP: signal.signal(signal.SIGHUP, forward),
-    }
-    try:
-        _, status = os.waitpid(pid, 0)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
+    return lite.wait_forwarding(pid)

@@ -133,16 +133,16 @@ def check_lock_records(repo: Repo, fix: bool) -> list[Finding]:
                 parsed = tickets.TicketName.parse(entry)
                 if parsed is None and not entry.startswith(tickets.CHOOSING_PREFIX):
                     continue
-                path = queue / entry
+                path = Path(queue) / entry
                 if _owner_alive(path):
                     continue
                 what = "holder record" if parsed is not None and parsed.holding else "queue ticket"
                 finding = Finding("locks", f"{key.slug}: {what} {entry} of a dead process", "remove it")
                 if fix:
-                    tickets.probe_alive(path)  # removes it under its own flock
+                    tickets.probe_alive(str(path))  # removes it under its own flock
                     finding.fixed = True
                 findings.append(finding)
-    for folder in (repo.state_dir / STATE_DIR, lock_dir):
+    for folder in (repo.state_dir / STATE_DIR, Path(lock_dir)):
         with contextlib.suppress(FileNotFoundError):
             for entry in sorted(os.listdir(folder)):
                 if ".tmp-" not in entry:

@@ -94,7 +94,7 @@ def collect(repo: Repo) -> StatusDoc:
         locks.append(
             LockDoc(
                 name=key.slug,
-                level=Level(key.level).name.lower(),
+                level=Level.NAMES[key.level],
                 holders=[PartyDoc.of(p, now) for p in everyone if p.holding],
                 waiters=[PartyDoc.of(p, now) for p in everyone if not p.holding],
             )

@@ -22,21 +22,15 @@ and carries the holder records. This module adds what neither gives on its own:
 
 from __future__ import annotations
 
-import contextlib
-import json
-import math
 import os
-import random
-import shlex
 import sys
-import threading
 import time
-from enum import IntEnum
-from pathlib import Path
+from _thread import _local  # threading.local itself: threading imports collections (~14 M instructions)
 
 from gitxact.errors import InvalidNameError, LockOrderError, LockTimeoutError, StateError
 from gitxact.locking.kernel import KernelLock
 from gitxact.locking.tickets import EXCLUSIVE, SHARED, Mode, Party, Ticket, TicketName, parties, probe_alive
+from gitxact.util import jsontext
 from gitxact.util.digest import sha256_hex
 from gitxact.util.eventlog import EventLog, folder_of
 from gitxact.util.files import ensure_private_dir
@@ -47,6 +41,7 @@ from gitxact.util.value import Value
 TYPE_CHECKING = False  # see gitxact/__init__.py: gx's locked path imports no typing
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from contextlib import AbstractContextManager
     from typing import Any, Protocol
 else:
     Protocol = object
@@ -55,12 +50,23 @@ LOCKS_ENV = "GITXACT_LOCKS"
 _BACKOFF_START = 0.0005
 _BACKOFF_CAP = 0.025
 _NOTIFY_AFTER = 1.0
+_FOREVER = float("inf")
 
 
-class Level(IntEnum):
+def _jitter() -> float:
+    """A factor in [0.5, 1.5): random is imported by waits only, never by a lock taken at once."""
+    import random
+
+    return random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not crypto
+
+
+class Level:
+    """The three levels, in the order they are taken (plain ints: ``enum`` costs gx ~17 M instructions)."""
+
     REPOSITORY = 0
     WORKTREE = 1
     RESOURCE = 2
+    NAMES = ("repository", "worktree", "resource")
 
 
 class LockKey(Value):
@@ -68,20 +74,20 @@ class LockKey(Value):
 
     __slots__ = ("level", "name")
 
-    def __init__(self, level: Level, name: str) -> None:
+    def __init__(self, level: int, name: str) -> None:
         self.level = level
         self.name = name
 
     @property
     def slug(self) -> str:
-        if self.level is Level.REPOSITORY:
+        if self.level == Level.REPOSITORY:
             return "repo"
-        return f"{'worktree' if self.level is Level.WORKTREE else 'resource'}.{self.name}"
+        return f"{'worktree' if self.level == Level.WORKTREE else 'resource'}.{self.name}"
 
     def describe(self) -> str:
-        if self.level is Level.REPOSITORY:
+        if self.level == Level.REPOSITORY:
             return "the repository lock"
-        if self.level is Level.WORKTREE:
+        if self.level == Level.WORKTREE:
             return f"the lock of worktree {self.name!r}"
         return f"resource lock {self.name!r}"
 
@@ -89,7 +95,7 @@ class LockKey(Value):
         """Whether taking ``self`` while holding ``other`` respects the hierarchy."""
         if self.level != other.level:
             return self.level > other.level
-        return self.level is not Level.REPOSITORY and self.name > other.name
+        return self.level != Level.REPOSITORY and self.name > other.name
 
 
 REPOSITORY = LockKey(Level.REPOSITORY, "repo")
@@ -199,7 +205,7 @@ class _Held:
         return self.inherited_path or ""
 
 
-class _ThreadState(threading.local):
+class _ThreadState(_local):
     def __init__(self) -> None:
         self.held: dict[tuple[str, LockKey], _Held] = {}
         self.backends: dict[tuple[str, LockKey], KernelLock] = {}
@@ -214,7 +220,7 @@ def inherited_tokens() -> list[str]:
     if not raw:
         return []
     try:
-        value = json.loads(raw)
+        value = jsontext.loads(raw)
     except ValueError:
         return []
     return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
@@ -224,7 +230,17 @@ def _command_line() -> str:
     program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
     if program == "__main__.py":  # python -m gitxact
         program = "gitxact"
-    return shlex.join([program, *sys.argv[1:]])[:200]
+    return " ".join(_quoted(word) for word in [program, *sys.argv[1:]])[:200]
+
+
+_PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789@%+=:,./-_")
+
+
+def _quoted(word: str) -> str:
+    """``shlex.quote``, without importing shlex (and re) on every locked ``gx`` call."""
+    if word and all(char in _PLAIN for char in word):
+        return word
+    return "'" + word.replace("'", "'\"'\"'") + "'"
 
 
 class Locks:
@@ -232,22 +248,22 @@ class Locks:
 
     def __init__(
         self,
-        lock_dir: Path,
+        lock_dir: str | os.PathLike[str],
         *,
         default_timeout: float | Callable[[], float] = 60.0,
         agent: str | None = None,
         command: str | None = None,
         observer: WaitObserver | None = None,
     ) -> None:
-        self.lock_dir = lock_dir
+        self.lock_dir = os.fspath(lock_dir)
         self._dir_key = os.path.realpath(lock_dir)
         self._timeout: float | Callable[[], float] = default_timeout
         self.agent = agent
         self.command = command or _command_line()
         self.observer: WaitObserver = observer or _Silent()
-        self._ready: set[Path] = set()
+        self._ready: set[str] = set()
         #: The repository's event record (beside ``locks/``), which every feature writes to.
-        self.events = EventLog(folder_of(lock_dir.parent))
+        self.events = EventLog(folder_of(os.path.dirname(self.lock_dir)))
 
     @property
     def default_timeout(self) -> float:
@@ -260,21 +276,14 @@ class Locks:
 
     # -- public API ----------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def hold(self, key: LockKey, mode: Mode = EXCLUSIVE, timeout: float | None = None) -> Iterator[Grant]:
+    def hold(self, key: LockKey, mode: Mode = EXCLUSIVE, timeout: float | None = None) -> _Hold:
         """Hold *key* in *mode* for the body of the ``with`` block."""
-        grant = self.acquire(key, mode, timeout)
-        try:
-            yield grant
-        finally:
-            self.release(key)
+        return _Hold(self, key, mode, timeout)
 
-    def repository(
-        self, mode: Mode = EXCLUSIVE, timeout: float | None = None
-    ) -> contextlib.AbstractContextManager[Grant]:
+    def repository(self, mode: Mode = EXCLUSIVE, timeout: float | None = None) -> _Hold:
         return self.hold(REPOSITORY, mode, timeout)
 
-    def worktree(self, worktree_id: str, timeout: float | None = None) -> contextlib.AbstractContextManager[Grant]:
+    def worktree(self, worktree_id: str, timeout: float | None = None) -> _Hold:
         """This worktree's lock, exclusive: git work in one worktree (its index, files, HEAD).
 
         No repository lock: work in one worktree never waits for repository-wide work
@@ -283,8 +292,9 @@ class Locks:
         """
         return self.hold(worktree_key(worktree_id), EXCLUSIVE, timeout)
 
-    @contextlib.contextmanager
-    def world(self, worktree_ids: list[str] | Callable[[], list[str]], timeout: float | None = None) -> Iterator[Grant]:
+    def world(
+        self, worktree_ids: list[str] | Callable[[], list[str]], timeout: float | None = None
+    ) -> AbstractContextManager[Grant]:
         """The repository exclusive, and every worktree's lock: no git runs anywhere meanwhile.
 
         For gc and its kind, ``recover``, ``doctor --fix``, ``gitxact lock``. The repository
@@ -294,8 +304,15 @@ class Locks:
         waits for a long command in one worktree (an editor left open) no other worktree
         waits for it. Leasing does, until then: it needs the repository lock.
         """
+        import contextlib  # repository-wide work only: gx's worktree-level path never pays for it
+
+        return contextlib.contextmanager(self._world)(worktree_ids, timeout)
+
+    def _world(self, worktree_ids: list[str] | Callable[[], list[str]], timeout: float | None) -> Iterator[Grant]:
+        import contextlib
+
         budget = self.default_timeout if timeout is None else timeout
-        budget = math.inf if budget < 0 else budget
+        budget = _FOREVER if budget < 0 else budget
         started = time.monotonic()
         with self.hold(REPOSITORY, EXCLUSIVE, timeout) as grant:
             # Listed once the repository lock is ours (pass a function for that): a worktree
@@ -317,24 +334,19 @@ class Locks:
                             f"timed out after {budget:g}s waiting for every worktree to be free: {busy.message}",
                             hint=busy.hint,
                         ) from None
-                    time.sleep(min(delay * random.uniform(0.5, 1.5), _BACKOFF_CAP))  # noqa: S311 - jitter
+                    time.sleep(min(delay * _jitter(), _BACKOFF_CAP))
                     delay = min(delay * 2, _BACKOFF_CAP)
                     continue
                 with taken:
                     yield grant
                 return
 
-    def resource(self, name: str, timeout: float | None = None) -> contextlib.AbstractContextManager[Grant]:
+    def resource(self, name: str, timeout: float | None = None) -> _Hold:
         return self.hold(resource_key(name), EXCLUSIVE, timeout)
 
-    @contextlib.contextmanager
-    def stack(self, wanted: list[tuple[LockKey, Mode]], timeout: float | None = None) -> Iterator[None]:
+    def stack(self, wanted: list[tuple[LockKey, Mode]], timeout: float | None = None) -> _Stack:
         """Hold several locks, taken in hierarchy order and released in reverse."""
-        ordered = sorted(wanted, key=lambda item: (item[0].level, item[0].name))
-        with contextlib.ExitStack() as stack:
-            for key, mode in ordered:
-                stack.enter_context(self.hold(key, mode, timeout))
-            yield
+        return _Stack(self, sorted(wanted, key=lambda item: (item[0].level, item[0].name)), timeout)
 
     def held(self) -> dict[LockKey, Mode]:
         return {key: held.mode for (d, key), held in _THREAD.held.items() if d == self._dir_key}
@@ -348,21 +360,25 @@ class Locks:
         nested = {h.inherited_path for h in _THREAD.held.values() if h.nest is not None}
         inherited = [token for token in inherited_tokens() if token not in nested]
         tokens = list(dict.fromkeys([*inherited, *(h.token for h in _THREAD.held.values() if h.token)]))
-        return {LOCKS_ENV: json.dumps(tokens)} if tokens else {}
+        return {LOCKS_ENV: jsontext.dumps(tokens)} if tokens else {}
 
-    def queue_dir(self, key: LockKey) -> Path:
-        return self.lock_dir / f"{key.slug}.q"
+    def queue_dir(self, key: LockKey) -> str:
+        return os.path.join(self.lock_dir, f"{key.slug}.q")
 
-    def nest_dir(self, key: LockKey) -> Path:
-        return self.lock_dir / f"{key.slug}.nest"
+    def nest_dir(self, key: LockKey) -> str:
+        return os.path.join(self.lock_dir, f"{key.slug}.nest")
 
     def parties(self, key: LockKey) -> list[Party]:
         return parties(self.queue_dir(key))
 
     def known_keys(self) -> list[LockKey]:
         keys: list[LockKey] = []
-        with contextlib.suppress(FileNotFoundError):
-            for entry in sorted(os.listdir(self.lock_dir)):
+        try:
+            entries = sorted(os.listdir(self.lock_dir))
+        except FileNotFoundError:
+            entries = []
+        if entries:
+            for entry in entries:
                 if not entry.endswith(".q"):
                     continue
                 slug = entry[:-2]
@@ -411,8 +427,10 @@ class Locks:
         try:
             ticket, backend, waited = self._wait_for(key, mode, timeout)
         except OSError as exc:  # ENOSPC, EACCES, a symlink where a lock file should be (ELOOP)...
+            from pathlib import Path  # the error path only
+
             raise StateError(
-                Path(exc.filename) if exc.filename else self.lock_dir,
+                Path(exc.filename if exc.filename else self.lock_dir),
                 f"cannot be used for {key.describe()} ({exc.strerror or exc})",
                 hint="free disk space or fix permissions; `gitxact doctor --fix` removes symbolic links there",
             ) from exc
@@ -448,13 +466,15 @@ class Locks:
         """Remove the nest our children took under *token*: they are done with it (one stat if none did)."""
         folder = self.nest_dir(key)
         if os.path.isdir(folder):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(folder / (os.path.basename(token) + ".n"))
+            try:  # noqa: SIM105 - contextlib is not imported on gx's path
+                os.unlink(os.path.join(folder, os.path.basename(token) + ".n"))
+            except FileNotFoundError:
+                pass
 
     def _enter_nest(self, key: LockKey, token: str, timeout: float | None) -> KernelLock:
         folder = self.nest_dir(key)
         ensure_private_dir(folder)
-        nest = KernelLock(folder / (os.path.basename(token) + ".n"))
+        nest = KernelLock(os.path.join(folder, os.path.basename(token) + ".n"))
         budget = self.default_timeout if timeout is None else timeout
         if not nest.acquire(-1 if budget < 0 else budget):
             self._record_timeout(key, EXCLUSIVE, budget, "nest")
@@ -471,9 +491,9 @@ class Locks:
         # them can hold one we want while waiting for one we have. (The whole repository
         # holds the worktrees that exist; recover and reap then meet worktrees that no
         # longer do, through their journals and lease records.)
-        sole = self.held().get(REPOSITORY) == EXCLUSIVE and key.level is Level.WORKTREE
+        sole = self.held().get(REPOSITORY) == EXCLUSIVE and key.level == Level.WORKTREE
         for (lock_dir, other), held in _THREAD.held.items():
-            if sole and other.level is Level.WORKTREE:
+            if sole and other.level == Level.WORKTREE:
                 continue
             if lock_dir == self._dir_key and other != key and not key.comes_after(other):
                 raise LockOrderError(
@@ -486,7 +506,7 @@ class Locks:
         nests = os.path.realpath(self.nest_dir(key))
         for token in inherited_tokens():
             if os.path.dirname(token) == nests and token.endswith(".n"):
-                if probe_alive(Path(token)):  # a nested holder handed its nest down: it lives
+                if probe_alive(token):  # a nested holder handed its nest down: it lives
                     return token
                 continue
             if os.path.dirname(token) != queue:
@@ -499,7 +519,7 @@ class Locks:
                     f"{key.describe()} is held shared by a parent process; it cannot be upgraded to exclusive here",
                     hint="run this command outside the parent's lock",
                 )
-            if probe_alive(Path(token)):
+            if probe_alive(token):
                 return token
         return None
 
@@ -507,7 +527,7 @@ class Locks:
         slot = (self._dir_key, key)
         backend = _THREAD.backends.get(slot)
         if backend is None:
-            backend = KernelLock(self.lock_dir / f"{key.slug}.lock")
+            backend = KernelLock(os.path.join(self.lock_dir, f"{key.slug}.lock"))
             _THREAD.backends[slot] = backend
         return backend
 
@@ -515,7 +535,7 @@ class Locks:
         """Queue for *key*; *given* ``None`` means the default timeout, read only if we must wait."""
         queue = self.queue_dir(key)
         if queue not in self._ready:
-            for folder in (self.lock_dir.parent, self.lock_dir, queue):
+            for folder in (os.path.dirname(self.lock_dir), self.lock_dir, queue):
                 ensure_private_dir(folder)
             self._ready.add(queue)
         record: dict[str, Any] = {
@@ -542,7 +562,7 @@ class Locks:
                 elapsed = time.monotonic() - started
                 if timeout is None:
                     timeout = self.default_timeout if given is None else given
-                    timeout = math.inf if timeout < 0 else timeout
+                    timeout = _FOREVER if timeout < 0 else timeout
                 if elapsed >= timeout:
                     if timeout > 0:  # a zero budget is a probe (`world` trying each worktree), not a wait
                         self._record_timeout(key, mode, elapsed)
@@ -554,7 +574,7 @@ class Locks:
                     noticed = True
                     self.observer.waiting(key, mode, elapsed, [p for p in self.parties(key) if p.holding])
                     next_notice = time.monotonic() + 1.0
-                pause = min(delay * random.uniform(0.5, 1.5), max(0.0, timeout - elapsed))  # noqa: S311 - jitter, not crypto
+                pause = min(delay * _jitter(), max(0.0, timeout - elapsed))
                 time.sleep(pause)
                 delay = min(delay * 2, _BACKOFF_CAP)
             ticket.mark_holding()
@@ -594,6 +614,59 @@ class Locks:
     def stats(self) -> list[dict[str, Any]]:
         """The recorded acquisitions (``lock`` events: wait and hold), oldest first."""
         return self.events.read(kinds=frozenset({"lock"}))
+
+
+class _Hold:
+    """``with locks.hold(key):`` (a class, not a generator: contextlib costs gx ~13 M instructions)."""
+
+    __slots__ = ("_key", "_locks", "_mode", "_timeout")
+
+    def __init__(self, locks: Locks, key: LockKey, mode: Mode, timeout: float | None) -> None:
+        self._locks = locks
+        self._key = key
+        self._mode = mode
+        self._timeout = timeout
+
+    def __enter__(self) -> Grant:
+        return self._locks.acquire(self._key, self._mode, self._timeout)
+
+    def __exit__(self, *exc: object) -> None:
+        self._locks.release(self._key)
+
+
+class _Stack:
+    """Several locks in the order given (hierarchy order), released in reverse, as ``ExitStack`` would."""
+
+    __slots__ = ("_locks", "_taken", "_timeout", "_wanted")
+
+    def __init__(self, locks: Locks, wanted: list[tuple[LockKey, Mode]], timeout: float | None) -> None:
+        self._locks = locks
+        self._wanted = wanted
+        self._timeout = timeout
+        self._taken: list[LockKey] = []
+
+    def __enter__(self) -> None:
+        try:
+            for key, mode in self._wanted:
+                self._locks.acquire(key, mode, self._timeout)
+                self._taken.append(key)
+        except BaseException:
+            self._release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        """Every taken lock is let go even if one release fails; the first failure is raised."""
+        failure: BaseException | None = None
+        while self._taken:
+            try:
+                self._locks.release(self._taken.pop())
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, after the others are released
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
 
 def summarize_waits(records: list[dict[str, Any]]) -> dict[str, Any]:

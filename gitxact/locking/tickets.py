@@ -18,13 +18,11 @@ messages show, and its path is the token a child process inherits.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import time
-from pathlib import Path
 
 from gitxact.locking.kernel import try_lock
+from gitxact.util import jsontext
 from gitxact.util.value import Value
 
 TYPE_CHECKING = False  # see gitxact/__init__.py: gx's locked path imports no typing
@@ -76,7 +74,7 @@ def conflicts(mine: Mode, theirs: Mode) -> bool:
     return EXCLUSIVE in (mine, theirs)
 
 
-def probe_alive(path: Path) -> bool:
+def probe_alive(path: str) -> bool:
     """Whether a live process owns the ticket at *path*; a dead owner's ticket is removed.
 
     Taking the ticket's own flock proves its owner is gone (the kernel dropped the
@@ -91,22 +89,21 @@ def probe_alive(path: Path) -> bool:
         return True  # unreadable: cannot prove anything, so assume alive
     try:
         if try_lock(fd):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+            _unlink(path)
             return False
         return True
     finally:
         os.close(fd)
 
 
-def _young(path: Path) -> bool:
+def _young(path: str) -> bool:
     try:
         return time.time() - os.lstat(path).st_mtime < _CHOOSING_GRACE
     except FileNotFoundError:
         return False
 
 
-def read_record(path: Path) -> dict[str, Any]:
+def read_record(path: str) -> dict[str, Any]:
     """The holder record in a ticket; an empty dict if it cannot be read."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
@@ -120,7 +117,7 @@ def read_record(path: Path) -> dict[str, Any]:
     finally:
         os.close(fd)
     try:
-        record = json.loads(raw)
+        record = jsontext.loads(raw)
     except ValueError:
         return {}
     if not isinstance(record, dict):
@@ -139,30 +136,32 @@ class Ticket:
     before another waiter started choosing is always served first.
     """
 
-    def __init__(self, queue_dir: Path, mode: Mode, record: dict[str, Any]) -> None:
+    def __init__(self, queue_dir: str, mode: Mode, record: dict[str, Any]) -> None:
         self.queue_dir = queue_dir
         self.mode = mode
         self.chosen_ns = time.monotonic_ns()
         ident = f"{self.chosen_ns:020d}-{os.getpid()}-{os.urandom(4).hex()}"
         # The mode shows in the hidden name too: a shared waiter need not wait for a shared
         # ticket still being chosen (two readers never conflict, whichever goes first).
-        hidden = queue_dir / f"{CHOOSING_PREFIX}{ident}.{_MODE_CODE[mode]}"
+        hidden = os.path.join(queue_dir, f"{CHOOSING_PREFIX}{ident}.{_MODE_CODE[mode]}")
         self.fd = os.open(hidden, _OPEN_FLAGS, 0o600)
         try:
             try_lock(self.fd)  # a brand-new file: nobody else can hold it
-            os.write(self.fd, json.dumps(record, separators=(",", ":")).encode())
+            os.write(self.fd, jsontext.dumps(record).encode())
             self.name = TicketName(ident=ident, pid=os.getpid(), mode=mode, holding=False)
             os.rename(hidden, self.path)
         except BaseException:
-            with contextlib.suppress(OSError):
+            try:  # noqa: SIM105 - no contextlib on gx's path
                 os.unlink(hidden)
+            except OSError:
+                pass
             os.close(self.fd)
             raise
         self.visible_ns = time.monotonic_ns()
 
     @property
-    def path(self) -> Path:
-        return self.queue_dir / self.name.file_name()
+    def path(self) -> str:
+        return os.path.join(self.queue_dir, self.name.file_name())
 
     def first_blocker(self) -> str | None:
         """The name of a live ticket that must go first, or ``None`` if it is our turn.
@@ -183,11 +182,11 @@ class Ticket:
             if conflicts(self.mode, other.mode):
                 ahead.append(entry)
         for entry in choosing:
-            path = self.queue_dir / entry
+            path = os.path.join(self.queue_dir, entry)
             if _young(path) or probe_alive(path):
                 return entry
         for entry in sorted(ahead):
-            if probe_alive(self.queue_dir / entry):
+            if probe_alive(os.path.join(self.queue_dir, entry)):
                 return entry
         return None
 
@@ -199,17 +198,16 @@ class Ticket:
         """
         os.utime(self.fd)
         holding = TicketName(ident=self.name.ident, pid=self.name.pid, mode=self.mode, holding=True)
-        os.rename(self.path, self.queue_dir / holding.file_name())
+        os.rename(self.path, os.path.join(self.queue_dir, holding.file_name()))
         self.name = holding
         for entry in os.listdir(self.queue_dir):
             other = TicketName.parse(entry)
             if other is not None and entry != holding.file_name():
-                probe_alive(self.queue_dir / entry)
+                probe_alive(os.path.join(self.queue_dir, entry))
 
     def close(self) -> None:
         """Leave the queue (or give up the holder record)."""
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+        _unlink(self.path)
         os.close(self.fd)
 
 
@@ -249,7 +247,7 @@ class Party(Value):
         return f"{who}{what}, {verb} {self.mode} for {age:.1f}s"
 
 
-def parties(queue_dir: Path) -> list[Party]:
+def parties(queue_dir: str) -> list[Party]:
     """Live holders and waiters of one lock, oldest first; dead tickets are cleared."""
     found: list[Party] = []
     try:
@@ -258,7 +256,7 @@ def parties(queue_dir: Path) -> list[Party]:
         return found
     now = time.time()
     for entry in names:
-        path = queue_dir / entry
+        path = os.path.join(queue_dir, entry)
         if entry.startswith(CHOOSING_PREFIX):
             if not _young(path):
                 probe_alive(path)  # clears a chooser that died before its ticket became visible
@@ -284,3 +282,11 @@ def parties(queue_dir: Path) -> list[Party]:
 
 def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _unlink(path: str) -> None:
+    """Remove *path* if it is still there (``contextlib.suppress`` without importing contextlib)."""
+    try:  # noqa: SIM105
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -21,19 +21,19 @@ hold down (``scripts/bench``, "event append").
   one (every event starts with ``{"t":``, which JSON cannot produce inside a string),
   so only the torn event is lost.
 
-Standard library only (json, os, time, fcntl): the lock layer and ``gx``'s locked path
-write it, so it sits with the utilities, below them; what reads it is :mod:`gitxact.observe`.
+Standard library only (os, time, fcntl; JSON through :mod:`gitxact.util.jsontext`): the
+lock layer and ``gx``'s locked path write it, so it sits with the utilities, below them;
+what reads it is :mod:`gitxact.observe`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import json
 import os
 import time
 
 from gitxact.errors import GitxactError
+from gitxact.util import jsontext
 from gitxact.util.faults import CRASHPOINT_ENV
 from gitxact.util.files import ensure_private_dir
 
@@ -75,7 +75,7 @@ class EventLog:
                 record[name] = round(value, 6)
             else:
                 record[name] = value
-        line = json.dumps(record, separators=(",", ":"), default=str).encode() + b"\n"
+        line = jsontext.dumps(record, default=str).encode() + b"\n"
         try:  # noqa: SIM105 - on every lock release: a bare try costs nothing, suppress() ~1 µs
             self._append(line)
         except (OSError, GitxactError):  # GitxactError: the folder is a symlink (doctor --fix removes it)
@@ -106,8 +106,10 @@ class EventLog:
             if os.stat(self.path).st_ino != os.fstat(fd).st_ino:
                 return  # rotated already: our file is events.log.1 by now
             for n in range(self.keep - 1, 0, -1):
-                with contextlib.suppress(FileNotFoundError):
+                try:  # noqa: SIM105 - contextlib is not imported on gx's path
                     os.replace(f"{self.path}.{n}", f"{self.path}.{n + 1}")
+                except FileNotFoundError:
+                    pass
             os.replace(self.path, f"{self.path}.1")
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -137,6 +139,8 @@ class EventLog:
 
     def tail(self, count: int) -> list[dict[str, Any]]:
         """The last *count* events, reading only the end of the record (``watch`` asks often)."""
+        import contextlib  # watch and stats only
+
         events: list[dict[str, Any]] = []
         for name in reversed(self.files()):
             start = 0
@@ -161,7 +165,7 @@ def parse_line(raw: bytes) -> dict[str, Any] | None:
         if start < 0:
             continue
         try:
-            value = json.loads(raw[start:])
+            value = jsontext.loads(raw[start:])
         except ValueError:
             continue
         if isinstance(value, dict) and "ev" in value:

@@ -15,19 +15,19 @@ from __future__ import annotations
 
 import itertools
 import os
-import signal
 
 CRASHPOINT_ENV = "GITXACT_TEST_CRASHPOINT"
 CRASH_AFTER_STEP_ENV = "GITXACT_TEST_CRASH_AFTER_STEP"
 
 _journal_steps = itertools.count(1)
+_SIGKILL = 9  # POSIX's number; signal.SIGKILL would import signal's enums on gx's path
 
 
 def crashpoint(name: str) -> None:
     """Die here, as a power cut would, if the test switch names this point."""
     wanted = os.environ.get(CRASHPOINT_ENV)
     if wanted and name in wanted.split(","):
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), _SIGKILL)
 
 
 def journal_step() -> int:
@@ -35,5 +35,5 @@ def journal_step() -> int:
     step = next(_journal_steps)
     wanted = os.environ.get(CRASH_AFTER_STEP_ENV)
     if wanted and wanted.strip() == str(step):
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), _SIGKILL)
     return step

@@ -7,7 +7,6 @@ gitxact's own files, for the pydantic store and the lean envelope reader alike.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
@@ -30,8 +29,10 @@ def ensure_private_dir(path: Path | str) -> None:
     try:
         info = os.lstat(path)
     except FileNotFoundError:
-        with contextlib.suppress(FileExistsError):
+        try:  # noqa: SIM105 - contextlib is not imported on gx's path
             os.mkdir(path, DIR_MODE)
+        except FileExistsError:
+            pass
         info = os.lstat(path)
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
         from pathlib import Path  # the error path only: gx status's refresh comes here without pathlib
@@ -91,9 +92,11 @@ def write_atomic(path: Path, payload: bytes, *, backup: Path | None = None) -> N
     untouched, because nothing renames over it until the new bytes are on disk.
     """
     folder = path.parent
-    with contextlib.suppress(FileNotFoundError):
+    try:
         if stat.S_ISLNK(os.lstat(path).st_mode):
             raise StateError(path, "is a symbolic link; gitxact refuses to write through it")
+    except FileNotFoundError:
+        pass
     tmp = folder / f".{path.name}.tmp-{os.urandom(6).hex()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
     try:
@@ -114,7 +117,9 @@ def write_atomic(path: Path, payload: bytes, *, backup: Path | None = None) -> N
             os.replace(link_tmp, backup)
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105
             os.unlink(tmp)
+        except OSError:
+            pass
         raise
     fsync_dir(folder)

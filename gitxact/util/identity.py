@@ -8,7 +8,6 @@ recycled pid (same number, other start token) counts as dead.
 
 from __future__ import annotations
 
-import functools
 import os
 
 from gitxact.util.value import Value
@@ -80,15 +79,26 @@ _INITIAL_TIME_NAMESPACE = 0xEFFFFFFA
 NAMESPACE_MARK = "?pidns-"
 
 
-@functools.cache
+# Read once per process (functools.cache without functools, which imports collections: gx's path).
+_host: str | None = None
+_boot: int | None = None
+
+
 def host_name() -> str:
     """This host's name, plus its PID namespace when not the initial one.
 
     Two containers can share a host name while numbering processes on their own: a pid
     recorded in one says nothing in the other, so they must count as different hosts.
     The name is the kernel's (``uname``, what ``gethostname`` returns on Linux), read
-    without importing ``socket`` (1.5 ms on every locked ``gx`` call).
+    without importing ``socket`` (1.5 ms on every locked ``gx`` call). Read once per process.
     """
+    global _host  # noqa: PLW0603 - a per-process cache
+    if _host is None:
+        _host = _read_host_name()
+    return _host
+
+
+def _read_host_name() -> str:
     name = "".join(c if "!" <= c <= "~" and c != "?" else f"?{ord(c) & 0xFF:02x}" for c in os.uname().nodename)
     try:
         namespace = os.stat("/proc/self/ns/pid").st_ino
@@ -99,14 +109,16 @@ def host_name() -> str:
     return name[:253] or "?"
 
 
-@functools.cache
 def _boot_id() -> int:
-    """Start times count from boot: the boot id tells two boots apart (0 when unreadable)."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
-            return int(handle.read().strip().replace("-", ""), 16)
-    except (OSError, ValueError):
-        return 0
+    """Start times count from boot: the boot id tells two boots apart (0 when unreadable; read once)."""
+    global _boot  # noqa: PLW0603 - a per-process cache
+    if _boot is None:
+        try:
+            with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
+                _boot = int(handle.read().strip().replace("-", ""), 16)
+        except (OSError, ValueError):
+            _boot = 0
+    return _boot
 
 
 def _start_times_comparable() -> bool:

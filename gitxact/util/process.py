@@ -12,45 +12,20 @@ its dead parent no longer holds.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
 from pathlib import Path
 
 from gitxact.errors import CommandNotRunnableError, UsageError
+from gitxact.util.tie import die_with_parent
 
 TYPE_CHECKING = False  # see gitxact/__init__.py: gx's locked path imports no typing
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
     from types import FrameType
 
 EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def die_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes the child die (SIGKILL) when this process dies, or None off Linux.
-
-    ``prctl(PR_SET_PDEATHSIG)`` in the child; if this process died before the child got
-    that far, the child exits at once instead of running orphaned. Only for processes
-    that run no other threads while they start the child (the CLI and ``gx``): a
-    ``preexec_fn`` is not safe beside threads.
-    """
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (ImportError, OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:
-            os._exit(128 + signal.SIGKILL)
-
-    return preexec
 
 
 def exit_status(returncode: int) -> int:

@@ -1,0 +1,44 @@
+"""Children that die with their parent: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``.
+
+A SIGKILLed parent cannot pass its death on, and a git or a user's command that goes on
+working after the gitxact process that held its locks died works under locks nobody
+holds. Linux can be asked to kill the child the moment its parent dies; Python has no
+call for it, so it goes through ``ctypes``. A module of its own, on ``os`` alone at
+import: ``gx``'s locked path (:func:`gitxact.git.lite.run_tied`) uses it on every call,
+without :mod:`gitxact.util.process`' ``subprocess`` and ``signal``.
+"""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False  # see gitxact/__init__.py: gx's locked path imports no typing
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_SIGKILL = 9  # POSIX fixes it; signal.SIGKILL would import signal's enums
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A function for the child, between fork and exec: die (SIGKILL) when this process dies.
+
+    ``None`` where ``prctl`` is not there (not Linux). If this process died before the
+    child got that far, the child exits at once instead of running orphaned. Only for
+    processes that run no other threads while they start the child (the CLI and ``gx``):
+    running Python between fork and exec is not safe beside threads.
+    """
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (ImportError, OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def in_child() -> None:
+        prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(128 + _SIGKILL)
+
+    return in_child
