@@ -1,8 +1,9 @@
-"""The ``gitxact`` console script: answers ``--version`` before anything heavy is imported.
+"""The ``gitxact`` console script: what can be answered without click, before click.
 
 Importing click costs more than a bare interpreter start (measured: 131 M instructions
-against 38 M), and ``gitxact --version`` is what scripts and installers call to probe
-for gitxact. Everything else goes to :func:`gitxact.cli.main.main`.
+against 38 M). ``gitxact --version`` is what scripts and installers call to probe for
+gitxact, and ``tracker incr`` / ``lock -- CMD`` are what agents run in loops
+(:mod:`gitxact.cli.fast`). Everything else goes to :func:`gitxact.cli.main.main`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         sys.stdout.write(f"gitxact, version {__version__}\n")  # click's wording, as before
         return 0
+    from gitxact.cli import fast
+
+    code = fast.try_run(args)
+    if code is not None:
+        return code
     from gitxact.cli.main import main as full
 
     return full(args)

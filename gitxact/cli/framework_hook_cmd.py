@@ -6,7 +6,8 @@ import os
 
 import click
 
-from gitxact.cli.context import AppContext, pass_app
+from gitxact.cli.app import AppContext
+from gitxact.cli.context import pass_app
 
 
 @click.command(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from gitxact.cli.context import AppContext, pass_app, timeout_option
+from gitxact.cli.app import AppContext
+from gitxact.cli.context import pass_app, timeout_option
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

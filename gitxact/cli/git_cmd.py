@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from gitxact.cli.context import AppContext, pass_app
+from gitxact.cli.app import AppContext
+from gitxact.cli.context import pass_app
 
 
 @click.command(

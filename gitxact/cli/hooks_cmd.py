@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gitxact.cli.context import AppContext, emit, json_option, pass_app
+from gitxact.cli.app import AppContext
+from gitxact.cli.context import emit, json_option, pass_app
 from gitxact.util.console import table
 
 if TYPE_CHECKING:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from gitxact.cli.context import AppContext, json_option, pass_app, show
+from gitxact.cli.app import AppContext
+from gitxact.cli.context import json_option, pass_app, show
 
 
 @click.group()

@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from gitxact.cli.context import AppContext, emit, json_option, pass_app
+from gitxact.cli.app import AppContext
+from gitxact.cli.context import emit, json_option, pass_app
 
 
 class _Quiet:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from gitxact.cli.context import AppContext, pass_app, timeout_option
-from gitxact.util import process
-from gitxact.util.startup import child_environ
+from gitxact.cli.app import AppContext
+from gitxact.cli.context import pass_app, timeout_option
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -34,17 +33,6 @@ def lock(app: AppContext, mode: str, name: str | None, timeout: float | None, co
       gitxact lock --shared --timeout 5 -- ./scripts/read-only-report
       gitxact lock --name deploy -- ./scripts/deploy
     """
-    ws = app.workspace(timeout=timeout)
-    shared = mode == "shared"
-    if name is not None:
-        from gitxact.backends.named import open_named_locks
+    from gitxact.cli.fast import run_under_lock  # the one body, shared with the click-free path
 
-        named = open_named_locks(ws)
-        try:
-            with named.hold(name, "shared" if shared else "exclusive", timeout):
-                return process.run_foreground(command, env=child_environ())
-        finally:
-            named.close()
-    with ws.lock("shared" if shared else "exclusive", timeout):
-        env = {**child_environ(), **ws.locks.child_env()}
-        return process.run_foreground(command, env=env)
+    return run_under_lock(app, mode == "shared", name, timeout, command)

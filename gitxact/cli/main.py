@@ -15,7 +15,7 @@ import click
 
 from gitxact import error_handler
 from gitxact._version import __version__
-from gitxact.cli.context import AppContext
+from gitxact.cli.app import AppContext
 from gitxact.errors import EXIT_USAGE
 from gitxact.git import run as git
 from gitxact.util import startup

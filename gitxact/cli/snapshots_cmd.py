@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gitxact.cli.context import AppContext, json_option, pass_app, show, timeout_option
+from gitxact.cli.app import AppContext
+from gitxact.cli.context import json_option, pass_app, show, timeout_option
 from gitxact.util.console import style, table
 
 if TYPE_CHECKING:

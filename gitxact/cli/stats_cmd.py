@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gitxact.cli.context import AppContext, json_option, pass_app, show
+from gitxact.cli.app import AppContext
+from gitxact.cli.context import json_option, pass_app, show
 
 if TYPE_CHECKING:
     from gitxact.observe.stats import Figures, StatsDoc

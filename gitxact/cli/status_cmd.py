@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from gitxact.cli.context import AppContext, json_option, pass_app, show
+from gitxact.cli.app import AppContext
+from gitxact.cli.context import json_option, pass_app, show
 from gitxact.cli.render import render_status
 
 

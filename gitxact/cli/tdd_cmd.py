@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from gitxact.cli.context import AppContext, json_option, lock_timeout_option, pass_app, show
+from gitxact.cli.app import AppContext
+from gitxact.cli.context import json_option, lock_timeout_option, pass_app, show
 
 if TYPE_CHECKING:
     from gitxact.tx.journal import TxRecord

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from gitxact.cli.context import AppContext, emit, json_option, pass_app, show, timeout_option
+from gitxact.cli.app import AppContext
+from gitxact.cli.context import emit, json_option, pass_app, show, timeout_option
 
 if TYPE_CHECKING:
     from gitxact.cli.tracker_docs import EntryDoc
@@ -104,6 +105,10 @@ def incr(app: AppContext, key: str, amount: int, timeout: float | None, as_json:
     Example:
       gitxact tracker incr tasks.done
     """
+    if not as_json:
+        from gitxact.cli.fast import tracker_incr  # the one plain body, shared with the click-free path
+
+        return tracker_incr(app, key, amount, timeout)
     entry = app.workspace(timeout=timeout).tracker.incr(key, amount)
     show(_entry_doc(key, entry), as_json, lambda: str(entry.value))
     return 0

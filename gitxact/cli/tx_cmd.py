@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from gitxact.cli.context import AppContext, emit, json_option, pass_app, show, timeout_option
+from gitxact.cli.app import AppContext
+from gitxact.cli.context import emit, json_option, pass_app, show, timeout_option
 
 
 @click.group()

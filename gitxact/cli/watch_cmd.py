@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gitxact.cli.context import AppContext, pass_app
+from gitxact.cli.app import AppContext
+from gitxact.cli.context import pass_app
 from gitxact.errors import UsageError
 
 if TYPE_CHECKING:

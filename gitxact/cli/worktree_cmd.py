@@ -6,7 +6,8 @@ import os
 
 import click
 
-from gitxact.cli.context import AppContext, json_option, pass_app, show, timeout_option
+from gitxact.cli.app import AppContext
+from gitxact.cli.context import json_option, pass_app, show, timeout_option
 from gitxact.cli.render import (
     render_acquire,
     render_end,

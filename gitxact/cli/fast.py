@@ -1,0 +1,173 @@
+"""The commands agents run in loops, without click: ``tracker incr`` and ``lock -- CMD``.
+
+Importing click costs 131 M instructions, 3.4 bare Python start-ups, before any gitxact
+code runs: more than the whole command's work. These two run in agents' loops (count a
+finished task, serialize a step), so the plain shapes of their command lines are read
+here by hand:
+
+    gitxact [-C PATH]... tracker incr KEY [N] [--timeout SECONDS]
+    gitxact [-C PATH]... lock [--shared|--exclusive] [--name NAME] [--timeout SECONDS] -- CMD...
+
+and run by the very functions their click commands call (:func:`tracker_incr`,
+:func:`run_under_lock`). Anything else (``--json``, ``--help``, an option in another
+spelling, a word that does not parse) returns ``None`` and goes to click, which
+answers it as before, errors included. ``GITXACT_NO_FAST=1`` sends everything to click
+(tests/test_fast_cli.py runs every shape both ways and compares).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from gitxact.cli.app import AppContext
+
+TYPE_CHECKING = False  # see gitxact/__init__.py
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from gitxact.locking.tickets import Mode
+
+NO_FAST_ENV = "GITXACT_NO_FAST"
+
+
+def try_run(args: list[str]) -> int | None:
+    """Run *args* if they are one of the shapes above (the exit code), else ``None``."""
+    if os.environ.get(NO_FAST_ENV):
+        return None
+    paths: list[str] = []
+    while len(args) >= 2 and args[0] == "-C":
+        paths.append(args[1])
+        args = args[2:]
+    if args[:2] == ["tracker", "incr"]:
+        incr = _incr_words(args[2:])
+        if incr is None:
+            return None
+        return _guarded(lambda app: tracker_incr(app, *incr), paths)
+    if args[:1] == ["lock"]:
+        lock = _lock_words(args[1:])
+        if lock is None:
+            return None
+        return _guarded(lambda app: run_under_lock(app, *lock), paths)
+    return None
+
+
+def _guarded(body: Callable[[AppContext], int], paths: list[str]) -> int:
+    """What :func:`gitxact.cli.main.main` does around a command, minus click."""
+    from gitxact import error_handler
+    from gitxact.git import run as git
+    from gitxact.util import startup
+
+    startup.skip_pydantic_plugins()
+
+    def run() -> int:
+        git.absolutize_inherited_env()
+        return body(AppContext(tuple(paths)))
+
+    return error_handler.guarded(run)
+
+
+def _seconds(word: str) -> float | None:
+    """``--timeout``'s value as click's ``FloatRange(min=0)`` takes it, or ``None`` (then click decides)."""
+    try:
+        value = float(word)
+    except ValueError:
+        return None
+    return value if value >= 0 and not math.isnan(value) else None
+
+
+def _option_value(words: list[str], at: int, name: str) -> tuple[str | None, int]:
+    """The value of option *name* at ``words[at]`` (``--name V`` or ``--name=V``) and where the next word is."""
+    word = words[at]
+    if word == name:
+        return (words[at + 1], at + 2) if at + 1 < len(words) else (None, at + 1)
+    return word[len(name) + 1 :], at + 1
+
+
+def _incr_words(words: list[str]) -> tuple[str, int, float | None] | None:
+    key: str | None = None
+    amount: int | None = None
+    timeout: float | None = None
+    at = 0
+    while at < len(words):
+        word = words[at]
+        if word == "--timeout" or word.startswith("--timeout="):
+            value, at = _option_value(words, at, "--timeout")
+            timeout = None if value is None else _seconds(value)
+            if timeout is None:
+                return None
+            continue
+        if word.startswith("-") or "\x00" in word:
+            return None  # --json, --help, a negative amount, an unknown option: click's
+        if key is None:
+            key = word
+        elif amount is None and word.isascii() and word.isdigit():
+            amount = int(word)
+        else:
+            return None
+        at += 1
+    return None if key is None else (key, 1 if amount is None else amount, timeout)
+
+
+def _lock_words(words: list[str]) -> tuple[bool, str | None, float | None, list[str]] | None:
+    shared = False
+    name: str | None = None
+    timeout: float | None = None
+    at = 0
+    while at < len(words) and words[at] != "--":
+        word = words[at]
+        if word in ("--shared", "--exclusive"):
+            shared = word == "--shared"
+            at += 1
+        elif word == "--timeout" or word.startswith("--timeout="):
+            value, at = _option_value(words, at, "--timeout")
+            timeout = None if value is None else _seconds(value)
+            if timeout is None:
+                return None
+        elif word == "--name" or word.startswith("--name="):
+            name, at = _option_value(words, at, "--name")
+            if name is None:
+                return None
+        else:
+            return None  # the command without `--`, --help, anything else: click's
+    command = words[at + 1 :]
+    if at >= len(words) or not command:
+        return None
+    return shared, name, timeout, command
+
+
+def tracker_incr(app: AppContext, key: str, amount: int, timeout: float | None) -> int:
+    """``gitxact tracker incr``'s plain form: add *amount*, print the new value."""
+    entry = app.workspace(timeout=timeout).tracker.incr(key, amount)
+    _out(str(entry.value))
+    return 0
+
+
+def run_under_lock(
+    app: AppContext, shared: bool, name: str | None, timeout: float | None, command: Sequence[str]
+) -> int:
+    """``gitxact lock``: run *command* holding the repository lock (or the named lock *name*)."""
+    from gitxact.util import process
+    from gitxact.util.startup import child_environ
+
+    ws = app.workspace(timeout=timeout)
+    mode: Mode = "shared" if shared else "exclusive"
+    if name is not None:
+        from gitxact.backends.named import open_named_locks
+
+        named = open_named_locks(ws)
+        try:
+            with named.hold(name, mode, timeout):
+                return process.run_foreground(command, env=child_environ())
+        finally:
+            named.close()
+    with ws.lock(mode, timeout):
+        env = {**child_environ(), **ws.locks.child_env()}
+        return process.run_foreground(command, env=env)
+
+
+def _out(text: str) -> None:
+    import sys
+
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
