@@ -28,11 +28,8 @@ def die_with_parent() -> Callable[[], None] | None:
     processes that run no other threads while they start the child (the CLI and ``gx``):
     running Python between fork and exec is not safe beside threads.
     """
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (ImportError, OSError, AttributeError):
+    prctl = _prctl()
+    if prctl is None:
         return None
     parent = os.getpid()
 
@@ -42,3 +39,29 @@ def die_with_parent() -> Callable[[], None] | None:
             os._exit(128 + _SIGKILL)
 
     return in_child
+
+
+def _prctl() -> Callable[..., int] | None:
+    """libc's ``prctl``, through ``_ctypes``: the ``ctypes`` package defines some hundred
+    classes on import (8 M instructions, a fifth of a Python start, on every locked ``gx``)
+    where one C function type is needed. ``ctypes`` itself where ``_ctypes`` differs."""
+    try:
+        import _ctypes
+
+        class CInt(_ctypes._SimpleCData):  # type: ignore[type-arg]  # = ctypes.c_int
+            _type_ = "i"
+
+        class CFunction(_ctypes.CFuncPtr):  # = ctypes.CDLL's function type, use_errno=True
+            _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+            _restype_ = CInt
+
+        libc = _ctypes.dlopen(None, os.RTLD_NOW)  # type: ignore[arg-type]  # None: the program itself, as CDLL(None)
+        return CFunction(_ctypes.dlsym(libc, "prctl"))
+    except (ImportError, OSError, AttributeError, TypeError):
+        pass
+    try:  # pragma: no cover - a Python whose _ctypes differs
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (ImportError, OSError, AttributeError):  # pragma: no cover - not Linux
+        return None
