@@ -5,11 +5,10 @@ the exit code, stdout, stderr and the tracker's state compared."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support.imports import imported
 from support.proc import gitxact
 
 SHAPES = [
@@ -72,13 +71,7 @@ def test_fast_path_counts_like_click(repo: Path) -> None:
 
 def test_fast_path_imports_no_click(repo: Path) -> None:
     for argv in (["tracker", "incr", "n"], ["lock", "--", "true"]):
-        proc = subprocess.run(
-            [sys.executable, "-X", "importtime", "-m", "gitxact", *argv],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        modules = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+        modules, proc = imported(["-m", "gitxact", *argv], repo)
+        assert proc.returncode == 0, proc.stderr[-2000:]
         assert "gitxact.cli.fast" in modules
         assert not {"click", "pydantic"} & modules, argv

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.imports import imported
 from support.proc import GITXACT, GX, git, git_commit_paused_in_editor, gitxact, kill_group, run, wait_for_file
 
 PINNED = {
@@ -143,15 +144,10 @@ def test_gx_matches_git(tmp_path: Path, args: list[str], stdin: str | None, outs
 
 
 def _imported(argv: list[str], cwd: Path) -> set[str]:
-    """Modules imported by a gx run, from python -X importtime (printed before the exec)."""
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", GX_MAIN, *argv],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    """Modules imported by a gx run (printed before the exec)."""
+    modules, proc = imported(["-c", GX_MAIN, *argv], cwd)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return modules
 
 
 HEAVY = {
@@ -192,14 +188,8 @@ def test_locked_path_imports_only_what_it_uses(repo: Path) -> None:
 def test_installed_gx_launcher_imports_no_re(repo: Path) -> None:
     """bin/gx, not pip's generated launcher (which imports re before gitxact runs)."""
     launcher = Path(sys.executable).parent / "gx"
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", str(launcher), "commit", "-q", "--allow-empty", "-m", "y"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    modules = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    modules, proc = imported([str(launcher), "commit", "-q", "--allow-empty", "-m", "y"], repo)
+    assert proc.returncode == 0, proc.stderr[-2000:]
     assert "gitxact.gx.locked" in modules
     assert "re" not in modules
 

@@ -7,24 +7,15 @@ an import that comes back (pydantic in `tracker incr`, click in `--version`) fai
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
+from support.imports import imported
 from support.proc import gitxact
 
 
 def _imported(argv: list[str], cwd: Path) -> tuple[set[str], str]:
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "gitxact", *argv],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    modules, proc = imported(["-m", "gitxact", *argv], cwd)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    lines = proc.stderr.splitlines()
-    modules = {line.split("|")[-1].strip() for line in lines if line.startswith("import time:")}
     return modules, proc.stdout
 
 
