@@ -578,7 +578,13 @@ def make_big_repo(root: Path, files: int = 10_000) -> Path:
 
 
 def bench_transactions(tmp: Path, quick: bool) -> None:
-    """``tx begin`` + ``tx rollback`` on 10k files vs ``git stash create`` + ``git reset --hard``.
+    """``tx begin`` + ``tx rollback`` on 10k (and, full runs, 50k) files vs ``git stash create`` + ``reset --hard``."""
+    for files in (10_000,) if quick else (10_000, 50_000):
+        _bench_transactions(tmp / f"tx{files}", quick, files)
+
+
+def _bench_transactions(tmp: Path, quick: bool, files: int) -> None:
+    """``tx begin`` + ``tx rollback`` on *files* files vs ``git stash create`` + ``git reset --hard``.
 
     Each round starts from the same dirty state (3 modified files, 1 staged, 1
     untracked), then "works" (more edits, a new file) between save and restore; only
@@ -586,7 +592,8 @@ def bench_transactions(tmp: Path, quick: bool) -> None:
     create ignores untracked files and reset --hard neither restores the saved state
     nor removes new files, so the ratio is an upper bound on gitxact's overhead.
     """
-    repo = make_big_repo(tmp)
+    tmp.mkdir()
+    repo = make_big_repo(tmp, files)
     ws = Workspace(repo)
     ws.init()
     git = ["git", "-C", str(repo)]
@@ -645,12 +652,13 @@ def bench_transactions(tmp: Path, quick: bool) -> None:
             dirty(round_)
             times_raw.append(raw())
         a, b = statistics.median(times_ours), statistics.median(times_raw)
+        goal = 1.5 if label.startswith("CLI") else 2.0  # issue 14 asks the CLI for 1.5x (at 50k files)
         row(
-            f"tx begin + rollback, 10k files ({label})",
+            f"tx begin + rollback, {files // 1000}k files ({label})",
             ms(a),
             f"{ms(b)} (git stash create + git reset --hard)",
             f"{a / b:.1f}x",
-            "goal <= 2x: " + ("met" if a <= 2 * b else "NOT met"),
+            f"goal <= {goal:g}x: " + ("met" if a <= goal * b else "NOT met"),
         )
 
 
