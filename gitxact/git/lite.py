@@ -160,6 +160,8 @@ def run_tied(
             from gitxact.errors import NotARepositoryError
 
             raise NotARepositoryError(f"{cwd}: no such directory")
+        if kind == "FileNotFoundError":
+            raise GitMissingError("git was not found on PATH", hint="install git or fix PATH")
         raise GitMissingError(f"git could not be started ({kind}, errno {errno})", hint="install git or fix PATH")
     if started is not None:
         started(pid)
