@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pty
+import shlex
 import shutil
 import signal
 import subprocess
@@ -21,6 +22,8 @@ from pathlib import Path
 import pytest
 from support.imports import imported
 from support.proc import GITXACT, GX, git, git_commit_paused_in_editor, gitxact, kill_group, run, wait_for_file
+
+from gitxact.gx import cmdline
 
 PINNED = {
     "GIT_AUTHOR_DATE": "2024-01-01T00:00:00Z",
@@ -549,3 +552,35 @@ def test_gx_status_stays_light_with_its_refresh(repo: Path) -> None:
     assert "gitxact.gx.refresh" in modules
     assert not modules & HEAVY
     assert not {"subprocess", "typing", "dataclasses", "json", "pathlib", "gitxact.locking.locks"} & modules
+
+
+ALIAS_VALUES = [
+    "a b",
+    "a \t b",
+    '"a b" c',
+    "'a b' c",
+    "a\\ b",
+    '"a\\"b"',
+    "'a\\b'",
+    'a"b c"d',
+    "x ''",
+    '"tab\\there"',
+    "'it'\\''s'",
+    '"unclosed',
+    "'unclosed",
+    "bad\\",
+]
+
+
+@pytest.mark.parametrize("value", ALIAS_VALUES)
+def test_alias_words_are_git_s_own(repo: Path, value: str) -> None:
+    """gx splits an alias as git does: git itself prints the words it made (rev-parse --sq-quote)."""
+    proc = subprocess.run(
+        ["git", "-c", f"alias.q=rev-parse --sq-quote {value}", "q"], cwd=repo, capture_output=True, text=True, check=False
+    )
+    ours = cmdline.split_alias(f"rev-parse --sq-quote {value}")
+    if proc.returncode != 0:
+        assert ours is None, proc.stderr
+        return
+    assert ours is not None
+    assert ours[2:] == shlex.split(proc.stdout), proc.stdout

@@ -137,13 +137,43 @@ def parse(argv: Sequence[str]) -> Invocation:
 
 
 def split_alias(value: str) -> list[str] | None:
-    """Split an alias value like git's ``split_cmdline``; ``None`` if the quoting is broken."""
-    import shlex  # only on the alias path
+    """Split an alias value as git's ``split_cmdline`` (alias.c) does; ``None`` if the quoting is broken.
 
-    try:
-        return shlex.split(value)
-    except ValueError:
+    Words part at git's whitespace (space, tab, newline, carriage return); ``'`` and
+    ``"`` quote; a backslash takes the next character as is, except inside single
+    quotes. (Not ``shlex``: its rules differ inside double quotes, and importing it costs
+    ``re``.) tests/test_gx.py compares this with what git itself makes of each value.
+    """
+    words: list[str] = []
+    word: list[str] = []
+    quoted = ""
+    at = 0
+    while at < len(value):
+        char = value[at]
+        if not quoted and char in _GIT_SPACE:
+            words.append("".join(word))
+            word = []
+            while at + 1 < len(value) and value[at + 1] in _GIT_SPACE:
+                at += 1
+        elif not quoted and char in "'\"":
+            quoted = char
+        elif char == quoted:
+            quoted = ""
+        else:
+            if char == "\\" and quoted != "'":
+                at += 1
+                if at == len(value):
+                    return None
+                char = value[at]
+            word.append(char)
+        at += 1
+    if quoted:
         return None
+    words.append("".join(word))
+    return words
+
+
+_GIT_SPACE = " \t\n\r"
 
 
 def positionals(args: Sequence[str], value_options: frozenset[str] = frozenset()) -> list[str]:
