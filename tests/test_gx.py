@@ -575,9 +575,8 @@ ALIAS_VALUES = [
 @pytest.mark.parametrize("value", ALIAS_VALUES)
 def test_alias_words_are_git_s_own(repo: Path, value: str) -> None:
     """gx splits an alias as git does: git itself prints the words it made (rev-parse --sq-quote)."""
-    proc = subprocess.run(
-        ["git", "-c", f"alias.q=rev-parse --sq-quote {value}", "q"], cwd=repo, capture_output=True, text=True, check=False
-    )
+    argv = ["git", "-c", f"alias.q=rev-parse --sq-quote {value}", "q"]
+    proc = subprocess.run(argv, cwd=repo, capture_output=True, text=True, check=False)
     ours = cmdline.split_alias(f"rev-parse --sq-quote {value}")
     if proc.returncode != 0:
         assert ours is None, proc.stderr
