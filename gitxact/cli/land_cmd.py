@@ -93,10 +93,9 @@ def land(
     """
     ws = app.workspace()
     if show_status:
-        from gitxact.land.records import LandingFile
-        from gitxact.land.results import queue_doc
+        from gitxact.land.queue import status
 
-        queues = queue_doc(LandingFile(ws).peek())
+        queues = status(ws)
         if as_json:
             emit(queues)
             return 0

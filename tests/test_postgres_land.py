@@ -1,0 +1,196 @@
+"""The landing queue on PostgreSQL (issue 17): one first-come, first-served queue for a fleet.
+
+Three clones of one project, each playing another host (``GITXACT_TEST_HOST``), land
+onto one bare remote through the database's queue: the requests are rows of
+``gitxact.land_requests`` and the queue's lock a database named lock, so whoever holds
+it serves the oldest requests, whichever host filed them. A lander SIGKILLed while it
+holds the lock ends its session: the next lander, on another host, proceeds and settles
+the dead one's request (landed if its push happened, failed if not; never twice).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import psycopg
+import pytest
+from support.proc import GITXACT, git, gitxact
+
+from fixtures.postgres import PostgresServer
+from fixtures.repos import make_repo
+
+pytestmark = pytest.mark.slow
+
+CHECK = """set -e
+for f in $(ls | grep '^agent-'); do test "$(cat "$f")" = "$f"; done
+git rev-parse HEAD >> %(log)s
+"""
+
+
+def _fleet(tmp_path: Path, server: PostgresServer, hosts: int) -> tuple[Path, list[Path]]:
+    """A bare remote and *hosts* clones of it, each on the test server in one namespace."""
+    seed = make_repo(tmp_path / "seed")
+    bare = tmp_path / "remote.git"
+    git("clone", "-q", "--bare", str(seed), str(bare), cwd=tmp_path)
+    namespace = _namespace(tmp_path)
+    clones = []
+    for h in range(1, hosts + 1):
+        clone = tmp_path / f"host-{h}"
+        git("clone", "-q", str(bare), str(clone), cwd=tmp_path)
+        git("config", "gitxact.namespace", namespace, cwd=clone)
+        proc = gitxact("init", "--backend", server.dsn, cwd=clone, env=_host(h))
+        assert proc.returncode == 0, proc.stderr
+        clones.append(clone)
+    return bare, clones
+
+
+def _namespace(tmp_path: Path) -> str:
+    """Each test's own namespace: the test repositories share their root commit."""
+    return "land-" + hashlib.sha256(str(tmp_path).encode()).hexdigest()[:16]
+
+
+def _host(h: int) -> dict[str, str]:
+    return {"GITXACT_TEST_HOST": f"host-{h}"}
+
+
+def _branch(clone: Path, name: str) -> None:
+    git("checkout", "-q", "-b", name, "origin/main", cwd=clone)
+    (clone / f"{name}.txt").write_text(f"{name}.txt")
+    git("add", ".", cwd=clone)
+    git("commit", "-q", "-m", f"{name} work", cwd=clone)
+    git("checkout", "-q", "--detach", cwd=clone)
+
+
+def _land(clone: Path, h: int, name: str, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*GITXACT, "land", name, "--onto", "main", "--remote", "origin", "--json", "--timeout", "300", *extra],
+        cwd=clone,
+        env={**_env(), **_host(h)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ)
+
+
+def _rows(server: PostgresServer, tmp_path: Path, what: str = "id, seq, host, branch, state") -> list[tuple[str, ...]]:
+    """This test's rows of the shared queue, in queue order."""
+    with psycopg.connect(f"host={server.socket_dir} user=gitxact dbname=postgres", autocommit=True) as conn:
+        rows = conn.execute(
+            f"SELECT {what} FROM gitxact.land_requests WHERE ns LIKE %s ORDER BY seq",
+            (_namespace(tmp_path) + "@%",),
+        )
+        return [tuple(str(v) for v in r) for r in rows]
+
+
+def _fsck(bare: Path) -> None:
+    fsck = subprocess.run(["git", "fsck", "--strict"], cwd=bare, capture_output=True, text=True, check=False)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+
+
+def _first_parents(bare: Path, since: str) -> list[str]:
+    return git("rev-list", "--reverse", "--first-parent", f"{since}..main", cwd=bare).split()
+
+
+def test_three_hosts_land_through_one_queue_in_request_order(tmp_path: Path, postgres_server: PostgresServer) -> None:
+    bare, clones = _fleet(tmp_path, postgres_server, 3)
+    log = tmp_path / "checked"
+    script = tmp_path / "check.sh"
+    script.write_text(CHECK % {"log": log})
+    before = git("rev-parse", "main", cwd=bare).strip()
+    procs = []
+    for h, clone in enumerate(clones, 1):
+        for k in (1, 2):
+            _branch(clone, f"agent-{h}-{k}")
+    for k in (1, 2):
+        for h, clone in enumerate(clones, 1):
+            procs.append(_land(clone, h, f"agent-{h}-{k}", "--check", f"sh {script}"))
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, [err[-2000:] for _out, err in outputs]
+    docs = {(d := json.loads(out))["request"]: d for out, _err in outputs}
+    rows = _rows(postgres_server, tmp_path)
+    assert sorted(r[0] for r in rows) == sorted(docs), "every request is a row of the shared queue"
+    assert {r[2] for r in rows} == {"host-1", "host-2", "host-3"}
+    assert all(r[4] == "landed" for r in rows)
+    landed = _first_parents(bare, before)
+    assert len(landed) == 6
+    # First come, first served across hosts: the remote's history is the rows' order.
+    subjects = [git("log", "-1", "--format=%s", c, cwd=bare).strip() for c in landed]
+    assert subjects == [f"{r[3]} work" for r in rows]
+    assert [docs[r[0]]["landed_tip"] for r in rows] == landed, "each request's tip is the next commit"
+    assert set(log.read_text().split()) >= set(landed), "the check ran on every landed tip"
+    assert git("rev-list", "--merges", "main", cwd=bare) == ""
+    assert git("for-each-ref", "refs/gitxact/", cwd=bare) == "", "every request's carried ref was deleted"
+    _fsck(bare)
+    status = json.loads(gitxact("land", "--status", "--json", cwd=clones[0], env=_host(1)).stdout)
+    recent = [r["branch"] for q in status["queues"] for r in q["recent"]]
+    assert sorted(recent) == sorted(r[3] for r in rows), "--status shows the fleet's queue"
+
+
+@pytest.mark.parametrize("point", ["land-worktree-added", "land-moved"])
+def test_a_lander_killed_holding_the_database_lock_is_settled_by_another_host(
+    tmp_path: Path, postgres_server: PostgresServer, point: str
+) -> None:
+    bare, clones = _fleet(tmp_path, postgres_server, 2)
+    _branch(clones[0], "agent-1-1")
+    _branch(clones[1], "agent-2-1")
+    before = git("rev-parse", "main", cwd=bare).strip()
+    killed = subprocess.run(
+        [*GITXACT, "land", "agent-1-1", "--onto", "main", "--remote", "origin", "--json"],
+        cwd=clones[0],
+        env={**_env(), **_host(1), "GITXACT_TEST_CRASHPOINT": point},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert killed.returncode in (-9, 137), killed.stderr
+    assert [r[4] for r in _rows(postgres_server, tmp_path)] == ["serving"], "left serving, its lander gone"
+    # Host 2 lands next: the lock ended with the dead lander's session, and the dead one's
+    # request is settled from what it published, without anything from host 1's clone.
+    nxt = gitxact("land", "agent-2-1", "--onto", "main", "--remote", "origin", "--json", cwd=clones[1], env=_host(2))
+    assert nxt.returncode == 0, nxt.stderr
+    states = {r[3]: r[4] for r in _rows(postgres_server, tmp_path)}
+    landed = [git("log", "-1", "--format=%s", c, cwd=bare).strip() for c in _first_parents(bare, before)]
+    if point == "land-moved":
+        assert states == {"agent-1-1": "landed", "agent-2-1": "landed"}
+        assert landed == ["agent-1-1 work", "agent-2-1 work"], "landed once, before the next"
+    else:
+        assert states == {"agent-1-1": "failed", "agent-2-1": "landed"}
+        assert landed == ["agent-2-1 work"]
+    # Host 1's own leftovers (temporary worktree, step record) go with its next recover.
+    recover = gitxact("recover", "--json", cwd=clones[0], env=_host(1))
+    assert recover.returncode == 0, recover.stderr
+    assert len(git("worktree", "list", "--porcelain", cwd=clones[0]).split("worktree ")) == 2
+    assert git("for-each-ref", "refs/gitxact/land/", cwd=clones[0]) == ""
+    again = gitxact("land", "agent-1-1", "--onto", "main", "--remote", "origin", "--json", cwd=clones[0], env=_host(1))
+    assert again.returncode == 0, again.stderr
+    doc = json.loads(again.stdout)
+    assert doc["already"] == (point == "land-moved"), "never landed twice"
+    _fsck(bare)
+
+
+def test_local_targets_stay_apart_per_clone(tmp_path: Path, postgres_server: PostgresServer) -> None:
+    """Two clones' local `main` are two branches: two queues, even on one database."""
+    _bare, clones = _fleet(tmp_path, postgres_server, 2)
+    for h, clone in enumerate(clones, 1):
+        git("checkout", "-q", "main", cwd=clone)
+        git("branch", f"f{h}", cwd=clone)
+        wt = tmp_path / f"wt-{h}"
+        git("worktree", "add", "-q", str(wt), f"f{h}", cwd=clone)
+        (wt / f"f{h}.txt").write_text("x")
+        git("add", ".", cwd=wt)
+        git("commit", "-q", "-m", f"f{h}", cwd=wt)
+        git("worktree", "remove", str(wt), cwd=clone)
+        proc = gitxact("land", f"f{h}", "--onto", "main", "--json", cwd=clone, env=_host(h))
+        assert proc.returncode == 0, proc.stderr
+        assert (clone / f"f{h}.txt").exists()
+    assert len({r[0] for r in _rows(postgres_server, tmp_path, "queue")}) == 2
