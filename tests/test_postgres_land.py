@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import psycopg
@@ -22,6 +23,9 @@ from support.proc import GITXACT, git, gitxact
 
 from fixtures.postgres import PostgresServer
 from fixtures.repos import make_repo
+from gitxact import Workspace
+from gitxact.backends.named import open_named_locks
+from gitxact.land.records import queue_name
 
 pytestmark = pytest.mark.slow
 
@@ -106,13 +110,25 @@ def test_three_hosts_land_through_one_queue_in_request_order(tmp_path: Path, pos
     script = tmp_path / "check.sh"
     script.write_text(CHECK % {"log": log})
     before = git("rev-parse", "main", cwd=bare).strip()
-    procs = []
     for h, clone in enumerate(clones, 1):
         for k in (1, 2):
             _branch(clone, f"agent-{h}-{k}")
-    for k in (1, 2):
-        for h, clone in enumerate(clones, 1):
-            procs.append(_land(clone, h, f"agent-{h}-{k}", "--check", f"sh {script}"))
+    check = ["--check", f"sh {script}"]
+    # Round 1: the queue is busy until one request of each host waits; then whoever gets
+    # the lock first serves all three in one batch, two of them filed on other hosts.
+    ws = Workspace(clones[0])
+    locks = open_named_locks(ws)
+    queue = queue_name("main", str(bare))
+    with locks.hold(queue):
+        procs = [_land(clone, h, f"agent-{h}-1", "--batch", "3", *check) for h, clone in enumerate(clones, 1)]
+        deadline = time.monotonic() + 120
+        while len(_rows(postgres_server, tmp_path)) < 3 or len(locks.waiting_sessions(queue)) < 3:
+            assert time.monotonic() < deadline, "the three requests never queued"
+            assert all(p.poll() is None for p in procs)
+            time.sleep(0.05)
+    locks.close()
+    # Round 2: three more, all at once.
+    procs += [_land(clone, h, f"agent-{h}-2", *check) for h, clone in enumerate(clones, 1)]
     outputs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0] * 6, [err[-2000:] for _out, err in outputs]
     docs = {(d := json.loads(out))["request"]: d for out, _err in outputs}
@@ -125,8 +141,12 @@ def test_three_hosts_land_through_one_queue_in_request_order(tmp_path: Path, pos
     # First come, first served across hosts: the remote's history is the rows' order.
     subjects = [git("log", "-1", "--format=%s", c, cwd=bare).strip() for c in landed]
     assert subjects == [f"{r[3]} work" for r in rows]
-    assert [docs[r[0]]["landed_tip"] for r in rows] == landed, "each request's tip is the next commit"
-    assert set(log.read_text().split()) >= set(landed), "the check ran on every landed tip"
+    assert [c for r in rows for c in docs[r[0]]["commits"]] == landed, "each request's commit is the next one"
+    assert [docs[r[0]]["landed_tip"] for r in rows] == [landed[2]] * 3 + landed[3:], "a batch lands at once"
+    assert set(log.read_text().split()) >= {d["landed_tip"] for d in docs.values()}, "checked: every tip the remote had"
+    first = [docs[r[0]] for r in rows[:3]]
+    assert len({d["served_by"] for d in first}) == 1, "one lander served the three hosts' requests"
+    assert all(len(d["batch"]) == 3 for d in first)
     assert git("rev-list", "--merges", "main", cwd=bare) == ""
     assert git("for-each-ref", "refs/gitxact/", cwd=bare) == "", "every request's carried ref was deleted"
     _fsck(bare)
