@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from support.proc import GITXACT, git, gitxact
+from support.proc import GITXACT, assert_clean_error, git, gitxact
 
 from fixtures.postgres import PostgresServer
 from fixtures.repos import make_repo
@@ -214,3 +214,12 @@ def test_local_targets_stay_apart_per_clone(tmp_path: Path, postgres_server: Pos
         assert proc.returncode == 0, proc.stderr
         assert (clone / f"f{h}.txt").exists()
     assert len({r[0] for r in _rows(postgres_server, tmp_path, "queue")}) == 2
+
+
+def test_an_unreachable_database_is_exit_75_and_nothing_is_filed(repo: Path) -> None:
+    git("branch", "feature", cwd=repo)
+    dead = "postgresql:///postgres?host=/nonexistent/gitxact-test&user=nobody"
+    proc = gitxact("land", "feature", "--onto", "main", cwd=repo, env={"GITXACT_BACKEND": dead})
+    assert_clean_error(proc, 75)
+    assert "cannot reach PostgreSQL" in proc.stderr
+    assert not (repo / ".git" / "gitxact" / "state" / "landing.json").exists(), "never a fall-back to files"

@@ -10,6 +10,10 @@ comes (or, past its timeout, waits for the lander it was served by).
 
 Serving is :mod:`gitxact.land.lander`'s: build, check and move in a private temporary
 worktree, every step journaled first, the target moved by compare-and-swap only.
+
+With PostgreSQL chosen, the requests are rows of a table and the queue lock a database
+named lock, so one queue serves every clone of a remote target, whatever the host
+(:mod:`gitxact.land.shared`); the flow here is the same on both backends.
 """
 
 from __future__ import annotations
@@ -277,7 +281,7 @@ def _watching(lf: LandingFile, request_id: str, queue: str, progress: Progress |
 
     def watch() -> None:
         last: QueueView | None = None
-        while not stop.wait(_POLL):
+        while not stop.wait(lf.poll):
             try:
                 view = view_of(lf, request_id, queue)
             except GitxactError:

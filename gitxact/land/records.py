@@ -166,6 +166,8 @@ class LandingFile:
     #: Whether other clones (hosts) share these requests: a remote target's request then
     #: carries its commits to the remote, since another clone may serve it.
     shared = False
+    #: Seconds between two reads of a waiting requester's progress line.
+    poll = 0.2
 
     def __init__(self, repo: Repo) -> None:
         self.repo = repo

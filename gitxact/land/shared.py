@@ -83,6 +83,7 @@ class SharedLanding(LandingFile):
     """The requests in the database, the steps in this clone's ``landing.json``."""
 
     shared = True
+    poll = 1.0  # a fleet's waiters each read the table this often for their progress line
 
     def __init__(self, repo: Repo, db: Database) -> None:
         super().__init__(repo)
@@ -133,11 +134,14 @@ class SharedLanding(LandingFile):
         self.session = session
 
     def _load(self, conn: Conn) -> list[Request]:
+        """The namespace's open requests and recent outcomes, but other clones' local targets:
+        only their own clone can serve or settle those (its ``main`` is not ours)."""
         rows = conn.execute(
-            f"SELECT request FROM gitxact.land_requests WHERE ns = %(ns)s AND (state IN {_OPEN} OR id IN"
-            f" (SELECT id FROM gitxact.land_requests WHERE ns = %(ns)s AND state IN {_FINAL_SQL}"
-            " ORDER BY finished DESC LIMIT %(keep)s)) ORDER BY seq",
-            {"ns": self.db.ns.ident, "keep": HISTORY_LIMIT},
+            "SELECT request FROM gitxact.land_requests WHERE ns = %(ns)s"
+            " AND (remote_url IS NOT NULL OR clone = %(clone)s)"
+            f" AND (state IN {_OPEN} OR id IN (SELECT id FROM gitxact.land_requests WHERE ns = %(ns)s"
+            f" AND state IN {_FINAL_SQL} ORDER BY finished DESC LIMIT %(keep)s)) ORDER BY seq",
+            {"ns": self.db.ns.ident, "clone": self.clone, "keep": HISTORY_LIMIT},
         ).fetchall()
         return [Request.model_validate(row[0]) for row in rows]
 
@@ -301,7 +305,8 @@ class SharedLanding(LandingFile):
                 self._conn()
                 .execute(
                     "SELECT id, remote_url, target, step, lander_host, lander_pid FROM gitxact.land_requests"
-                    " WHERE ns = %s AND queue = %s AND state = 'serving' AND lander_clone IS DISTINCT FROM %s"
+                    " WHERE ns = %s AND queue = %s AND state = 'serving' AND remote_url IS NOT NULL"
+                    " AND lander_clone IS DISTINCT FROM %s"
                     " ORDER BY seq",
                     (self.db.ns.ident, queue, self.clone),
                 )
