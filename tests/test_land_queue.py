@@ -24,7 +24,8 @@ from support.proc import GITXACT, git, gitxact, run_parallel
 
 from fixtures.repos import make_repo
 from gitxact import Workspace
-from gitxact.land.records import FINAL, LandingFile, open_landing
+from gitxact.land.records import FINAL, LandingFile
+from gitxact.land.store import open_landing
 
 pytestmark = pytest.mark.slow
 

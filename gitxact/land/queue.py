@@ -45,9 +45,9 @@ from gitxact.land.records import (
     Request,
     Strategy,
     new_id,
-    open_landing,
 )
 from gitxact.land.results import LandDoc, LandFailedError, LandRefusedError, QueueDoc, queue_doc
+from gitxact.land.store import open_landing
 from gitxact.leases import records as leases
 from gitxact.tx import checks
 from gitxact.tx.journal import Owner

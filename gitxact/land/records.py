@@ -227,15 +227,3 @@ def queue_name(target: str, remote: str | None, *, clone: str | None = None) -> 
 
 def new_id(prefix: str) -> str:
     return f"{prefix}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(3)}"
-
-
-def open_landing(repo: Repo) -> LandingFile:
-    """The landing queue of *repo*'s chosen backend: ``landing.json``, or the shared table in PostgreSQL."""
-    from gitxact.backends.choice import FILES, choose
-
-    choice = choose(repo)
-    if choice.kind == FILES:
-        return LandingFile(repo)
-    from gitxact.land.shared import SharedLanding
-
-    return SharedLanding.open(repo, choice)

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 from gitxact.backends.named import open_named_locks
 from gitxact.errors import GitxactError, LockTimeoutError
 from gitxact.land import candidate
-from gitxact.land.records import FINAL, LandingFile, Outcome, Work, open_landing
+from gitxact.land.records import FINAL, LandingFile, Outcome, Work
+from gitxact.land.store import open_landing
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
