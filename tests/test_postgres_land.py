@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from support.proc import GITXACT, assert_clean_error, git, gitxact
+from support.proc import GITXACT, assert_clean_error, git, gitxact, kill_group, wait_for_file
 
 from fixtures.postgres import PostgresServer
 from fixtures.repos import make_repo
@@ -155,7 +155,7 @@ def test_three_hosts_land_through_one_queue_in_request_order(tmp_path: Path, pos
     assert sorted(recent) == sorted(r[3] for r in rows), "--status shows the fleet's queue"
 
 
-@pytest.mark.parametrize("point", ["land-worktree-added", "land-moved"])
+@pytest.mark.parametrize("point", ["in-its-check", "land-moved"])
 def test_a_lander_killed_holding_the_database_lock_is_settled_by_another_host(
     tmp_path: Path, postgres_server: PostgresServer, point: str
 ) -> None:
@@ -163,21 +163,42 @@ def test_a_lander_killed_holding_the_database_lock_is_settled_by_another_host(
     _branch(clones[0], "agent-1-1")
     _branch(clones[1], "agent-2-1")
     before = git("rev-parse", "main", cwd=bare).strip()
-    killed = subprocess.run(
-        [*GITXACT, "land", "agent-1-1", "--onto", "main", "--remote", "origin", "--json"],
-        cwd=clones[0],
-        env={**_env(), **_host(1), "GITXACT_TEST_CRASHPOINT": point},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert killed.returncode in (-9, 137), killed.stderr
-    assert [r[4] for r in _rows(postgres_server, tmp_path)] == ["serving"], "left serving, its lander gone"
-    # Host 2 lands next: the lock ended with the dead lander's session, and the dead one's
-    # request is settled from what it published, without anything from host 1's clone.
-    nxt = gitxact("land", "agent-2-1", "--onto", "main", "--remote", "origin", "--json", cwd=clones[1], env=_host(2))
-    assert nxt.returncode == 0, nxt.stderr
+    if point == "in-its-check":
+        # Host 1's lander holds the queue, stuck in its check; host 2's waits for the lock.
+        ready = tmp_path / "checking"
+        first = _land(clones[0], 1, "agent-1-1", "--shell", "--check", f"touch {ready}; sleep 600")
+        wait_for_file(ready, "host 1's check", first)
+        waiting = _land(clones[1], 2, "agent-2-1")
+        locks = open_named_locks(Workspace(clones[1]))
+        deadline = time.monotonic() + 120
+        while len(locks.waiting_sessions(queue_name("main", str(bare)))) < 1:
+            assert time.monotonic() < deadline, "host 2 never queued for the lock"
+            assert waiting.poll() is None
+            time.sleep(0.05)
+        locks.close()
+        kill_group(first)  # SIGKILL, its check with it: its session, and the lock, end
+        first.communicate()
+        out, err = waiting.communicate(timeout=300)
+        assert waiting.returncode == 0, err
+        assert json.loads(out)["state"] == "landed"
+    else:
+        killed = subprocess.run(
+            [*GITXACT, "land", "agent-1-1", "--onto", "main", "--remote", "origin", "--json"],
+            cwd=clones[0],
+            env={**_env(), **_host(1), "GITXACT_TEST_CRASHPOINT": point},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert killed.returncode in (-9, 137), killed.stderr
+        assert [r[4] for r in _rows(postgres_server, tmp_path)] == ["serving"], "left serving, its lander gone"
+        # Host 2 lands next, and settles the dead one's request from what it published
+        # before its push, without anything from host 1's clone.
+        nxt = gitxact(
+            "land", "agent-2-1", "--onto", "main", "--remote", "origin", "--json", cwd=clones[1], env=_host(2)
+        )
+        assert nxt.returncode == 0, nxt.stderr
     states = {r[3]: r[4] for r in _rows(postgres_server, tmp_path)}
     landed = [git("log", "-1", "--format=%s", c, cwd=bare).strip() for c in _first_parents(bare, before)]
     if point == "land-moved":
