@@ -17,7 +17,7 @@ import pytest
 from support.proc import assert_clean_error, git, gitxact
 
 from gitxact import Workspace
-from gitxact.land.records import LandingFile
+from gitxact.land.records import LandingFile, queue_name
 from gitxact.land.results import LandRefusedError
 
 # Every story here runs on the file backend and on PostgreSQL (the queue then in the database),
@@ -192,11 +192,13 @@ def test_status_shows_the_queue(repo: Path, backend: str) -> None:
     assert proc.returncode == 0, proc.stderr
     queues = json.loads(proc.stdout)["queues"]
     # On PostgreSQL a local target's queue carries the clone's identity: clones' mains differ.
-    assert (
-        [q["queue"] for q in queues] == ["land.main"]
-        if backend == "files"
-        else [q["queue"][:10] for q in queues] == ["land.main-"]
-    )
+    clone = None
+    if backend == "postgresql":
+        from gitxact.land.shared import clone_id
+
+        clone = clone_id(Workspace(repo))
+    assert [q["queue"] for q in queues] == [queue_name("main", None, clone=clone)]
+    assert (queues[0]["queue"] == "land.main") == (backend == "files")
     assert [r["state"] for r in queues[0]["recent"]] == ["landed"]
     text = gitxact("land", "--status", cwd=repo)
     assert "landed   feature" in text.stdout

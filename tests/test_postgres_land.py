@@ -219,24 +219,6 @@ def test_a_lander_killed_holding_the_database_lock_is_settled_by_another_host(
     _fsck(bare)
 
 
-def test_local_targets_stay_apart_per_clone(tmp_path: Path, postgres_server: PostgresServer) -> None:
-    """Two clones' local `main` are two branches: two queues, even on one database."""
-    _bare, clones = _fleet(tmp_path, postgres_server, 2)
-    for h, clone in enumerate(clones, 1):
-        git("checkout", "-q", "main", cwd=clone)
-        git("branch", f"f{h}", cwd=clone)
-        wt = tmp_path / f"wt-{h}"
-        git("worktree", "add", "-q", str(wt), f"f{h}", cwd=clone)
-        (wt / f"f{h}.txt").write_text("x")
-        git("add", ".", cwd=wt)
-        git("commit", "-q", "-m", f"f{h}", cwd=wt)
-        git("worktree", "remove", str(wt), cwd=clone)
-        proc = gitxact("land", f"f{h}", "--onto", "main", "--json", cwd=clone, env=_host(h))
-        assert proc.returncode == 0, proc.stderr
-        assert (clone / f"f{h}.txt").exists()
-    assert len({r[0] for r in _rows(postgres_server, tmp_path, "queue")}) == 2
-
-
 def test_an_unreachable_database_is_exit_75_and_nothing_is_filed(repo: Path) -> None:
     git("branch", "feature", cwd=repo)
     dead = "postgresql:///postgres?host=/nonexistent/gitxact-test&user=nobody"
