@@ -10,13 +10,13 @@ are reproducible.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.proc import ROOT, git
+from support.backends import onto_postgres
+from support.proc import ROOT
 
 from fixtures.postgres import PostgresServer, start_server
 from fixtures.repos import make_repo
@@ -95,14 +95,14 @@ def pg_repo(
     names its namespace (``gitxact.namespace``) after itself. libpq's own variables are
     cleared: the URL alone says where the server is.
     """
-    from gitxact import Workspace
-    from gitxact.backends.admin import select_backend
+    return onto_postgres(repo, postgres_server, monkeypatch, request.node.nodeid)
 
-    for name in list(os.environ):
-        if name.startswith("PG"):
-            monkeypatch.delenv(name)
-    git("config", "gitxact.namespace", "t-" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16], cwd=repo)
-    ws = Workspace(repo)
-    ws.init()
-    select_backend(ws, postgres_server.dsn)
-    return repo
+
+@pytest.fixture(params=["files", "postgresql"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a behavioural test on both backends: on ``postgresql`` its ``repo`` is moved
+    onto the test server first (``pytestmark = pytest.mark.usefixtures("backend")``)."""
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+        onto_postgres(request.getfixturevalue("repo"), server, monkeypatch, request.node.nodeid)
+    return str(request.param)

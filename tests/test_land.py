@@ -17,8 +17,13 @@ import pytest
 from support.proc import assert_clean_error, git, gitxact
 
 from gitxact import Workspace
-from gitxact.land.records import LandingFile
+from gitxact.land.records import LandingFile, queue_name
 from gitxact.land.results import LandRefusedError
+
+# Every story here runs on the file backend and on PostgreSQL (the queue then in the database),
+# but those about git alone (merge commits, a checked-out worktree's files, argument checks).
+pytestmark = pytest.mark.usefixtures("backend")
+files_only = pytest.mark.parametrize("backend", ["files"], indirect=True)
 
 
 def commit(repo: Path, name: str, text: str, message: str) -> str:
@@ -69,6 +74,7 @@ def test_rebase_lands_linear_and_the_main_worktree_follows(repo: Path) -> None:
     assert_nothing_left(repo)
 
 
+@files_only
 def test_merge_strategy_makes_a_merge_commit_containing_the_branch(repo: Path) -> None:
     feature = branch_with(repo, "feature", "feature.txt", "new\n")
     commit(repo, "other.txt", "moved on\n", "main moved on")
@@ -151,6 +157,7 @@ def test_a_target_moved_outside_the_queue_is_built_and_checked_again(repo: Path,
     assert git("status", "--porcelain", cwd=repo) == ""
 
 
+@files_only
 def test_uncommitted_work_where_main_is_checked_out_is_kept_or_the_landing_refused(repo: Path) -> None:
     branch_with(repo, "touches-readme", "README", "landed\n")
     branch_with(repo, "elsewhere", "new.txt", "new\n")
@@ -166,6 +173,7 @@ def test_uncommitted_work_where_main_is_checked_out_is_kept_or_the_landing_refus
     assert git("status", "--porcelain", cwd=repo) == " M README\n"
 
 
+@files_only
 def test_bad_input_is_a_usage_error(repo: Path) -> None:
     assert_clean_error(gitxact("land", "nope", "--onto", "main", cwd=repo), 2)
     assert_clean_error(gitxact("land", "main", cwd=repo), 2)  # no --onto
@@ -177,13 +185,20 @@ def test_bad_input_is_a_usage_error(repo: Path) -> None:
     assert_clean_error(gitxact("land", "b", "--onto", "nosuch", cwd=repo), 3)
 
 
-def test_status_shows_the_queue(repo: Path) -> None:
+def test_status_shows_the_queue(repo: Path, backend: str) -> None:
     branch_with(repo, "feature", "feature.txt", "new\n")
     Workspace(repo).land("feature", onto="main")
     proc = gitxact("land", "--status", "--json", cwd=repo)
     assert proc.returncode == 0, proc.stderr
     queues = json.loads(proc.stdout)["queues"]
-    assert [q["queue"] for q in queues] == ["land.main"]
+    # On PostgreSQL a local target's queue carries the clone's identity: clones' mains differ.
+    clone = None
+    if backend == "postgresql":
+        from gitxact.land.shared import clone_id
+
+        clone = clone_id(Workspace(repo))
+    assert [q["queue"] for q in queues] == [queue_name("main", None, clone=clone)]
+    assert (queues[0]["queue"] == "land.main") == (backend == "files")
     assert [r["state"] for r in queues[0]["recent"]] == ["landed"]
     text = gitxact("land", "--status", cwd=repo)
     assert "landed   feature" in text.stdout

@@ -19,11 +19,13 @@ import time
 from pathlib import Path
 
 import pytest
+from support.backends import onto_postgres
 from support.proc import GITXACT, git, gitxact, run_parallel
 
 from fixtures.repos import make_repo
 from gitxact import Workspace
 from gitxact.land.records import FINAL, LandingFile
+from gitxact.land.store import open_landing
 
 pytestmark = pytest.mark.slow
 
@@ -284,15 +286,23 @@ def test_sigkill_between_steps_then_recover(tmp_path: Path, point: str) -> None:
     _assert_consistent(repo, before, point)
 
 
-def test_the_next_lander_finishes_a_dead_landers_step(tmp_path: Path) -> None:
-    """No recover needed for the queue to go on: whoever holds it next settles it."""
+@pytest.mark.parametrize("backend", ["files", "postgresql"])
+def test_the_next_lander_finishes_a_dead_landers_step(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No recover needed for the queue to go on: whoever holds it next settles it (on
+    PostgreSQL the dead lander's session, and the queue's lock, end with it)."""
     repo, before = _fresh(tmp_path, "repo")
+    if backend == "postgresql":
+        onto_postgres(repo, request.getfixturevalue("postgres_server"), monkeypatch, request.node.nodeid)
     proc = _land_killed(repo, {"GITXACT_TEST_CRASHPOINT": "land-worktree-added"})
     assert proc.returncode in (-9, 137)
     git("branch", "other", before, cwd=repo)
     again = gitxact("land", "feature", "--onto", "main", "--json", cwd=repo)
     assert again.returncode == 0, again.stderr
-    states = sorted(r.state for r in LandingFile(Workspace(repo)).peek().requests)
+    lf = open_landing(Workspace(repo))
+    states = sorted(r.state for r in lf.peek().requests)
+    lf.close()
     assert states == ["failed", "landed"]
     assert len(git("worktree", "list", "--porcelain", cwd=repo).split("worktree ")) == 2
 

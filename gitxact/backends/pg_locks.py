@@ -52,13 +52,13 @@ def lock_key(ns: Namespace, name: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _lock_tag(key: int) -> dict[str, int]:
+def lock_tag(key: int) -> dict[str, int]:
     """How ``pg_locks`` shows an int8 advisory key: high half, low half, ``objsubid`` 1."""
     unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
     return {"classid": unsigned >> 32, "objid": unsigned & 0xFFFF_FFFF}
 
 
-_IN_PG_LOCKS = (
+IN_PG_LOCKS = (
     "l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     " AND l.classid::bigint = %(classid)s AND l.objid::bigint = %(objid)s AND l.objsubid = 1"
 )
@@ -77,13 +77,16 @@ class _Held:
 class PostgresGrant:
     """A named lock held by this thread's database session."""
 
-    __slots__ = ("_locks", "mode", "name", "waited")
+    __slots__ = ("_locks", "mode", "name", "session", "waited")
 
-    def __init__(self, locks: PostgresNamedLocks, name: str, mode: Mode, waited: float) -> None:
+    def __init__(self, locks: PostgresNamedLocks, name: str, mode: Mode, waited: float, session: int) -> None:
         self._locks = locks
         self.name = name
         self.mode = mode
         self.waited = waited
+        #: The backend pid of the database session holding the lock: what a landing queue
+        #: records, so a write can be made conditional on the lock still being held.
+        self.session = session
 
     def check(self) -> None:
         """Raise :class:`LockLostError` unless the session holding the lock still lives.
@@ -210,7 +213,7 @@ class PostgresNamedLocks:
                     hint="take it exclusive from the start (an upgrade would deadlock against other readers)",
                 )
             held.count += 1
-            return PostgresGrant(self, name, held.mode, 0.0)
+            return PostgresGrant(self, name, held.mode, 0.0, held.session.info.backend_pid)
         for other in self._local.held:
             if other > name:
                 raise LockOrderError(
@@ -246,7 +249,7 @@ class PostgresNamedLocks:
             },
         )
         self._local.held[name] = _Held(mode, session, waited)
-        return PostgresGrant(self, name, mode, waited)
+        return PostgresGrant(self, name, mode, waited, session.info.backend_pid)
 
     def _wait(self, session: Conn, name: str, mode: Mode, *, key: int, timeout: float | None, started: float) -> None:
         """Queue in PostgreSQL's lock manager until granted or *timeout*; the timeout names the holders."""
@@ -324,9 +327,9 @@ class PostgresNamedLocks:
         rows = self._query(
             f"listing the holders of {name!r}",
             "SELECT h.session, h.mode, h.pid, h.host, h.agent, h.command, h.since FROM gitxact.lock_holders h"
-            f" JOIN pg_locks l ON l.pid = h.session AND l.granted AND {_IN_PG_LOCKS}"
+            f" JOIN pg_locks l ON l.pid = h.session AND l.granted AND {IN_PG_LOCKS}"
             " WHERE h.ns = %(ns)s AND h.name = %(name)s ORDER BY h.since",
-            {"ns": self._db.ns.ident, "name": name, **_lock_tag(lock_key(self._db.ns, name))},
+            {"ns": self._db.ns.ident, "name": name, **lock_tag(lock_key(self._db.ns, name))},
         )
         return [
             Party(
@@ -345,8 +348,8 @@ class PostgresNamedLocks:
     def _waiters(self, name: str) -> int:
         rows = self._query(
             f"counting the waiters of {name!r}",
-            f"SELECT count(*) FROM pg_locks l WHERE NOT l.granted AND {_IN_PG_LOCKS} AND l.pid <> pg_backend_pid()",
-            _lock_tag(lock_key(self._db.ns, name)),
+            f"SELECT count(*) FROM pg_locks l WHERE NOT l.granted AND {IN_PG_LOCKS} AND l.pid <> pg_backend_pid()",
+            lock_tag(lock_key(self._db.ns, name)),
         )
         return int(rows[0][0]) if rows else 0
 
@@ -354,7 +357,7 @@ class PostgresNamedLocks:
         """Backend pids queued for *name*, in no particular order (tests wait on it)."""
         rows = self._query(
             f"listing the waiters of {name!r}",
-            f"SELECT l.pid FROM pg_locks l WHERE NOT l.granted AND {_IN_PG_LOCKS}",
-            _lock_tag(lock_key(self._db.ns, name)),
+            f"SELECT l.pid FROM pg_locks l WHERE NOT l.granted AND {IN_PG_LOCKS}",
+            lock_tag(lock_key(self._db.ns, name)),
         )
         return [int(r[0]) for r in rows]

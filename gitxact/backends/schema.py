@@ -83,6 +83,48 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        3,
+        "the shared landing queue",
+        [
+            # One row per ``gitxact land`` request of a namespace (gitxact.land.shared):
+            # ``seq`` is its place, first come first served across every clone and host;
+            # ``request`` the whole request as gitxact models it, the columns beside it
+            # what people and queries read. ``lander_*`` names the process serving it and
+            # the database session holding the queue's lock; ``step`` is what that lander
+            # published before it moved the target, so another host can settle the
+            # request if it dies (the full step record stays in the lander's clone).
+            """CREATE TABLE gitxact.land_requests (
+                ns text NOT NULL REFERENCES gitxact.namespaces ON DELETE CASCADE,
+                id text NOT NULL,
+                seq bigint NOT NULL,
+                queue text NOT NULL,
+                target text NOT NULL,
+                remote_url text,
+                branch text NOT NULL,
+                tip text NOT NULL,
+                strategy text NOT NULL CHECK (strategy IN ('rebase', 'merge')),
+                agent text,
+                host text NOT NULL,
+                clone text NOT NULL,
+                state text NOT NULL
+                    CHECK (state IN ('pending', 'serving', 'landed', 'refused', 'failed', 'withdrawn')),
+                outcome jsonb,
+                request jsonb NOT NULL,
+                filed double precision NOT NULL,
+                finished double precision,
+                lander_clone text,
+                lander_host text,
+                lander_pid integer,
+                lander_session integer,
+                step jsonb,
+                PRIMARY KEY (ns, id),
+                UNIQUE (ns, seq)
+            )""",
+            "CREATE INDEX land_requests_open ON gitxact.land_requests (ns, queue, seq)"
+            " WHERE state IN ('pending', 'serving')",
+        ],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -78,7 +78,8 @@ def land(
 ) -> int:
     """Land BRANCH (default: your leased branch, else the one checked out) onto TARGET, in turn.
 
-    Requests for one target are served first come, first served across processes. Each
+    Requests for one target are served first come, first served across processes (with
+    the PostgreSQL backend, across every host's clones of a remote target). Each
     is built in a private temporary worktree (TARGET's tip, then BRANCH rebased or merged
     onto it), checked there with --check, and TARGET moves only by compare-and-swap; if
     it moved outside the queue meanwhile, the candidate is built and checked again. A
@@ -94,10 +95,9 @@ def land(
     """
     ws = app.workspace()
     if show_status:
-        from gitxact.land.records import LandingFile
-        from gitxact.land.results import queue_doc
+        from gitxact.land.queue import status
 
-        queues = queue_doc(LandingFile(ws).peek())
+        queues = status(ws)
         if as_json:
             emit(queues)
             return 0

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from gitxact.errors import EXIT_REFUSED, GitxactError, OperationFailedError
 from gitxact.git import refs
-from gitxact.land import candidate, recovery
+from gitxact.land import candidate, carry, recovery
 from gitxact.land.records import FINAL, LandingFile, Outcome, Request, RequestState, Work, new_id
 from gitxact.tx import checks
 from gitxact.tx.journal import Owner
@@ -49,11 +49,16 @@ class _Moved(Exception):
 class Lander:
     """The holder of one queue's lock, serving its oldest requests until ours is done."""
 
-    def __init__(self, repo: Repo, lf: LandingFile, queue: str, echo: checks.Echo | None) -> None:
+    def __init__(
+        self, repo: Repo, lf: LandingFile, queue: str, echo: checks.Echo | None, *, remote: str | None = None
+    ) -> None:
         self.repo = repo
         self.lf = lf
         self.queue = queue
         self.echo = echo
+        # The remote as *this* clone names it: a shared queue holds requests filed in clones
+        # that may call the same remote (one URL, one queue) by another name.
+        self.remote = remote
 
     def serve_until(self, request_id: str) -> None:
         while True:
@@ -136,18 +141,19 @@ class Lander:
     def _attempt(self, group: list[Request], attempt: int) -> tuple[list[Request], checks.CheckResult] | None:
         """One build-check-move; returns the requests whose check failed together, if it did."""
         head = group[0]
+        remote = self.remote if head.remote is not None and self.remote is not None else head.remote
         work_id = new_id("work")
         work = Work(
             id=work_id,
             queue=self.queue,
             target=head.target,
-            remote=head.remote,
+            remote=remote,
             requests=[r.id for r in group],
             phase="build",
             owner=Owner.current(self.repo.agent, "land"),
             started=time.time(),
             worktree=str(candidate.worktree_folder(self.repo, work_id)),
-            fetch_ref=f"{candidate.FETCH_PREFIX}{work_id}" if head.remote is not None else None,
+            fetch_ref=f"{candidate.FETCH_PREFIX}{work_id}" if remote is not None else None,
         )
         self._save(work)
         try:
@@ -174,7 +180,9 @@ class Lander:
         repo = self.repo
         head = group[0]
         wt = Path(work.worktree)
-        base = candidate.read_target(repo, head.target, head.remote, work.fetch_ref)
+        base = candidate.read_target(repo, head.target, work.remote, work.fetch_ref)
+        if self.lf.shared and work.remote is not None:
+            carry.fetch_missing(repo, work.remote, {r.id: r.tip for r in group})
         candidate.add_worktree(repo, wt, base, candidate.lock_reason(work.id, os.getpid()))
         faults.crashpoint("land-worktree-added")
         applied: list[Request] = []
@@ -234,29 +242,31 @@ class Lander:
         }
         work.landed = outcomes
         if tip != base:
-            self._move(work, head, base, tip)
+            self._move(work, head.target, base, tip)
         work.phase = "cleanup"
         self._save(work)
         self._drop(work, outcomes=work.landed)
         return None
 
-    def _move(self, work: Work, head: Request, base: str, tip: str) -> None:
+    def _move(self, work: Work, target: str, base: str, tip: str) -> None:
         repo = self.repo
         message = f"gitxact land: {', '.join(work.requests)}"
-        checked = candidate.checked_out_at(repo, head.target) if head.remote is None else None
+        checked = candidate.checked_out_at(repo, target) if work.remote is None else None
         work.phase = "move"
         work.checked_out = str(checked) if checked is not None else None
         self._save(work)
+        # Shared queue: the step where another host can read it, and proof that the lock is still ours.
+        self.lf.publish_step(work)
         try:
-            if head.remote is not None:
-                candidate.move_remote(repo, head.remote, head.target, base, tip)
+            if work.remote is not None:
+                candidate.move_remote(repo, work.remote, target, base, tip)
             elif checked is None:
-                candidate.move_local(repo, head.target, base, tip, message)
+                candidate.move_local(repo, target, base, tip, message)
             else:
                 warning = candidate.holding_worktree(
                     repo,
                     candidate.worktree_id_of(repo, checked),
-                    lambda: self._move_checked_out(head.target, checked, base, tip, message),
+                    lambda: self._move_checked_out(target, checked, base, tip, message),
                 )
                 if warning:
                     for outcome in work.landed.values():

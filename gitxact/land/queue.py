@@ -10,6 +10,10 @@ comes (or, past its timeout, waits for the lander it was served by).
 
 Serving is :mod:`gitxact.land.lander`'s: build, check and move in a private temporary
 worktree, every step journaled first, the target moved by compare-and-swap only.
+
+With PostgreSQL chosen, the requests are rows of a table and the queue lock a database
+named lock, so one queue serves every clone of a remote target, whatever the host
+(:mod:`gitxact.land.shared`); the flow here is the same on both backends.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from gitxact.backends.named import open_named_locks
 from gitxact.errors import (
     EXIT_REFUSED,
     EXIT_USAGE,
@@ -30,7 +35,7 @@ from gitxact.errors import (
     UsageError,
 )
 from gitxact.git import refs
-from gitxact.land import candidate
+from gitxact.land import candidate, carry
 from gitxact.land.lander import Lander
 from gitxact.land.records import (
     FINAL,
@@ -40,14 +45,15 @@ from gitxact.land.records import (
     Request,
     Strategy,
     new_id,
-    queue_name,
 )
-from gitxact.land.results import LandDoc, LandFailedError, LandRefusedError
+from gitxact.land.results import LandDoc, LandFailedError, LandRefusedError, QueueDoc, queue_doc
+from gitxact.land.store import open_landing
 from gitxact.leases import records as leases
 from gitxact.tx import checks
 from gitxact.tx.journal import Owner
 
 if TYPE_CHECKING:
+    from gitxact.backends.base import NamedLocks
     from gitxact.core.repo import Repo
 
 _POLL = 0.2
@@ -105,52 +111,108 @@ def land(
     if check is not None:
         limit = repo.settings.check_timeout if check_timeout is None else check_timeout
         spec = checks.parse(check, shell=shell, timeout=limit)
-    queue = queue_name(target, candidate.remote_url(repo, remote) if remote is not None else None)
-    lf = LandingFile(repo)
-    started = time.monotonic()
-    with lf.change() as state:
-        request = Request(
-            id=new_id("land"),
-            seq=state.next_seq,
-            queue=queue,
-            target=target,
-            remote=remote,
-            branch=name,
-            tip=tip,
-            strategy=strategy,
-            check=CheckRecord(argv=spec.argv, display=spec.display, shell=spec.shell, timeout=spec.timeout)
-            if spec
-            else None,
-            batch=batch,
-            retries=retries,
-            owner=Owner.current(repo.agent, "land"),
-            filed=time.time(),
-        )
-        state.next_seq += 1
-        state.requests.append(request)
-        position = len(state.pending(queue))
-    lander = Lander(repo, lf, queue, echo)
-    waited = 0.0
-    with _watching(lf, request.id, queue, progress):
+    url = candidate.remote_url(repo, remote) if remote is not None else None
+    lf = open_landing(repo)
+    try:
+        locks = open_named_locks(repo)
         try:
-            with repo.locks.resource(queue, timeout):
-                waited = time.monotonic() - started
-                lander.serve_until(request.id)
-        except LockTimeoutError:
-            if _withdraw(lf, request.id, "its turn did not come in time", code=75):
-                raise
-            _await(lf, request.id)  # already taken up by a lander ahead: its outcome is on the way
-        except BaseException as exc:
-            reason = exc.message if isinstance(exc, GitxactError) else f"interrupted ({type(exc).__name__})"
-            _withdraw(lf, request.id, reason, code=getattr(exc, "exit_code", 1))
-            raise
-    final = lf.peek().request(request.id)
-    if final is None:  # pragma: no cover - finished requests stay in the history
-        raise OperationFailedError(f"request {request.id} vanished from the landing queue")
-    doc = LandDoc.of(final, position=position, waited=waited, seconds=time.monotonic() - started)
+            fields: dict[str, Any] = {"target": target, "remote": remote, "branch": name, "tip": tip}
+            fields |= {"strategy": strategy, "batch": batch, "retries": retries}
+            doc, final = _file_and_wait(
+                repo,
+                lf,
+                locks,
+                queue=lf.queue_of(target, url),
+                fields=fields,
+                spec=spec,
+                timeout=timeout,
+                progress=progress,
+                echo=echo,
+            )
+        finally:
+            locks.close()
+    finally:
+        lf.close()
     repo.locks.events.emit("land", repo.agent, branch=name, target=target, outcome=doc.state, secs=doc.seconds)
     _raise_unless_landed(doc, final)
     return doc
+
+
+def _file_and_wait(
+    repo: Repo,
+    lf: LandingFile,
+    locks: NamedLocks,
+    *,
+    queue: str,
+    fields: dict[str, Any],
+    spec: checks.CheckSpec | None,
+    timeout: float | None,
+    progress: Progress | None,
+    echo: checks.Echo | None,
+) -> tuple[LandDoc, Request]:
+    """File the request, wait for the queue's lock and serve (or find it served); its outcome."""
+    started = time.monotonic()
+    request_id = new_id("land")
+    # On the shared queue another host's lander may serve it: its commits go where that one can fetch them.
+    carried = fields["remote"] if lf.shared and fields["remote"] is not None else None
+    if carried is not None:
+        carry.push_request(repo, carried, fields["tip"], request_id)
+    try:
+        with lf.change() as state:
+            request = Request(
+                id=request_id,
+                seq=state.next_seq,
+                queue=queue,
+                check=CheckRecord(argv=spec.argv, display=spec.display, shell=spec.shell, timeout=spec.timeout)
+                if spec
+                else None,
+                owner=Owner.current(repo.agent, "land"),
+                filed=time.time(),
+                **fields,
+            )
+            state.next_seq += 1
+            state.requests.append(request)
+            position = len(state.pending(queue))
+        lander = Lander(repo, lf, queue, echo, remote=fields["remote"])
+        waited = 0.0
+        with _watching(lf, request.id, queue, progress):
+            try:
+                with locks.hold(queue, timeout=timeout) as grant:
+                    waited = time.monotonic() - started
+                    lf.holding(getattr(grant, "session", None))
+                    lander.serve_until(request.id)
+            except LockTimeoutError:
+                if _withdraw(lf, request.id, "its turn did not come in time", code=75):
+                    raise
+                # Already taken up by a lander ahead: its outcome is on the way.
+                if not lf.shared:
+                    _await(lf, request.id)
+                else:
+                    # That lander may be on another host: the lock is free once it finished or
+                    # died, and whoever holds it then settles what a dead one left.
+                    with locks.hold(queue, timeout=-1) as grant:
+                        lf.holding(getattr(grant, "session", None))
+                        lander.serve_until(request.id)
+            except BaseException as exc:
+                reason = exc.message if isinstance(exc, GitxactError) else f"interrupted ({type(exc).__name__})"
+                _withdraw(lf, request.id, reason, code=getattr(exc, "exit_code", 1))
+                raise
+        final = lf.find(request.id)
+    finally:
+        if carried is not None:
+            carry.drop_request(repo, carried, request_id)
+    if final is None:  # pragma: no cover - finished requests stay in the history
+        raise OperationFailedError(f"request {request_id} vanished from the landing queue")
+    return LandDoc.of(final, position=position, waited=waited, seconds=time.monotonic() - started), final
+
+
+def status(repo: Repo) -> QueueDoc:
+    """``land --status``: every queue of this backend (on PostgreSQL, the fleet's) and its requests."""
+    lf = open_landing(repo)
+    try:
+        return queue_doc(lf.peek())
+    finally:
+        lf.close()
 
 
 def default_branch(repo: Repo) -> str:
@@ -219,7 +281,7 @@ def _watching(lf: LandingFile, request_id: str, queue: str, progress: Progress |
 
     def watch() -> None:
         last: QueueView | None = None
-        while not stop.wait(_POLL):
+        while not stop.wait(lf.poll):
             try:
                 view = view_of(lf, request_id, queue)
             except GitxactError:

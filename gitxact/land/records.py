@@ -155,7 +155,19 @@ class Landing(StateModel):
 
 
 class LandingFile:
-    """``landing.json``; :meth:`change` is one durable step (the test-only crash switch fires after it)."""
+    """``landing.json``; :meth:`change` is one durable step (the test-only crash switch fires after it).
+
+    The queue of the file backend: requests and steps of this clone. With PostgreSQL
+    chosen, :class:`gitxact.land.shared.SharedLanding` keeps the requests in the
+    database and the steps here; the queue and lander speak to either through the
+    same methods.
+    """
+
+    #: Whether other clones (hosts) share these requests: a remote target's request then
+    #: carries its commits to the remote, since another clone may serve it.
+    shared = False
+    #: Seconds between two reads of a waiting requester's progress line.
+    poll = 0.2
 
     def __init__(self, repo: Repo) -> None:
         self.repo = repo
@@ -164,6 +176,27 @@ class LandingFile:
     def peek(self) -> Landing:
         """Read without the lock (progress, ``--status``): the atomic rename shows a whole generation."""
         return self.file.load()
+
+    def find(self, request_id: str) -> Request | None:
+        """One request, finished or not (its requester reads its outcome here)."""
+        return self.peek().request(request_id)
+
+    def queue_of(self, target: str, remote_url: str | None) -> str:
+        """The queue (and lock) name of *target*: this clone's, on files."""
+        return queue_name(target, remote_url)
+
+    def holding(self, session: int | None) -> None:
+        """Told which database session holds the queue's lock; nothing to record on files."""
+
+    def publish_step(self, work: Work) -> None:
+        """Make *work*'s step known beyond this clone before the target moves: nothing to do on files."""
+
+    def settle_foreign(self, queue: str) -> list[str]:
+        """Settle requests other clones' dead landers left serving: on files there are none."""
+        return []
+
+    def close(self) -> None:
+        """Let go of connections: the file backend has none."""
 
     @contextmanager
     def change(self) -> Iterator[Landing]:
@@ -175,16 +208,19 @@ class LandingFile:
         faults.journal_step()
 
 
-def queue_name(target: str, remote: str | None) -> str:
+def queue_name(target: str, remote: str | None, *, clone: str | None = None) -> str:
     """The resource lock of one target's queue: ``land.<target>``, readable where the name allows.
 
     A lock name is a file name (``[A-Za-z0-9._-]``), so a target like ``release/2.0`` or a
     remote URL is shortened to its safe characters plus a hash of the whole, which keeps
-    two targets that shorten alike apart.
+    two targets that shorten alike apart. *clone* (PostgreSQL, a local target) keeps
+    apart the local branches of one name in every clone of a namespace.
     """
     whole = f"{remote}\0{target}" if remote else target
+    if clone is not None:
+        whole = f"{clone}\0{whole}"
     plain = re.sub(r"[^A-Za-z0-9_-]+", "-", target).strip("-")[:40] or "target"
-    if remote is None and plain == target:
+    if remote is None and clone is None and plain == target:
         return f"land.{plain}"
     return f"land.{plain}-{hashlib.sha256(whole.encode()).hexdigest()[:12]}"
 

@@ -27,9 +27,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gitxact.backends.named import open_named_locks
 from gitxact.errors import GitxactError, LockTimeoutError
 from gitxact.land import candidate
 from gitxact.land.records import FINAL, LandingFile, Outcome, Work
+from gitxact.land.store import open_landing
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
@@ -100,7 +102,7 @@ def settle_queue(repo: Repo, lf: LandingFile, queue: str, *, hold_worktree: bool
 
     Returns (actions, problems). Requests whose requester died before its turn are withdrawn.
     """
-    actions: list[str] = []
+    actions: list[str] = lf.settle_foreign(queue)  # shared queue: other clones' dead landers
     problems: list[str] = []
     state = lf.peek()
     stale = [r for r in state.requests if r.queue == queue and r.state in ("pending", "serving")]
@@ -139,26 +141,40 @@ def recover_all(repo: Repo) -> tuple[list[str], list[str]]:
     path = repo.state_path("landing.json")
     if not path.exists() and not path.with_name(path.name + ".bak").exists() and not (repo.state_dir / "land").exists():
         return [], []
-    lf = LandingFile(repo)
-    actions: list[str] = []
-    problems: list[str] = []
-    state = lf.peek()
-    queues = sorted({r.queue for r in state.requests if r.state not in FINAL} | {w.queue for w in state.work})
-    for queue in queues:
-        try:
-            with repo.locks.resource(queue, timeout=0):
-                done, failed = settle_queue(repo, lf, queue, hold_worktree=False)
-        except LockTimeoutError:
-            actions.append(f"{queue}: left alone, a lander is at work")
-            continue
-        actions += done
-        problems += failed
-    # Listed before the records are read: a lander records its worktree before making it,
-    # so any folder seen here that is not in the records read after is a dead lander's.
-    found = candidate.strays(repo)
-    known = {os.path.realpath(w.worktree) for w in lf.peek().work}
+    lf = open_landing(repo)
+    try:
+        actions, problems = _settle_idle_queues(repo, lf)
+        # Listed before the records are read: a lander records its worktree before making it,
+        # so any folder seen here that is not in the records read after is a dead lander's.
+        found = candidate.strays(repo)
+        known = {os.path.realpath(w.worktree) for w in lf.peek().work}
+    finally:
+        lf.close()
     for stray in [path for path in found if os.path.realpath(path) not in known]:
         with contextlib.suppress(OSError):
             candidate.remove_worktree(repo, stray)
             actions.append(f"removed the stray temporary worktree {stray}")
+    return actions, problems
+
+
+def _settle_idle_queues(repo: Repo, lf: LandingFile) -> tuple[list[str], list[str]]:
+    """Settle every queue with something unfinished that no lander holds now."""
+    actions: list[str] = []
+    problems: list[str] = []
+    state = lf.peek()
+    queues = sorted({r.queue for r in state.requests if r.state not in FINAL} | {w.queue for w in state.work})
+    locks = open_named_locks(repo)
+    try:
+        for queue in queues:
+            try:
+                with locks.hold(queue, timeout=0) as grant:
+                    lf.holding(getattr(grant, "session", None))
+                    done, failed = settle_queue(repo, lf, queue, hold_worktree=False)
+            except LockTimeoutError:
+                actions.append(f"{queue}: left alone, a lander is at work")
+                continue
+            actions += done
+            problems += failed
+    finally:
+        locks.close()
     return actions, problems
