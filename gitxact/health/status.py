@@ -84,7 +84,8 @@ class StatusDoc(Document):
     snapshots: SnapshotUsage | None = None
 
 
-def collect(repo: Repo) -> StatusDoc:
+def collect(repo: Repo, *, dirty: bool = True) -> StatusDoc:
+    """The status document; *dirty* looks whether each leased worktree holds uncommitted work."""
     now = time.time()
     locks: list[LockDoc] = []
     for key in repo.locks.known_keys():
@@ -118,7 +119,7 @@ def collect(repo: Repo) -> StatusDoc:
         locks=locks,
         state_files=files,
         lock_times=summarize_waits(repo.locks.stats()),
-        leases=_leases(repo),
+        leases=_leases(repo, dirty),
         transactions=list_transactions(repo).transactions,
         last_recover=last_recover(repo),
         snapshots=_snapshots(repo),
@@ -131,11 +132,11 @@ def _snapshots(repo: Repo) -> SnapshotUsage:
     return usage(repo)
 
 
-def _leases(repo: Repo) -> list[LeaseInfo]:
+def _leases(repo: Repo, dirty: bool) -> list[LeaseInfo]:
     from gitxact.worktrees.listing import collect
 
     try:
-        return collect(repo).leases
+        return collect(repo, dirty=dirty).leases
     except StateError:
         return []  # the state_files section already names the damaged file
 

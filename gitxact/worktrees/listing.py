@@ -8,7 +8,9 @@ Its cost is flat in the number of leases but for one thing: one ``git worktree l
 one read of the records, each owner's liveness read once (agents often share an
 owner), and ahead/behind for all leases in three git calls
 (:mod:`gitxact.worktrees.divergence`). Whether a worktree holds uncommitted work can
-only be told by a ``git status`` in it; those run side by side, a few at a time.
+only be told by a ``git status`` in it: one process per lease, run side by side a few at a
+time, and so asked for (*dirty*): the CLI's tables leave it to ``--dirty`` (see
+:func:`gitxact.cli.context.dirty_option` for why no decision depends on it).
 """
 
 from __future__ import annotations

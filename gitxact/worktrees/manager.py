@@ -421,10 +421,12 @@ class Worktrees:
 
     # -- queries and cleanup -------------------------------------------------------------
 
-    def list(self) -> LeaseListDoc:
+    def list(self, *, dirty: bool = True) -> LeaseListDoc:
+        """Every lease; with *dirty* (the default here) whether each worktree holds uncommitted
+        work, one ``git status`` per lease (see :mod:`gitxact.worktrees.listing`)."""
         from gitxact.worktrees.listing import collect
 
-        return collect(self.repo)
+        return collect(self.repo, dirty=dirty)
 
     def reap(self, *, dry_run: bool = False) -> ReapDoc:
         """End every lease that is not live (owner dead on this host, or TTL expired),
