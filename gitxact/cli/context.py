@@ -15,7 +15,7 @@ from gitxact.errors import UsageError
 from gitxact.locking.tickets import Mode, Party
 
 if TYPE_CHECKING:
-    from gitxact.core.documents import Document
+    from gitxact.core.plain import JsonDocument
     from gitxact.locking.locks import LockKey
     from gitxact.workspace import Workspace
 
@@ -60,7 +60,7 @@ def here() -> Path:
 pass_app = click.make_pass_decorator(AppContext)
 
 
-def emit(doc: Document) -> None:
+def emit(doc: JsonDocument) -> None:
     """Print one JSON document on stdout (the whole of stdout in ``--json`` mode)."""
     click.echo(doc.to_json())
 
@@ -87,7 +87,7 @@ def dirty_option(func: click.decorators.FC) -> click.decorators.FC:
     )(func)
 
 
-def show(doc: Document | Callable[[], Document], as_json: bool, text: Callable[[], str]) -> None:
+def show(doc: JsonDocument | Callable[[], JsonDocument], as_json: bool, text: Callable[[], str]) -> None:
     """The one way a command prints its result: the JSON document, or *text()* for people.
 
     *doc* may be a function that builds it, so plain output never imports pydantic.

@@ -11,7 +11,8 @@ if TYPE_CHECKING:
     from gitxact.health.status import PartyDoc, StatusDoc
     from gitxact.tx.results import TxInfo
     from gitxact.worktrees.kept import KeptBranchesDoc, PruneBranchesDoc
-    from gitxact.worktrees.results import AcquireDoc, EndDoc, FleetDoc, LeaseListDoc, ReapDoc
+    from gitxact.worktrees.lease_info import LeaseListDoc
+    from gitxact.worktrees.results import AcquireDoc, EndDoc, FleetDoc, ReapDoc
 
 
 def duration(seconds: float) -> str:

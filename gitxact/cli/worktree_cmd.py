@@ -181,8 +181,10 @@ def list_(app: AppContext, kept: bool, all_hosts: bool, dirty: bool | None, as_j
         branches_doc = kept_branches(app.workspace())
         show(branches_doc, as_json, lambda: render_kept_branches(branches_doc))
         return 0
+    from gitxact.worktrees.listing import collect  # not ws.worktrees: the manager imports pydantic
+
     checked = as_json if dirty is None else dirty
-    doc = app.workspace().worktrees.list(dirty=checked)
+    doc = collect(app.workspace(), dirty=checked)
     show(doc, as_json, lambda: render_lease_list(doc, dirty=checked))
     return 0
 

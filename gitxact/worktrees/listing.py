@@ -25,8 +25,8 @@ from gitxact.errors import GitError
 from gitxact.git import snapshots
 from gitxact.leases import records as leases
 from gitxact.worktrees import divergence
-from gitxact.worktrees.reaper import real_paths, registrations
-from gitxact.worktrees.results import LeaseInfo, LeaseListDoc, OwnerDoc
+from gitxact.worktrees.lease_info import LeaseInfo, LeaseListDoc, OwnerDoc
+from gitxact.worktrees.paths import real_paths, registrations_by_real_path
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
@@ -63,7 +63,7 @@ def collect(repo: Repo, *, details: bool = True, dirty: bool | None = None) -> L
     records = leases.load(repo)
     if not records:
         return LeaseListDoc()
-    entries = registrations(repo)
+    entries = registrations_by_real_path(repo)
     owners = _Owners()
     infos: list[LeaseInfo] = []
     whole: list[tuple[Lease, LeaseInfo]] = []

@@ -38,7 +38,8 @@ from gitxact.util.faults import crashpoint
 from gitxact.util.identity import ProcessIdentity
 from gitxact.util.names import validate_agent
 from gitxact.worktrees import branches, fleet, include, ownership, paths, reaper, registration
-from gitxact.worktrees.results import AcquireDoc, EndDoc, LeaseListDoc, ReapDoc, ReleaseDoc, RenewDoc
+from gitxact.worktrees.lease_info import LeaseListDoc
+from gitxact.worktrees.results import AcquireDoc, EndDoc, ReapDoc, ReleaseDoc, RenewDoc
 from gitxact.worktrees.trace import trace
 
 if TYPE_CHECKING:
