@@ -11,7 +11,12 @@ from typing import Any, ClassVar
 
 from gitxact.state import fields
 
-_FIELDS = frozenset({"created", "created_by_version", "initialized"})
+_SPEC: fields.Spec = (
+    ("created", fields.NUMBER, 0.0),
+    ("created_by_version", fields.STRING, ""),
+    ("initialized", fields.FLAG, False),
+)
+_FIELDS = frozenset(name for name, _, _ in _SPEC)
 
 
 class Meta:
@@ -33,12 +38,7 @@ class Meta:
 
     @classmethod
     def model_validate(cls, data: Any) -> Meta:
-        record = fields.mapping(data, "meta", _FIELDS)
-        return cls(
-            created=fields.number(record, "created", 0.0),
-            created_by_version=fields.text(record, "created_by_version", ""),
-            initialized=fields.flag(record, "initialized", False),
-        )
+        return cls(**fields.checked(fields.mapping(data, "meta", _FIELDS), _SPEC, "meta"))
 
     def model_dump(self, *, mode: str = "json") -> dict[str, Any]:
         return {"created": self.created, "created_by_version": self.created_by_version, "initialized": self.initialized}

@@ -45,15 +45,17 @@ class LastRecover(PlainModel):
 
     @classmethod
     def model_validate(cls, data: Any) -> LastRecover:
-        record = fields.mapping(data, "last")
-        return cls(
-            at=fields.number(record, "at"),
-            pid=fields.integer(record, "pid"),
-            agent=fields.text(record, "agent", None),
-            ok=fields.flag(record, "ok"),
-            actions=fields.integer(record, "actions"),
-            problems=fields.texts(record, "problems", []),
-        )
+        return cls(**fields.checked(data, _SPEC, "last"))
+
+
+_SPEC: fields.Spec = (
+    ("at", fields.NUMBER, fields.REQUIRED),
+    ("pid", fields.INTEGER, fields.REQUIRED),
+    ("agent", fields.OPTIONAL_STRING, None),
+    ("ok", fields.FLAG, fields.REQUIRED),
+    ("actions", fields.INTEGER, fields.REQUIRED),
+    ("problems", fields.STRINGS, []),
+)
 
 
 class RecoverState:

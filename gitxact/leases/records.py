@@ -103,26 +103,10 @@ class Lease:
 
     @classmethod
     def model_validate(cls, data: Any) -> Lease:
-        record = fields.mapping(data, "a lease")
-        phase: Phase = fields.choice(record, "phase", PHASES, "active")  # type: ignore[assignment]
-        return cls(
-            agent=fields.text(record, "agent"),
-            path=fields.text(record, "path"),
-            branch=fields.text(record, "branch"),
-            base=fields.text(record, "base"),
-            token_hash=fields.text(record, "token_hash"),
-            owner_pid=fields.integer(record, "owner_pid"),
-            owner_host=fields.text(record, "owner_host"),
-            owner_start=fields.integer(record, "owner_start", None),
-            created=fields.number(record, "created"),
-            heartbeat=fields.number(record, "heartbeat"),
-            ttl=fields.number(record, "ttl"),
-            worktree_id=fields.text(record, "worktree_id", None),
-            phase=phase,
-            base_commit=fields.text(record, "base_commit", None),
-            branch_created=fields.flag(record, "branch_created", False),
-            keep_branch=fields.flag(record, "keep_branch", False),
-        )
+        values = fields.checked(data, _LEASE_SPEC, "a lease")
+        if values["phase"] not in PHASES:
+            raise ValueError(f"phase: must be one of {', '.join(PHASES)}, not {values['phase']!r}")
+        return cls(**values)
 
     def model_dump(self, *, mode: str = "json") -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -158,6 +142,26 @@ class Lease:
 
     def token_matches(self, token: str) -> bool:
         return lease_reader.token_matches(self.token_hash, token)
+
+
+_LEASE_SPEC: fields.Spec = (
+    ("agent", fields.STRING, fields.REQUIRED),
+    ("path", fields.STRING, fields.REQUIRED),
+    ("branch", fields.STRING, fields.REQUIRED),
+    ("base", fields.STRING, fields.REQUIRED),
+    ("token_hash", fields.STRING, fields.REQUIRED),
+    ("owner_pid", fields.INTEGER, fields.REQUIRED),
+    ("owner_host", fields.STRING, fields.REQUIRED),
+    ("owner_start", fields.OPTIONAL_INTEGER, None),
+    ("created", fields.NUMBER, fields.REQUIRED),
+    ("heartbeat", fields.NUMBER, fields.REQUIRED),
+    ("ttl", fields.NUMBER, fields.REQUIRED),
+    ("worktree_id", fields.OPTIONAL_STRING, None),
+    ("phase", fields.STRING, "active"),
+    ("base_commit", fields.OPTIONAL_STRING, None),
+    ("branch_created", fields.FLAG, False),
+    ("keep_branch", fields.FLAG, False),
+)
 
 
 class LeaseState:

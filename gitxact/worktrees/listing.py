@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitxact.errors import GitError
-from gitxact.git import snapshots
 from gitxact.leases import records as leases
 from gitxact.worktrees import divergence
 from gitxact.worktrees.lease_info import LeaseInfo, LeaseListDoc, OwnerDoc
@@ -116,6 +114,11 @@ def _add_divergence(repo: Repo, whole: list[tuple[Lease, LeaseInfo]]) -> None:
 
 
 def _add_dirty(whole: list[tuple[Lease, LeaseInfo]]) -> None:
+    # Imported here: a listing without dirty/clean (the CLI's tables) needs neither.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gitxact.git import snapshots
+
     def changed(lease: Lease) -> bool | None:
         if lease.phase != "active":
             return None  # being checked out or emptied: its files say nothing yet
