@@ -1,7 +1,7 @@
 """What one more lease costs (issue 14): acquire, release, ``status`` and ``worktree list`` run
 the same git commands at 1 lease as at many, but for the one ``git status`` per worktree
-that tells dirty from clean. Counted (every git gitxact starts goes through
-``GITXACT_GIT``), not timed; and the batched ahead/behind agrees with git's own count.
+that tells dirty from clean (asked for with ``--dirty``, and by ``--json``). Counted (every
+git gitxact starts goes through ``GITXACT_GIT``), not timed; and the batched ahead/behind agrees with git's own count.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def test_acquire_and_release_run_as_many_git_commands_at_six_leases_as_at_one(re
     assert at_one[0].count("worktree") == 2, "one `git worktree list`, one `git worktree add`"
 
 
-@pytest.mark.parametrize("command", [["worktree", "list", "--json"], ["status", "--json"]])
+@pytest.mark.parametrize("command", [["worktree", "list", "--json"], ["status", "--json"], ["status", "--dirty"]])
 def test_listing_leases_adds_one_git_status_per_lease_and_nothing_else(
     repo: Path, counting: Path, command: list[str]
 ) -> None:
@@ -85,6 +85,19 @@ def test_listing_leases_adds_one_git_status_per_lease_and_nothing_else(
     at_six = git_calls(repo, counting, *command)
     assert sorted(at_six) == sorted(at_one + ["status"] * 5)
     assert at_one.count("status") == 1
+
+
+@pytest.mark.parametrize("command", [["worktree", "list"], ["status"], ["worktree", "list", "--json", "--no-dirty"]])
+def test_listing_without_dirty_runs_the_same_git_commands_at_six_leases_as_at_one(
+    repo: Path, counting: Path, command: list[str]
+) -> None:
+    """The table people read leaves dirty/clean to ``--dirty``: then it is flat in the leases."""
+    gitxact("init", cwd=repo)
+    lease_more(repo, 0, 1)
+    at_one = git_calls(repo, counting, *command)
+    lease_more(repo, 1, 5)
+    assert git_calls(repo, counting, *command) == at_one
+    assert "status" not in at_one
 
 
 def test_dirty_ahead_and_behind_are_still_right_for_every_lease(repo: Path) -> None:
@@ -120,8 +133,7 @@ def test_batched_ahead_behind_matches_git_rev_list_for_every_shape(repo: Path) -
     commit("u1")
     git("checkout", "-q", "main", cwd=repo)
     pairs = [
-        divergence.Pair("main", start, branch)
-        for branch in ("same", "ahead", "forked", "merged", "unrelated", "main")
+        divergence.Pair("main", start, branch) for branch in ("same", "ahead", "forked", "merged", "unrelated", "main")
     ]
     pairs += [
         divergence.Pair("forked", None, "merged"),

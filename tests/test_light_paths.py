@@ -37,3 +37,21 @@ def test_tracker_and_lock_import_no_pydantic(repo: Path) -> None:
     assert "pydantic" in modules, "--json documents are pydantic models"
     doc = json.loads(out)
     assert (doc["key"], doc["value"], doc["version"], doc["schema"]) == ("k", "v", 1, 1)
+
+
+def test_status_and_worktree_list_import_no_pydantic(repo: Path) -> None:
+    """Their documents are plain and the state files they verify (meta, tracker, leases,
+    recover) are validated by hand; the journal and landing models, which still use
+    pydantic, are imported only when such a file exists."""
+    assert gitxact("init", cwd=repo).returncode == 0
+    assert gitxact("tracker", "incr", "n", cwd=repo).returncode == 0
+    assert gitxact("worktree", "acquire", "agent-1", "--json", cwd=repo).returncode == 0
+    assert gitxact("recover", cwd=repo).returncode == 0
+    for argv in (["status"], ["status", "--json"], ["status", "--dirty"], ["worktree", "list"]):
+        modules, out = _imported(argv, repo)
+        assert not {"pydantic", "psycopg"} & modules, argv
+        assert "agent-1" in out, argv
+    modules, out = _imported(["worktree", "list", "--json"], repo)
+    assert "pydantic" not in modules
+    lease = json.loads(out)["leases"][0]
+    assert (lease["agent"], lease["dirty"], lease["phase"]) == ("agent-1", False, "active")

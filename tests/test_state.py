@@ -131,3 +131,30 @@ def test_crash_between_temp_and_rename_keeps_old_state(repo: Path) -> None:
     assert (state_dir(repo) / "tracker.json").read_bytes() == before
     assert gitxact("tracker", "get", "n", cwd=repo).stdout.strip() == "2"
     assert gitxact("tracker", "incr", "n", cwd=repo).stdout.strip() == "3"
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_file_damaged_between_load_and_save_never_becomes_the_backup(repo: Path, how: str) -> None:
+    """A save reuses what its own load verified only while the file is that very file: one
+    damaged in between (in place, same size for ``flip``) is verified again and kept out."""
+    prime(repo)
+    path = state_dir(repo) / "tracker.json"
+    backup = path.with_name("tracker.json.bak")
+    good_backup = backup.read_bytes()
+    file = StateFile(path, TrackerState)
+    value, generation = file.load_with_generation()
+    corrupt(path, how)
+    file.save(value)
+    assert backup.read_bytes() == good_backup, "the damaged file did not displace the good backup"
+    assert StateFile(path, TrackerState).load_with_generation()[1] == generation  # the backup's + 1
+
+
+def test_save_after_load_keeps_the_loaded_generation_as_backup(repo: Path) -> None:
+    prime(repo)
+    path = state_dir(repo) / "tracker.json"
+    file = StateFile(path, TrackerState)
+    value, generation = file.load_with_generation()
+    loaded = path.read_bytes()
+    file.save(value)
+    assert path.with_name("tracker.json.bak").read_bytes() == loaded
+    assert StateFile(path, TrackerState).load_with_generation()[1] == generation + 1

@@ -68,11 +68,16 @@ def test_status_colors_only_on_a_terminal_and_never_with_no_color(busy: Path) ->
 
 
 def test_status_table_shows_lease_work_and_heartbeat(busy: Path) -> None:
-    out = gitxact("status", cwd=busy).stdout
+    out = gitxact("status", "--dirty", cwd=busy).stdout
     line = next(line for line in out.splitlines() if line.strip().startswith("alice"))
     assert "dirty" in line
     assert "heartbeat" in line
     assert "live" in line
+    quick = gitxact("status", cwd=busy).stdout
+    line = next(line for line in quick.splitlines() if line.strip().startswith("alice"))
+    assert "dirty" not in line, "not looked at without --dirty, and never shown as a guess"
+    assert "live" in line
+    assert "gitxact status --dirty" in quick, "the table says the work was not looked at, and how to"
     doc = json.loads(gitxact("status", "--json", cwd=busy).stdout)
     assert doc["schema"] == 1
     assert doc["leases"][0]["dirty"] is True

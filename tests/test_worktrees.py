@@ -112,8 +112,6 @@ def test_branch_checked_out_elsewhere_is_refused_naming_where(repo: Path) -> Non
     assert not (repo.parent / "repo.worktrees" / "b").exists()
 
 
-
-
 def snapshot_of_everything(repo: Path) -> tuple[object, ...]:
     gitxact_dir = repo / ".git" / "gitxact"
     state = sorted(str(p.relative_to(gitxact_dir)) for p in gitxact_dir.rglob("*")) if gitxact_dir.exists() else None
@@ -236,8 +234,9 @@ def test_list_and_status_show_leases_but_never_a_token(repo: Path) -> None:
     assert item["owner"] == {"pid": os.getpid(), "host": item["owner"]["host"], "alive": True}
     assert (item["dirty"], item["ahead"], item["behind"]) == (True, 1, 0)
     assert (item["folder_missing"], item["locked"], item["live"]) == (False, True, True)
-    human = gitxact("worktree", "list", cwd=repo)
+    human = gitxact("worktree", "list", "--dirty", cwd=repo)
     assert "dirty" in human.stdout
+    assert gitxact("worktree", "list", "--no-dirty", "--json", cwd=repo).stdout.count('"dirty": null') == 1
     status = gitxact("status", "--json", cwd=repo)
     assert json.loads(status.stdout)["leases"][0]["agent"] == "a"
     for out in (listing.stdout, human.stdout, status.stdout, gitxact("status", cwd=repo).stdout):

@@ -11,7 +11,8 @@ if TYPE_CHECKING:
     from gitxact.health.status import PartyDoc, StatusDoc
     from gitxact.tx.results import TxInfo
     from gitxact.worktrees.kept import KeptBranchesDoc, PruneBranchesDoc
-    from gitxact.worktrees.results import AcquireDoc, EndDoc, FleetDoc, LeaseListDoc, ReapDoc
+    from gitxact.worktrees.lease_info import LeaseListDoc
+    from gitxact.worktrees.results import AcquireDoc, EndDoc, FleetDoc, ReapDoc
 
 
 def duration(seconds: float) -> str:
@@ -31,7 +32,8 @@ def _who(party: PartyDoc) -> str:
     return text
 
 
-def render_status(doc: StatusDoc) -> str:
+def render_status(doc: StatusDoc, *, dirty: bool = True) -> str:
+    """*dirty*: whether dirty/clean was looked at (else the column is left out, not shown as "?")."""
     repo = doc.repository
     lines = [
         f"{style('repository', bold=True)}  {repo.common_dir}",
@@ -85,19 +87,21 @@ def render_status(doc: StatusDoc) -> str:
                 if lease.phase != "active"
                 else ("live" if lease.live else "expired" if lease.expired else "owner gone")
             )
-            work = {True: style("dirty", fg="yellow"), False: "clean", None: "?"}[lease.dirty]
+            work = [{True: style("dirty", fg="yellow"), False: "clean", None: "?"}[lease.dirty]] if dirty else []
             lease_rows.append(
                 [
                     lease.agent,
                     lease.branch,
                     f"pid {lease.owner.pid} {alive}",
                     style(state, fg="green" if state == "live" else "yellow"),
-                    work,
+                    *work,
                     f"heartbeat {_age(lease.heartbeat_age)}",
                     lease.path,
                 ]
             )
         lines.append(table(lease_rows))
+        if not dirty:
+            lines.append("  (dirty or clean not looked at: gitxact status --dirty)")
     lines.append(style("transactions", bold=True))
     lines.append(render_transactions(doc.transactions) or "  (none open)")
     if doc.last_recover is not None:
@@ -210,10 +214,13 @@ def render_end(doc: EndDoc) -> str:
     return "\n".join(lines)
 
 
-def render_lease_list(doc: LeaseListDoc) -> str:
+def render_lease_list(doc: LeaseListDoc, *, dirty: bool = True) -> str:
+    """*dirty*: whether dirty/clean was looked at (else no WORK column, and a line saying so)."""
     if not doc.leases:
         return "no leases"
-    rows = [["AGENT", "BRANCH", "OWNER", "AGE", "HEARTBEAT", "STATE", "WORK", "AHEAD/BEHIND", "PATH"]]
+    rows = [
+        ["AGENT", "BRANCH", "OWNER", "AGE", "HEARTBEAT", "STATE", *(["WORK"] if dirty else []), "AHEAD/BEHIND", "PATH"]
+    ]
     for item in doc.leases:
         alive = {True: "alive", False: "DEAD", None: "unknown"}[item.owner.alive]
         if item.folder_missing:
@@ -224,7 +231,7 @@ def render_lease_list(doc: LeaseListDoc) -> str:
             state = style("expired" if item.expired else "owner dead", fg="yellow")
         else:
             state = style("live", fg="green")
-        work = {True: "dirty", False: "clean", None: "?"}[item.dirty]
+        work = [{True: "dirty", False: "clean", None: "?"}[item.dirty]] if dirty else []
         ahead = "?" if item.ahead is None else f"+{item.ahead}/-{item.behind}"
         rows.append(
             [
@@ -234,12 +241,13 @@ def render_lease_list(doc: LeaseListDoc) -> str:
                 duration(item.age),
                 _age(item.heartbeat_age),
                 state,
-                work,
+                *work,
                 ahead,
                 item.path,
             ]
         )
-    return table(rows, indent="")
+    listing = table(rows, indent="")
+    return listing if dirty else listing + "\n(dirty or clean not looked at: gitxact worktree list --dirty)"
 
 
 def render_reap(doc: ReapDoc) -> str:

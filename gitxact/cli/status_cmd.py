@@ -5,25 +5,29 @@ from __future__ import annotations
 import click
 
 from gitxact.cli.app import AppContext
-from gitxact.cli.context import json_option, pass_app, show
+from gitxact.cli.context import dirty_option, json_option, pass_app, show
 from gitxact.cli.render import render_status
 
 
 @click.command()
+@dirty_option
 @json_option
 @pass_app
-def status(app: AppContext, as_json: bool) -> int:
-    """Show locks (holders and waiters), state files and lock wait times.
+def status(app: AppContext, dirty: bool | None, as_json: bool) -> int:
+    """Show locks (holders and waiters), state files, leases, transactions and lock wait times.
 
-    Holders that died are recognised and cleared, never shown.
+    Holders that died are recognised and cleared, never shown. Whether each leased
+    worktree is dirty is looked at with --dirty (always with --json).
 
     \b
     Examples:
       gitxact status
+      gitxact status --dirty
       gitxact status --json | jq '.locks'
     """
     from gitxact.health.status import collect
 
-    doc = collect(app.workspace())
-    show(doc, as_json, lambda: render_status(doc))
+    checked = as_json if dirty is None else dirty
+    doc = collect(app.workspace(), dirty=checked)
+    show(doc, as_json, lambda: render_status(doc, dirty=checked))
     return 0

@@ -7,7 +7,7 @@ import os
 import click
 
 from gitxact.cli.app import AppContext
-from gitxact.cli.context import json_option, pass_app, show, timeout_option
+from gitxact.cli.context import dirty_option, json_option, pass_app, show, timeout_option
 from gitxact.cli.render import (
     render_acquire,
     render_end,
@@ -157,10 +157,12 @@ def renew(app: AppContext, agent: str, token: str | None, force: bool, timeout: 
 @click.option(
     "--all-hosts", is_flag=True, help="Every host's leased agents, from the fleet's registry (PostgreSQL backend)."
 )
+@dirty_option
 @json_option
 @pass_app
-def list_(app: AppContext, kept: bool, all_hosts: bool, as_json: bool) -> int:
-    """Every lease: path, branch, owner alive?, age, heartbeat, dirty, ahead/behind.
+def list_(app: AppContext, kept: bool, all_hosts: bool, dirty: bool | None, as_json: bool) -> int:
+    """Every lease: path, branch, owner alive?, age, heartbeat, ahead/behind, and (--dirty,
+    or --json) whether its worktree holds uncommitted work.
 
     With --branches: the branches under gitxact.branchPrefix that no lease uses, each
     merged (every commit on another branch too) or unmerged.
@@ -168,6 +170,7 @@ def list_(app: AppContext, kept: bool, all_hosts: bool, as_json: bool) -> int:
     \b
     Examples:
       gitxact worktree list
+      gitxact worktree list --dirty
       gitxact worktree list --json | jq '.leases[] | select(.dirty)'
       gitxact worktree list --branches
     """
@@ -179,8 +182,11 @@ def list_(app: AppContext, kept: bool, all_hosts: bool, as_json: bool) -> int:
         branches_doc = kept_branches(app.workspace())
         show(branches_doc, as_json, lambda: render_kept_branches(branches_doc))
         return 0
-    doc = app.workspace().worktrees.list()
-    show(doc, as_json, lambda: render_lease_list(doc))
+    from gitxact.worktrees.listing import collect  # not ws.worktrees: the manager imports pydantic
+
+    checked = as_json if dirty is None else dirty
+    doc = collect(app.workspace(), dirty=checked)
+    show(doc, as_json, lambda: render_lease_list(doc, dirty=checked))
     return 0
 
 

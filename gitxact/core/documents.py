@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA = 1
+from gitxact.core.plain import SCHEMA
 
 
 class Document(BaseModel):
@@ -21,3 +21,11 @@ class Document(BaseModel):
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2)
+
+
+class InitResult(Document):
+    """``gitxact init --json``: the state folder, whether this call created it, the settings."""
+
+    state_dir: str
+    created: bool
+    settings: dict[str, str | float | None]

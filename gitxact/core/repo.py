@@ -23,7 +23,7 @@ from gitxact.state.store import M, StateFile, StateStore
 from gitxact.util.names import agent_from_env, validate_agent
 
 if TYPE_CHECKING:
-    from gitxact.core.meta import InitResult
+    from gitxact.core.documents import InitResult
 
 LOCKS_DIR = "locks"
 STATE_DIR = "state"
@@ -111,7 +111,8 @@ class Repo:
 
     def init(self) -> InitResult:
         """Create the state folder and its defaults; running it again changes nothing."""
-        from gitxact.core.meta import InitResult, Meta
+        from gitxact.core.documents import InitResult
+        from gitxact.core.meta import Meta
 
         self.store.ensure(LOCKS_DIR, STATE_DIR, LOGS_DIR)
         meta_file = self.state_file("meta.json", Meta)

@@ -1,6 +1,9 @@
 """Which model each state file holds, so ``status`` and ``doctor`` can verify them all.
 
-Every feature that adds a state file adds a row here (a glob on the file name).
+Every feature that adds a state file adds a branch here (a glob on the file name). A model
+is imported only when a file of its kind is there: ``status`` verifies every state file,
+and the models that still use pydantic (the journal, the landing queue) would otherwise
+cost it pydantic's import (nine interpreter start-ups) in a repository that has neither.
 """
 
 from __future__ import annotations
@@ -9,27 +12,34 @@ import fnmatch
 
 from gitxact.state.store import Persisted
 
-
-def _table() -> list[tuple[str, type[Persisted]]]:
-    from gitxact.core.meta import Meta
-    from gitxact.health.last_recover import RecoverState
-    from gitxact.land.records import Landing
-    from gitxact.leases.records import LeaseState
-    from gitxact.tracker import TrackerState
-    from gitxact.tx.journal import Journal
-
-    return [
-        ("meta.json", Meta),
-        ("tracker.json", TrackerState),
-        ("leases.json", LeaseState),
-        ("journal-*.json", Journal),
-        ("recover.json", RecoverState),
-        ("landing.json", Landing),
-    ]
+#: The file-name globs :func:`model_for` knows, in its order.
+PATTERNS = ("meta.json", "tracker.json", "leases.json", "journal-*.json", "recover.json", "landing.json")
 
 
 def model_for(name: str) -> type[Persisted] | None:
-    for pattern, model in _table():
-        if fnmatch.fnmatchcase(name, pattern):
-            return model
+    pattern = next((p for p in PATTERNS if fnmatch.fnmatchcase(name, p)), None)
+    if pattern == "meta.json":
+        from gitxact.core.meta import Meta
+
+        return Meta
+    if pattern == "tracker.json":
+        from gitxact.tracker import TrackerState
+
+        return TrackerState
+    if pattern == "leases.json":
+        from gitxact.leases.records import LeaseState
+
+        return LeaseState
+    if pattern == "journal-*.json":
+        from gitxact.tx.journal import Journal
+
+        return Journal
+    if pattern == "recover.json":
+        from gitxact.health.last_recover import RecoverState
+
+        return RecoverState
+    if pattern == "landing.json":
+        from gitxact.land.records import Landing
+
+        return Landing
     return None

@@ -3,35 +3,58 @@
 Built from the files on disk each time (nothing cached): a holder record whose owner
 died is cleared while it is read (see :mod:`gitxact.locking.tickets`), so status never
 shows a dead holder.
+
+Without pydantic (issue 14: its import alone is nine bare interpreter start-ups): the
+documents here are plain (:mod:`gitxact.core.plain`), the state files they verify have
+hand-validated models, and the two models that still use pydantic are imported only when
+their files exist (a transaction journal, the landing queue).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, Field
-
-from gitxact.core.documents import Document
+from gitxact.core.plain import PlainDocument, PlainModel
 from gitxact.core.repo import STATE_DIR, Repo
 from gitxact.errors import StateError
 from gitxact.health.last_recover import LastRecover, last_recover
 from gitxact.locking.locks import Level, summarize_waits
-from gitxact.locking.tickets import Party
-from gitxact.snapshots.results import SnapshotUsage
-from gitxact.tx.results import TxInfo, list_transactions
-from gitxact.worktrees.results import LeaseInfo
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from gitxact.locking.tickets import Party
+    from gitxact.snapshots.usage import SnapshotUsage
+    from gitxact.tx.results import TxInfo
+    from gitxact.worktrees.lease_info import LeaseInfo
 
 
-class PartyDoc(BaseModel):
-    mode: str
-    state: str
-    pid: int
-    host: str | None
-    agent: str | None
-    command: str | None
-    since: float
-    age: float
+class PartyDoc(PlainModel):
+    #: The fields, in the order ``--json`` prints them.
+    FIELDS: ClassVar[tuple[str, ...]] = ("mode", "state", "pid", "host", "agent", "command", "since", "age")
+    __slots__ = FIELDS
+
+    def __init__(
+        self,
+        *,
+        mode: str,
+        state: str,
+        pid: int,
+        host: str | None,
+        agent: str | None,
+        command: str | None,
+        since: float,
+        age: float,
+    ) -> None:
+        self.mode = mode
+        self.state = state
+        self.pid = pid
+        self.host = host
+        self.agent = agent
+        self.command = command
+        self.since = float(since)
+        self.age = float(age)
 
     @classmethod
     def of(cls, party: Party, now: float) -> PartyDoc:
@@ -47,44 +70,89 @@ class PartyDoc(BaseModel):
         )
 
 
-class LockDoc(BaseModel):
-    name: str
-    level: str
-    holders: list[PartyDoc]
-    waiters: list[PartyDoc]
+class LockDoc(PlainModel):
+    #: The fields, in the order ``--json`` prints them.
+    FIELDS: ClassVar[tuple[str, ...]] = ("name", "level", "holders", "waiters")
+    __slots__ = FIELDS
+
+    def __init__(self, *, name: str, level: str, holders: list[PartyDoc], waiters: list[PartyDoc]) -> None:
+        self.name = name
+        self.level = level
+        self.holders = holders
+        self.waiters = waiters
 
 
-class StateFileDoc(BaseModel):
-    name: str
-    ok: bool
-    problem: str | None
-    backup_ok: bool
-    generation: int | None
+class StateFileDoc(PlainModel):
+    #: The fields, in the order ``--json`` prints them.
+    FIELDS: ClassVar[tuple[str, ...]] = ("name", "ok", "problem", "backup_ok", "generation")
+    __slots__ = FIELDS
+
+    def __init__(self, *, name: str, ok: bool, problem: str | None, backup_ok: bool, generation: int | None) -> None:
+        self.name = name
+        self.ok = ok
+        self.problem = problem
+        self.backup_ok = backup_ok
+        self.generation = generation
 
 
-class RepositoryDoc(BaseModel):
-    common_dir: str
-    worktree: str | None
-    worktree_id: str
-    state_dir: str
-    initialized: bool
+class RepositoryDoc(PlainModel):
+    #: The fields, in the order ``--json`` prints them.
+    FIELDS: ClassVar[tuple[str, ...]] = ("common_dir", "worktree", "worktree_id", "state_dir", "initialized")
+    __slots__ = FIELDS
+
+    def __init__(
+        self, *, common_dir: str, worktree: str | None, worktree_id: str, state_dir: str, initialized: bool
+    ) -> None:
+        self.common_dir = common_dir
+        self.worktree = worktree
+        self.worktree_id = worktree_id
+        self.state_dir = state_dir
+        self.initialized = initialized
 
 
-class StatusDoc(Document):
-    repository: RepositoryDoc
-    agent: str | None
-    locks: list[LockDoc]
-    state_files: list[StateFileDoc]
-    lock_times: dict[str, Any]
-    #: Worktree leases, with dirty/clean and ahead/behind (never a token or its hash).
-    leases: list[LeaseInfo] = Field(default_factory=list)
-    transactions: list[TxInfo] = Field(default_factory=list)
-    last_recover: LastRecover | None = None
-    #: Kept snapshots: count, size, how many a live lease or transaction protects, the expiry.
-    snapshots: SnapshotUsage | None = None
+class StatusDoc(PlainDocument):
+    #: The fields, in the order ``--json`` prints them.
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "repository",
+        "agent",
+        "locks",
+        "state_files",
+        "lock_times",
+        "leases",
+        "transactions",
+        "last_recover",
+        "snapshots",
+    )
+    __slots__ = FIELDS
+
+    def __init__(
+        self,
+        *,
+        repository: RepositoryDoc,
+        agent: str | None,
+        locks: list[LockDoc],
+        state_files: list[StateFileDoc],
+        lock_times: dict[str, Any],
+        leases: list[LeaseInfo] | None = None,
+        transactions: list[TxInfo] | None = None,
+        last_recover: LastRecover | None = None,
+        snapshots: SnapshotUsage | None = None,
+    ) -> None:
+        self.repository = repository
+        self.agent = agent
+        self.locks = locks
+        self.state_files = state_files
+        self.lock_times = lock_times
+        #: Worktree leases, with ahead/behind and, when asked, dirty/clean (never a token or its hash).
+        self.leases: list[LeaseInfo] = [] if leases is None else leases
+        self.transactions: list[TxInfo] = [] if transactions is None else transactions
+        self.last_recover = last_recover
+        #: Kept snapshots: count, size, how many a live lease or transaction protects, the expiry.
+        self.snapshots = snapshots
 
 
-def collect(repo: Repo) -> StatusDoc:
+def collect(repo: Repo, *, dirty: bool = True) -> StatusDoc:
+    """The status document; *dirty* looks whether each leased worktree holds uncommitted work."""
     now = time.time()
     locks: list[LockDoc] = []
     for key in repo.locks.known_keys():
@@ -101,9 +169,11 @@ def collect(repo: Repo) -> StatusDoc:
         )
     files: list[StateFileDoc] = []
     state_dir = repo.state_dir / STATE_DIR
+    names: list[str] = []
     if state_dir.is_dir():
-        for path in sorted(state_dir.glob("*.json")):
-            health = _health(repo, path.name)
+        names = sorted(path.name for path in state_dir.glob("*.json"))
+        for name in names:
+            health = _health(repo, name)
             if health is not None:
                 files.append(health)
     return StatusDoc(
@@ -118,11 +188,20 @@ def collect(repo: Repo) -> StatusDoc:
         locks=locks,
         state_files=files,
         lock_times=summarize_waits(repo.locks.stats()),
-        leases=_leases(repo),
-        transactions=list_transactions(repo).transactions,
+        leases=_leases(repo, dirty),
+        transactions=_transactions(repo, state_dir),
         last_recover=last_recover(repo),
         snapshots=_snapshots(repo),
     )
+
+
+def _transactions(repo: Repo, state_dir: Path) -> list[TxInfo]:
+    """Open transactions; the journal model (pydantic) is imported only when a journal exists."""
+    if not state_dir.is_dir() or not any(state_dir.glob("journal-*.json*")):
+        return []
+    from gitxact.tx.results import list_transactions
+
+    return list_transactions(repo).transactions
 
 
 def _snapshots(repo: Repo) -> SnapshotUsage:
@@ -131,11 +210,11 @@ def _snapshots(repo: Repo) -> SnapshotUsage:
     return usage(repo)
 
 
-def _leases(repo: Repo) -> list[LeaseInfo]:
+def _leases(repo: Repo, dirty: bool) -> list[LeaseInfo]:
     from gitxact.worktrees.listing import collect
 
     try:
-        return collect(repo).leases
+        return collect(repo, dirty=dirty).leases
     except StateError:
         return []  # the state_files section already names the damaged file
 

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, ClassVar, Literal
-
-from pydantic import BaseModel, Field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from gitxact.leases import reader as lease_reader
-from gitxact.state.models import StateModel
+from gitxact.state import fields
 from gitxact.state.store import StateFile
 from gitxact.util.identity import ProcessIdentity
 
@@ -32,30 +30,100 @@ LEASES_LOCK = "leases"
 #: ``releasing`` is written before anything of a release that keeps its branch, and
 #: ``removing`` once the worktree's uncommitted work is saved, before its files go.
 Phase = Literal["provisioning", "active", "releasing", "removing"]
+PHASES: tuple[Phase, ...] = ("provisioning", "active", "releasing", "removing")
 
 
-class Lease(BaseModel):
-    """One agent's lease on one worktree and branch. The token itself is never stored."""
+class Lease:
+    """One agent's lease on one worktree and branch. The token itself is never stored.
 
-    agent: str
-    path: str
-    branch: str
-    base: str
-    token_hash: str
-    owner_pid: int
-    owner_host: str
-    owner_start: int | None = None
-    created: float
-    heartbeat: float
-    ttl: float
-    worktree_id: str | None = None
-    phase: Phase = "active"
-    #: The commit the branch started from (``base`` may be a branch name that moves on).
-    base_commit: str | None = None
-    #: Whether this lease created the branch (only then may ending it delete the branch).
-    branch_created: bool = False
-    #: Set when a release asked to keep the branch, so a repair after a crash honours it.
-    keep_branch: bool = False
+    Validated by hand (:mod:`gitxact.state.fields`), not by pydantic: ``status``, ``worktree
+    list`` and the hooks read these records and must not pay nine interpreter start-ups for
+    pydantic's import. The rules are the pydantic model's: these fields and types, unknown
+    fields ignored (a newer gitxact's additions survive a read by this one's listing).
+    """
+
+    __slots__ = (
+        "agent",
+        "base",
+        "base_commit",
+        "branch",
+        "branch_created",
+        "created",
+        "heartbeat",
+        "keep_branch",
+        "owner_host",
+        "owner_pid",
+        "owner_start",
+        "path",
+        "phase",
+        "token_hash",
+        "ttl",
+        "worktree_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        agent: str,
+        path: str,
+        branch: str,
+        base: str,
+        token_hash: str,
+        owner_pid: int,
+        owner_host: str,
+        owner_start: int | None = None,
+        created: float,
+        heartbeat: float,
+        ttl: float,
+        worktree_id: str | None = None,
+        phase: Phase = "active",
+        base_commit: str | None = None,
+        branch_created: bool = False,
+        keep_branch: bool = False,
+    ) -> None:
+        self.agent = agent
+        self.path = path
+        self.branch = branch
+        self.base = base
+        self.token_hash = token_hash
+        self.owner_pid = owner_pid
+        self.owner_host = owner_host
+        self.owner_start = owner_start
+        self.created = float(created)
+        self.heartbeat = float(heartbeat)
+        self.ttl = float(ttl)
+        self.worktree_id = worktree_id
+        self.phase: Phase = phase
+        #: The commit the branch started from (``base`` may be a branch name that moves on).
+        self.base_commit = base_commit
+        #: Whether this lease created the branch (only then may ending it delete the branch).
+        self.branch_created = branch_created
+        #: Set when a release asked to keep the branch, so a repair after a crash honours it.
+        self.keep_branch = keep_branch
+
+    @classmethod
+    def model_validate(cls, data: Any) -> Lease:
+        values = fields.checked(data, _LEASE_SPEC, "a lease")
+        if values["phase"] not in PHASES:
+            raise ValueError(f"phase: must be one of {', '.join(PHASES)}, not {values['phase']!r}")
+        return cls(**values)
+
+    def model_dump(self, *, mode: str = "json") -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def model_copy(self, *, update: dict[str, Any]) -> Lease:
+        """A copy with *update* applied, checked like a record read from the file."""
+        return Lease.model_validate({**self.model_dump(), **update})
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Lease:
+            return NotImplemented
+        return self.model_dump() == other.model_dump()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the pydantic model was
+
+    def __repr__(self) -> str:
+        return f"Lease(agent={self.agent!r}, path={self.path!r}, branch={self.branch!r}, phase={self.phase!r})"
 
     @property
     def owner(self) -> ProcessIdentity:
@@ -76,11 +144,57 @@ class Lease(BaseModel):
         return lease_reader.token_matches(self.token_hash, token)
 
 
-class LeaseState(StateModel):
+_LEASE_SPEC: fields.Spec = (
+    ("agent", fields.STRING, fields.REQUIRED),
+    ("path", fields.STRING, fields.REQUIRED),
+    ("branch", fields.STRING, fields.REQUIRED),
+    ("base", fields.STRING, fields.REQUIRED),
+    ("token_hash", fields.STRING, fields.REQUIRED),
+    ("owner_pid", fields.INTEGER, fields.REQUIRED),
+    ("owner_host", fields.STRING, fields.REQUIRED),
+    ("owner_start", fields.OPTIONAL_INTEGER, None),
+    ("created", fields.NUMBER, fields.REQUIRED),
+    ("heartbeat", fields.NUMBER, fields.REQUIRED),
+    ("ttl", fields.NUMBER, fields.REQUIRED),
+    ("worktree_id", fields.OPTIONAL_STRING, None),
+    ("phase", fields.STRING, "active"),
+    ("base_commit", fields.OPTIONAL_STRING, None),
+    ("branch_created", fields.FLAG, False),
+    ("keep_branch", fields.FLAG, False),
+)
+
+
+class LeaseState:
+    """``leases.json``: agent -> :class:`Lease`; exactly the field ``leases`` (``extra="forbid"``)."""
+
     KIND: ClassVar[str] = "leases"
     SCHEMA: ClassVar[int] = 1
 
-    leases: dict[str, Lease] = Field(default_factory=dict)
+    __slots__ = ("leases",)
+
+    def __init__(self, *, leases: dict[str, Lease] | None = None) -> None:
+        self.leases: dict[str, Lease] = {} if leases is None else leases
+
+    @classmethod
+    def migrate(cls, schema: int, data: dict[str, Any]) -> dict[str, Any]:
+        raise ValueError(f"schema {schema} is not supported (this gitxact reads schema {cls.SCHEMA})")
+
+    @classmethod
+    def model_validate(cls, data: Any) -> LeaseState:
+        records = fields.mapping(fields.mapping(data, "leases.json", _STATE_FIELDS).get("leases", {}), "leases")
+        found: dict[str, Lease] = {}
+        for agent, record in records.items():
+            try:
+                found[agent] = Lease.model_validate(record)
+            except ValueError as exc:
+                raise ValueError(f"leases.{agent}: {exc}") from None
+        return cls(leases=found)
+
+    def model_dump(self, *, mode: str = "json") -> dict[str, Any]:
+        return {"leases": {agent: lease.model_dump() for agent, lease in self.leases.items()}}
+
+
+_STATE_FIELDS = frozenset({"leases"})
 
 
 hash_token = lease_reader.hash_token

@@ -16,7 +16,7 @@ from gitxact.health.status import StatusDoc, collect
 from gitxact.observe.stats import StatsDoc
 from gitxact.observe.stats import collect as collect_stats
 from gitxact.tx.results import TxInfo
-from gitxact.worktrees.results import LeaseInfo
+from gitxact.worktrees.lease_info import LeaseInfo
 
 #: Events listed under "recent events".
 RECENT = 12

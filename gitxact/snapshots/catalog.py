@@ -26,13 +26,13 @@ from gitxact.errors import StateError, UsageError
 from gitxact.git import refs
 from gitxact.git import run as git
 from gitxact.git.snapshots import SNAPSHOT_PREFIX
-from gitxact.snapshots.results import Kind, SnapshotInfo
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from gitxact.core.repo import Repo
     from gitxact.leases.records import Lease
+    from gitxact.snapshots.results import Kind, SnapshotInfo
 
 #: The part after the agent in the name of a snapshot taken before ``restore --force``.
 REPLACED = "before-restore"
@@ -143,6 +143,10 @@ def read_all(repo: Repo, *, now: float | None = None, protect: Protections | Non
     now = time.time() if now is None else now
     result = git.run(["for-each-ref", f"--format={_FIELDS}", SNAPSHOT_PREFIX], cwd(repo), read_only=True)
     found: list[SnapshotInfo] = []
+    if not result.stdout.strip():
+        return found  # none: no protections to read (``status`` imports no journal model then)
+    from gitxact.snapshots.results import SnapshotInfo
+
     for line in result.lines():
         fields = line.split("\0")
         if len(fields) != 6 or fields[2] != "commit":

@@ -20,35 +20,16 @@ from typing import TYPE_CHECKING
 
 from gitxact.errors import RefusedError, UsageError
 from gitxact.git import refs
-from gitxact.git import run as git
 from gitxact.locking.tickets import EXCLUSIVE
 from gitxact.snapshots import catalog
 from gitxact.snapshots.results import DropDoc, DroppedDoc, KeptDoc, SnapshotInfo
-from gitxact.util.durations import NEVER, format_duration, parse_duration
+from gitxact.snapshots.setting import configured_expiry
+from gitxact.util.durations import format_duration
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from gitxact.core.repo import Repo
-
-EXPIRY_KEY = "gitxact.snapshotExpiry"
-
-
-def configured_expiry(repo: Repo) -> float | None:
-    """``gitxact.snapshotExpiry`` in seconds; ``None`` (the default, or ``never``) keeps snapshots forever."""
-    values = git.config_regexp(repo.layout.start, r"^gitxact\.snapshotexpiry$")
-    if not values:
-        return None
-    raw = values[-1][1]  # the last one wins, as for any single-valued git setting
-    if raw.strip().lower() in NEVER:
-        return None
-    seconds = parse_duration(raw, f"git config {EXPIRY_KEY} value")
-    if seconds <= 0:
-        raise UsageError(
-            f"git config {EXPIRY_KEY}={raw!r} would expire every snapshot at once",
-            hint="use a positive duration (7d, 12h) or `never` to keep snapshots",
-        )
-    return seconds
 
 
 def drop(

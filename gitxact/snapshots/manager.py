@@ -16,7 +16,8 @@ from gitxact.util.names import validate_agent
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
-    from gitxact.snapshots.results import DropDoc, RestoreDoc, SnapshotShowDoc, SnapshotUsage
+    from gitxact.snapshots.results import DropDoc, RestoreDoc, SnapshotShowDoc
+    from gitxact.snapshots.usage import SnapshotUsage
 
 
 def seconds(value: float | str | None, what: str = "--older-than") -> float | None:

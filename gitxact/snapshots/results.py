@@ -99,13 +99,3 @@ class DropDoc(Document):
     #: The expiry that selected them (``expire`` and ``gitxact gc``), in seconds.
     expiry: float | None = None
     errors: int = 0
-
-
-class SnapshotUsage(BaseModel):
-    """For ``gitxact status``: how many snapshots there are and what they keep on disk."""
-
-    count: int
-    #: Bytes on disk of objects only snapshots keep (not reachable from any branch, tag or remote).
-    size: int
-    protected: int = 0
-    expiry: float | None = None

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
+from gitxact.core.plain import PlainModel
 from gitxact.git import run as git
 from gitxact.git.snapshots import SNAPSHOT_PREFIX
 from gitxact.snapshots import catalog
-from gitxact.snapshots.expiry import configured_expiry
-from gitxact.snapshots.results import SnapshotUsage
+from gitxact.snapshots.setting import configured_expiry
 from gitxact.util.durations import format_duration
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
+
+
+class SnapshotUsage(PlainModel):
+    """For ``gitxact status``: how many snapshots there are and what they keep on disk."""
+
+    #: The fields, in the order ``--json`` prints them.
+    FIELDS: ClassVar[tuple[str, ...]] = ("count", "size", "protected", "expiry")
+    __slots__ = FIELDS
+
+    def __init__(self, *, count: int, size: int, protected: int = 0, expiry: float | None = None) -> None:
+        self.count = count
+        #: Bytes on disk of objects only snapshots keep (not reachable from any branch, tag or remote).
+        self.size = size
+        self.protected = protected
+        self.expiry = None if expiry is None else float(expiry)
 
 
 def usage(repo: Repo) -> SnapshotUsage:

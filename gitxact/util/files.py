@@ -57,6 +57,12 @@ def read_no_follow(path: str | os.PathLike[str], limit: int | None = None) -> by
     :class:`ValueError` with the reason when it is no regular file or too large.
     *limit* defaults to :data:`MAX_STATE_BYTES`, read at the call.
     """
+    return read_no_follow_stat(path, limit)[0]
+
+
+def read_no_follow_stat(path: str | os.PathLike[str], limit: int | None = None) -> tuple[bytes, os.stat_result]:
+    """:func:`read_no_follow`, with the ``fstat`` of the very file that was read (not of
+    whatever the name points at a moment later: a writer may rename a new one over it)."""
     limit = MAX_STATE_BYTES if limit is None else limit
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
@@ -68,15 +74,20 @@ def read_no_follow(path: str | os.PathLike[str], limit: int | None = None) -> by
         chunks = []
         while chunk := os.read(fd, 1 << 16):
             chunks.append(chunk)
-        return b"".join(chunks)
+        return b"".join(chunks), info
     finally:
         os.close(fd)
 
 
 def read_regular_file(path: Path, limit: int | None = None) -> bytes:
     """:func:`read_no_follow` with gitxact's errors: a symlink or a bad file is a :class:`StateError`."""
+    return read_regular_file_stat(path, limit)[0]
+
+
+def read_regular_file_stat(path: Path, limit: int | None = None) -> tuple[bytes, os.stat_result]:
+    """:func:`read_regular_file` and the ``fstat`` of the file read (see :func:`read_no_follow_stat`)."""
     try:
-        return read_no_follow(path, limit)
+        return read_no_follow_stat(path, limit)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise StateError(path, "is a symbolic link; gitxact refuses to follow it") from exc

@@ -8,23 +8,23 @@ Its cost is flat in the number of leases but for one thing: one ``git worktree l
 one read of the records, each owner's liveness read once (agents often share an
 owner), and ahead/behind for all leases in three git calls
 (:mod:`gitxact.worktrees.divergence`). Whether a worktree holds uncommitted work can
-only be told by a ``git status`` in it; those run side by side, a few at a time.
+only be told by a ``git status`` in it: one process per lease, run side by side a few at a
+time, and so asked for (*dirty*): the CLI's tables leave it to ``--dirty`` (see
+:func:`gitxact.cli.context.dirty_option` for why no decision depends on it).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitxact.errors import GitError
-from gitxact.git import snapshots
 from gitxact.leases import records as leases
 from gitxact.worktrees import divergence
-from gitxact.worktrees.reaper import real_paths, registrations
-from gitxact.worktrees.results import LeaseInfo, LeaseListDoc, OwnerDoc
+from gitxact.worktrees.lease_info import LeaseInfo, LeaseListDoc, OwnerDoc
+from gitxact.worktrees.paths import real_paths, registrations_by_real_path
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
@@ -61,7 +61,7 @@ def collect(repo: Repo, *, details: bool = True, dirty: bool | None = None) -> L
     records = leases.load(repo)
     if not records:
         return LeaseListDoc()
-    entries = registrations(repo)
+    entries = registrations_by_real_path(repo)
     owners = _Owners()
     infos: list[LeaseInfo] = []
     whole: list[tuple[Lease, LeaseInfo]] = []
@@ -114,6 +114,11 @@ def _add_divergence(repo: Repo, whole: list[tuple[Lease, LeaseInfo]]) -> None:
 
 
 def _add_dirty(whole: list[tuple[Lease, LeaseInfo]]) -> None:
+    # Imported here: a listing without dirty/clean (the CLI's tables) needs neither.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gitxact.git import snapshots
+
     def changed(lease: Lease) -> bool | None:
         if lease.phase != "active":
             return None  # being checked out or emptied: its files say nothing yet

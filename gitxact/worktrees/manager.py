@@ -38,7 +38,8 @@ from gitxact.util.faults import crashpoint
 from gitxact.util.identity import ProcessIdentity
 from gitxact.util.names import validate_agent
 from gitxact.worktrees import branches, fleet, include, ownership, paths, reaper, registration
-from gitxact.worktrees.results import AcquireDoc, EndDoc, LeaseListDoc, ReapDoc, ReleaseDoc, RenewDoc
+from gitxact.worktrees.lease_info import LeaseListDoc
+from gitxact.worktrees.results import AcquireDoc, EndDoc, ReapDoc, ReleaseDoc, RenewDoc
 from gitxact.worktrees.trace import trace
 
 if TYPE_CHECKING:
@@ -421,10 +422,12 @@ class Worktrees:
 
     # -- queries and cleanup -------------------------------------------------------------
 
-    def list(self) -> LeaseListDoc:
+    def list(self, *, dirty: bool = True) -> LeaseListDoc:
+        """Every lease; with *dirty* (the default here) whether each worktree holds uncommitted
+        work, one ``git status`` per lease (see :mod:`gitxact.worktrees.listing`)."""
         from gitxact.worktrees.listing import collect
 
-        return collect(self.repo)
+        return collect(self.repo, dirty=dirty)
 
     def reap(self, *, dry_run: bool = False) -> ReapDoc:
         """End every lease that is not live (owner dead on this host, or TTL expired),

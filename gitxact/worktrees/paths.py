@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from gitxact.core import settings
 from gitxact.errors import OperationFailedError, UsageError
+from gitxact.worktrees import registration
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
@@ -83,3 +84,34 @@ def remove_empty_dir(path: Path) -> bool:
     except OSError:
         return False
     return True
+
+
+def real(path: str | Path) -> str:
+    return os.path.realpath(path)
+
+
+def real_paths(given: list[str]) -> list[str]:
+    """``os.path.realpath`` of each path, resolving each parent folder once: leases and
+    worktrees share their root, so this costs one ``lstat`` per path, not one per part."""
+    parents: dict[str, str] = {}
+    found: list[str] = []
+    for path in given:
+        folder, name = os.path.split(os.path.abspath(path))
+        if name in ("", ".", ".."):
+            found.append(os.path.realpath(path))
+            continue
+        if folder not in parents:
+            parents[folder] = os.path.realpath(folder)
+        full = os.path.join(parents[folder], name)
+        try:
+            linked = stat.S_ISLNK(os.lstat(full).st_mode)
+        except OSError:
+            linked = False  # (realpath keeps a last part that does not exist as it is)
+        found.append(os.path.realpath(full) if linked else full)
+    return found
+
+
+def registrations_by_real_path(repo: Repo) -> dict[str, git.WorktreeEntry]:
+    """git's worktrees keyed by real path (leases record real paths too)."""
+    found = registration.registrations(repo)
+    return dict(zip(real_paths(list(found)), found.values(), strict=True))

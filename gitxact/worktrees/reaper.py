@@ -43,7 +43,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,29 +92,13 @@ class Step:
 BUSY = "busy"
 
 
-def real(path: str | Path) -> str:
-    return os.path.realpath(path)
+real = paths.real
+real_paths = paths.real_paths
 
 
-def real_paths(given: list[str]) -> list[str]:
-    """``os.path.realpath`` of each path, resolving each parent folder once: leases and
-    worktrees share their root, so this costs one ``lstat`` per path, not one per part."""
-    parents: dict[str, str] = {}
-    found: list[str] = []
-    for path in given:
-        folder, name = os.path.split(os.path.abspath(path))
-        if name in ("", ".", ".."):
-            found.append(os.path.realpath(path))
-            continue
-        if folder not in parents:
-            parents[folder] = os.path.realpath(folder)
-        full = os.path.join(parents[folder], name)
-        try:
-            linked = stat.S_ISLNK(os.lstat(full).st_mode)
-        except OSError:
-            linked = False  # (realpath keeps a last part that does not exist as it is)
-        found.append(os.path.realpath(full) if linked else full)
-    return found
+def registrations(repo: Repo) -> dict[str, git.WorktreeEntry]:
+    """git's worktrees keyed by real path (leases record real paths too)."""
+    return paths.registrations_by_real_path(repo)
 
 
 def worktree_id(repo: Repo, lease: Lease) -> str | None:
@@ -163,12 +146,6 @@ def in_progress(repo: Repo, lease: Lease) -> str | None:
         if busy is not None:
             return f"a git its acquire started still works there ({busy})"
     return None
-
-
-def registrations(repo: Repo) -> dict[str, git.WorktreeEntry]:
-    """git's worktrees keyed by real path (leases record real paths too)."""
-    found = registration.registrations(repo)
-    return dict(zip(real_paths(list(found)), found.values(), strict=True))
 
 
 def step_for(repo: Repo, lease: Lease, entries: dict[str, git.WorktreeEntry], now: float) -> Step | None:

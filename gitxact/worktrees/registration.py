@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -115,6 +114,8 @@ def empty_folder(path: Path) -> None:
     remove -f -f`` deletes, ignored files included), leaving a registration that still
     points at a folder, so it stays provably gitxact's until git removes it. Symbolic links
     are removed, never followed."""
+    import shutil  # here and in discard_half_made: `status` and `worktree list` import this module
+
     try:
         with os.scandir(path) as entries:
             names = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
@@ -260,5 +261,7 @@ def discard_half_made(repo: Repo, admin: Path, root: Path) -> str:
                 done.append(f"and its empty folder {folder}")
         elif entries:
             done.append(f"(its folder {folder} holds files and was kept)")
+    import shutil
+
     shutil.rmtree(admin)
     return " ".join(done)

@@ -75,41 +75,6 @@ class RenewDoc(Document):
     expires: float
 
 
-class OwnerDoc(BaseModel):
-    pid: int
-    host: str
-    #: ``None`` when it cannot be told from here (the owner is on another host).
-    alive: bool | None
-
-
-class LeaseInfo(BaseModel):
-    agent: str
-    path: str
-    branch: str
-    base: str
-    phase: str
-    worktree_id: str | None
-    owner: OwnerDoc
-    created: float
-    age: float
-    heartbeat: float
-    heartbeat_age: float
-    ttl: float
-    expired: bool
-    live: bool
-    folder_missing: bool
-    registered: bool
-    locked: bool
-    #: ``None`` when it could not be read (folder missing, git failed).
-    dirty: bool | None = None
-    ahead: int | None = None
-    behind: int | None = None
-
-
-class LeaseListDoc(Document):
-    leases: list[LeaseInfo] = Field(default_factory=list)
-
-
 class ReapDoc(Document):
     dry_run: bool
     ended: list[EndDoc] = Field(default_factory=list)

@@ -1,0 +1,107 @@
+"""The documents of ``worktree list`` (and the leases in ``status``), without pydantic.
+
+Both commands read every lease and must not pay nine interpreter start-ups for importing
+pydantic (issue 14), so these are :class:`~gitxact.core.plain.PlainDocument` classes;
+their ``--json`` is what the pydantic models printed. Never a token or its hash.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from gitxact.core.plain import PlainDocument, PlainModel
+
+
+class OwnerDoc(PlainModel):
+    #: The fields, in the order ``--json`` prints them.
+    FIELDS: ClassVar[tuple[str, ...]] = ("pid", "host", "alive")
+    __slots__ = FIELDS
+
+    def __init__(self, *, pid: int, host: str, alive: bool | None) -> None:
+        self.pid = pid
+        self.host = host
+        #: ``None`` when it cannot be told from here (the owner is on another host).
+        self.alive = alive
+
+
+class LeaseInfo(PlainModel):
+    #: The fields, in the order ``--json`` prints them.
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "agent",
+        "path",
+        "branch",
+        "base",
+        "phase",
+        "worktree_id",
+        "owner",
+        "created",
+        "age",
+        "heartbeat",
+        "heartbeat_age",
+        "ttl",
+        "expired",
+        "live",
+        "folder_missing",
+        "registered",
+        "locked",
+        "dirty",
+        "ahead",
+        "behind",
+    )
+    __slots__ = FIELDS
+
+    def __init__(
+        self,
+        *,
+        agent: str,
+        path: str,
+        branch: str,
+        base: str,
+        phase: str,
+        worktree_id: str | None,
+        owner: OwnerDoc,
+        created: float,
+        age: float,
+        heartbeat: float,
+        heartbeat_age: float,
+        ttl: float,
+        expired: bool,
+        live: bool,
+        folder_missing: bool,
+        registered: bool,
+        locked: bool,
+        dirty: bool | None = None,
+        ahead: int | None = None,
+        behind: int | None = None,
+    ) -> None:
+        self.agent = agent
+        self.path = path
+        self.branch = branch
+        self.base = base
+        self.phase = phase
+        self.worktree_id = worktree_id
+        self.owner = owner
+        self.created = float(created)
+        self.age = float(age)
+        self.heartbeat = float(heartbeat)
+        self.heartbeat_age = float(heartbeat_age)
+        self.ttl = float(ttl)
+        self.expired = expired
+        self.live = live
+        self.folder_missing = folder_missing
+        self.registered = registered
+        self.locked = locked
+        #: ``None`` when it was not looked at (no ``--dirty``) or could not be read (folder
+        #: missing, git failed, the worktree being checked out or emptied).
+        self.dirty = dirty
+        self.ahead = ahead
+        self.behind = behind
+
+
+class LeaseListDoc(PlainDocument):
+    #: The fields, in the order ``--json`` prints them.
+    FIELDS: ClassVar[tuple[str, ...]] = ("leases",)
+    __slots__ = FIELDS
+
+    def __init__(self, *, leases: list[LeaseInfo] | None = None) -> None:
+        self.leases: list[LeaseInfo] = [] if leases is None else leases
