@@ -45,3 +45,11 @@ def test_tracker_and_lock_import_no_pydantic(repo: Path) -> None:
     assert "pydantic" in modules, "--json documents are pydantic models"
     doc = json.loads(out)
     assert (doc["key"], doc["value"], doc["version"], doc["schema"]) == ("k", "v", 1, 1)
+
+
+def test_status_on_files_imports_no_psycopg(repo: Path) -> None:
+    """The database part of `gitxact status` costs nothing on the file backend."""
+    assert gitxact("init", cwd=repo).returncode == 0
+    for argv in (["status"], ["status", "--json"], ["worktree", "reap", "--json"]):
+        modules, _ = _imported(argv, repo)
+        assert "psycopg" not in modules, argv

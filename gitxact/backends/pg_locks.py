@@ -52,7 +52,7 @@ def lock_key(ns: Namespace, name: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _lock_tag(key: int) -> dict[str, int]:
+def lock_tag(key: int) -> dict[str, int]:
     """How ``pg_locks`` shows an int8 advisory key: high half, low half, ``objsubid`` 1."""
     unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
     return {"classid": unsigned >> 32, "objid": unsigned & 0xFFFF_FFFF}
@@ -226,9 +226,20 @@ class PostgresNamedLocks:
         if not got[0][0]:
             self._wait(session, name, mode, key=key, timeout=timeout, started=started)
         waited = time.monotonic() - started
+        self._record(session, name, mode, f"recording the holder of {name!r}")
+        self._local.held[name] = _Held(mode, session, waited)
+        return PostgresGrant(self, name, mode, waited)
+
+    def _record(self, session: Conn, name: str, mode: Mode, doing: str) -> None:
+        """Name this session's process (host, pid, agent, command) beside *name*, from now.
+
+        Written before a wait as well as after the grant: ``pg_locks`` then tells a
+        waiter's row from a holder's (granted or not), so ``gitxact status`` names who
+        waits, not only who holds. The grant rewrites ``since`` to the moment it came.
+        """
         self._run(
             session,
-            f"recording the holder of {name!r}",
+            doing,
             "WITH gone AS (DELETE FROM gitxact.lock_holders h WHERE h.ns = %(ns)s AND h.name = %(name)s"
             " AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = h.session))"
             " INSERT INTO gitxact.lock_holders (ns, name, session, mode, host, pid, agent, command, since)"
@@ -245,8 +256,15 @@ class PostgresNamedLocks:
                 "command": self._command,
             },
         )
-        self._local.held[name] = _Held(mode, session, waited)
-        return PostgresGrant(self, name, mode, waited)
+
+    def _unrecord(self, session: Conn, name: str) -> None:
+        """Drop this session's row for *name* after a wait that timed out (the session lives on)."""
+        self._run(
+            session,
+            f"forgetting the wait for {name!r}",
+            "DELETE FROM gitxact.lock_holders WHERE ns = %(ns)s AND name = %(name)s AND session = pg_backend_pid()",
+            {"ns": self._db.ns.ident, "name": name},
+        )
 
     def _wait(self, session: Conn, name: str, mode: Mode, *, key: int, timeout: float | None, started: float) -> None:
         """Queue in PostgreSQL's lock manager until granted or *timeout*; the timeout names the holders."""
@@ -257,11 +275,14 @@ class PostgresNamedLocks:
         if self._observer is not None:
             self._observer.waiting(resource_key(name), mode, 0.0, self.holders(name))
         suffix = "_shared" if mode == SHARED else ""
+        self._record(session, name, mode, f"recording a waiter for {name!r}")
         self._run(session, "setting the lock wait", f"SET lock_timeout = {lock_timeout_ms(budget)}")
         try:
             session.execute(f"SELECT pg_advisory_lock{suffix}(%(k)s)", {"k": key})
         except pg_errors.LockNotAvailable:
-            raise self._timeout_error(name, mode, budget) from None
+            timed_out = self._timeout_error(name, mode, budget)
+            self._unrecord(session, name)
+            raise timed_out from None
         except psycopg.Error as exc:
             error = self._db.failure(exc, f"waiting for named lock {name!r}", session)
             if isinstance(error, BackendUnavailableError):
@@ -326,7 +347,7 @@ class PostgresNamedLocks:
             "SELECT h.session, h.mode, h.pid, h.host, h.agent, h.command, h.since FROM gitxact.lock_holders h"
             f" JOIN pg_locks l ON l.pid = h.session AND l.granted AND {_IN_PG_LOCKS}"
             " WHERE h.ns = %(ns)s AND h.name = %(name)s ORDER BY h.since",
-            {"ns": self._db.ns.ident, "name": name, **_lock_tag(lock_key(self._db.ns, name))},
+            {"ns": self._db.ns.ident, "name": name, **lock_tag(lock_key(self._db.ns, name))},
         )
         return [
             Party(
@@ -346,7 +367,7 @@ class PostgresNamedLocks:
         rows = self._query(
             f"counting the waiters of {name!r}",
             f"SELECT count(*) FROM pg_locks l WHERE NOT l.granted AND {_IN_PG_LOCKS} AND l.pid <> pg_backend_pid()",
-            _lock_tag(lock_key(self._db.ns, name)),
+            lock_tag(lock_key(self._db.ns, name)),
         )
         return int(rows[0][0]) if rows else 0
 
@@ -355,6 +376,6 @@ class PostgresNamedLocks:
         rows = self._query(
             f"listing the waiters of {name!r}",
             f"SELECT l.pid FROM pg_locks l WHERE NOT l.granted AND {_IN_PG_LOCKS}",
-            _lock_tag(lock_key(self._db.ns, name)),
+            lock_tag(lock_key(self._db.ns, name)),
         )
         return [int(r[0]) for r in rows]

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from gitxact.backends.overview import DatabaseDoc, database_overview
 from gitxact.core.documents import Document
 from gitxact.core.repo import STATE_DIR, Repo
 from gitxact.errors import StateError
@@ -82,6 +83,8 @@ class StatusDoc(Document):
     last_recover: LastRecover | None = None
     #: Kept snapshots: count, size, how many a live lease or transaction protects, the expiry.
     snapshots: SnapshotUsage | None = None
+    #: PostgreSQL backend only: the server, its named-lock holders and waiters, the fleet's claims.
+    database: DatabaseDoc | None = None
 
 
 def collect(repo: Repo) -> StatusDoc:
@@ -122,6 +125,7 @@ def collect(repo: Repo) -> StatusDoc:
         transactions=list_transactions(repo).transactions,
         last_recover=last_recover(repo),
         snapshots=_snapshots(repo),
+        database=database_overview(repo),
     )
 
 
