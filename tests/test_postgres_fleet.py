@@ -8,6 +8,8 @@ host identities (``GITXACT_TEST_HOST``, test-only)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -29,6 +31,12 @@ def _claim(repo: Path, agent: str, owner: Owner, ttl: float) -> None:
         registry.claim(agent, f"gitxact/{agent}", ttl=ttl, owner=owner)
     finally:
         registry.close()
+
+
+def _dead_pid() -> int:
+    argv = [sys.executable, "-c", "import os; print(os.getpid())"]
+    gone = subprocess.run(argv, capture_output=True, text=True, check=True)
+    return int(gone.stdout)
 
 
 def test_two_hosts_never_lease_one_agent(pg_repo: Path, tmp_path: Path, postgres_server: PostgresServer) -> None:
@@ -133,3 +141,43 @@ def test_status_shows_the_fleets_holders_waiters_and_claims(
     finally:
         kill_group(holder)
         kill_group(waiter)
+
+
+def test_reap_ends_dead_claims_of_any_host_and_never_a_live_one(
+    pg_repo: Path, tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    second = second_host(pg_repo, tmp_path, postgres_server)
+    host_a, host_b = {"GITXACT_TEST_HOST": "host-a"}, {"GITXACT_TEST_HOST": "host-b"}
+    with owner_process() as live, owner_process() as doomed:
+        for agent, owner in (("a", live), ("b", doomed)):
+            proc = gitxact("worktree", "acquire", agent, "--owner-pid", str(owner.pid), cwd=pg_repo, env=host_a)
+            assert proc.returncode == 0, proc.stderr
+        doomed.kill()
+        doomed.wait()
+        _claim(pg_repo, "c", Owner(pid=4242, host="host-c", start=None), ttl=0)  # expired: any host ends it
+        _claim(pg_repo, "d", Owner(pid=_dead_pid(), host="host-b", start=None), ttl=3600)  # dead on host b
+        # Another host's owner cannot be checked from here: unexpired, it is kept, dead pid or not.
+        _claim(pg_repo, "e", Owner(pid=_dead_pid(), host="host-c", start=None), ttl=3600)
+
+        def claimed() -> set[str]:
+            doc = json.loads(gitxact("worktree", "list", "--all-hosts", "--json", cwd=second, env=host_b).stdout)
+            return {c["agent"] for c in doc["claims"]}
+
+        preview = json.loads(gitxact("worktree", "reap", "--dry-run", "--json", cwd=second, env=host_b).stdout)
+        assert sorted(c["agent"] for c in preview["claims_ended"]) == ["c", "d"]
+        assert claimed() == {"a", "b", "c", "d", "e"}, "a dry run ends nothing"
+        proc = gitxact("worktree", "reap", "--json", cwd=second, env=host_b)
+        assert proc.returncode == 0, proc.stderr
+        ended = {c["agent"]: c for c in json.loads(proc.stdout)["claims_ended"]}
+        assert sorted(ended) == ["c", "d"]
+        assert ended["c"]["host"] == "host-c"
+        assert "no heartbeat" in ended["c"]["reason"]
+        assert "is gone" in ended["d"]["reason"]
+        assert claimed() == {"a", "b", "e"}, "host a's claims are host a's to end (b's owner died there)"
+        # On host a: the dead owner's lease and its claim end together; the live one stays.
+        text = gitxact("worktree", "reap", cwd=pg_repo, env=host_a)
+        assert text.returncode == 0, text.stderr
+        assert "ended claim: b (branch gitxact/b)" in text.stdout
+        assert claimed() == {"a", "e"}
+        assert json.loads(gitxact("worktree", "list", "--json", cwd=pg_repo).stdout)["leases"][0]["agent"] == "a"
+        assert "nothing to reap" in gitxact("worktree", "reap", cwd=pg_repo, env=host_a).stdout

@@ -302,11 +302,15 @@ def render_lease_list(doc: LeaseListDoc) -> str:
 def render_reap(doc: ReapDoc) -> str:
     lines: list[str] = []
     verb = "would end" if doc.dry_run else "ended"
-    if not doc.ended:
+    if not doc.ended and not doc.claims_ended:
         lines.append("nothing to reap")
     for item in doc.ended:
         prefix = f"{verb}: " if doc.dry_run else ""
         lines.append(prefix + render_end(item))
+    for claim in doc.claims_ended:
+        lines.append(
+            f"{verb} claim: {claim.agent} (branch {claim.branch}) of pid {claim.pid} on {claim.host} ({claim.reason})"
+        )
     for agent in doc.relocked:
         lines.append(f"locked again: {agent}'s worktree (someone had unlocked it)")
     for agent, why in doc.kept.items():
