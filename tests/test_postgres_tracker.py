@@ -12,19 +12,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from support.proc import assert_clean_error, gitxact, run_parallel
+from support.proc import run_parallel
 
 from fixtures.postgres import PostgresServer
 from gitxact import OperationFailedError, UsageError, VersionConflictError, Workspace
-
-
-@pytest.fixture(params=["files", "postgresql"])
-def backend_repo(request: pytest.FixtureRequest, repo: Path) -> Path:
-    """*repo* on each backend in turn: the behavioural tests below run on both."""
-    if request.param == "files":
-        assert gitxact("init", cwd=repo).returncode == 0
-        return repo
-    return request.getfixturevalue("pg_repo")
 
 
 def test_the_same_answers_on_both_backends(backend_repo: Path) -> None:
@@ -68,18 +59,6 @@ def test_the_same_answers_on_both_backends(backend_repo: Path) -> None:
     assert tracker.get("plan")["plan"].version == 2
 
 
-def test_cli_output_is_the_same_on_postgresql(pg_repo: Path) -> None:
-    assert gitxact("tracker", "incr", "done", cwd=pg_repo).stdout == "1\n"
-    proc = gitxact("tracker", "set", "owner", '"alice"', "--expect-version", "0", "--json", cwd=pg_repo)
-    doc = json.loads(proc.stdout)
-    assert (doc["key"], doc["value"], doc["version"], doc["schema"]) == ("owner", "alice", 1, 1)
-    assert_clean_error(gitxact("tracker", "set", "owner", '"bob"', "--expect-version", "0", cwd=pg_repo), 3)
-    assert gitxact("tracker", "get", "owner", cwd=pg_repo).stdout == '"alice"\n'
-    everything = json.loads(gitxact("tracker", "get", "--json", cwd=pg_repo).stdout)
-    assert sorted(everything["entries"]) == ["done", "owner"]
-    assert_clean_error(gitxact("tracker", "get", "missing", cwd=pg_repo), 1)
-
-
 _WORKER = textwrap.dedent(
     """
     import sys
@@ -91,12 +70,9 @@ _WORKER = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("backend", ["files", "postgresql"])
-def test_processes_lose_no_increment(request: pytest.FixtureRequest, repo: Path, backend: str) -> None:
+def test_processes_lose_no_increment(backend_repo: Path) -> None:
     """8 processes x 25 increments through the library: exactly 200, version 200."""
-    where = request.getfixturevalue("pg_repo") if backend == "postgresql" else repo
-    if backend == "files":
-        assert gitxact("init", cwd=repo).returncode == 0
+    where = backend_repo
     results = run_parallel([[sys.executable, "-c", _WORKER, str(where), "25"] for _ in range(8)], where)
     assert all(r.returncode == 0 for r in results), [r.stderr[-500:] for r in results]
     entry = Workspace(where).tracker.get("count")["count"]
