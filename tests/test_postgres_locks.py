@@ -149,7 +149,24 @@ def test_waiters_are_served_in_arrival_order(backend_repo: Path, tmp_path: Path)
                     assert procs[-1].poll() is None, f"waiter {index} ended before it queued"
                     assert time.monotonic() < deadline, "the waiter never queued"
                     time.sleep(0.02)
-        for proc in procs:
+            # A waiter SIGKILLed in the queue leaves it: nobody waits for it, its turn is skipped.
+            doomed = subprocess.Popen(
+                [sys.executable, "-c", _WAITER, str(backend_repo), "exclusive", str(log), "doomed"],
+                cwd=backend_repo,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            procs.append(doomed)
+            deadline = time.monotonic() + 60
+            while _queued(ws, locks, "fifo") <= len(modes):
+                assert doomed.poll() is None, "the doomed waiter ended before it queued"
+                assert time.monotonic() < deadline, "the doomed waiter never queued"
+                time.sleep(0.02)
+            kill_group(doomed)
+            while _queued(ws, locks, "fifo") > len(modes):
+                assert time.monotonic() < deadline, "the killed waiter stayed in the queue"
+                time.sleep(0.02)
+        for proc in procs[: len(modes)]:
             assert proc.wait(timeout=60) == 0
     finally:
         for proc in procs:
@@ -157,6 +174,7 @@ def test_waiters_are_served_in_arrival_order(backend_repo: Path, tmp_path: Path)
                 kill_group(proc)
         locks.close()
     order = log.read_text().split()
+    assert "doomed" not in order
     # Shared neighbours (3, 4) hold together and may log in either order; nobody else may move.
     assert order[:3] == ["0", "1", "2"]
     assert sorted(order[3:5]) == ["3", "4"]

@@ -1,5 +1,6 @@
 """The tracker on both backends (issue 17): the same answers, exact counts under contention,
-and a PostgreSQL restart in the middle of a run losing no acknowledged increment."""
+SIGKILLed writers and a PostgreSQL restart in the middle of a run losing no acknowledged
+increment."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from support.proc import run_parallel
+from support.proc import assert_clean_error, gitxact, kill_group, run_parallel
 
 from fixtures.postgres import PostgresServer
 from gitxact import OperationFailedError, UsageError, VersionConflictError, Workspace
@@ -131,7 +132,13 @@ def test_a_server_restart_mid_run_loses_no_acknowledged_increment(
     ]
     try:
         _wait_for_count(postgres_server, pg_repo, 50)
-        postgres_server.restart()  # fast shutdown: every session ended, in-flight statements rolled back
+        postgres_server.stop("fast")  # every session ended, in-flight statements rolled back
+        try:  # meanwhile the CLI fails clearly (exit 75, nothing acknowledged), as the workers do
+            down = gitxact("tracker", "incr", "count", cwd=pg_repo)
+        finally:
+            postgres_server.start()
+        assert_clean_error(down, 75)
+        assert "cannot reach PostgreSQL" in down.stderr
         after = _count(postgres_server, pg_repo)
         _wait_for_count(postgres_server, pg_repo, after + 50)  # the workers carry on against the new server
         stop.touch()
@@ -147,3 +154,46 @@ def test_a_server_restart_mid_run_loses_no_acknowledged_increment(
     acked = sum(r["acked"] for r in reports)
     assert _count(postgres_server, pg_repo) == acked
     assert Workspace(pg_repo).tracker.get("count")["count"].version == acked
+
+
+_ACK_BY_BYTE = textwrap.dedent(
+    """
+    import os, sys
+    from gitxact import Workspace
+    tracker = Workspace(sys.argv[1]).tracker
+    fd = os.open(sys.argv[2], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    while True:
+        tracker.incr("count")
+        os.write(fd, b".")  # acknowledged: one byte per increment that returned
+    """
+)
+
+
+def test_sigkilled_writers_lose_no_acknowledged_increment(backend_repo: Path, tmp_path: Path) -> None:
+    """4 writers SIGKILLed mid-run: every acknowledged increment is there, and at most one
+    more per writer (the one in flight may have committed unseen); the tracker stays usable."""
+    acks = [tmp_path / f"acks{i}" for i in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _ACK_BY_BYTE, str(backend_repo), str(ack)],
+            cwd=backend_repo,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for ack in acks
+    ]
+    tracker = Workspace(backend_repo).tracker
+    try:
+        deadline = time.monotonic() + 120
+        while sum(ack.stat().st_size for ack in acks if ack.exists()) < 40:
+            assert all(p.poll() is None for p in procs), "a writer died before it was killed"
+            assert time.monotonic() < deadline, "the writers never got going"
+            time.sleep(0.02)
+    finally:
+        for proc in procs:
+            kill_group(proc)
+    acked = sum(ack.stat().st_size for ack in acks if ack.exists())
+    entry = tracker.get("count")["count"]
+    assert acked <= entry.value <= acked + len(procs)
+    assert entry.version == entry.value
+    assert tracker.incr("count").value == entry.value + 1, "nothing a killed writer held is left behind"
