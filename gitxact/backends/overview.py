@@ -1,23 +1,16 @@
-"""The database's part of ``gitxact status``: which server, whether it answers, who holds
-and who waits for named locks across the fleet, and the agent registry in short.
+"""The documents of the database's part of ``gitxact status``: which server, whether it
+answers, who holds and who waits for named locks across the fleet, the agent registry in
+short.
 
-Only a repository on PostgreSQL has one: on files :func:`database_overview` returns
-``None`` having read git config and nothing else, so ``gitxact status`` on files never
-imports psycopg (``tests/test_light_paths.py``). The documents are plain ``TypedDict``
-values, JSON as they are, so ``status --json`` prints them whatever builds its document.
-
-An unreachable server is not an error here: status is what a person runs to find out
-what is wrong, so it says ``reachable: false`` and why, and shows everything else.
+Plain ``TypedDict`` values, JSON as they are, so ``status --json`` prints them whatever
+builds its document; psycopg-free, so the status of a repository on files can name the
+type without importing the driver. :mod:`gitxact.backends.pg_overview` fills them in,
+:mod:`gitxact.health.database` decides whether there is anything to fill.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from typing_extensions import TypedDict
-
-if TYPE_CHECKING:
-    from gitxact.core.repo import Repo
 
 
 class DbPartyDoc(TypedDict):
@@ -75,27 +68,6 @@ class DatabaseDoc(TypedDict):
     schema_version: int | None
     locks: list[DbLockDoc]
     claims: ClaimsDoc | None
-
-
-def database_overview(repo: Repo) -> DatabaseDoc | None:
-    """The database's holders, waiters and claims; ``None`` when *repo* coordinates on files.
-
-    Backend settings that every command would refuse (the environment and git config
-    disagreeing, a clone marked as on PostgreSQL about to use files) are shown as such,
-    unreachable: status is where a person looks to find out why the others fail.
-    """
-    from gitxact.backends.choice import FILES, choose
-    from gitxact.errors import GitxactError
-
-    try:
-        choice = choose(repo)
-    except GitxactError as exc:
-        return unreached("refused", "", exc.message)
-    if choice.kind == FILES:
-        return None
-    from gitxact.backends.pg_overview import read_overview
-
-    return read_overview(repo, choice)
 
 
 def unreached(backend: str, ident: str, error: str | None) -> DatabaseDoc:

@@ -12,10 +12,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from gitxact.backends.overview import DatabaseDoc, database_overview
+from gitxact.backends.overview import DatabaseDoc
 from gitxact.core.documents import Document
 from gitxact.core.repo import STATE_DIR, Repo
 from gitxact.errors import StateError
+from gitxact.health.database import database_overview
 from gitxact.health.last_recover import LastRecover, last_recover
 from gitxact.locking.locks import Level, summarize_waits
 from gitxact.locking.tickets import Party
