@@ -12,9 +12,10 @@
   vanished waiter leaves the queue within that bound plus
   :data:`~gitxact.backends.postgres.CHECK_INTERVAL_MS`. A holder that lost its session
   learns it at :meth:`PostgresGrant.check` or release (:class:`LockLostError`).
-* **Who.** ``gitxact.lock_holders`` names each holder (host, pid, agent, command); a
-  row counts only while ``pg_locks`` shows its session holding the lock, so a dead
-  holder's row is never believed, and the next taker of that name deletes it.
+* **Who.** ``gitxact.lock_holders`` names each holder (host, pid, agent, command), and
+  each waiter too (written before it queues, so ``gitxact status`` names who waits); a
+  row counts only while ``pg_locks`` shows its session holding (or awaiting) the lock,
+  so a dead holder's row is never believed, and the next taker of that name deletes it.
 """
 
 from __future__ import annotations
