@@ -8,6 +8,7 @@ host identities (``GITXACT_TEST_HOST``, test-only)."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -149,9 +150,10 @@ def test_reap_ends_dead_claims_of_any_host_and_never_a_live_one(
     second = second_host(pg_repo, tmp_path, postgres_server)
     host_a, host_b = {"GITXACT_TEST_HOST": "host-a"}, {"GITXACT_TEST_HOST": "host-b"}
     with owner_process() as live, owner_process() as doomed:
-        for agent, owner in (("a", live), ("b", doomed)):
+        for agent, owner in (("a", live), ("b", doomed), ("f", live)):
             proc = gitxact("worktree", "acquire", agent, "--owner-pid", str(owner.pid), cwd=pg_repo, env=host_a)
             assert proc.returncode == 0, proc.stderr
+        shutil.rmtree(tmp_path / "repo.worktrees" / "f")  # deleted by hand: reap forgets the lease, owner alive
         doomed.kill()
         doomed.wait()
         _claim(pg_repo, "c", Owner(pid=4242, host="host-c", start=None), ttl=0)  # expired: any host ends it
@@ -165,7 +167,7 @@ def test_reap_ends_dead_claims_of_any_host_and_never_a_live_one(
 
         preview = json.loads(gitxact("worktree", "reap", "--dry-run", "--json", cwd=second, env=host_b).stdout)
         assert sorted(c["agent"] for c in preview["claims_ended"]) == ["c", "d"]
-        assert claimed() == {"a", "b", "c", "d", "e"}, "a dry run ends nothing"
+        assert claimed() == {"a", "b", "c", "d", "e", "f"}, "a dry run ends nothing"
         proc = gitxact("worktree", "reap", "--json", cwd=second, env=host_b)
         assert proc.returncode == 0, proc.stderr
         ended = {c["agent"]: c for c in json.loads(proc.stdout)["claims_ended"]}
@@ -173,11 +175,13 @@ def test_reap_ends_dead_claims_of_any_host_and_never_a_live_one(
         assert ended["c"]["host"] == "host-c"
         assert "no heartbeat" in ended["c"]["reason"]
         assert "is gone" in ended["d"]["reason"]
-        assert claimed() == {"a", "b", "e"}, "host a's claims are host a's to end (b's owner died there)"
+        assert claimed() == {"a", "b", "e", "f"}, "host a's claims are host a's to end (b's owner died there)"
         # On host a: the dead owner's lease and its claim end together; the live one stays.
         text = gitxact("worktree", "reap", cwd=pg_repo, env=host_a)
         assert text.returncode == 0, text.stderr
         assert "ended claim: b (branch gitxact/b)" in text.stdout
+        assert "ended claim: f (branch gitxact/f)" in text.stdout
+        assert "its lease on this host was ended by this reap" in text.stdout
         assert claimed() == {"a", "e"}
         assert json.loads(gitxact("worktree", "list", "--json", cwd=pg_repo).stdout)["leases"][0]["agent"] == "a"
         assert "nothing to reap" in gitxact("worktree", "reap", cwd=pg_repo, env=host_a).stdout
