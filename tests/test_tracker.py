@@ -20,8 +20,9 @@ SIZES = [pytest.param(8, 4, marks=pytest.mark.slow), pytest.param(8, 50, marks=p
 
 
 @pytest.mark.parametrize(("procs", "each"), SIZES)
-def test_parallel_cli_increments_lose_nothing(backend_repo: Path, procs: int, each: int) -> None:
-    repo = backend_repo
+def test_parallel_cli_increments_lose_nothing(repo: Path, procs: int, each: int) -> None:
+    """Through the CLI, on files (a command on PostgreSQL pays ~120 ms importing psycopg;
+    tests/test_postgres_tracker.py counts processes on both backends through the library)."""
     loop = (
         "import subprocess, sys\n"
         f"for _ in range({each}):\n"
