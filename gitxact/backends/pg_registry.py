@@ -12,7 +12,8 @@ another host ends only by TTL, as on files.
 Wired into ``gitxact worktree acquire/release/renew/list`` by :mod:`gitxact.worktrees.fleet`:
 :meth:`AgentRegistry.claim` before ``git worktree add``, :meth:`renew` with the lease's
 heartbeat, :meth:`release` after the worktree is removed, :meth:`list` behind
-``worktree list --all-hosts``.
+``worktree list --all-hosts``, :meth:`reapable` and :meth:`end` behind ``worktree reap``
+(which ends dead claims of every host without waiting for someone to claim them).
 """
 
 from __future__ import annotations
