@@ -106,3 +106,31 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
         server = request.getfixturevalue("postgres_server")
         onto_postgres(request.getfixturevalue("repo"), server, monkeypatch, request.node.nodeid)
     return str(request.param)
+
+
+@pytest.fixture(params=["files", "postgresql"])
+def backend_repo(request: pytest.FixtureRequest, repo: Path) -> Path:
+    """*repo* on each coordination backend in turn (files, then the test server): the
+    behavioural tests of the tracker, named locks and leases run on both."""
+    if request.param == "files":
+        from gitxact import Workspace
+
+        Workspace(repo).init()
+        return repo
+    pg: Path = request.getfixturevalue("pg_repo")
+    return pg
+
+
+@pytest.fixture(params=["files", "postgresql"])
+def two_clones(request: pytest.FixtureRequest, repo: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """Where a holder and a contender run: on files, one repository (its locks are this
+    host's); on PostgreSQL, two clones sharing one namespace, as two hosts would."""
+    from support.fleet import second_host
+
+    if request.param == "files":
+        from gitxact import Workspace
+
+        Workspace(repo).init()
+        return repo, repo
+    first: Path = request.getfixturevalue("pg_repo")
+    return first, second_host(first, tmp_path, request.getfixturevalue("postgres_server"))

@@ -55,3 +55,11 @@ def test_status_and_worktree_list_import_no_pydantic(repo: Path) -> None:
     assert "pydantic" not in modules
     lease = json.loads(out)["leases"][0]
     assert (lease["agent"], lease["dirty"], lease["phase"]) == ("agent-1", False, "active")
+
+
+def test_status_on_files_imports_no_psycopg(repo: Path) -> None:
+    """The database part of `gitxact status` costs nothing on the file backend."""
+    assert gitxact("init", cwd=repo).returncode == 0
+    for argv in (["status"], ["status", "--json"], ["worktree", "reap", "--json"]):
+        modules, _ = _imported(argv, repo)
+        assert "psycopg" not in modules, argv

@@ -63,9 +63,25 @@ def test_unreachable_database_is_exit_75_and_changes_nothing(repo: Path) -> None
     assert git("config", "--local", "gitxact.backend", cwd=repo, check=False) == ""
     assert not (repo / ".git" / "gitxact" / "backend.json").exists()
     # Chosen by the environment: the tracker fails the same way, and no file tracker appears.
-    proc = gitxact("tracker", "incr", "n", cwd=repo, env={"GITXACT_BACKEND": DEAD})
+    dead = {"GITXACT_BACKEND": DEAD}
+    proc = gitxact("tracker", "incr", "n", cwd=repo, env=dead)
     assert_clean_error(proc, 75)
     assert not (repo / ".git" / "gitxact" / "state" / "tracker.json").exists()
+    # Every command that needs the database: exit 75 naming it, nothing done.
+    for argv in (["lock", "--name", "land", "--", "true"], ["worktree", "acquire", "a"], ["worktree", "reap"]):
+        proc = gitxact(*argv, cwd=repo, env=dead)
+        assert_clean_error(proc, 75)
+        assert "cannot reach PostgreSQL" in proc.stderr, argv
+    assert not (repo.parent / "repo.worktrees" / "a").exists()
+    assert git("branch", "--list", "gitxact/*", cwd=repo) == ""
+    # Status is where one looks to find out why: it says so, and shows this host's part (exit 0).
+    assert json.loads(gitxact("status", "--json", cwd=repo).stdout)["database"] is None, "files: no database part"
+    proc = gitxact("status", "--json", cwd=repo, env=dead)
+    assert proc.returncode == 0, proc.stderr
+    db = json.loads(proc.stdout)["database"]
+    assert (db["reachable"], db["locks"], db["claims"]) == (False, [], None)
+    assert "cannot reach PostgreSQL" in db["error"]
+    assert "UNREACHABLE" in gitxact("status", cwd=repo, env=dead).stdout
 
 
 def test_two_backends_at_once_are_refused(pg_repo: Path) -> None:

@@ -1,9 +1,9 @@
 """Named locks on both backends (issue 17): exclusion, timeouts naming the holder, a SIGKILLed
-holder releasing, first come first served in PostgreSQL's queue, and a lost session said."""
+holder releasing, first come first served (PostgreSQL's queue, this host's tickets), and a
+lost session said."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -13,64 +13,18 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from support.proc import git, gitxact, kill_group, wait_for_file
+from support.fleet import start_named_holder
+from support.proc import git, gitxact, kill_group
 
 from fixtures.postgres import PostgresServer
 from gitxact import LockOrderError, LockTimeoutError, UsageError, Workspace
 from gitxact.backends.base import BackendUnavailableError, LockLostError
 from gitxact.backends.named import open_named_locks
 
-_HOLDER = textwrap.dedent(
-    """
-    import pathlib, sys, time
-    from gitxact import Workspace
-    from gitxact.backends.named import open_named_locks
-    locks = open_named_locks(Workspace(sys.argv[1], agent="lander"))
-    with locks.hold("land", sys.argv[3]):
-        pathlib.Path(sys.argv[2]).touch()
-        time.sleep(120)
-    """
-)
-
-
-@pytest.fixture(params=["files", "postgresql"])
-def two_clones(request: pytest.FixtureRequest, repo: Path, tmp_path: Path) -> tuple[Path, Path]:
-    """Where a holder and a contender run: on files, one repository (its locks are this
-    host's); on PostgreSQL, two clones sharing one namespace, as two hosts would."""
-    if request.param == "files":
-        assert gitxact("init", cwd=repo).returncode == 0
-        return repo, repo
-    first: Path = request.getfixturevalue("pg_repo")
-    second = tmp_path / "second"
-    git("clone", "-q", str(first), str(second), cwd=tmp_path)
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    git("config", "gitxact.namespace", git("config", "gitxact.namespace", cwd=first).strip(), cwd=second)
-    assert gitxact("init", "--backend", server.dsn, cwd=second).returncode == 0
-    return first, second
-
-
-def _start_holder(where: Path, ready: Path, mode: str, host: str) -> subprocess.Popen[bytes]:
-    """A process of "host" *host* holding lock ``land``; its errors go to ``<ready>.log``."""
-    with open(f"{ready}.log", "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _HOLDER, str(where), str(ready), mode],
-            cwd=where,
-            env={**os.environ, "GITXACT_TEST_HOST": host},
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            start_new_session=True,
-        )
-    try:
-        wait_for_file(ready, "the holder to take the lock", proc)
-    except AssertionError:
-        kill_group(proc)
-        raise AssertionError(Path(f"{ready}.log").read_text()) from None
-    return proc
-
 
 def test_a_timeout_names_the_holder_and_a_killed_holder_releases(two_clones: tuple[Path, Path], tmp_path: Path) -> None:
     first, second = two_clones
-    holder = _start_holder(first, tmp_path / "ready", "exclusive", "host-a")
+    holder = start_named_holder(first, tmp_path / "ready", "exclusive", "host-a")
     locks = open_named_locks(Workspace(second, agent="contender"))
     try:
         with pytest.raises(LockTimeoutError) as timed_out:
@@ -98,7 +52,7 @@ def test_a_timeout_names_the_holder_and_a_killed_holder_releases(two_clones: tup
 
 def test_shared_holders_share_and_exclusive_waits(two_clones: tuple[Path, Path], tmp_path: Path) -> None:
     first, second = two_clones
-    holder = _start_holder(first, tmp_path / "ready", "shared", "host-a")
+    holder = start_named_holder(first, tmp_path / "ready", "shared", "host-a")
     locks = open_named_locks(Workspace(second))
     try:
         with locks.hold("land", "shared", timeout=5):
@@ -160,13 +114,22 @@ _WAITER = textwrap.dedent(
 )
 
 
-def test_waiters_are_served_in_arrival_order_on_postgresql(pg_repo: Path, tmp_path: Path) -> None:
-    """Each waiter starts only once the previous one shows as queued in ``pg_locks``; the
-    grants then follow arrival order, a shared request never passing a queued exclusive."""
+def _queued(ws: Workspace, locks: object, name: str) -> int:
+    """How many wait for named lock *name*: PostgreSQL's queue, or this host's ticket queue."""
     from gitxact.backends.pg_locks import PostgresNamedLocks
+    from gitxact.locking.locks import resource_key
 
-    locks = open_named_locks(Workspace(pg_repo))
-    assert isinstance(locks, PostgresNamedLocks)
+    if isinstance(locks, PostgresNamedLocks):
+        return len(locks.waiting_sessions(name))
+    return sum(1 for party in ws.locks.parties(resource_key(name)) if not party.holding)
+
+
+def test_waiters_are_served_in_arrival_order(backend_repo: Path, tmp_path: Path) -> None:
+    """Each waiter starts only once the previous one shows as queued (``pg_locks``, or the
+    ticket queue on files); the grants then follow arrival order, a shared request never
+    passing a queued exclusive."""
+    ws = Workspace(backend_repo)
+    locks = open_named_locks(ws)
     log = tmp_path / "order"
     modes = ["exclusive", "shared", "exclusive", "shared", "shared", "exclusive"]
     procs: list[subprocess.Popen[bytes]] = []
@@ -175,18 +138,35 @@ def test_waiters_are_served_in_arrival_order_on_postgresql(pg_repo: Path, tmp_pa
             for index, mode in enumerate(modes):
                 procs.append(
                     subprocess.Popen(
-                        [sys.executable, "-c", _WAITER, str(pg_repo), mode, str(log), str(index)],
-                        cwd=pg_repo,
+                        [sys.executable, "-c", _WAITER, str(backend_repo), mode, str(log), str(index)],
+                        cwd=backend_repo,
                         stderr=subprocess.DEVNULL,
                         start_new_session=True,
                     )
                 )
                 deadline = time.monotonic() + 60
-                while len(locks.waiting_sessions("fifo")) <= index:
+                while _queued(ws, locks, "fifo") <= index:
                     assert procs[-1].poll() is None, f"waiter {index} ended before it queued"
                     assert time.monotonic() < deadline, "the waiter never queued"
                     time.sleep(0.02)
-        for proc in procs:
+            # A waiter SIGKILLed in the queue leaves it: nobody waits for it, its turn is skipped.
+            doomed = subprocess.Popen(
+                [sys.executable, "-c", _WAITER, str(backend_repo), "exclusive", str(log), "doomed"],
+                cwd=backend_repo,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            procs.append(doomed)
+            deadline = time.monotonic() + 60
+            while _queued(ws, locks, "fifo") <= len(modes):
+                assert doomed.poll() is None, "the doomed waiter ended before it queued"
+                assert time.monotonic() < deadline, "the doomed waiter never queued"
+                time.sleep(0.02)
+            kill_group(doomed)
+            while _queued(ws, locks, "fifo") > len(modes):
+                assert time.monotonic() < deadline, "the killed waiter stayed in the queue"
+                time.sleep(0.02)
+        for proc in procs[: len(modes)]:
             assert proc.wait(timeout=60) == 0
     finally:
         for proc in procs:
@@ -194,6 +174,7 @@ def test_waiters_are_served_in_arrival_order_on_postgresql(pg_repo: Path, tmp_pa
                 kill_group(proc)
         locks.close()
     order = log.read_text().split()
+    assert "doomed" not in order
     # Shared neighbours (3, 4) hold together and may log in either order; nobody else may move.
     assert order[:3] == ["0", "1", "2"]
     assert sorted(order[3:5]) == ["3", "4"]
@@ -234,7 +215,7 @@ def test_gitxact_lock_name_on_either_backend(two_clones: tuple[Path, Path], tmp_
     first, second = two_clones
     ran = gitxact("lock", "--name", "land", "--", "sh", "-c", "exit 4", cwd=second)
     assert ran.returncode == 4, ran.stderr
-    holder = _start_holder(first, tmp_path / "ready", "exclusive", "host-a")
+    holder = start_named_holder(first, tmp_path / "ready", "exclusive", "host-a")
     try:
         busy = gitxact("lock", "--name", "land", "--timeout", "0.2", "--", "true", cwd=second)
         assert busy.returncode == 75, busy.stderr

@@ -1,4 +1,8 @@
-"""The tracker and the lock under real concurrent processes: exact counts."""
+"""The tracker and the lock under real concurrent processes: exact counts.
+
+The tracker's tests take ``backend_repo`` (tests/conftest.py): they run on the files of
+this host and on the PostgreSQL test server alike, through the same CLI.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ SIZES = [pytest.param(8, 4, marks=pytest.mark.slow), pytest.param(8, 50, marks=p
 
 @pytest.mark.parametrize(("procs", "each"), SIZES)
 def test_parallel_cli_increments_lose_nothing(repo: Path, procs: int, each: int) -> None:
+    """Through the CLI, on files (a command on PostgreSQL pays ~120 ms importing psycopg;
+    tests/test_postgres_tracker.py counts processes on both backends through the library)."""
     loop = (
         "import subprocess, sys\n"
         f"for _ in range({each}):\n"
@@ -49,7 +55,9 @@ def test_plain_file_read_modify_write_under_gitxact_lock(repo: Path, tmp_path: P
     assert json.loads(counter.read_text())["n"] == procs * each
 
 
-def test_set_with_expected_version(repo: Path) -> None:
+def test_set_with_expected_version(backend_repo: Path) -> None:
+    repo = backend_repo
+    assert gitxact("tracker", "incr", "done", cwd=repo).stdout == "1\n"
     proc = gitxact("tracker", "set", "owner", '"alice"', "--expect-version", "0", "--json", cwd=repo)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
@@ -63,6 +71,7 @@ def test_set_with_expected_version(repo: Path) -> None:
     assert gitxact("tracker", "set", "plan", '{"steps": [1, 2], "done": false}', cwd=repo).returncode == 0
     everything = json.loads(gitxact("tracker", "get", "--json", cwd=repo).stdout)
     assert everything["entries"]["plan"]["value"] == {"steps": [1, 2], "done": False}
+    assert sorted(everything["entries"]) == ["done", "owner", "plan"]
 
 
 @pytest.mark.parametrize(
@@ -82,7 +91,8 @@ def test_bad_input_is_a_clear_error(repo: Path, args: list[str], code: int) -> N
     assert_clean_error(gitxact("tracker", *args, cwd=repo), code)
 
 
-def test_incr_of_a_non_integer_fails(repo: Path) -> None:
+def test_incr_of_a_non_integer_fails(backend_repo: Path) -> None:
+    repo = backend_repo
     assert gitxact("tracker", "set", "k", '"text"', cwd=repo).returncode == 0
     proc = gitxact("tracker", "incr", "k", cwd=repo)
     assert_clean_error(proc, 1)

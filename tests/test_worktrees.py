@@ -1,4 +1,8 @@
-"""Leased worktrees as a user meets them: acquire, release, renew, list, on real git."""
+"""Leased worktrees as a user meets them: acquire, release, renew, list, on real git.
+
+The tests taking ``backend_repo`` run on both coordination backends: on PostgreSQL every
+lease is also a claim in the fleet's registry, which must follow it exactly.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +33,15 @@ def porcelain(repo: Path) -> list[dict[str, str]]:
     return records
 
 
+def fleet_claims(repo: Path) -> list[tuple[str, str]] | None:
+    """(agent, branch) of every claim in the fleet's registry; ``None`` on the file backend."""
+    proc = gitxact("worktree", "list", "--all-hosts", "--json", cwd=repo)
+    if proc.returncode == 2:
+        return None
+    assert proc.returncode == 0, proc.stderr
+    return [(c["agent"], c["branch"]) for c in json.loads(proc.stdout)["claims"]]
+
+
 def branches(repo: Path) -> set[str]:
     return set(git("for-each-ref", "--format=%(refname)", "refs/heads/", cwd=repo).split())
 
@@ -50,7 +63,8 @@ def test_acquire_creates_a_locked_worktree_on_its_own_branch(repo: Path) -> None
     assert str(doc["token"]) not in state, "only the token's hash is stored"
 
 
-def test_acquire_again_returns_the_same_lease_without_the_token(repo: Path) -> None:
+def test_acquire_again_returns_the_same_lease_without_the_token(backend_repo: Path) -> None:
+    repo = backend_repo
     first = acquire_json(repo, "a")
     again = acquire_json(repo, "a")
     assert again["path"] == first["path"]
@@ -60,6 +74,7 @@ def test_acquire_again_returns_the_same_lease_without_the_token(repo: Path) -> N
     assert presented["token"] == first["token"]
     assert len(porcelain(repo)) == 2
     assert_clean_error(gitxact("worktree", "acquire", "a", "--branch", "other", cwd=repo), 3)
+    assert fleet_claims(repo) in (None, [("a", "gitxact/a")])
 
 
 def test_base_and_branch_options(repo: Path) -> None:
@@ -153,17 +168,20 @@ def test_hostile_branch_and_base_create_nothing(repo: Path) -> None:
     assert snapshot_of_everything(repo) == before
 
 
-def test_release_needs_the_token(repo: Path) -> None:
+def test_release_needs_the_token(backend_repo: Path) -> None:
+    repo = backend_repo
     doc = acquire_json(repo, "a")
     for args in ([], ["--token", "wrong"], ["--token", ""]):
         assert_clean_error(gitxact("worktree", "release", "a", *args, cwd=repo), 3)
         assert_clean_error(gitxact("worktree", "renew", "a", *args, cwd=repo), 3)
     assert Path(str(doc["path"])).is_dir(), "lease intact"
     assert json.loads(gitxact("worktree", "list", "--json", cwd=repo).stdout)["leases"][0]["agent"] == "a"
+    assert fleet_claims(repo) in (None, [("a", "gitxact/a")]), "the claim intact too"
     proc = gitxact("worktree", "release", "a", cwd=repo, env={"GITXACT_LEASE_TOKEN": str(doc["token"])})
     assert proc.returncode == 0, proc.stderr
     assert not Path(str(doc["path"])).exists()
     assert "refs/heads/gitxact/a" not in branches(repo), "an untouched branch is merged: deleted"
+    assert fleet_claims(repo) in (None, []), "the claim ended with the lease"
     assert_clean_error(gitxact("worktree", "release", "a", "--force", cwd=repo), 1)
 
 
@@ -214,15 +232,21 @@ def test_release_keeps_a_branch_with_unmerged_commits(repo: Path) -> None:
     assert "refs/heads/gitxact/a" in branches(repo)
 
 
-def test_renew_moves_the_heartbeat(repo: Path) -> None:
+def test_renew_moves_the_heartbeat(backend_repo: Path) -> None:
+    repo = backend_repo
     doc = acquire_json(repo, "a")
     before = json.loads(gitxact("worktree", "list", "--json", cwd=repo).stdout)["leases"][0]["heartbeat"]
     proc = gitxact("worktree", "renew", "a", "--token", str(doc["token"]), "--json", cwd=repo)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["heartbeat"] >= before
+    fleet = gitxact("worktree", "list", "--all-hosts", "--json", cwd=repo)
+    if fleet.returncode == 0:  # PostgreSQL: the claim was renewed with the lease
+        [claim] = json.loads(fleet.stdout)["claims"]
+        assert (claim["agent"], claim["expired"], claim["pid"]) == ("a", False, os.getpid())
 
 
-def test_list_and_status_show_leases_but_never_a_token(repo: Path) -> None:
+def test_list_and_status_show_leases_but_never_a_token(backend_repo: Path) -> None:
+    repo = backend_repo
     doc = acquire_json(repo, "a")
     path = Path(str(doc["path"]))
     (path / "x").write_text("x\n")

@@ -12,9 +12,10 @@
   vanished waiter leaves the queue within that bound plus
   :data:`~gitxact.backends.postgres.CHECK_INTERVAL_MS`. A holder that lost its session
   learns it at :meth:`PostgresGrant.check` or release (:class:`LockLostError`).
-* **Who.** ``gitxact.lock_holders`` names each holder (host, pid, agent, command); a
-  row counts only while ``pg_locks`` shows its session holding the lock, so a dead
-  holder's row is never believed, and the next taker of that name deletes it.
+* **Who.** ``gitxact.lock_holders`` names each holder (host, pid, agent, command), and
+  each waiter too (written before it queues, so ``gitxact status`` names who waits); a
+  row counts only while ``pg_locks`` shows its session holding (or awaiting) the lock,
+  so a dead holder's row is never believed, and the next taker of that name deletes it.
 """
 
 from __future__ import annotations
@@ -229,9 +230,20 @@ class PostgresNamedLocks:
         if not got[0][0]:
             self._wait(session, name, mode, key=key, timeout=timeout, started=started)
         waited = time.monotonic() - started
+        self._record(session, name, mode, f"recording the holder of {name!r}")
+        self._local.held[name] = _Held(mode, session, waited)
+        return PostgresGrant(self, name, mode, waited, session.info.backend_pid)
+
+    def _record(self, session: Conn, name: str, mode: Mode, doing: str) -> None:
+        """Name this session's process (host, pid, agent, command) beside *name*, from now.
+
+        Written before a wait as well as after the grant: ``pg_locks`` then tells a
+        waiter's row from a holder's (granted or not), so ``gitxact status`` names who
+        waits, not only who holds. The grant rewrites ``since`` to the moment it came.
+        """
         self._run(
             session,
-            f"recording the holder of {name!r}",
+            doing,
             "WITH gone AS (DELETE FROM gitxact.lock_holders h WHERE h.ns = %(ns)s AND h.name = %(name)s"
             " AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = h.session))"
             " INSERT INTO gitxact.lock_holders (ns, name, session, mode, host, pid, agent, command, since)"
@@ -248,8 +260,15 @@ class PostgresNamedLocks:
                 "command": self._command,
             },
         )
-        self._local.held[name] = _Held(mode, session, waited)
-        return PostgresGrant(self, name, mode, waited, session.info.backend_pid)
+
+    def _unrecord(self, session: Conn, name: str) -> None:
+        """Drop this session's row for *name* after a wait that timed out (the session lives on)."""
+        self._run(
+            session,
+            f"forgetting the wait for {name!r}",
+            "DELETE FROM gitxact.lock_holders WHERE ns = %(ns)s AND name = %(name)s AND session = pg_backend_pid()",
+            {"ns": self._db.ns.ident, "name": name},
+        )
 
     def _wait(self, session: Conn, name: str, mode: Mode, *, key: int, timeout: float | None, started: float) -> None:
         """Queue in PostgreSQL's lock manager until granted or *timeout*; the timeout names the holders."""
@@ -260,11 +279,14 @@ class PostgresNamedLocks:
         if self._observer is not None:
             self._observer.waiting(resource_key(name), mode, 0.0, self.holders(name))
         suffix = "_shared" if mode == SHARED else ""
+        self._record(session, name, mode, f"recording a waiter for {name!r}")
         self._run(session, "setting the lock wait", f"SET lock_timeout = {lock_timeout_ms(budget)}")
         try:
             session.execute(f"SELECT pg_advisory_lock{suffix}(%(k)s)", {"k": key})
         except pg_errors.LockNotAvailable:
-            raise self._timeout_error(name, mode, budget) from None
+            timed_out = self._timeout_error(name, mode, budget)
+            self._unrecord(session, name)
+            raise timed_out from None
         except psycopg.Error as exc:
             error = self._db.failure(exc, f"waiting for named lock {name!r}", session)
             if isinstance(error, BackendUnavailableError):

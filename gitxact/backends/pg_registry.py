@@ -12,12 +12,14 @@ another host ends only by TTL, as on files.
 Wired into ``gitxact worktree acquire/release/renew/list`` by :mod:`gitxact.worktrees.fleet`:
 :meth:`AgentRegistry.claim` before ``git worktree add``, :meth:`renew` with the lease's
 heartbeat, :meth:`release` after the worktree is removed, :meth:`list` behind
-``worktree list --all-hosts``.
+``worktree list --all-hosts``, :meth:`reapable` and :meth:`end` behind ``worktree reap``
+(which ends dead claims of every host without waiting for someone to claim them).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -63,7 +65,7 @@ class Owner(Value):
 class AgentClaim(Value):
     """One row of the registry, as ``worktree list --all-hosts`` would show it."""
 
-    __slots__ = ("agent", "branch", "created", "expired", "heartbeat", "owner", "path", "ttl")
+    __slots__ = ("agent", "branch", "created", "expired", "heartbeat", "now", "owner", "path", "ttl")
 
     def __init__(self, row: tuple[Any, ...], now: float) -> None:
         agent, branch, host, pid, start, path, created, heartbeat, ttl = row
@@ -74,6 +76,8 @@ class AgentClaim(Value):
         self.created = float(created)
         self.heartbeat = float(heartbeat)
         self.ttl = float(ttl)
+        #: The server's clock when the row was read (every host's expiry is judged by it).
+        self.now = now
         self.expired = self.heartbeat + self.ttl < now
 
     def describe(self) -> str:
@@ -220,6 +224,43 @@ class AgentRegistry:
             "DELETE FROM gitxact.agents WHERE ns = %(ns)s AND agent = %(agent)s"
             " AND (%(force)s OR (host = %(host)s AND pid = %(pid)s)) RETURNING agent",
             {"agent": agent, "host": owner.host, "pid": owner.pid, "force": force},
+        )
+        return bool(rows)
+
+    def reapable(self, ended_here: Collection[str] = ()) -> list[tuple[AgentClaim, str]]:
+        """The claims a reap on this host ends, each with why; never a live claim of another host.
+
+        Another host's processes cannot be checked from here, so its claims end only by
+        expiry (TTL past the last heartbeat). This host's claims also end when their owner
+        is provably dead, or when their agent's lease was just ended here (*ended_here*:
+        the fleet's claim ends with the lease, whatever ended it).
+        """
+        found: list[tuple[AgentClaim, str]] = []
+        here = host_identity()
+        for claim in self.list():
+            if claim.expired:
+                found.append((claim, f"no heartbeat for {claim.now - claim.heartbeat:.0f}s (ttl {claim.ttl:g}s)"))
+            elif claim.owner.host == here and claim.owner.provably_dead():
+                found.append((claim, f"owner pid {claim.owner.pid} on {claim.owner.host} is gone"))
+            elif claim.owner.host == here and claim.agent in ended_here:
+                found.append((claim, "its lease on this host was ended by this reap"))
+        return found
+
+    def end(self, claim: AgentClaim) -> bool:
+        """End *claim* if it is still what was read: the same owner and, if it was read as
+        expired, still expired (a heartbeat meanwhile keeps it). False when it was kept."""
+        rows = self._rows(
+            f"ending the claim of agent {claim.agent}",
+            "DELETE FROM gitxact.agents WHERE ns = %(ns)s AND agent = %(agent)s AND host = %(host)s"
+            " AND pid = %(pid)s AND start IS NOT DISTINCT FROM %(start)s::numeric"
+            f" AND (NOT %(expired)s OR heartbeat + ttl < {NOW}) RETURNING agent",
+            {
+                "agent": claim.agent,
+                "host": claim.owner.host,
+                "pid": claim.owner.pid,
+                "start": claim.owner.start,
+                "expired": claim.expired,
+            },
         )
         return bool(rows)
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from gitxact.util.console import style, table
 
 if TYPE_CHECKING:
+    from gitxact.backends.overview import DatabaseDoc, DbPartyDoc
     from gitxact.health.status import PartyDoc, StatusDoc
     from gitxact.tx.results import TxInfo
     from gitxact.worktrees.kept import KeptBranchesDoc, PruneBranchesDoc
@@ -115,6 +116,8 @@ def render_status(doc: StatusDoc, *, dirty: bool = True) -> str:
         from gitxact.snapshots.usage import describe
 
         lines.append(f"{style('snapshots', bold=True)}   {describe(doc.snapshots)}")
+    if doc.database is not None:
+        lines.extend(render_database(doc.database))
     overall = doc.lock_times.get("all", {})
     if overall.get("count"):
         lines.append(style("lock times", bold=True))
@@ -124,6 +127,60 @@ def render_status(doc: StatusDoc, *, dirty: bool = True) -> str:
             f"hold max {duration(overall['hold_max'])}"
         )
     return "\n".join(lines)
+
+
+def render_database(db: DatabaseDoc) -> list[str]:
+    """Status's database part: the server, the fleet's named locks, the agent registry in short."""
+    if db["reachable"]:
+        reach = style("reachable", fg="green") + (f", schema {db['schema_version']}" if db["schema_version"] else "")
+    else:
+        reach = style("UNREACHABLE", fg="red")
+    where = db["backend"] + (f" (namespace {db['namespace']})" if db["namespace"] else "")
+    lines = [f"{style('database', bold=True)}    {where}: {reach}"]
+    if db["error"]:
+        lines.append(style(f"  {db['error']}", fg="red" if not db["reachable"] else "yellow"))
+    if not db["reachable"]:
+        return lines
+    rows: list[list[str]] = []
+    for lock in db["locks"]:
+        for party in lock["holders"] + lock["waiters"]:
+            held = party["state"] == "holding"
+            rows.append(
+                [
+                    lock["name"],
+                    style("held", fg="green") if held else style("waiting", fg="yellow"),
+                    party["mode"],
+                    _db_who(party),
+                    duration(party["age"]),
+                    party["command"] or "",
+                ]
+            )
+    lines.append(style("  named locks (every host)", bold=True))
+    lines.append(table(rows, indent="    ") if rows else "    (none held)")
+    claims = db["claims"]
+    if claims is not None:
+        per_host = ", ".join(
+            f"{h['host']} {h['claims']}" + (f" ({h['expired']} expired)" if h["expired"] else "")
+            for h in claims["hosts"]
+        )
+        head = f"  {style('agents', bold=True)} {claims['total']} claimed"
+        lines.append(head + (f": {per_host}" if per_host else ""))
+        for item in claims["expired"]:
+            lines.append(
+                style(
+                    f"    expired: {item['agent']} (branch {item['branch']}) of pid {item['pid']} on {item['host']}, "
+                    f"{duration(item['expired_for'])} ago; `gitxact worktree reap` ends it",
+                    fg="yellow",
+                )
+            )
+    return lines
+
+
+def _db_who(party: DbPartyDoc) -> str:
+    text = f"pid {party['pid']} on {party['host'] or '?'}"
+    if party["agent"]:
+        text += f" ({party['agent']})"
+    return text
 
 
 def _age(seconds: float) -> str:
@@ -253,11 +310,15 @@ def render_lease_list(doc: LeaseListDoc, *, dirty: bool = True) -> str:
 def render_reap(doc: ReapDoc) -> str:
     lines: list[str] = []
     verb = "would end" if doc.dry_run else "ended"
-    if not doc.ended:
+    if not doc.ended and not doc.claims_ended:
         lines.append("nothing to reap")
     for item in doc.ended:
         prefix = f"{verb}: " if doc.dry_run else ""
         lines.append(prefix + render_end(item))
+    for claim in doc.claims_ended:
+        lines.append(
+            f"{verb} claim: {claim.agent} (branch {claim.branch}) of pid {claim.pid} on {claim.host} ({claim.reason})"
+        )
     for agent in doc.relocked:
         lines.append(f"locked again: {agent}'s worktree (someone had unlocked it)")
     for agent, why in doc.kept.items():

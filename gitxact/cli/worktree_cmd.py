@@ -225,7 +225,10 @@ def reap(app: AppContext, dry_run: bool, timeout: float | None, as_json: bool) -
 
     Also finishes interrupted acquires and releases, and removes git's record of
     leased worktrees whose folder was deleted. Uncommitted work is saved to
-    refs/gitxact/snapshots/AGENT/TIME first. Exit 1 if some step failed.
+    refs/gitxact/snapshots/AGENT/TIME first. On PostgreSQL, also ends the fleet's
+    claims that expired (any host's) or whose owner died on this host; another
+    host's live claim is never touched. Exit 1 if some step failed, 75 if the
+    database cannot be reached (then nothing was done).
 
     \b
     Examples:

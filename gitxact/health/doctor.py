@@ -261,7 +261,7 @@ def check_worktrees(repo: Repo, fix: bool) -> list[Finding]:
     registrations, missing folders, unlocked leased worktrees: what reap would end."""
     from gitxact.worktrees.manager import Worktrees
 
-    doc = Worktrees(repo).reap(dry_run=not fix)
+    doc = Worktrees(repo).reap(dry_run=not fix, claims=False)  # the server is check_backend's
     findings = [
         Finding("worktrees", f"{e.agent or e.path}: {e.reason}", e.action, fixed=fix and e.error is None)
         for e in doc.ended

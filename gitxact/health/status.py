@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from gitxact.core.plain import PlainDocument, PlainModel
 from gitxact.core.repo import STATE_DIR, Repo
 from gitxact.errors import StateError
+from gitxact.health.database import database_overview
 from gitxact.health.last_recover import LastRecover, last_recover
 from gitxact.locking.locks import Level, summarize_waits
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from gitxact.backends.overview import DatabaseDoc
     from gitxact.locking.tickets import Party
     from gitxact.snapshots.usage import SnapshotUsage
     from gitxact.tx.results import TxInfo
@@ -122,6 +124,7 @@ class StatusDoc(PlainDocument):
         "transactions",
         "last_recover",
         "snapshots",
+        "database",
     )
     __slots__ = FIELDS
 
@@ -137,6 +140,7 @@ class StatusDoc(PlainDocument):
         transactions: list[TxInfo] | None = None,
         last_recover: LastRecover | None = None,
         snapshots: SnapshotUsage | None = None,
+        database: DatabaseDoc | None = None,
     ) -> None:
         self.repository = repository
         self.agent = agent
@@ -149,6 +153,8 @@ class StatusDoc(PlainDocument):
         self.last_recover = last_recover
         #: Kept snapshots: count, size, how many a live lease or transaction protects, the expiry.
         self.snapshots = snapshots
+        #: PostgreSQL backend only: the server, its named-lock holders and waiters, the fleet's claims.
+        self.database = database
 
 
 def collect(repo: Repo, *, dirty: bool = True) -> StatusDoc:
@@ -192,6 +198,7 @@ def collect(repo: Repo, *, dirty: bool = True) -> StatusDoc:
         transactions=_transactions(repo, state_dir),
         last_recover=last_recover(repo),
         snapshots=_snapshots(repo),
+        database=database_overview(repo),
     )
 
 

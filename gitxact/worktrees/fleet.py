@@ -13,9 +13,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from gitxact.backends.pg_registry import AgentRegistry
     from gitxact.core.repo import Repo
-    from gitxact.worktrees.results import FleetDoc
+    from gitxact.worktrees.results import ClaimEndDoc, FleetDoc
 
 
 def registry(repo: Repo) -> AgentRegistry | None:
@@ -67,6 +69,41 @@ def release(repo: Repo, agent: str) -> None:
         fleet.release(agent, force=True)
     finally:
         fleet.close()
+
+
+def reachable_registry(repo: Repo) -> AgentRegistry | None:
+    """The registry, connected, before a reap changes anything here: an unreachable
+    server is exit 75 with nothing done, not a reap that ended leases and left their claims."""
+    fleet = registry(repo)
+    if fleet is not None:
+        try:
+            fleet.list()
+        except BaseException:
+            fleet.close()
+            raise
+    return fleet
+
+
+def end_claims(repo: Repo, fleet: AgentRegistry, *, ended_here: Collection[str], dry_run: bool) -> list[ClaimEndDoc]:
+    """Reap's part in the registry (see :meth:`AgentRegistry.reapable`): every claim that
+    is expired, or this host's whose owner died or whose lease *ended_here*.
+
+    Each ends by compare-and-delete: a claim renewed (or taken over) since it was read is
+    kept. A live, unexpired claim of another host is never touched.
+    """
+    from gitxact.worktrees.results import ClaimEndDoc
+
+    ended: list[ClaimEndDoc] = []
+    for claim, reason in fleet.reapable(ended_here):
+        if dry_run or fleet.end(claim):
+            ended.append(
+                ClaimEndDoc(
+                    agent=claim.agent, branch=claim.branch, host=claim.owner.host, pid=claim.owner.pid, reason=reason
+                )
+            )
+            if not dry_run:
+                repo.locks.events.emit("reap", repo.agent, lease=claim.agent, action="end-claim", host=claim.owner.host)
+    return ended
 
 
 def claims(repo: Repo) -> FleetDoc | None:

@@ -429,12 +429,23 @@ class Worktrees:
 
         return collect(self.repo, dirty=dirty)
 
-    def reap(self, *, dry_run: bool = False) -> ReapDoc:
+    def reap(self, *, dry_run: bool = False, claims: bool = True) -> ReapDoc:
         """End every lease that is not live (owner dead on this host, or TTL expired),
         finish or undo interrupted acquires/releases, and drop registrations whose
         folder is gone. Dirty work is saved to a snapshot ref first. Live leases are
-        never touched. What ``gitxact recover`` calls."""
-        return reaper.sweep(self.repo, dry_run=dry_run, actions=None)
+        never touched. What ``gitxact recover`` calls.
+
+        On PostgreSQL (*claims*), also end the fleet's registry claims that are expired
+        (any host's), or this host's whose owner died or whose lease ended here; a
+        server that does not answer is exit 75 before anything is done. ``recover`` and
+        ``doctor`` pass ``claims=False``: they put this host right even with the server
+        down (doctor's backend check reports the server)."""
+        registry = fleet.reachable_registry(self.repo) if claims else None
+        try:
+            return reaper.sweep(self.repo, dry_run=dry_run, actions=None, registry=registry)
+        finally:
+            if registry is not None:
+                registry.close()
 
     def repair(self, *, dry_run: bool = False) -> ReapDoc:
         """Only put half-done work right (interrupted acquire/release, missing folders,

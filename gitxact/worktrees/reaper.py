@@ -57,11 +57,12 @@ from gitxact.locking.tickets import EXCLUSIVE
 from gitxact.tx import recovery
 from gitxact.util.faults import crashpoint
 from gitxact.util.names import validate_agent
-from gitxact.worktrees import branches, ownership, paths, registration
+from gitxact.worktrees import branches, fleet, ownership, paths, registration
 from gitxact.worktrees.results import EndDoc, ReapDoc
 from gitxact.worktrees.trace import trace
 
 if TYPE_CHECKING:
+    from gitxact.backends.pg_registry import AgentRegistry
     from gitxact.core.repo import Repo
     from gitxact.leases.records import Lease
 
@@ -443,15 +444,26 @@ def run(repo: Repo, step: Step) -> EndDoc:
     return end_lease(repo, step.lease, action=step.action, reason=step.reason)
 
 
-def sweep(repo: Repo, *, dry_run: bool, actions: frozenset[str] | None) -> ReapDoc:
-    """Plan and (unless *dry_run*) take the steps whose action is in *actions* (all if ``None``)."""
+def sweep(
+    repo: Repo, *, dry_run: bool, actions: frozenset[str] | None, registry: AgentRegistry | None = None
+) -> ReapDoc:
+    """Plan and (unless *dry_run*) take the steps whose action is in *actions* (all if ``None``).
+
+    With the fleet's *registry* (PostgreSQL backend), also end the claims that
+    :func:`gitxact.worktrees.fleet.end_claims` names, under the same repository lock, so
+    no acquire of this clone claims an agent between the two.
+    """
     if dry_run:
         records, entries = leases.load(repo), registrations(repo)
         steps, kept = plan(repo, records, entries)
         chosen = [s for s in steps if actions is None or s.action in actions]
-        return ReapDoc(
+        preview = ReapDoc(
             dry_run=True, ended=[_preview(s) for s in chosen], kept=kept, relocked=unlocked(repo, records, entries)
         )
+        if registry is not None:
+            ended_here = {s.lease.agent for s in chosen if s.lease is not None}
+            preview.claims_ended = fleet.end_claims(repo, registry, ended_here=ended_here, dry_run=True)
+        return preview
     repo.store.ensure("locks", "state")
     report = ReapDoc(dry_run=False)
     with repo.locks.repository(EXCLUSIVE):
@@ -474,6 +486,9 @@ def sweep(repo: Repo, *, dry_run: bool, actions: frozenset[str] | None) -> ReapD
                 repo, Path(lease.path), registration.lock_reason(lease.agent, lease.owner_pid, lease.owner_host)
             )
             report.relocked.append(agent)
+        if registry is not None:
+            ended_here = {e.agent for e in report.ended if e.agent and not e.error and e.agent not in records}
+            report.claims_ended = fleet.end_claims(repo, registry, ended_here=ended_here, dry_run=False)
     return report
 
 

@@ -75,9 +75,22 @@ class RenewDoc(Document):
     expires: float
 
 
+class ClaimEndDoc(BaseModel):
+    """A claim of the fleet's agent registry that reap ended (PostgreSQL backend): expired on
+    any host, or this host's with a dead owner or a lease this reap ended."""
+
+    agent: str
+    branch: str
+    host: str
+    pid: int
+    reason: str
+
+
 class ReapDoc(Document):
     dry_run: bool
     ended: list[EndDoc] = Field(default_factory=list)
+    #: Registry claims ended (or, with ``dry_run``, that would be); empty on the file backend.
+    claims_ended: list[ClaimEndDoc] = Field(default_factory=list)
     #: Live leases left alone, agent -> why.
     kept: dict[str, str] = Field(default_factory=dict)
     #: Leased worktrees someone had unlocked, locked again.
