@@ -92,10 +92,16 @@ def test_eight_appenders_and_a_torn_write_lose_only_the_torn_event(tmp_path: Pat
     done = sorted(by_writer.get("killed", []))
     assert done == list(range(len(done))), "a writer killed between two appends leaves whole events only"
     broken = [raw for raw in _raw_lines(log) if not _whole(raw)]
-    assert len(broken) == 1, "one line holds the torn half (and the event glued after it)"
+    assert len(broken) == 1, "one line holds the torn half (and the event glued after it, if any)"
     glued = parse_line(broken[0])
-    assert glued is not None
-    assert glued["agent"] != "torn"
+    if glued is None:
+        # Nothing was glued on: a writer whose line went in just before the torn half
+        # rotated the file right after it (its size check came after the torn write), so
+        # the torn half ended its generation. Seen under load; the half is still the torn one's.
+        assert broken[0].startswith(b'{"t":') and b'"torn"' in broken[0], broken[0]
+        assert any(Path(name).read_bytes().endswith(broken[0]) for name in log.files() if os.path.exists(name))
+    else:
+        assert glued["agent"] != "torn"
 
 
 def _whole(raw: bytes) -> bool:
