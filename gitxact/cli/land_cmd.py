@@ -136,11 +136,7 @@ def land(
     except (LandRefusedError, LandFailedError) as exc:
         if as_json:
             emit(exc.doc)
-        elif exc.doc.conflicts:
-            click.echo("conflicting paths:", err=True)
-            for path in exc.doc.conflicts:
-                click.echo(f"  {path}", err=True)
-        raise
+        raise  # the message names the conflicting paths or the check's log, once
     if as_json:
         emit(doc)
         return 0
@@ -164,6 +160,7 @@ class _Progress:
     def __init__(self, target: str) -> None:
         self.target = target
         self.tty = sys.stderr.isatty()
+        self.last = ""
 
     def __call__(self, view: object) -> None:
         from gitxact.land.queue import QueueView
@@ -176,6 +173,9 @@ class _Progress:
             line = f"landing now onto {self.target}{step}"
         else:
             line = f"{_ordinal(view.position)} in the queue for {self.target}; landing now: {serving}{step}"
+        if line == self.last:  # a view can change in what the line leaves out (how many wait)
+            return
+        self.last = line
         if self.tty:
             click.echo(f"\r\033[Kgitxact: {line}", nl=False, err=True)
         else:

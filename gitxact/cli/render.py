@@ -9,7 +9,7 @@ from gitxact.util.console import style, table
 
 if TYPE_CHECKING:
     from gitxact.backends.overview import DatabaseDoc, DbPartyDoc
-    from gitxact.health.status import PartyDoc, StatusDoc
+    from gitxact.health.status import PartyDoc, RepositoryDoc, StatusDoc
     from gitxact.tx.results import TxInfo
     from gitxact.worktrees.kept import KeptBranchesDoc, PruneBranchesDoc
     from gitxact.worktrees.lease_info import LeaseListDoc
@@ -33,12 +33,20 @@ def _who(party: PartyDoc) -> str:
     return text
 
 
+def _where(repo: RepositoryDoc) -> str:
+    """The worktree, the branch checked out there, and git's id of a linked worktree."""
+    if repo.worktree is None:
+        return "(none: bare or inside .git)"
+    text = f"{repo.worktree}  on {repo.branch}" if repo.branch else f"{repo.worktree}  (detached HEAD)"
+    return text if repo.worktree_id == "main" else f"{text}  (worktree id {repo.worktree_id})"
+
+
 def render_status(doc: StatusDoc, *, dirty: bool = True) -> str:
     """*dirty*: whether dirty/clean was looked at (else the column is left out, not shown as "?")."""
     repo = doc.repository
     lines = [
         f"{style('repository', bold=True)}  {repo.common_dir}",
-        f"{style('worktree', bold=True)}    {repo.worktree or '(none: bare or inside .git)'} [{repo.worktree_id}]",
+        f"{style('worktree', bold=True)}    {_where(repo)}",
     ]
     if not repo.initialized:
         lines.append(style("gitxact is not initialized here yet (gitxact init); showing what exists", fg="yellow"))

@@ -126,7 +126,7 @@ def gc(repo: Repo, args: list[str], *, force: bool) -> int:
     with repo.lock():
         leases = lease_reader.load(repo.layout.common_dir)
         if leases and not force:
-            repo.locks.events.emit("refusal", repo.agent, by="gc", what="gitxact gc")
+            repo.locks.events.emit("refusal", repo.attribution, by="gc", what="gitxact gc")
             raise RefusedError(refusal("`gitxact gc`", _WHY[rules.ANY_LEASE], leases), hint=_HINT + " or --force")
         if leases:
             console.warn(f"running gc with {len(leases)} active lease(s) because of --force")

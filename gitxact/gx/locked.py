@@ -55,13 +55,16 @@ def run_locked(argv: list[str], given: Invocation, resolved: Invocation, rule: r
     )
     begun = time.monotonic()
     if rule.lock == rules.REFS:  # git's own ref locks suffice; the guard still looks
-        _guard(locks, resolved, rule, lease_reader.load(common_dir))
+        leases = lease_reader.load(common_dir)
+        _attribute(locks, leases, cwd)
+        _guard(locks, resolved, rule, leases)
         code = lite.run_tied(argv, cwd, lite.passthrough_env(locks.child_env()))
         locks.events.emit("gx", locks.agent, cmd=resolved.command, code=code, secs=time.monotonic() - begun)
         return code
     key = worktree_key(worktree_id)
     with _locks_for(locks, rule, key, common_dir):
         leases = lease_reader.load(common_dir)
+        _attribute(locks, leases, cwd)
         _guard(locks, resolved, rule, leases)
         record = started.record_path(locks.lock_dir, key.name)
         if started.read(record) is not None:  # a git gx started here was not seen to end
@@ -110,6 +113,17 @@ def _clear_after_killed_git(given: Invocation, cwd: str, record: str) -> None:
     cleared = lockfiles.clear_stale_index_lock(layout.git_dir, layout.worktree, record)
     if cleared is not None:
         console.warn(cleared)
+
+
+def _attribute(locks: Locks, leases: list[lease_reader.LeaseView], cwd: str) -> None:
+    """Name our events and lock holds for the agent whose lease holds *cwd*, if the process named none.
+
+    As :attr:`gitxact.core.repo.Repo.attribution`: a name for ``stats``, never a grant.
+    """
+    if locks.agent is None and leases:
+        lease = lease_reader.for_path(leases, cwd)
+        if lease is not None:
+            locks.agent = lease.agent
 
 
 def _guard(locks: Locks, resolved: Invocation, rule: rules.Rule, leases: list[lease_reader.LeaseView]) -> None:

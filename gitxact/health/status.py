@@ -99,15 +99,24 @@ class StateFileDoc(PlainModel):
 
 class RepositoryDoc(PlainModel):
     #: The fields, in the order ``--json`` prints them.
-    FIELDS: ClassVar[tuple[str, ...]] = ("common_dir", "worktree", "worktree_id", "state_dir", "initialized")
+    FIELDS: ClassVar[tuple[str, ...]] = ("common_dir", "worktree", "worktree_id", "branch", "state_dir", "initialized")
     __slots__ = FIELDS
 
     def __init__(
-        self, *, common_dir: str, worktree: str | None, worktree_id: str, state_dir: str, initialized: bool
+        self,
+        *,
+        common_dir: str,
+        worktree: str | None,
+        worktree_id: str,
+        branch: str | None,
+        state_dir: str,
+        initialized: bool,
     ) -> None:
         self.common_dir = common_dir
         self.worktree = worktree
         self.worktree_id = worktree_id
+        #: The branch checked out here (``None``: detached HEAD, or no worktree).
+        self.branch = branch
         self.state_dir = state_dir
         self.initialized = initialized
 
@@ -187,6 +196,7 @@ def collect(repo: Repo, *, dirty: bool = True) -> StatusDoc:
             common_dir=str(repo.layout.common_dir),
             worktree=str(repo.layout.worktree) if repo.layout.worktree else None,
             worktree_id=repo.layout.worktree_id,
+            branch=_checked_out_branch(repo),
             state_dir=str(repo.state_dir),
             initialized=(state_dir / "meta.json").exists(),
         ),
@@ -215,6 +225,21 @@ def _snapshots(repo: Repo) -> SnapshotUsage:
     from gitxact.snapshots.usage import usage
 
     return usage(repo)
+
+
+def _checked_out_branch(repo: Repo) -> str | None:
+    """The branch HEAD names, read from the HEAD file as git keeps it (no git process for status).
+
+    A HEAD that is not ``ref: refs/heads/...`` is detached (or not readable): ``None``.
+    """
+    if repo.layout.worktree is None:
+        return None
+    try:
+        text = (repo.layout.git_dir / "HEAD").read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    ref = text.removeprefix("ref: ") if text.startswith("ref: ") else None
+    return ref.removeprefix("refs/heads/") if ref is not None and ref.startswith("refs/heads/") else None
 
 
 def _leases(repo: Repo, dirty: bool) -> list[LeaseInfo]:

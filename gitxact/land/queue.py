@@ -133,7 +133,7 @@ def land(
             locks.close()
     finally:
         lf.close()
-    repo.locks.events.emit("land", repo.agent, branch=name, target=target, outcome=doc.state, secs=doc.seconds)
+    repo.locks.events.emit("land", repo.attribution, branch=name, target=target, outcome=doc.state, secs=doc.seconds)
     _raise_unless_landed(doc, final)
     return doc
 
@@ -237,13 +237,30 @@ def _raise_unless_landed(doc: LandDoc, request: Request) -> None:
     code = request.outcome.code if request.outcome else 1
     reason = doc.reason or f"the request was {request.state}"
     if code == EXIT_REFUSED:
-        hint = f"the check's log: {doc.check_log}" if doc.check_log else None
-        raise LandRefusedError(f"{doc.branch} was not landed onto {doc.target}: {reason}", doc, hint=hint)
+        raise LandRefusedError(f"{doc.branch} was not landed onto {doc.target}: {reason}", doc, hint=_next_step(doc))
     if code == EXIT_USAGE:
         raise UsageError(f"{doc.branch} was not landed onto {doc.target}: {reason}")
     if code == 75:
         raise LockTimeoutError(f"{doc.branch} was not landed onto {doc.target}: {reason}")
     raise LandFailedError(f"{doc.branch} was not landed onto {doc.target}: {reason}", doc)
+
+
+def _next_step(doc: LandDoc) -> str | None:
+    """What to do about a refusal: for a conflict, the commands that update the branch and land again.
+
+    A failing check's log is already named in the reason, so it is not repeated here.
+    """
+    if not doc.conflicts:
+        return None
+    short = doc.branch.removeprefix("refs/heads/")
+    # A remote may be a URL or a path, so its target is fetched by name, not as <remote>/<target>.
+    upstream = "FETCH_HEAD" if doc.remote else doc.target
+    fetch = f"git fetch {doc.remote} {doc.target} && " if doc.remote else ""
+    again = f"gitxact land {short} --onto {doc.target}" + (f" --remote {doc.remote}" if doc.remote else "")
+    return (
+        f"in {short}'s worktree: {fetch}git rebase {upstream}, resolve the conflicts "
+        f"(git add, git rebase --continue), then land it again: {again}"
+    )
 
 
 def _withdraw(lf: LandingFile, request_id: str, reason: str, *, code: int) -> bool:

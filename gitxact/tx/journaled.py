@@ -115,7 +115,7 @@ def begin(
     tx.tdd = tdd
     tx.step = next_step
     ctx.write()
-    repo.locks.events.emit("tx", repo.agent, op="begin", tx=tx_id, kind=tx.kind)
+    repo.locks.events.emit("tx", repo.attribution, op="begin", tx=tx_id, kind=tx.kind)
     return tx
 
 
@@ -186,7 +186,7 @@ def rollback(
     )
     ctx.write()
     finish_restore(ctx, now=before)
-    ctx.repo.locks.events.emit("rollback", ctx.repo.agent, op=op, tx=tx.tx_id, to=target, closed=close)
+    ctx.repo.locks.events.emit("rollback", ctx.repo.attribution, op=op, tx=tx.tx_id, to=target, closed=close)
     for path in snapshots.changed_submodules(worktree):
         console.warn(f"submodule {path} was changed inside the transaction; its files are left as they are")
     return sp
@@ -229,7 +229,7 @@ def close(ctx: Ctx, *, op: Op) -> TxRecord:
     )
     ctx.write()
     finish_drop(ctx)
-    ctx.repo.locks.events.emit("tx", ctx.repo.agent, op=op, tx=tx.tx_id)
+    ctx.repo.locks.events.emit("tx", ctx.repo.attribution, op=op, tx=tx.tx_id)
     return tx
 
 
