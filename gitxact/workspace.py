@@ -14,6 +14,7 @@ from gitxact.core.repo import Repo
 
 if TYPE_CHECKING:
     from gitxact.health.recover import RecoverDoc
+    from gitxact.land.foresight import ConflictsDoc, DryRunDoc
     from gitxact.land.queue import Progress
     from gitxact.land.records import Strategy
     from gitxact.land.results import LandDoc
@@ -106,6 +107,23 @@ class Workspace(Repo):
             progress=progress,
             echo=echo,
         )
+
+    def would_land(self, branch: str | None = None, *, onto: str, remote: str | None = None) -> DryRunDoc:
+        """``land --dry-run``: would *branch* land onto *onto* now, with which conflicts, after whom.
+
+        A function of its own rather than ``land(dry_run=True)``: one return type each.
+        Files no request and moves no ref; the check is not run.
+        """
+        from gitxact.land.foresight import dry_run
+        from gitxact.land.queue import default_branch
+
+        return dry_run(self, onto=onto, branch=branch or default_branch(self), remote=remote)
+
+    def conflicts(self, onto: str | None = None) -> ConflictsDoc:
+        """Which live leases' branches would conflict with *onto* and with each other (nothing changes)."""
+        from gitxact.land.foresight import conflicts, default_target
+
+        return conflicts(self, onto if onto is not None else default_target(self))
 
     def recover(self) -> RecoverDoc:
         """Finish or roll back interrupted transactions and clear git locks left by dead processes."""

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from gitxact.cli.app import AppContext
 from gitxact.cli.context import emit, json_option, pass_app
+
+if TYPE_CHECKING:
+    from gitxact.land.foresight import DryRunDoc
 
 
 class _Quiet:
@@ -59,6 +63,9 @@ def _ordinal(n: int) -> str:
     help="Give up waiting for your turn after SECONDS (exit 75). Default: gitxact.lockTimeout (60).",
 )
 @click.option("--status", "show_status", is_flag=True, help="Show the landing queues instead of landing.")
+@click.option(
+    "--dry-run", is_flag=True, help="Say whether it would land now (conflicts, place in the queue); change nothing."
+)
 @json_option
 @pass_app
 def land(
@@ -74,6 +81,7 @@ def land(
     retries: int,
     timeout: float | None,
     show_status: bool,
+    dry_run: bool,
     as_json: bool,
 ) -> int:
     """Land BRANCH (default: your leased branch, else the one checked out) onto TARGET, in turn.
@@ -91,6 +99,7 @@ def land(
       gitxact land --onto main --check "pytest -q"
       gitxact land gitxact/agent-3 --onto main --strategy merge --json
       gitxact land --onto main --remote origin --check "make test" --batch 4
+      gitxact land --onto main --dry-run
       gitxact land --status
     """
     ws = app.workspace()
@@ -114,6 +123,8 @@ def land(
         return 0
     if onto is None:
         raise click.UsageError("--onto TARGET is required (or --status)")
+    if dry_run:
+        return _dry_run(ws.would_land(branch, onto=onto, remote=remote), as_json)
     from gitxact.land.results import LandFailedError, LandRefusedError
     from gitxact.tx import checks
 
@@ -152,6 +163,17 @@ def land(
     if doc.warning:
         click.echo(f"gitxact: warning: {doc.warning}", err=True)
     return 0
+
+
+def _dry_run(doc: DryRunDoc, as_json: bool) -> int:
+    """Exit as ``land`` would: 0 when it would land (or is already there), 3 when it would be refused."""
+    if as_json:
+        emit(doc)
+    elif doc.would_land:
+        click.echo(f"{doc.branch} would land: {doc.reason}")
+    else:
+        click.echo(f"{doc.branch} would be refused: {doc.reason}")
+    return 0 if doc.would_land else 3
 
 
 class _Progress:

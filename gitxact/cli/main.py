@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stats": ("stats_cmd", "stats"),
     "watch": ("watch_cmd", "watch"),
     "mcp": ("mcp_cmd", "mcp"),
+    "conflicts": ("conflicts_cmd", "conflicts"),
 }
 
 

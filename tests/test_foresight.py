@@ -1,0 +1,95 @@
+"""Foresight (issue 28): conflicts between agents seen before anyone lands, and ``land --dry-run``.
+
+Three agents on real git: two edit the same lines of one file, the third another file;
+``gitxact conflicts`` names the overlapping pair and the paths, and changes nothing
+(every ref, the landing queue and every worktree's status as they were); ``land
+--dry-run`` answers as ``land`` would (exit 0 / 3) and files nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from support.leases import acquire
+from support.proc import git, gitxact
+
+
+def _commit(wt: Path, name: str, text: str) -> None:
+    (wt / name).write_text(text)
+    git("add", name, cwd=wt)
+    git("commit", "-q", "-m", f"edit {name}", cwd=wt)
+
+
+def _everything(repo: Path, worktrees: list[Path]) -> tuple[str, list[str], list[str]]:
+    """Refs, each worktree's status, and the state folder's files: what must not change."""
+    state = sorted(str(p.relative_to(repo / ".git" / "gitxact")) for p in (repo / ".git" / "gitxact").rglob("*.json"))
+    statuses = [git("status", "--porcelain=v1", cwd=wt) for wt in worktrees]
+    return git("for-each-ref", cwd=repo), statuses, state
+
+
+def _three_agents(repo: Path) -> list[Path]:
+    (repo / "shared.py").write_text("def f():\n    return 1\n")
+    git("add", "shared.py", cwd=repo)
+    git("commit", "-q", "-m", "shared", cwd=repo)
+    assert gitxact("init", cwd=repo).returncode == 0
+    a1, a2, a3 = (acquire(repo, f"a{i}") for i in (1, 2, 3))
+    _commit(a1, "shared.py", "def f():\n    return 2\n")
+    _commit(a2, "shared.py", "def f():\n    return 3\n")
+    _commit(a3, "other.py", "x = 1\n")
+    return [a1, a2, a3]
+
+
+def test_conflicts_names_the_overlapping_pair_and_changes_nothing(repo: Path) -> None:
+    worktrees = _three_agents(repo)
+    before = _everything(repo, [repo, *worktrees])
+
+    proc = gitxact("conflicts", "--onto", "main", "--json", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["schema"] == 1
+    assert doc["target"] == "main"
+    assert [(c["agent"], c["clean"], c["paths"]) for c in doc["against_target"]] == [
+        ("a1", True, []),
+        ("a2", True, []),
+        ("a3", True, []),
+    ]
+    assert [(p["agents"], p["paths"]) for p in doc["pairs"]] == [(["a1", "a2"], ["shared.py"])]
+    assert doc["pairs_checked"] == 3
+    assert doc["clean"] is False
+    assert _everything(repo, [repo, *worktrees]) == before
+
+    text = gitxact("conflicts", cwd=repo).stdout  # the main worktree's branch is the default target
+    assert "a1 x a2  conflict in shared.py" in text
+    assert "3 pair(s) checked" in text
+
+
+def test_a_branch_behind_a_conflicting_target_is_seen(repo: Path) -> None:
+    a1, a2, _ = _three_agents(repo)
+    landed = gitxact("land", "--onto", "main", cwd=a1)
+    assert landed.returncode == 0, landed.stderr
+    doc = json.loads(gitxact("conflicts", "--onto", "main", "--json", cwd=repo).stdout)
+    verdicts = {c["agent"]: c["paths"] for c in doc["against_target"]}
+    assert verdicts["a2"] == ["shared.py"]
+    assert verdicts["a3"] == []
+
+
+def test_land_dry_run_answers_as_land_would_and_files_nothing(repo: Path) -> None:
+    a1, a2, a3 = _three_agents(repo)
+    assert gitxact("land", "--onto", "main", cwd=a1).returncode == 0
+    before = _everything(repo, [repo, a1, a2, a3])
+
+    refused = gitxact("land", "--onto", "main", "--dry-run", "--json", cwd=a2)
+    assert refused.returncode == 3, refused.stderr
+    doc = json.loads(refused.stdout)
+    assert (doc["would_land"], doc["conflicts"], doc["ahead"]) == (False, ["shared.py"], 0)
+
+    fine = gitxact("land", "--onto", "main", "--dry-run", cwd=a3)
+    assert fine.returncode == 0, fine.stderr
+    assert "gitxact/a3 would land" in fine.stdout
+
+    already = json.loads(gitxact("land", "gitxact/a1", "--onto", "main", "--dry-run", "--json", cwd=repo).stdout)
+    assert (already["would_land"], already["already"]) == (True, True)
+    assert _everything(repo, [repo, a1, a2, a3]) == before
+
+    assert gitxact("land", "--onto", "main", cwd=a2).returncode == 3  # and land itself agrees
