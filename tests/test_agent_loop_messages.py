@@ -93,7 +93,7 @@ def test_a_conflict_says_what_to_do_next(repo: Path) -> None:
     proc = gitxact("land", "--onto", "main", cwd=wt)
     assert proc.returncode == 3, proc.stderr
     assert "it conflicts with main in: shared.txt" in proc.stderr
-    assert "git rebase main" in proc.stderr
+    assert "gx rebase main" in proc.stderr
     assert "gitxact land gitxact/a1 --onto main" in proc.stderr
     doc = json.loads(gitxact("land", "--onto", "main", "--json", cwd=wt).stdout)
     assert doc["conflicts"] == ["shared.txt"]

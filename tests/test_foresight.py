@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from support.leases import acquire
-from support.proc import git, gitxact
+from support.proc import GX, git, gitxact, run
 
 
 def _commit(wt: Path, name: str, text: str) -> None:
@@ -93,3 +93,31 @@ def test_land_dry_run_answers_as_land_would_and_files_nothing(repo: Path) -> Non
     assert _everything(repo, [repo, a1, a2, a3]) == before
 
     assert gitxact("land", "--onto", "main", cwd=a2).returncode == 3  # and land itself agrees
+
+
+def test_an_agent_that_follows_the_refusal_lands(repo: Path) -> None:
+    """A scripted agent: land, refused; run the document's next steps, resolving in between; land."""
+    a1, a2, a3 = _three_agents(repo)
+    _commit(a3, "shared.py", "def f():\n    return 4\n")  # a3 touches the same lines too
+    assert gitxact("land", "--onto", "main", cwd=a1).returncode == 0
+    main_tip = git("rev-parse", "main", cwd=repo).strip()
+
+    refused = gitxact("land", "--onto", "main", "--json", cwd=a2)
+    assert refused.returncode == 3, refused.stderr
+    doc = json.loads(refused.stdout)
+    assert doc["conflicts"] == ["shared.py"]
+    assert doc["conflict_commits"] == [main_tip]
+    assert doc["conflict_leases"] == ["a3"]
+    update, cont, again = doc["next_steps"]
+    assert (update, cont, again) == ("gx rebase main", "gx rebase --continue", "gitxact land gitxact/a2 --onto main")
+
+    stopped = run([*GX, *update.split()[1:]], a2)
+    assert stopped.returncode != 0  # the rebase stops at the conflict, as the refusal said it would
+    (a2 / "shared.py").write_text("def f():\n    return 2 + 1\n")
+    assert run([*GX, "add", "shared.py"], a2).returncode == 0
+    continued = run([*GX, *cont.split()[1:]], a2, env={"GIT_EDITOR": "true"})
+    assert continued.returncode == 0, continued.stderr
+    landed = gitxact(*again.split()[1:], cwd=a2)
+    assert landed.returncode == 0, landed.stderr
+    assert git("show", "main:shared.py", cwd=repo) == "def f():\n    return 2 + 1\n"
+    git("fsck", "--strict", "--no-dangling", cwd=repo)  # raises on any error (dangling objects are none)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
@@ -25,6 +26,9 @@ from gitxact.core.repo import Repo
 from gitxact.errors import OperationFailedError, UsageError
 from gitxact.git import refs
 from gitxact.leases import records as leases
+
+if TYPE_CHECKING:
+    from gitxact.land.results import LandDoc
 
 #: merge-tree processes at once: git spends most of a small merge starting up and
 #: reading objects, so two overlap well on the two cores the suite and CI have.
@@ -236,3 +240,51 @@ def _remote_tip(repo: Repo, remote: str, target: str) -> str:
             f"could not read {target} of {remote}: {(result.stderr or listed.stderr).strip() or 'no such branch'}"
         )
     return fields[0]
+
+
+def explain_conflict(repo: Repo, doc: LandDoc) -> LandDoc:
+    """*doc* (a land refused for a conflict) with what an agent needs to act on it.
+
+    The target's commits since the branch's base that touched the conflicting paths, the
+    other live leases whose branches change those paths as well (they will meet the same
+    conflict, or have caused it), and the commands that resolve it, in order.
+    """
+    paths = doc.conflicts
+    onto_tip = refs.read(repo.layout.common_dir, f"refs/heads/{doc.target}") if doc.remote is None else None
+    commits: list[str] = []
+    if onto_tip is not None:
+        base = _merge_base(repo, doc.tip, onto_tip)
+        if base is not None:
+            listed = repo.git(
+                ["log", "--format=%H", f"{base}..{onto_tip}", "--", *paths],
+                cwd=repo.layout.common_dir,
+                check=False,
+                read_only=True,
+            )
+            commits = listed.stdout.split() if listed.ok else []
+    others: list[str] = []
+    for lease in leases.active(repo):
+        if lease.phase != "active" or lease.branch.removeprefix("refs/heads/") == doc.branch:
+            continue
+        tip = refs.read(repo.layout.common_dir, lease.branch)
+        base = _merge_base(repo, tip, onto_tip or doc.tip) if tip is not None else None
+        if tip is None or base is None or base == tip:
+            continue
+        changed = repo.git(
+            ["diff", "--name-only", "-z", base, tip, "--", *paths], cwd=repo.layout.common_dir, check=False
+        ).zfields()
+        if changed:
+            others.append(lease.agent)
+    if doc.remote is None:
+        update = [f"gx rebase {doc.target}"]
+        again = f"gitxact land {doc.branch} --onto {doc.target}"
+    else:  # a remote may be a URL or a path: its target is fetched by name, not as <remote>/<target>
+        update = [f"gx fetch {doc.remote} {doc.target}", "gx rebase FETCH_HEAD"]
+        again = f"gitxact land {doc.branch} --onto {doc.target} --remote {doc.remote}"
+    steps = [*update, "gx rebase --continue", again]
+    return doc.model_copy(update={"conflict_commits": commits, "conflict_leases": others, "next_steps": steps})
+
+
+def _merge_base(repo: Repo, a: str, b: str) -> str | None:
+    result = repo.git(["merge-base", a, b], cwd=repo.layout.common_dir, check=False, read_only=True)
+    return result.stdout.strip() or None if result.ok else None

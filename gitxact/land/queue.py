@@ -134,6 +134,10 @@ def land(
     finally:
         lf.close()
     repo.locks.events.emit("land", repo.attribution, branch=name, target=target, outcome=doc.state, secs=doc.seconds)
+    if doc.conflicts:
+        from gitxact.land.foresight import explain_conflict
+
+        doc = explain_conflict(repo, doc)
     _raise_unless_landed(doc, final)
     return doc
 
@@ -250,16 +254,12 @@ def _next_step(doc: LandDoc) -> str | None:
 
     A failing check's log is already named in the reason, so it is not repeated here.
     """
-    if not doc.conflicts:
+    if not doc.conflicts or len(doc.next_steps) < 3:
         return None
-    short = doc.branch.removeprefix("refs/heads/")
-    # A remote may be a URL or a path, so its target is fetched by name, not as <remote>/<target>.
-    upstream = "FETCH_HEAD" if doc.remote else doc.target
-    fetch = f"git fetch {doc.remote} {doc.target} && " if doc.remote else ""
-    again = f"gitxact land {short} --onto {doc.target}" + (f" --remote {doc.remote}" if doc.remote else "")
+    *update, cont, again = doc.next_steps
     return (
-        f"in {short}'s worktree: {fetch}git rebase {upstream}, resolve the conflicts "
-        f"(git add, git rebase --continue), then land it again: {again}"
+        f"in {doc.branch}'s worktree: {' && '.join(update)}, resolve the conflicts "
+        f"(gx add them), {cont}, then land it again: {again}"
     )
 
 

@@ -26,6 +26,12 @@ class LandDoc(Document):
     commits: list[str] = Field(default_factory=list)
     already: bool = False
     conflicts: list[str] = Field(default_factory=list)
+    #: For a conflict: the target's commits since the branch's base that touched those paths,
+    #: the other live leases whose branches change them too, and the commands that resolve it
+    #: (update the branch, continue after resolving, land again), in order.
+    conflict_commits: list[str] = Field(default_factory=list)
+    conflict_leases: list[str] = Field(default_factory=list)
+    next_steps: list[str] = Field(default_factory=list)
     check_log: str | None = None
     attempts: int = 0
     batch: list[str] = Field(default_factory=list)
