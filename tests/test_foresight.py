@@ -121,3 +121,19 @@ def test_an_agent_that_follows_the_refusal_lands(repo: Path) -> None:
     assert landed.returncode == 0, landed.stderr
     assert git("show", "main:shared.py", cwd=repo) == "def f():\n    return 2 + 1\n"
     git("fsck", "--strict", "--no-dangling", cwd=repo)  # raises on any error (dangling objects are none)
+
+
+def test_stats_counts_the_queue_by_why(repo: Path) -> None:
+    a1, a2, a3 = _three_agents(repo)
+    assert gitxact("land", "--onto", "main", "--check", "true", cwd=a1).returncode == 0
+    assert gitxact("land", "--onto", "main", cwd=a2).returncode == 3  # conflicts with a1's landing
+    assert gitxact("land", "--onto", "main", "--check", "false", cwd=a3).returncode == 3
+
+    queue = json.loads(gitxact("stats", "--json", cwd=repo).stdout)["queue"]
+    assert (queue["landed"], queue["not_landed"]) == (1, 2)
+    assert queue["refusals"] == {"check": 1, "conflict": 1}
+    assert queue["checks_per_landed"] == 1.0
+    metrics = gitxact("stats", "--openmetrics", cwd=repo).stdout
+    assert 'gitxact_land_refusals{why="conflict"} 1' in metrics
+    assert "gitxact_land_queue_wait_seconds_count 3" in metrics
+    assert "landing queue  1 landed, 2 not (check 1, conflict 1)" in gitxact("stats", cwd=repo).stdout

@@ -87,6 +87,15 @@ def render_stats(doc: StatsDoc) -> str:
             counts = [c.acquisitions, c.timeouts, c.gx_commands, c.commits, c.transactions, c.rollbacks]
             rows.append([agent, *map(str, counts), str(c.lands), str(c.lands_refused)])
         lines.append(table(rows))
+    q = doc.queue
+    if q.landed or q.not_landed:
+        per = f", {q.checks_per_landed:.2f} checked build(s) per landed" if q.checks_per_landed is not None else ""
+        why = ", ".join(f"{k} {v}" for k, v in q.refusals.items())
+        lines.append(
+            f"{style('landing queue', bold=True)}  {q.landed} landed, {q.not_landed} not"
+            + (f" ({why})" if why else "")
+            + f"; waited p50 {duration(q.waited.p50)}, p99 {duration(q.waited.p99)}{per}"
+        )
     r = doc.recoveries
     slowest = f", slowest {duration(r.seconds.max)}" if r.count else ""
     lines.append(f"{style('recoveries', bold=True)}  {r.count} recover run(s){slowest}, {r.reaps} lease(s) reaped")

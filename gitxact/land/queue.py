@@ -133,7 +133,17 @@ def land(
             locks.close()
     finally:
         lf.close()
-    repo.locks.events.emit("land", repo.attribution, branch=name, target=target, outcome=doc.state, secs=doc.seconds)
+    repo.locks.events.emit(
+        "land",
+        repo.attribution,
+        branch=name,
+        target=target,
+        outcome=doc.state,
+        secs=doc.seconds,
+        waited=doc.waited,
+        attempts=doc.attempts if spec is not None else 0,
+        why=refusal_kind(doc),
+    )
     if doc.conflicts:
         from gitxact.land.foresight import explain_conflict
 
@@ -233,6 +243,23 @@ def default_branch(repo: Repo) -> str:
         "no branch to land: none is leased to this agent and HEAD is detached here",
         hint="name the branch: gitxact land BRANCH --onto TARGET",
     )
+
+
+def refusal_kind(doc: LandDoc) -> str | None:
+    """Why a request did not land, in the words ``stats`` counts by: conflict, check, moved, other.
+
+    ``moved``: the target kept moving outside the queue until the retries ran out (the
+    lander's own words for it, :mod:`gitxact.land.lander`). ``None`` for a landed request.
+    """
+    if doc.state == "landed":
+        return None
+    if doc.conflicts:
+        return "conflict"
+    if doc.check_log:
+        return "check"
+    if "kept moving outside the queue" in doc.reason:
+        return "moved"
+    return "other"
 
 
 def _raise_unless_landed(doc: LandDoc, request: Request) -> None:

@@ -88,6 +88,14 @@ def render(doc: StatsDoc) -> str:
     recovery = family("gitxact_recovery_max_seconds", "gauge", "seconds", "Longest run of gitxact recover.")
     if doc.recoveries.count:
         recovery.sample(doc.recoveries.seconds.max)
+    queue_wait = family("gitxact_land_queue_wait_seconds", "summary", "seconds", "Time a landing request waited.")
+    queue_wait.summary(doc.queue.waited, doc.queue.landed + doc.queue.not_landed, {})
+    per_landed = family("gitxact_land_checks_per_landed", "gauge", "", "Checked candidate builds per landed request.")
+    if doc.queue.checks_per_landed is not None:
+        per_landed.sample(doc.queue.checks_per_landed)
+    not_landed = family("gitxact_land_refusals", "gauge", "", "Landing requests not landed, by why.")
+    for why, count in doc.queue.refusals.items():
+        not_landed.sample(count, {"why": why})
     met = family("gitxact_target_met", "gauge", "", "1 if the operator target is met, 0 if not (absent: no data).")
     for target in doc.targets:
         if target.met is not None:

@@ -32,7 +32,7 @@ KINDS = {
     "rollback": "op (rollback, green, refactor, abort), tx, to: a transaction restored to a savepoint",
     "reap": "lease, action: a lease ended by reap or recover",
     "recover": "ok, actions, secs: one `gitxact recover`",
-    "land": "branch, target, outcome, secs: one branch through the landing queue",
+    "land": "branch, target, outcome, secs, waited, attempts (checked builds), why: one branch through the queue",
 }
 
 #: Where the targets stand; ``stats`` and ``watch`` say met / not met against these.
@@ -106,6 +106,20 @@ class Recoveries(BaseModel):
     last: float | None = None
 
 
+class QueueFigures(BaseModel):
+    """The landing queue, from its requesters' land events (local and PostgreSQL queues alike)."""
+
+    landed: int = 0
+    not_landed: int = 0
+    #: Seconds a request waited for a lander to take it up.
+    waited: Figures = Field(default_factory=Figures)
+    #: Candidate builds checked, over the requests that landed with a check (a target that
+    #: moved meanwhile means another build; a batch's builds count for each of its requests).
+    checks_per_landed: float | None = None
+    #: Requests not landed, by why: conflict, check, moved (the target kept moving), other.
+    refusals: dict[str, int] = Field(default_factory=dict)
+
+
 class Target(BaseModel):
     """One operator target: ``met`` is ``None`` when the window holds nothing to judge it by."""
 
@@ -132,6 +146,7 @@ class StatsDoc(Document):
     refusals: dict[str, int]
     agents: dict[str, AgentCounts]
     recoveries: Recoveries
+    queue: QueueFigures = Field(default_factory=QueueFigures)
     targets: list[Target]
 
     @property
@@ -151,6 +166,10 @@ def summarize(events: list[dict[str, Any]], *, since: float | None, now: float) 
     agents: dict[str, AgentCounts] = {}
     recover_secs: list[float] = []
     recoveries = Recoveries()
+    queue = QueueFigures()
+    queue_waits: list[float] = []
+    queue_why: Counter[str] = Counter()
+    checked_builds = checked_lands = 0
     for event in events:
         kind = event.get("ev")
         counts = agents.setdefault(str(event.get("agent") or NO_AGENT), AgentCounts())
@@ -174,6 +193,15 @@ def summarize(events: list[dict[str, Any]], *, since: float | None, now: float) 
             counts.rollbacks += 1
         elif kind == "land":
             landed = event.get("outcome") == "landed"
+            queue_waits.append(_number(event.get("waited")))
+            why = event.get("why")
+            if landed:
+                queue.landed += 1
+                checked_builds += int(_number(event.get("attempts")))
+                checked_lands += _number(event.get("attempts")) > 0
+            else:
+                queue.not_landed += 1
+                queue_why[str(why or "other")] += 1
             counts.lands += landed
             counts.lands_refused += event.get("outcome") == "refused"
             refusals["land"] += event.get("outcome") == "refused"
@@ -183,6 +211,9 @@ def summarize(events: list[dict[str, Any]], *, since: float | None, now: float) 
             recover_secs.append(_number(event.get("secs")))
             recoveries.failed += event.get("ok") is False
             recoveries.last = _number(event.get("t"))
+    queue.waited = Figures.of(queue_waits)
+    queue.checks_per_landed = checked_builds / checked_lands if checked_lands else None
+    queue.refusals = dict(sorted(queue_why.items()))
     recoveries.count = len(recover_secs)
     recoveries.seconds = Figures.of(recover_secs)
     locks = {
@@ -213,6 +244,7 @@ def summarize(events: list[dict[str, Any]], *, since: float | None, now: float) 
         refusals=dict(sorted((k, v) for k, v in refusals.items() if v)),
         agents=dict(sorted((k, v) for k, v in agents.items() if v != AgentCounts())),
         recoveries=recoveries,
+        queue=queue,
         targets=targets(overall, rate, recoveries),
     )
 
