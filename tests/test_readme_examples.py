@@ -1,6 +1,7 @@
-"""Every README example runs as printed, or says why it cannot.
+"""Every example in the README and in docs/ runs as printed, or says why it cannot.
 
-Each ```sh/```bash/```console/```python/```yaml block in README.md is preceded by a
+Each ```sh/```bash/```console/```python/```yaml block in README.md, CONTRIBUTING.md and
+docs/*.md is preceded by a
 marker: ``<!-- example: run -->`` or ``<!-- example: skip (reason) -->``. A block marked
 to run is run, exactly as printed, in a fresh repository (one commit on ``main``) with
 this gitxact's ``.venv/bin`` first on ``PATH``: shell with ``bash -e -o pipefail`` (so a
@@ -23,7 +24,7 @@ from support.proc import ROOT, git
 
 from fixtures.repos import make_repo
 
-README = ROOT / "README.md"
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "CONTRIBUTING.md"]
 BIN = Path(sys.executable).parent
 LANGUAGES = ("sh", "bash", "console", "python", "yaml")
 _MARKER = re.compile(r"<!-- example: (run|skip \((?P<why>.+)\)) -->")
@@ -31,6 +32,7 @@ _MARKER = re.compile(r"<!-- example: (run|skip \((?P<why>.+)\)) -->")
 
 @dataclass(frozen=True)
 class Example:
+    page: str
     line: int
     language: str
     code: str
@@ -39,10 +41,10 @@ class Example:
 
     @property
     def id(self) -> str:
-        return f"README.md:{self.line}:{self.language}"
+        return f"{self.page}:{self.line}:{self.language}"
 
 
-def examples(text: str) -> list[Example]:
+def examples(text: str, page: str = "README.md") -> list[Example]:
     """The fenced blocks in a checked language, each with the marker on the line before it."""
     found: list[Example] = []
     lines = text.splitlines()
@@ -59,6 +61,7 @@ def examples(text: str) -> list[Example]:
             match = _MARKER.fullmatch(before.strip())
             found.append(
                 Example(
+                    page=page,
                     line=i + 1,
                     language=language,
                     code="\n".join(lines[i + 1 : end]) + "\n",
@@ -70,7 +73,12 @@ def examples(text: str) -> list[Example]:
     return found
 
 
-ALL = examples(README.read_text(encoding="utf-8"))
+ALL = [
+    example
+    for page in PAGES
+    if page.exists()
+    for example in examples(page.read_text(encoding="utf-8"), str(page.relative_to(ROOT)))
+]
 RUN = [example for example in ALL if example.marker == "run"]
 
 
