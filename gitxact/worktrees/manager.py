@@ -118,7 +118,7 @@ class Worktrees:
         # Here the repository lock is free again and this thread holds the new worktree's lock.
         lease = outcome.lease
         failed: GitxactError | None = None
-        included: list[str] = []
+        included = include.Included([], [])
         try:
             lease = self._check_out(lease, outcome.commit)
             included = self._include(outcome.main, Path(lease.path))
@@ -130,7 +130,7 @@ class Worktrees:
             self._undo(lease, f"its checkout failed: {failed.message}")
             raise failed
         doc = _acquire_doc(lease, token=outcome.token, existing=False, replaced=outcome.replaced)
-        return doc.model_copy(update={**outcome.kept, "included": included})
+        return doc.model_copy(update={**outcome.kept, "included": included.copied, "include_skipped": included.skipped})
 
     def _register(
         self,
@@ -279,16 +279,18 @@ class Worktrees:
         crashpoint("worktree-acquire-done")
         return lease
 
-    def _include(self, main: Path | None, path: Path) -> list[str]:
+    def _include(self, main: Path | None, path: Path) -> include.Included:
         """The ignored files ``.worktreeinclude`` names (``.env``, local config), copied from the
         main worktree: a new worktree has only tracked files, and an agent's tests often need these."""
         if main is None:
-            return []
+            return include.Included([], [])
         try:
-            return include.copy_included(main, path)
+            done = include.copy_included(main, path)
         except OSError as exc:  # a convenience: the lease stands without it
             console.warn(f"could not copy the files .worktreeinclude names into {path}: {exc}")
-            return []
+            return include.Included([], [])
+        include.warn_skipped(done.skipped, path)
+        return done
 
     def _undo(self, lease: Lease, why: str) -> None:
         """Undo an acquire that failed after its worktree was registered (a reap would too)."""
