@@ -12,7 +12,7 @@ import os
 import stat
 import sys
 
-from gitxact.errors import EXIT_FAILED, GitxactError
+from gitxact.errors import EXIT_FAILED, GitxactError, StateAccessError
 from gitxact.util import console
 
 TYPE_CHECKING = False  # see gitxact/__init__.py
@@ -75,6 +75,10 @@ def guarded(body: Callable[[], int]) -> int:
         return body()
     except GitxactError as error:
         return report(error)
+    except PermissionError as exc:
+        # Not a bug but a folder this user may not use (most often gitxact's own, in a
+        # repository shared without core.sharedRepository): say which, and why.
+        return report(StateAccessError.of(str(exc.filename or "."), exc))
     except KeyboardInterrupt:
         console.sink("gitxact: interrupted")
         return 130

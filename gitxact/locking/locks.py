@@ -33,7 +33,7 @@ from gitxact.locking.tickets import EXCLUSIVE, SHARED, Mode, Party, Ticket, Tick
 from gitxact.util import jsontext
 from gitxact.util.digest import sha256_hex
 from gitxact.util.eventlog import EventLog, folder_of
-from gitxact.util.files import ensure_private_dir
+from gitxact.util.files import FILE_MODE, ensure_private_dir
 from gitxact.util.identity import this_host
 from gitxact.util.names import validate_name
 from gitxact.util.value import Value
@@ -262,6 +262,8 @@ class Locks:
         self.command = command or _command_line()
         self.observer: WaitObserver = observer or _Silent()
         self._ready: set[str] = set()
+        #: The mode of the files made in the lock folder, shared as the repository is (util/files).
+        self.file_mode = FILE_MODE
         #: The repository's event record (beside ``locks/``), which every feature writes to.
         self.events = EventLog(folder_of(os.path.dirname(self.lock_dir)))
 
@@ -473,8 +475,7 @@ class Locks:
 
     def _enter_nest(self, key: LockKey, token: str, timeout: float | None) -> KernelLock:
         folder = self.nest_dir(key)
-        ensure_private_dir(folder)
-        nest = KernelLock(os.path.join(folder, os.path.basename(token) + ".n"))
+        nest = KernelLock(os.path.join(folder, os.path.basename(token) + ".n"), ensure_private_dir(folder))
         budget = self.default_timeout if timeout is None else timeout
         if not nest.acquire(-1 if budget < 0 else budget):
             self._record_timeout(key, EXCLUSIVE, budget, "nest")
@@ -527,7 +528,7 @@ class Locks:
         slot = (self._dir_key, key)
         backend = _THREAD.backends.get(slot)
         if backend is None:
-            backend = KernelLock(os.path.join(self.lock_dir, f"{key.slug}.lock"))
+            backend = KernelLock(os.path.join(self.lock_dir, f"{key.slug}.lock"), self.file_mode)
             _THREAD.backends[slot] = backend
         return backend
 
@@ -535,8 +536,9 @@ class Locks:
         """Queue for *key*; *given* ``None`` means the default timeout, read only if we must wait."""
         queue = self.queue_dir(key)
         if queue not in self._ready:
-            for folder in (os.path.dirname(self.lock_dir), self.lock_dir, queue):
-                ensure_private_dir(folder)
+            ensure_private_dir(os.path.dirname(self.lock_dir))
+            self.file_mode = ensure_private_dir(self.lock_dir)
+            ensure_private_dir(queue)
             self._ready.add(queue)
         record: dict[str, Any] = {
             "pid": os.getpid(),
@@ -548,7 +550,7 @@ class Locks:
         }
         started = time.monotonic()
         backend = self._backend(key)  # first: if it cannot be made, no ticket is left behind
-        ticket = Ticket(queue, mode, record)
+        ticket = Ticket(queue, mode, record, self.file_mode)
         delay = _BACKOFF_START
         last_blocker: str | None = ""
         next_notice = started + _NOTIFY_AFTER

@@ -185,7 +185,7 @@ class Worktrees:
                 kept: dict[str, object] = {}
                 if tip is not None and branch is None:  # the agent's own branch, left by an earlier lease
                     tip, kept = self._reuse(branch_name, tip, base_label, base_commit, reuse)
-                paths.ensure_root(root)
+                paths.ensure_root(root, repo.layout.common_dir)
                 root = Path(os.path.realpath(root))
                 taken = set(entries) | set(reaper.real_paths([lease.path for lease in records.values()]))
                 new_token = secrets.token_urlsafe(32)
