@@ -51,7 +51,10 @@ def _crash_log(exc: BaseException) -> Path | None:
     import traceback
     from pathlib import Path
 
-    folder = log_dir or Path(tempfile.gettempdir()) / f"gitxact-{os.getuid()}"
+    own = Path(tempfile.gettempdir()) / f"gitxact-{os.getuid()}"
+    # A shared repository's logs folder is the group's (util/files): a traceback may hold
+    # what only this user should read, so it goes to this user's own folder then.
+    folder = log_dir if log_dir is not None and _private(log_dir) else own
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not _private(folder):

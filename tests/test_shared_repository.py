@@ -171,18 +171,6 @@ def test_a_second_member_of_the_group_uses_everything_gitxact_made(team: Team) -
     ok(a.gitxact("tracker", "incr", "done", cwd=repo))
     ok(a.gitxact("lock", "--", "true", cwd=repo))
 
-    state = repo / ".git" / "gitxact"
-    gid = grp.getgrnam(team.group).gr_gid
-    for top, dirs, files in os.walk(state):
-        for name in dirs:
-            info = os.lstat(os.path.join(top, name))
-            assert info.st_gid == gid, f"{top}/{name}: the group is kept"
-            assert stat.S_IMODE(info.st_mode) == 0o2775, f"{top}/{name}: {stat.S_IMODE(info.st_mode):o}"
-        for name in files:
-            info = os.lstat(os.path.join(top, name))
-            assert info.st_gid == gid, f"{top}/{name}: the group is kept"
-            assert stat.S_IMODE(info.st_mode) == 0o664, f"{top}/{name}: {stat.S_IMODE(info.st_mode):o}"
-
     # Each member commits in a worktree of their own: git itself writes the main worktree's
     # COMMIT_EDITMSG 0644 even in a shared repository (it is not adjusted), so a second
     # committer there fails in git, whatever gitxact does.
@@ -200,6 +188,23 @@ def test_a_second_member_of_the_group_uses_everything_gitxact_made(team: Team) -
     assert ok(a.git("log", "--format=%an", "gitxact/agent-b", cwd=repo)).split() == [b.name, a.name]
     assert ok(a.git("log", "--format=%an", "gitxact/agent-a", cwd=repo)).split() == [a.name, a.name]
     ok(a.git("fsck", "--strict", cwd=repo))
+
+    # Whoever made them, everything gitxact made is the group's: folders 2775, files 0664.
+    state = repo / ".git" / "gitxact"
+    assert {p.name for p in state.iterdir()} >= {"locks", "state", "events"}
+    gid = grp.getgrnam(team.group).gr_gid
+    for top, dirs, files in os.walk(state):
+        for name in dirs:
+            info = os.lstat(os.path.join(top, name))
+            assert info.st_gid == gid, f"{top}/{name}: the group is kept"
+            assert stat.S_IMODE(info.st_mode) == 0o2775, f"{top}/{name}: {stat.S_IMODE(info.st_mode):o}"
+        for name in files:
+            info = os.lstat(os.path.join(top, name))
+            assert info.st_gid == gid, f"{top}/{name}: the group is kept"
+            assert stat.S_IMODE(info.st_mode) == 0o664, f"{top}/{name}: {stat.S_IMODE(info.st_mode):o}"
+
+    root = repo.parent / "repo.worktrees"
+    assert stat.S_IMODE(root.stat().st_mode) == 0o2775, "the worktree root is the group's too"
 
 
 def test_someone_outside_the_group_gets_a_clear_exit_1(team: Team) -> None:

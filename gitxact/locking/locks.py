@@ -33,7 +33,7 @@ from gitxact.locking.tickets import EXCLUSIVE, SHARED, Mode, Party, Ticket, Tick
 from gitxact.util import jsontext
 from gitxact.util.digest import sha256_hex
 from gitxact.util.eventlog import EventLog, folder_of
-from gitxact.util.files import FILE_MODE, ensure_private_dir
+from gitxact.util.files import ensure_private_dir
 from gitxact.util.identity import this_host
 from gitxact.util.names import validate_name
 from gitxact.util.value import Value
@@ -262,10 +262,16 @@ class Locks:
         self.command = command or _command_line()
         self.observer: WaitObserver = observer or _Silent()
         self._ready: set[str] = set()
-        #: The mode of the files made in the lock folder, shared as the repository is (util/files).
-        self.file_mode = FILE_MODE
+        self._file_mode: int | None = None
         #: The repository's event record (beside ``locks/``), which every feature writes to.
         self.events = EventLog(folder_of(os.path.dirname(self.lock_dir)))
+
+    @property
+    def file_mode(self) -> int:
+        """The mode of the files made in the lock folder, shared as the repository is (util/files)."""
+        if self._file_mode is None:  # known from the first wait; an inherited grant made none
+            self._file_mode = ensure_private_dir(self.lock_dir)
+        return self._file_mode
 
     @property
     def default_timeout(self) -> float:
@@ -537,7 +543,7 @@ class Locks:
         queue = self.queue_dir(key)
         if queue not in self._ready:
             ensure_private_dir(os.path.dirname(self.lock_dir))
-            self.file_mode = ensure_private_dir(self.lock_dir)
+            self._file_mode = ensure_private_dir(self.lock_dir)
             ensure_private_dir(queue)
             self._ready.add(queue)
         record: dict[str, Any] = {
