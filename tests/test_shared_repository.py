@@ -242,3 +242,13 @@ def test_a_state_folder_made_private_before_is_shared_again_by_its_owners_init(t
     ok(team.a.gitxact("init", cwd=repo))
     assert ok(team.b.gitxact("tracker", "incr", "done", cwd=repo)).strip() == "2"
     ok(team.b.gitxact("status", cwd=repo))
+
+    # Now the group can write there: a member's link to A's private file must not make
+    # A's next `gitxact init` share that file (every chmod is on what was opened no-follow).
+    secret = team.a.home / "secret"
+    ok(team.a.run(["sh", "-c", f"umask 077 && echo key > {secret}"], repo))
+    ok(team.b.run(["ln", "-s", str(secret), str(state / "state" / "planted")], repo))
+    ok(team.b.run(["ln", "-s", str(team.a.home), str(state / "planted-folder")], repo))
+    ok(team.a.gitxact("init", cwd=repo))
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert stat.S_IMODE(team.a.home.stat().st_mode) == 0o700

@@ -88,7 +88,7 @@ def ensure_private_dir(path: Path | str) -> int:
             try:
                 os.mkdir(path, mode)
                 if mode != DIR_MODE:  # the umask took the group bits: set them as git does, right after
-                    os.chmod(path, mode)
+                    set_mode_no_follow(path, mode)
             except FileExistsError:
                 pass
             info = os.lstat(path)
@@ -105,39 +105,51 @@ def ensure_private_dir(path: Path | str) -> int:
     return file_mode_in(info.st_mode)
 
 
+def set_mode_no_follow(path: str | os.PathLike[str], mode: int, *, gid: int = -1, dir_fd: int | None = None) -> bool:
+    """``chmod`` (and ``chgrp`` to *gid*) the file or folder *path* if this user owns it,
+    through a descriptor opened no-follow; ``False`` when it is not ours or is a link.
+
+    In a group-writable folder another member can swap a name for a symlink between
+    a check and a ``chmod(path)``, which follows it: to this user's own ``~/.ssh``, made
+    group-readable. ``fchmod`` on what was opened changes only what was checked.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:  # ELOOP: a link; or gone, or unreadable
+        return False
+    try:
+        info = os.fstat(fd)
+        if info.st_uid != os.geteuid():
+            return False
+        if gid not in (-1, info.st_gid):
+            os.fchown(fd, -1, gid)  # before the chmod: a chown clears setgid
+        elif stat.S_IMODE(info.st_mode) == mode:
+            return False
+        os.fchmod(fd, mode)
+        return True
+    finally:
+        os.close(fd)
+
+
 def share_tree(root: str) -> int:
     """Give the folder *root* and what is in it the modes they would get if made today
     (its group too: the parent's), for what this user owns; the number changed.
 
     ``gitxact init`` calls it, as ``git init --shared`` on an existing repository adjusts
     its folders: a state folder made before its repository was shared, or by a gitxact
-    that made everything private, becomes usable by the group.
+    that made everything private, becomes usable by the group. The walk holds each
+    folder open (``os.fwalk``) and follows no link at any depth.
     """
     parent = os.stat(os.path.dirname(root))
     if not shared(parent.st_mode):
         return 0
-    me, changed = os.geteuid(), 0
-
-    def adjust(path: str, info: os.stat_result, mode: int) -> None:
-        nonlocal changed
-        if info.st_uid != me or stat.S_ISLNK(info.st_mode):
-            return
-        if info.st_gid != parent.st_gid:
-            os.chown(path, -1, parent.st_gid, follow_symlinks=False)
-        if stat.S_IMODE(info.st_mode) != mode or info.st_gid != parent.st_gid:
-            os.chmod(path, mode)  # after chown, which clears setgid
-            changed += 1
-
     folder_mode = dir_mode_under(parent.st_mode)
-    try:
-        adjust(root, os.lstat(root), folder_mode)
-    except FileNotFoundError:
-        return 0
-    for top, dirs, names in os.walk(root):
+    changed = int(set_mode_no_follow(root, folder_mode, gid=parent.st_gid))
+    for _top, dirs, names, top_fd in os.fwalk(root, follow_symlinks=False):
         for name in dirs:
-            adjust(os.path.join(top, name), os.lstat(os.path.join(top, name)), folder_mode)
+            changed += set_mode_no_follow(name, folder_mode, gid=parent.st_gid, dir_fd=top_fd)
         for name in names:
-            adjust(os.path.join(top, name), os.lstat(os.path.join(top, name)), file_mode_in(folder_mode))
+            changed += set_mode_no_follow(name, file_mode_in(folder_mode), gid=parent.st_gid, dir_fd=top_fd)
     return changed
 
 

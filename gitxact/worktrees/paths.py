@@ -56,7 +56,7 @@ def ensure_root(root: Path, git_dir: Path | None = None) -> None:
             os.mkdir(root)
             sharing = os.stat(git_dir).st_mode if git_dir is not None else 0
             if files.shared(sharing):  # set after the mkdir: the umask took the group bits
-                os.chmod(root, files.dir_mode_under(sharing))
+                files.set_mode_no_follow(root, files.dir_mode_under(sharing))
     except OSError as exc:
         raise OperationFailedError(f"cannot create worktree root {root}: {exc.strerror or exc}") from exc
     if not root.is_dir() or root.is_symlink():
