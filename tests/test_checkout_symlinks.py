@@ -74,6 +74,19 @@ def test_a_folder_link_in_the_base_is_never_written_through(secrets: Path, tmp_p
     assert list(outside.iterdir()) == []
 
 
+def test_what_is_no_file_is_not_copied_and_stops_nothing(secrets: Path) -> None:
+    """A FIFO the main worktree holds (ignored, named): skipped; the acquire and the rest go on."""
+    (secrets / ".worktreeinclude").write_text("conf/secret.env\n.env\npipe\n")
+    (secrets / ".gitignore").write_text("conf/secret.env\n.env\npipe\n")
+    git("commit", "-q", "-am", "a pipe too", cwd=secrets)
+    os.mkfifo(secrets / "pipe")
+    proc = gitxact("worktree", "acquire", "a", "--json", cwd=secrets)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["included"] == [".env", "conf/secret.env"]
+    assert not os.path.lexists(Path(doc["path"]) / "pipe")
+
+
 def test_a_link_as_the_destination_itself_is_not_followed(secrets: Path, tmp_path: Path) -> None:
     planted = tmp_path / "outside" / "planted.env"
     planted.parent.mkdir()

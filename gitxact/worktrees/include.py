@@ -10,6 +10,7 @@ it keeps the promise: same file, same rule.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import NamedTuple
 
@@ -52,7 +53,11 @@ def copy_included(source: Path, target: Path) -> Included:
     skipped: list[str] = []
     for rel in included_files(source):
         origin = source / rel
-        if not os.path.lexists(origin):
+        try:
+            kind = os.lstat(origin).st_mode
+        except FileNotFoundError:
+            continue
+        if not (stat.S_ISREG(kind) or stat.S_ISLNK(kind)):  # a nested repository ("dir/"), a FIFO
             continue
         try:
             copy_beneath(origin, target, rel)
