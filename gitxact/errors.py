@@ -121,14 +121,15 @@ class StateAccessError(OperationFailedError):
         )
         if git_dir is None:  # not the state folder: a worktree, the worktree root
             message = f"{path}: {exc.strerror or 'permission denied'} for {me}"
+            where = path if os.path.lexists(path) else os.path.dirname(path)
             try:
-                there = os.stat(path if os.path.lexists(path) else os.path.dirname(path))
+                there = os.stat(where)
             except OSError:
                 return cls(path, message)
             hint = (
-                f"it is mode {there.st_mode & 0o7777:o}, owned by {owner(there)}, group {group(there)}; gitxact "
-                "shares what it makes only in a repository shared with `git init --shared=group` "
-                "(core.sharedRepository)"
+                f"{where} is mode {there.st_mode & 0o7777:o}, owned by {owner(there)}, group {group(there)}; "
+                "gitxact makes its folders group-writable only in a repository shared with `git init "
+                f"--shared=group` (core.sharedRepository); one made before: `chmod g+ws {where}` by its owner"
             )
             return cls(path, message, hint=hint)
         message = f"{path}: {exc.strerror or 'permission denied'} for {me}; gitxact's state folder is not usable here"

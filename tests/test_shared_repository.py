@@ -243,6 +243,18 @@ def test_a_state_folder_made_private_before_is_shared_again_by_its_owners_init(t
     assert ok(team.b.gitxact("tracker", "incr", "done", cwd=repo)).strip() == "2"
     ok(team.b.gitxact("status", cwd=repo))
 
+    # A worktree root an older gitxact made (0755): said as clearly, and its owner's chmod mends it.
+    root = repo.parent / "repo.worktrees"
+    ok(team.a.gitxact("worktree", "acquire", "agent-a", "--owner-pid", "1", cwd=repo))
+    ok(team.a.run(["chmod", "0755", str(root)], repo))
+    proc = team.b.gitxact("worktree", "acquire", "agent-b", "--owner-pid", "1", cwd=repo)
+    clean_exit_1(proc)
+    assert f"`chmod g+ws {root}` by its owner" in proc.stderr, proc.stderr
+    leases = json.loads(ok(team.b.gitxact("worktree", "list", "--json", cwd=repo)))["leases"]
+    assert [lease["agent"] for lease in leases] == ["agent-a"], "nothing half-made is left"
+    ok(team.a.run(["chmod", "g+ws", str(root)], repo))
+    ok(team.b.gitxact("worktree", "acquire", "agent-b", "--owner-pid", "1", cwd=repo))
+
     # Now the group can write there: a member's link to A's private file must not make
     # A's next `gitxact init` share that file (every chmod is on what was opened no-follow).
     secret = team.a.home / "secret"

@@ -317,15 +317,15 @@ class Worktrees:
 
     def _claim_and_add(self, lease: Lease, root: Path, taken: set[str], exists: bool) -> Lease:
         repo = self.repo
-        while not paths.claim(Path(lease.path)):
-            # Someone outside gitxact made that folder since we looked: never reuse it.
-            taken.add(lease.path)
-            lease = lease.model_copy(update={"path": str(paths.free_path(root, lease.agent, taken))})
-            leases.save_record(repo, lease)
-        crashpoint("worktree-acquire-claimed")
         reason = registration.lock_reason(lease.agent, lease.owner_pid, lease.owner_host)
         start = lease.branch if exists else (lease.base_commit or lease.base)
         try:
+            while not paths.claim(Path(lease.path)):  # a root this user may not write: StateAccessError
+                # Someone outside gitxact made that folder since we looked: never reuse it.
+                taken.add(lease.path)
+                lease = lease.model_copy(update={"path": str(paths.free_path(root, lease.agent, taken))})
+                leases.save_record(repo, lease)
+            crashpoint("worktree-acquire-claimed")
             registration.add_worktree(repo, Path(lease.path), lease.branch, start, create=not exists, reason=reason)
             ownership.mark(Path(lease.path), lease.token_hash)
         except GitxactError:

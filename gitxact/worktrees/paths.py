@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitxact.core import settings
-from gitxact.errors import OperationFailedError, UsageError
+from gitxact.errors import OperationFailedError, StateAccessError, UsageError
 from gitxact.util import files
 from gitxact.worktrees import registration
 
@@ -82,6 +82,8 @@ def claim(path: Path) -> bool:
         os.mkdir(path)
     except FileExistsError:
         return False
+    except PermissionError as exc:  # a root made before the repository was shared, say
+        raise StateAccessError.of(str(path), exc) from exc
     return True
 
 
