@@ -87,13 +87,15 @@ def ensure_private_dir(path: Path | str) -> int:
             mode = dir_mode_under(os.stat(os.path.dirname(os.fspath(path)) or ".").st_mode)
             try:
                 os.mkdir(path, mode)
-                if mode != DIR_MODE:  # the umask took the group bits: set them as git does, right after
+                if mode != DIR_MODE:  # the umask took the group bits: set again right after, as git does
                     set_mode_no_follow(path, mode)
             except FileExistsError:
                 pass
             info = os.lstat(path)
         except PermissionError as exc:
             raise _unusable(path, exc) from exc
+    except PermissionError as exc:  # a folder above it this user may not search
+        raise _unusable(path, exc) from exc
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
         from pathlib import Path  # the error path only: gx status's refresh comes here without pathlib
 
