@@ -60,11 +60,13 @@ class User:
             "LANG": "C.UTF-8",
         }
 
-    def run(self, argv: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def argv(self, argv: list[str]) -> list[str]:
         # `env -i`: nothing of root's environment (the test's GIT_*, its HOME) reaches the user.
-        env = [f"{k}={v}" for k, v in self.env().items()]
+        return ["runuser", "-u", self.name, "--", "env", "-i", *[f"{k}={v}" for k, v in self.env().items()], *argv]
+
+    def run(self, argv: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["runuser", "-u", self.name, "--", "env", "-i", *env, *argv],
+            self.argv(argv),
             cwd=cwd,
             capture_output=True,
             text=True,
@@ -264,3 +266,29 @@ def test_a_state_folder_made_private_before_is_shared_again_by_its_owners_init(t
     ok(team.a.gitxact("init", cwd=repo))
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     assert stat.S_IMODE(team.a.home.stat().st_mode) == 0o700
+
+
+def test_two_members_counting_at_once_lose_no_increment(team: Team) -> None:
+    """Each waits in the other's ticket queue, on the other's lock files: exact counts."""
+    repo = shared_repo(team)
+    ok(team.a.gitxact("init", cwd=repo))
+    rounds = 15
+    loop = f'for i in $(seq {rounds}); do "{SYSTEM_PYTHON}" -m gitxact tracker incr n >/dev/null || exit 1; done'
+    procs = [
+        subprocess.Popen(
+            user.argv(["sh", "-c", loop]), cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for user in (team.a, team.b)
+    ]
+    try:
+        for proc in procs:
+            _, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, err
+            assert "internal error" not in err
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+    assert ok(team.b.gitxact("tracker", "get", "n", cwd=repo)).strip() == str(2 * rounds)
+    ok(team.a.git("fsck", "--strict", cwd=repo))
