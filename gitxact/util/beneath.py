@@ -65,10 +65,10 @@ def _open_parent(top: int, rel: str, parts: list[str]) -> int:
 
 def copy_beneath(origin: Path, root: Path, rel: str) -> None:
     """Copy the file *origin* to *rel* under the folder *root*: bytes, mode and times, a
-    symlink as a symlink. Raises :class:`FileExistsError` when *rel* exists (a link
-    included: it is never replaced nor followed) and :class:`ThroughSymlinkError` when a
-    folder on the way is a link. *root* itself may be reached through links: it is the
-    worktree gitxact made."""
+    symlink as a symlink; missing folders on the way are made. Raises
+    :class:`FileExistsError` when *rel* exists, and :class:`ThroughSymlinkError` when it is
+    a link or a folder on the way is a link (or a file): never replaced, never followed.
+    *root* itself may be reached through links: it is the worktree gitxact made."""
     parts = _parts(rel)
     info = os.lstat(origin)
     top = os.open(root, _DIR_FLAGS & ~os.O_NOFOLLOW)

@@ -72,7 +72,7 @@ def copy_included(source: Path, target: Path) -> Included:
 
 def warn_skipped(skipped: list[str], target: Path) -> None:
     for rel in skipped:
-        console.warn(f"not copied into {target}: {rel} goes through a symbolic link there; gitxact writes through none")
+        console.warn(f"not copied into {target}: {rel} goes through a symbolic link (or a file) there")
 
 
 def _ignored(source: Path, exclude: str) -> list[str]:
