@@ -12,7 +12,7 @@ import os
 import stat
 import sys
 
-from gitxact.errors import EXIT_FAILED, GitxactError
+from gitxact.errors import EXIT_FAILED, GitxactError, StateAccessError
 from gitxact.util import console
 
 TYPE_CHECKING = False  # see gitxact/__init__.py
@@ -51,7 +51,10 @@ def _crash_log(exc: BaseException) -> Path | None:
     import traceback
     from pathlib import Path
 
-    folder = log_dir or Path(tempfile.gettempdir()) / f"gitxact-{os.getuid()}"
+    own = Path(tempfile.gettempdir()) / f"gitxact-{os.getuid()}"
+    # A shared repository's logs folder is the group's (util/files): a traceback may hold
+    # what only this user should read, so it goes to this user's own folder then.
+    folder = log_dir if log_dir is not None and _private(log_dir) else own
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not _private(folder):
@@ -75,6 +78,10 @@ def guarded(body: Callable[[], int]) -> int:
         return body()
     except GitxactError as error:
         return report(error)
+    except PermissionError as exc:
+        # Not a bug but a folder this user may not use (most often gitxact's own, in a
+        # repository shared without core.sharedRepository): say which, and why.
+        return report(StateAccessError.of(str(exc.filename or "."), exc))
     except KeyboardInterrupt:
         console.sink("gitxact: interrupted")
         return 130

@@ -79,6 +79,82 @@ class StateError(OperationFailedError):
         self.reason = reason
 
 
+class StateAccessError(OperationFailedError):
+    """gitxact's state folder (or a file in it) cannot be used by this user: permission denied.
+
+    Its message names the path, its hint how the repository is shared (git's
+    ``core.sharedRepository``, read from the git directory's mode, as gitxact follows it)
+    and what would make it usable.
+    """
+
+    def __init__(self, path: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+
+    @classmethod
+    def of(cls, path: str, exc: OSError) -> StateAccessError:
+        import grp  # the error path only
+        import os
+        import pwd
+
+        def user(uid: int) -> str:
+            try:
+                return pwd.getpwuid(uid).pw_name
+            except KeyError:
+                return f"uid {uid}"
+
+        def owner(info: os.stat_result) -> str:
+            return user(info.st_uid)
+
+        def group(info: os.stat_result) -> str:
+            try:
+                return grp.getgrgid(info.st_gid).gr_name
+            except KeyError:
+                return f"gid {info.st_gid}"
+
+        me = user(os.geteuid())
+        # The state folder is <git dir>/gitxact, and the git directory's mode is git's sharing.
+        parts = path.split(os.sep)
+        tops = [i for i, part in enumerate(parts) if part == "gitxact"]
+        git_dir = next(
+            (d for d in (os.sep.join(parts[:i]) or os.sep for i in reversed(tops)) if os.path.isfile(f"{d}/HEAD")), None
+        )
+        if git_dir is None:  # not the state folder: a worktree, the worktree root
+            message = f"{path}: {exc.strerror or 'permission denied'} for {me}"
+            where = path if os.path.lexists(path) else os.path.dirname(path)
+            try:
+                there = os.stat(where)
+            except OSError:
+                return cls(path, message)
+            hint = (
+                f"{where} is mode {there.st_mode & 0o7777:o}, owned by {owner(there)}, group {group(there)}; "
+                "gitxact makes its folders group-writable only in a repository shared with `git init "
+                f"--shared=group` (core.sharedRepository); one made before: `chmod g+ws {where}` by its owner"
+            )
+            return cls(path, message, hint=hint)
+        message = f"{path}: {exc.strerror or 'permission denied'} for {me}; gitxact's state folder is not usable here"
+        try:
+            here, there = os.stat(git_dir), os.stat(path if os.path.lexists(path) else os.path.dirname(path))
+        except OSError:
+            return cls(path, message, hint="check the permissions of the repository's git directory")
+        sharing = f"core.sharedRepository: {git_dir} is mode {here.st_mode & 0o7777:o}"
+        if here.st_mode & 0o2020 != 0o2020:
+            hint = (
+                f"the repository is not shared ({sharing}), so gitxact's folders are private to their owner "
+                f"({owner(there)}): share it with `git init --shared=group` and `gitxact init` as its owner, "
+                "or run gitxact as that user"
+            )
+        elif here.st_gid not in os.getgroups() and here.st_gid != os.getegid():
+            hint = f"the repository is shared with group {group(here)} ({sharing}) and {me} is not in it"
+        else:
+            hint = (
+                f"the repository is shared with group {group(here)} ({sharing}), but {os.path.basename(path)} "
+                f"is mode {there.st_mode & 0o7777:o}, owned by {owner(there)}: made before gitxact shared "
+                f"its files; `gitxact init` run by {owner(there)} shares them as the repository is shared"
+            )
+        return cls(path, message, hint=hint)
+
+
 class RefusedError(GitxactError):
     """A guard refused the operation on purpose (exit 3)."""
 

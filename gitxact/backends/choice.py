@@ -24,7 +24,7 @@ import time
 from typing import TYPE_CHECKING
 
 from gitxact.errors import RefusedError, UsageError
-from gitxact.util.files import read_no_follow, write_atomic
+from gitxact.util.files import ensure_private_dir, read_no_follow, write_atomic
 from gitxact.util.names import validate_name
 from gitxact.util.value import Value
 
@@ -163,8 +163,8 @@ def mark(repo: Repo, choice: Choice, ns: Namespace) -> None:
         return
     from pathlib import Path
 
-    os.makedirs(repo.state_dir, mode=0o700, exist_ok=True)
-    write_atomic(Path(marker_path(repo)), json.dumps({**wanted, "since": time.time()}, indent=1).encode())
+    mode = ensure_private_dir(repo.state_dir)
+    write_atomic(Path(marker_path(repo)), json.dumps({**wanted, "since": time.time()}, indent=1).encode(), mode=mode)
 
 
 def forget_marker(repo: Repo) -> bool:

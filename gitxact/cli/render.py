@@ -207,6 +207,8 @@ def render_acquire(doc: AcquireDoc) -> str:
         lines.append("  (keep the token: release and renew need it; it is not shown again)")
     elif doc.existing:
         lines.append("  token   (not shown again: use the token from the first acquire)")
+    if doc.include_skipped:
+        lines.append(f"  not copied (a symbolic link on the way): {', '.join(doc.include_skipped)}")
     if doc.replaced is not None:
         lines.append("ended a previous lease first:")
         lines.append(render_end(doc.replaced))

@@ -136,6 +136,7 @@ class Repo:
         from gitxact.core.meta import Meta
 
         self.store.ensure(LOCKS_DIR, STATE_DIR, LOGS_DIR)
+        self.store.share()
         meta_file = self.state_file("meta.json", Meta)
         created = False
         with self.locks.resource("meta"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 
 from gitxact.util import jsontext
+from gitxact.util.files import FILE_MODE, open_state_file
 from gitxact.util.identity import ProcessIdentity
 
 
@@ -24,12 +25,13 @@ def record_path(lock_dir: str, worktree_key: str) -> str:
     return os.path.join(lock_dir, f"git-started.{worktree_key}.json")
 
 
-def note(record: str, pid: int) -> None:
-    """Write down that the git with *pid* now works in the record's worktree."""
+def note(record: str, pid: int, mode: int = FILE_MODE) -> None:
+    """Write down that the git with *pid* now works in the record's worktree (a file of *mode*:
+    the lock folder's, :func:`gitxact.util.files.file_mode_in`)."""
     who = ProcessIdentity.of(pid)
     folder, name = os.path.split(record)
     tmp = os.path.join(folder, f".{name}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    fd = open_state_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
         os.write(fd, jsontext.dumps({"pid": who.pid, "host": who.host, "start": who.start}).encode())
     finally:

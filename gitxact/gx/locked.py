@@ -74,7 +74,7 @@ def run_locked(argv: list[str], given: Invocation, resolved: Invocation, rule: r
             argv = [*argv[:at], *QUIET_AUTO_GC, *argv[at:]]
         env = lite.passthrough_env(locks.child_env())
         try:
-            code = lite.run_tied(argv, cwd, env, started=lambda pid: started.note(record, pid))
+            code = lite.run_tied(argv, cwd, env, started=lambda pid: started.note(record, pid, locks.file_mode))
         finally:
             started.forget(record)
     # Recorded after the locks are let go: the next waiter never waits for our bookkeeping.

@@ -27,7 +27,7 @@ import os
 from gitxact.errors import GitxactError
 from gitxact.git import lite, locate
 from gitxact.locking import kernel
-from gitxact.util.files import ensure_private_dir
+from gitxact.util.files import ensure_private_dir, open_state_file
 
 #: A hidden ticket being chosen: someone is about to queue. ``locking/tickets.py``'s
 #: constant, repeated because importing that module (the queue and holder records) would
@@ -66,10 +66,10 @@ def try_hold(lock_dir: str, worktree_id: str) -> int | None:
     queue = os.path.join(lock_dir, name + ".q")
     try:
         ensure_private_dir(os.path.dirname(lock_dir))
-        ensure_private_dir(lock_dir)
+        mode = ensure_private_dir(lock_dir)
         if any(_queued(os.path.join(queue, entry)) for entry in _entries(queue)):
             return None
-        fd = os.open(os.path.join(lock_dir, name + ".lock"), _LOCK_FLAGS, 0o600)
+        fd = open_state_file(os.path.join(lock_dir, name + ".lock"), _LOCK_FLAGS, mode)
     except (OSError, GitxactError):
         return None
     if kernel.try_lock(fd):

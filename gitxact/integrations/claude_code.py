@@ -32,7 +32,7 @@ from gitxact.leases import records as leases
 from gitxact.util import console
 from gitxact.util.identity import ProcessIdentity
 from gitxact.util.names import validate_agent
-from gitxact.worktrees.include import copy_included
+from gitxact.worktrees.include import copy_included, warn_skipped
 from gitxact.worktrees.manager import Worktrees
 
 if TYPE_CHECKING:
@@ -165,7 +165,11 @@ def create(payload: Payload) -> AcquireDoc:
         if source is not None:
             top = git.discover(source).worktree
             # The acquire copied what the main worktree has; this adds what Claude Code's own folder has.
-            copied = [*doc.included, *(copy_included(top, Path(doc.path)) if top is not None else [])]
+            more = copy_included(top, Path(doc.path)) if top is not None else None
+            copied = [*doc.included, *(more.copied if more else [])]
+            if more is not None and more.skipped:
+                warn_skipped(more.skipped, Path(doc.path))
+                doc = doc.model_copy(update={"include_skipped": sorted({*doc.include_skipped, *more.skipped})})
             if copied:
                 console.info(f"copied {len(copied)} file(s) named by .worktreeinclude into {doc.path}")
     return doc

@@ -20,6 +20,8 @@ import fcntl
 import os
 import time
 
+from gitxact.util.files import FILE_MODE, open_state_file
+
 _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -43,8 +45,9 @@ class KernelLock:
     own open file description), which is what per-thread locks need.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], mode: int = FILE_MODE) -> None:
         self.path = os.fspath(path)
+        self.mode = mode  # the file's, when this instance creates it (util/files.file_mode_in)
         self._fd: int | None = None
 
     @property
@@ -55,7 +58,7 @@ class KernelLock:
         """Lock now or return ``False``; raises ``OSError`` when the file cannot be opened."""
         if self._fd is not None:
             raise RuntimeError(f"{self.path} is already locked by this instance")
-        fd = os.open(self.path, _OPEN_FLAGS, 0o600)
+        fd = open_state_file(self.path, _OPEN_FLAGS, self.mode)
         if try_lock(fd, shared=shared):
             self._fd = fd
             return True

@@ -262,8 +262,16 @@ class Locks:
         self.command = command or _command_line()
         self.observer: WaitObserver = observer or _Silent()
         self._ready: set[str] = set()
+        self._file_mode: int | None = None
         #: The repository's event record (beside ``locks/``), which every feature writes to.
         self.events = EventLog(folder_of(os.path.dirname(self.lock_dir)))
+
+    @property
+    def file_mode(self) -> int:
+        """The mode of the files made in the lock folder, shared as the repository is (util/files)."""
+        if self._file_mode is None:  # known from the first wait; an inherited grant made none
+            self._file_mode = ensure_private_dir(self.lock_dir)
+        return self._file_mode
 
     @property
     def default_timeout(self) -> float:
@@ -473,8 +481,7 @@ class Locks:
 
     def _enter_nest(self, key: LockKey, token: str, timeout: float | None) -> KernelLock:
         folder = self.nest_dir(key)
-        ensure_private_dir(folder)
-        nest = KernelLock(os.path.join(folder, os.path.basename(token) + ".n"))
+        nest = KernelLock(os.path.join(folder, os.path.basename(token) + ".n"), ensure_private_dir(folder))
         budget = self.default_timeout if timeout is None else timeout
         if not nest.acquire(-1 if budget < 0 else budget):
             self._record_timeout(key, EXCLUSIVE, budget, "nest")
@@ -527,7 +534,7 @@ class Locks:
         slot = (self._dir_key, key)
         backend = _THREAD.backends.get(slot)
         if backend is None:
-            backend = KernelLock(os.path.join(self.lock_dir, f"{key.slug}.lock"))
+            backend = KernelLock(os.path.join(self.lock_dir, f"{key.slug}.lock"), self.file_mode)
             _THREAD.backends[slot] = backend
         return backend
 
@@ -535,8 +542,9 @@ class Locks:
         """Queue for *key*; *given* ``None`` means the default timeout, read only if we must wait."""
         queue = self.queue_dir(key)
         if queue not in self._ready:
-            for folder in (os.path.dirname(self.lock_dir), self.lock_dir, queue):
-                ensure_private_dir(folder)
+            ensure_private_dir(os.path.dirname(self.lock_dir))
+            self._file_mode = ensure_private_dir(self.lock_dir)
+            ensure_private_dir(queue)
             self._ready.add(queue)
         record: dict[str, Any] = {
             "pid": os.getpid(),
@@ -548,7 +556,7 @@ class Locks:
         }
         started = time.monotonic()
         backend = self._backend(key)  # first: if it cannot be made, no ticket is left behind
-        ticket = Ticket(queue, mode, record)
+        ticket = Ticket(queue, mode, record, self.file_mode)
         delay = _BACKOFF_START
         last_blocker: str | None = ""
         next_notice = started + _NOTIFY_AFTER

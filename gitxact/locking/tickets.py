@@ -23,6 +23,7 @@ import time
 
 from gitxact.locking.kernel import try_lock
 from gitxact.util import jsontext
+from gitxact.util.files import FILE_MODE, open_state_file
 from gitxact.util.value import Value
 
 TYPE_CHECKING = False  # see gitxact/__init__.py: gx's locked path imports no typing
@@ -136,7 +137,7 @@ class Ticket:
     before another waiter started choosing is always served first.
     """
 
-    def __init__(self, queue_dir: str, mode: Mode, record: dict[str, Any]) -> None:
+    def __init__(self, queue_dir: str, mode: Mode, record: dict[str, Any], file_mode: int = FILE_MODE) -> None:
         self.queue_dir = queue_dir
         self.mode = mode
         self.chosen_ns = time.monotonic_ns()
@@ -144,7 +145,7 @@ class Ticket:
         # The mode shows in the hidden name too: a shared waiter need not wait for a shared
         # ticket still being chosen (two readers never conflict, whichever goes first).
         hidden = os.path.join(queue_dir, f"{CHOOSING_PREFIX}{ident}.{_MODE_CODE[mode]}")
-        self.fd = os.open(hidden, _OPEN_FLAGS, 0o600)
+        self.fd = open_state_file(hidden, _OPEN_FLAGS, file_mode)
         try:
             try_lock(self.fd)  # a brand-new file: nobody else can hold it
             os.write(self.fd, jsontext.dumps(record).encode())

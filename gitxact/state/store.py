@@ -231,9 +231,9 @@ class StateFile(Generic[M]):
                 "nothing was written",
                 hint="store large data elsewhere and keep a reference (a path, a ref) in gitxact's state",
             )
-        ensure_private_dir(self.path.parent)
+        mode = ensure_private_dir(self.path.parent)
         try:
-            write_atomic(self.path, payload, backup=self.backup if keep_backup else None)
+            write_atomic(self.path, payload, backup=self.backup if keep_backup else None, mode=mode)
         except StateError:
             raise
         except OSError as exc:
@@ -293,6 +293,10 @@ class StateStore:
                 current = current / part
                 ensure_private_dir(current)
         return self.root
+
+    def share(self) -> int:
+        """Share the folder as its repository is shared (:func:`gitxact.util.files.share_tree`)."""
+        return files.share_tree(str(self.root))
 
     def file(self, name: str, model: type[M], *, subdir: str | None = None) -> StateFile[M]:
         folder = self.root if subdir is None else self.root / subdir

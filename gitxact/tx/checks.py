@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from gitxact.errors import CommandNotRunnableError, UsageError
 from gitxact.locking.locks import LOCKS_ENV
 from gitxact.util import process
+from gitxact.util.files import ensure_private_dir, open_state_file
 
 if TYPE_CHECKING:
     import subprocess
@@ -103,8 +104,8 @@ def stderr_echo(data: bytes) -> None:
 def _open_log(log_dir: Path, label: str) -> tuple[Path, int]:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     path = log_dir / f"check-{stamp}-{label}-{secrets.token_hex(3)}.log"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    return path, fd
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    return path, open_state_file(path, flags, ensure_private_dir(log_dir))
 
 
 def prune_logs(log_dir: Path, keep: int = LOG_KEEP) -> None:

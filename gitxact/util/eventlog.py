@@ -35,7 +35,7 @@ import time
 from gitxact.errors import GitxactError
 from gitxact.util import jsontext
 from gitxact.util.faults import CRASHPOINT_ENV
-from gitxact.util.files import ensure_private_dir
+from gitxact.util.files import FILE_MODE, ensure_private_dir, open_state_file
 
 TYPE_CHECKING = False  # see gitxact/__init__.py: gx's locked path imports no typing
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ class EventLog:
         self.limit = limit
         self.keep = keep
         self._ready = False
+        self._mode = FILE_MODE
 
     def emit(self, kind: str, agent: str | None = None, /, **fields: Any) -> None:
         """Append one event; never raises (a full disk must not fail the work it records)."""
@@ -85,9 +86,9 @@ class EventLog:
         if not self._ready:
             # Once per process: O_NOFOLLOW guards only the file, so the folder is checked
             # (and made) here; a symlink in its place is refused, never written through.
-            ensure_private_dir(self.folder)
+            self._mode = ensure_private_dir(self.folder)
             self._ready = True
-        fd = os.open(self.path, _FLAGS, 0o600)
+        fd = open_state_file(self.path, _FLAGS, self._mode)
         try:
             if CRASHPOINT_ENV in os.environ:
                 _maybe_tear(fd, line)

@@ -1,8 +1,19 @@
-"""Filesystem primitives for gitxact's private folder: no symlinks, no torn writes.
+"""Filesystem primitives for gitxact's state folder: no symlinks, no torn writes, git's sharing.
 
 Kept to cheap standard modules (no pydantic, no pathlib at import) so the lock layer,
 the git hooks and ``gx`` can use them: :func:`read_no_follow` is the one reader of
 gitxact's own files, for the pydantic store and the lean envelope reader alike.
+
+**Who may use the folder** follows the repository, as git's own files do. git applies
+``core.sharedRepository`` to every folder it makes in the git directory (``path.c:
+adjust_shared_perm``: group-writable, setgid so the group is kept), the git directory
+itself included (``git init --shared=group`` makes it 2775). gitxact reads the setting
+from there, not from ``git config``: the hooks and ``gx`` must not pay a git process for
+it, and a repository whose git directory is not group-writable is not usable by a group
+anyway (git's own ``index.lock`` could not be made). So each folder gitxact makes takes
+its access from the folder it is made in (:func:`dir_mode_under`), and each file from
+its folder (:func:`file_mode_in`): private (0700/0600) unless that folder is setgid and
+group-writable, else what git gives (0660 or 0664 files, 2770 or 2775 folders).
 """
 
 from __future__ import annotations
@@ -11,7 +22,7 @@ import errno
 import os
 import stat
 
-from gitxact.errors import StateError
+from gitxact.errors import StateAccessError, StateError
 from gitxact.util.faults import crashpoint
 
 TYPE_CHECKING = False  # see gitxact/__init__.py: no typing/pathlib import on the hooks' path
@@ -22,24 +33,130 @@ if TYPE_CHECKING:
 MAX_STATE_BYTES = 32 * 1024 * 1024
 DIR_MODE = 0o700
 FILE_MODE = 0o600
+#: What git gives every folder of a shared repository, and what marks one: setgid, group-writable.
+_SHARED = stat.S_ISGID | stat.S_IWGRP
 
 
-def ensure_private_dir(path: Path | str) -> None:
-    """Create *path* (0700) if missing; refuse a symlink or non-directory in its place."""
+def shared(folder_mode: int) -> bool:
+    """Whether a folder of this mode is shared the way ``core.sharedRepository`` shares git's."""
+    return folder_mode & _SHARED == _SHARED
+
+
+def dir_mode_under(parent_mode: int) -> int:
+    """The mode of a folder gitxact makes in a folder of *parent_mode* (see the module's docstring)."""
+    if not shared(parent_mode):
+        return DIR_MODE
+    return (parent_mode & 0o777) | DIR_MODE | stat.S_ISGID
+
+
+def file_mode_in(folder_mode: int) -> int:
+    """The mode of a file gitxact makes in a folder of *folder_mode*: never executable."""
+    if not shared(folder_mode):
+        return FILE_MODE
+    return (folder_mode & 0o666) | FILE_MODE
+
+
+def open_state_file(path: str | os.PathLike[str], flags: int, mode: int = FILE_MODE) -> int:
+    """``os.open(path, flags, mode)`` for a file of gitxact's folder, with *mode* exactly
+    when this call created it: the umask (022) would take a shared file's group bits away,
+    so, like git's ``adjust_shared_perm``, the mode is set again after the open."""
+    fd = os.open(path, flags, mode)
+    if mode != FILE_MODE:
+        try:
+            info = os.fstat(fd)
+            if info.st_uid == os.geteuid() and info.st_mode & 0o777 != mode:
+                os.fchmod(fd, mode)
+        except BaseException:
+            os.close(fd)
+            raise
+    return fd
+
+
+def ensure_private_dir(path: Path | str) -> int:
+    """Create *path* if missing (its mode from its parent's, :func:`dir_mode_under`); refuse a
+    symlink or non-directory in its place, and a folder this user cannot use (raising
+    :class:`~gitxact.errors.StateAccessError`). Returns the mode for files made in it.
+
+    (The name is older than shared repositories: the folder is as private as the git
+    directory it lives in.)
+    """
     try:
         info = os.lstat(path)
     except FileNotFoundError:
-        try:  # noqa: SIM105 - contextlib is not imported on gx's path
-            os.mkdir(path, DIR_MODE)
-        except FileExistsError:
-            pass
-        info = os.lstat(path)
+        try:
+            mode = dir_mode_under(os.stat(os.path.dirname(os.fspath(path)) or ".").st_mode)
+            try:
+                os.mkdir(path, mode)
+                if mode != DIR_MODE:  # the umask took the group bits: set again right after, as git does
+                    set_mode_no_follow(path, mode)
+            except FileExistsError:
+                pass
+            info = os.lstat(path)
+        except PermissionError as exc:
+            raise _unusable(path, exc) from exc
+    except PermissionError as exc:  # a folder above it this user may not search
+        raise _unusable(path, exc) from exc
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
         from pathlib import Path  # the error path only: gx status's refresh comes here without pathlib
 
         if stat.S_ISLNK(info.st_mode):
             raise StateError(Path(path), "is a symbolic link; gitxact refuses to follow it", hint="remove the link")
         raise StateError(Path(path), "is not a directory", hint="move it away; gitxact keeps its state there")
+    if info.st_uid != os.geteuid() and not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+        raise _unusable(path, PermissionError(13, "Permission denied", os.fspath(path)))
+    return file_mode_in(info.st_mode)
+
+
+def set_mode_no_follow(path: str | os.PathLike[str], mode: int, *, gid: int = -1, dir_fd: int | None = None) -> bool:
+    """``chmod`` (and ``chgrp`` to *gid*) the file or folder *path* if this user owns it,
+    through a descriptor opened no-follow; ``False`` when it is not ours or is a link.
+
+    In a group-writable folder another member can swap a name for a symlink between
+    a check and a ``chmod(path)``, which follows it: to this user's own ``~/.ssh``, made
+    group-readable. ``fchmod`` on what was opened changes only what was checked.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:  # ELOOP: a link; or gone, or unreadable
+        return False
+    try:
+        info = os.fstat(fd)
+        if info.st_uid != os.geteuid():
+            return False
+        if gid not in (-1, info.st_gid):
+            os.fchown(fd, -1, gid)  # before the chmod: a chown clears setgid
+        elif stat.S_IMODE(info.st_mode) == mode:
+            return False
+        os.fchmod(fd, mode)
+        return True
+    finally:
+        os.close(fd)
+
+
+def share_tree(root: str) -> int:
+    """Give the folder *root* and what is in it the modes they would get if made today
+    (its group too: the parent's), for what this user owns; the number changed.
+
+    ``gitxact init`` calls it, as ``git init --shared`` on an existing repository adjusts
+    its folders: a state folder made before its repository was shared, or by a gitxact
+    that made everything private, becomes usable by the group. The walk holds each
+    folder open (``os.fwalk``) and follows no link at any depth.
+    """
+    parent = os.stat(os.path.dirname(root))
+    if not shared(parent.st_mode):
+        return 0
+    folder_mode = dir_mode_under(parent.st_mode)
+    changed = int(set_mode_no_follow(root, folder_mode, gid=parent.st_gid))
+    for _top, dirs, names, top_fd in os.fwalk(root, follow_symlinks=False):
+        for name in dirs:
+            changed += set_mode_no_follow(name, folder_mode, gid=parent.st_gid, dir_fd=top_fd)
+        for name in names:
+            changed += set_mode_no_follow(name, file_mode_in(folder_mode), gid=parent.st_gid, dir_fd=top_fd)
+    return changed
+
+
+def _unusable(path: Path | str, exc: OSError) -> StateAccessError:
+    return StateAccessError.of(os.fspath(path), exc)
 
 
 def fsync_dir(path: Path) -> None:
@@ -96,8 +213,9 @@ def read_regular_file_stat(path: Path, limit: int | None = None) -> tuple[bytes,
         raise StateError(path, str(exc)) from exc
 
 
-def write_atomic(path: Path, payload: bytes, *, backup: Path | None = None) -> None:
-    """Replace *path* with *payload* atomically; keep the old file as *backup* first.
+def write_atomic(path: Path, payload: bytes, *, backup: Path | None = None, mode: int = FILE_MODE) -> None:
+    """Replace *path* with *payload* atomically (a new file of *mode*, :func:`file_mode_in`
+    its folder); keep the old file as *backup* first.
 
     On any failure (ENOSPC included) the temp file is removed and the old file is
     untouched, because nothing renames over it until the new bytes are on disk.
@@ -109,7 +227,7 @@ def write_atomic(path: Path, payload: bytes, *, backup: Path | None = None) -> N
     except FileNotFoundError:
         pass
     tmp = folder / f".{path.name}.tmp-{os.urandom(6).hex()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+    fd = open_state_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
         try:
             view = memoryview(payload)

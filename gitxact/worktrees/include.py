@@ -10,10 +10,13 @@ it keeps the promise: same file, same rule.
 from __future__ import annotations
 
 import os
-import shutil
+import stat
 from pathlib import Path
+from typing import NamedTuple
 
 from gitxact.git import run as git
+from gitxact.util import console
+from gitxact.util.beneath import ThroughSymlinkError, copy_beneath
 
 INCLUDE_FILE = ".worktreeinclude"
 
@@ -30,24 +33,46 @@ def included_files(source: Path) -> list[str]:
     return sorted(path for path in named if path in ignored)
 
 
-def copy_included(source: Path, target: Path) -> list[str]:
+class Included(NamedTuple):
+    """What :func:`copy_included` did: the paths copied, and those skipped because the
+    destination, or a folder on its way, is a symbolic link in the new worktree."""
+
+    copied: list[str]
+    skipped: list[str]
+
+
+def copy_included(source: Path, target: Path) -> Included:
     """Copy :func:`included_files` from worktree *source* into worktree *target*.
 
     A file already in *target* is left alone (it came with the checkout or was made
-    there); symbolic links are copied as links; modes are kept.
+    there); symbolic links are copied as links; modes are kept. Nothing is written
+    through a link the checkout brought (``--base`` may be any commit, and its ``conf``
+    a link to a folder outside the repository): such a path is skipped and returned.
     """
     copied: list[str] = []
+    skipped: list[str] = []
     for rel in included_files(source):
-        origin, dest = source / rel, target / rel
-        if os.path.lexists(dest) or not os.path.lexists(origin):
+        origin = source / rel
+        try:
+            kind = os.lstat(origin).st_mode
+        except FileNotFoundError:
             continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if origin.is_symlink():
-            os.symlink(os.readlink(origin), dest)
-        else:
-            shutil.copy2(origin, dest, follow_symlinks=False)
+        if not (stat.S_ISREG(kind) or stat.S_ISLNK(kind)):  # a nested repository ("dir/"), a FIFO
+            continue
+        try:
+            copy_beneath(origin, target, rel)
+        except FileExistsError:
+            continue
+        except ThroughSymlinkError:
+            skipped.append(rel)
+            continue
         copied.append(rel)
-    return copied
+    return Included(copied, skipped)
+
+
+def warn_skipped(skipped: list[str], target: Path) -> None:
+    for rel in skipped:
+        console.warn(f"not copied into {target}: {rel} goes through a symbolic link (or a file) there")
 
 
 def _ignored(source: Path, exclude: str) -> list[str]:

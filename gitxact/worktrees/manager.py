@@ -118,7 +118,7 @@ class Worktrees:
         # Here the repository lock is free again and this thread holds the new worktree's lock.
         lease = outcome.lease
         failed: GitxactError | None = None
-        included: list[str] = []
+        included = include.Included([], [])
         try:
             lease = self._check_out(lease, outcome.commit)
             included = self._include(outcome.main, Path(lease.path))
@@ -130,7 +130,7 @@ class Worktrees:
             self._undo(lease, f"its checkout failed: {failed.message}")
             raise failed
         doc = _acquire_doc(lease, token=outcome.token, existing=False, replaced=outcome.replaced)
-        return doc.model_copy(update={**outcome.kept, "included": included})
+        return doc.model_copy(update={**outcome.kept, "included": included.copied, "include_skipped": included.skipped})
 
     def _register(
         self,
@@ -185,7 +185,7 @@ class Worktrees:
                 kept: dict[str, object] = {}
                 if tip is not None and branch is None:  # the agent's own branch, left by an earlier lease
                     tip, kept = self._reuse(branch_name, tip, base_label, base_commit, reuse)
-                paths.ensure_root(root)
+                paths.ensure_root(root, repo.layout.common_dir)
                 root = Path(os.path.realpath(root))
                 taken = set(entries) | set(reaper.real_paths([lease.path for lease in records.values()]))
                 new_token = secrets.token_urlsafe(32)
@@ -279,16 +279,18 @@ class Worktrees:
         crashpoint("worktree-acquire-done")
         return lease
 
-    def _include(self, main: Path | None, path: Path) -> list[str]:
+    def _include(self, main: Path | None, path: Path) -> include.Included:
         """The ignored files ``.worktreeinclude`` names (``.env``, local config), copied from the
         main worktree: a new worktree has only tracked files, and an agent's tests often need these."""
         if main is None:
-            return []
+            return include.Included([], [])
         try:
-            return include.copy_included(main, path)
+            done = include.copy_included(main, path)
         except OSError as exc:  # a convenience: the lease stands without it
             console.warn(f"could not copy the files .worktreeinclude names into {path}: {exc}")
-            return []
+            return include.Included([], [])
+        include.warn_skipped(done.skipped, path)
+        return done
 
     def _undo(self, lease: Lease, why: str) -> None:
         """Undo an acquire that failed after its worktree was registered (a reap would too)."""
@@ -315,15 +317,15 @@ class Worktrees:
 
     def _claim_and_add(self, lease: Lease, root: Path, taken: set[str], exists: bool) -> Lease:
         repo = self.repo
-        while not paths.claim(Path(lease.path)):
-            # Someone outside gitxact made that folder since we looked: never reuse it.
-            taken.add(lease.path)
-            lease = lease.model_copy(update={"path": str(paths.free_path(root, lease.agent, taken))})
-            leases.save_record(repo, lease)
-        crashpoint("worktree-acquire-claimed")
         reason = registration.lock_reason(lease.agent, lease.owner_pid, lease.owner_host)
         start = lease.branch if exists else (lease.base_commit or lease.base)
         try:
+            while not paths.claim(Path(lease.path)):  # a root this user may not write: StateAccessError
+                # Someone outside gitxact made that folder since we looked: never reuse it.
+                taken.add(lease.path)
+                lease = lease.model_copy(update={"path": str(paths.free_path(root, lease.agent, taken))})
+                leases.save_record(repo, lease)
+            crashpoint("worktree-acquire-claimed")
             registration.add_worktree(repo, Path(lease.path), lease.branch, start, create=not exists, reason=reason)
             ownership.mark(Path(lease.path), lease.token_hash)
         except GitxactError:

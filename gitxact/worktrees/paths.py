@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitxact.core import settings
-from gitxact.errors import OperationFailedError, UsageError
+from gitxact.errors import OperationFailedError, StateAccessError, UsageError
+from gitxact.util import files
 from gitxact.worktrees import registration
 
 if TYPE_CHECKING:
@@ -37,8 +38,12 @@ def worktree_root(repo: Repo, entries: dict[str, git.WorktreeEntry] | None = Non
     return settings.resolve_worktree_root(repo.settings, main)
 
 
-def ensure_root(root: Path) -> None:
-    """Create the root; refuse a symlink there (it could point the worktrees anywhere)."""
+def ensure_root(root: Path, git_dir: Path | None = None) -> None:
+    """Create the root; refuse a symlink there (it could point the worktrees anywhere).
+
+    A new root is shared as *git_dir* is (``core.sharedRepository``, :mod:`gitxact.util.files`),
+    so every member of a shared repository's group can lease a worktree in it.
+    """
     with contextlib.suppress(FileNotFoundError):
         if stat.S_ISLNK(os.lstat(root).st_mode):
             raise UsageError(
@@ -46,7 +51,12 @@ def ensure_root(root: Path) -> None:
                 hint="point git config gitxact.worktreeRoot at a real folder",
             )
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        root.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(root)
+            sharing = os.stat(git_dir).st_mode if git_dir is not None else 0
+            if files.shared(sharing):  # set after the mkdir: the umask took the group bits
+                files.set_mode_no_follow(root, files.dir_mode_under(sharing))
     except OSError as exc:
         raise OperationFailedError(f"cannot create worktree root {root}: {exc.strerror or exc}") from exc
     if not root.is_dir() or root.is_symlink():
@@ -72,6 +82,8 @@ def claim(path: Path) -> bool:
         os.mkdir(path)
     except FileExistsError:
         return False
+    except PermissionError as exc:  # a root made before the repository was shared, say
+        raise StateAccessError.of(str(path), exc) from exc
     return True
 
 

@@ -62,6 +62,9 @@ class AcquireDoc(Document):
     kept_branch: str | None = None
     #: Ignored files named by ``.worktreeinclude``, copied from the main worktree.
     included: list[str] = Field(default_factory=list)
+    #: Those not copied: the destination, or a folder on its way, is a symbolic link in the
+    #: new worktree (the checkout brought it), and nothing is written through one.
+    include_skipped: list[str] = Field(default_factory=list)
 
 
 class ReleaseDoc(EndDoc, Document):
