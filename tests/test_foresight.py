@@ -65,7 +65,7 @@ def test_conflicts_names_the_overlapping_pair_and_changes_nothing(repo: Path) ->
 
 
 def test_a_branch_behind_a_conflicting_target_is_seen(repo: Path) -> None:
-    a1, a2, _ = _three_agents(repo)
+    a1, _, _ = _three_agents(repo)
     landed = gitxact("land", "--onto", "main", cwd=a1)
     assert landed.returncode == 0, landed.stderr
     doc = json.loads(gitxact("conflicts", "--onto", "main", "--json", cwd=repo).stdout)
