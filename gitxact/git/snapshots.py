@@ -254,6 +254,26 @@ def has_changes(worktree: Path) -> bool:
     return bool(result.stdout)
 
 
+def has_work_left(worktree: Path) -> bool:
+    """Work still in *worktree*'s files: any change but a tracked file deleted from it.
+
+    What an interrupted release (phase ``removing``) leaves is deletions only: it saved
+    the work before it deleted a file. Anything else there (an untracked or modified file)
+    was not deleted by it, whatever its record says, and is saved before the rest goes.
+    ``-z`` entries are ``XY path``, a rename's or copy's followed by its source path.
+    """
+    result = git.run(["status", "--porcelain", "-z", "--untracked-files=all"], worktree, read_only=True)
+    entries = iter(result.stdout.split("\0"))
+    for entry in entries:
+        if len(entry) < 4:
+            continue
+        if entry[0] in "RC":
+            next(entries, None)  # the source path of a rename or copy
+        if entry[1] != "D":
+            return True
+    return False
+
+
 def changed_submodules(worktree: Path) -> list[str]:
     """Submodules whose checkout differs from what the index records (new commits, edits, new files).
 
