@@ -274,6 +274,22 @@ def has_work_left(worktree: Path) -> bool:
     return False
 
 
+def holds_worktree(worktree: Path, git_dir: Path, commit: str, env: dict[str, str] | None = None) -> bool:
+    """Whether the snapshot *commit* holds every file now in *worktree*, as it is now.
+
+    Files gone from the worktree do not count (an interrupted release deleted them after
+    saving this snapshot); one added or changed since, or a type change, does.
+    """
+    now = worktree_tree(worktree, git_dir, env)
+    found = git.run(
+        ["diff-tree", "-r", "-z", "--no-renames", "--name-only", "--diff-filter=ACMT", f"{commit}^{{tree}}", now],
+        worktree,
+        read_only=True,
+        check=False,
+    )
+    return found.ok and not found.stdout
+
+
 def changed_submodules(worktree: Path) -> list[str]:
     """Submodules whose checkout differs from what the index records (new commits, edits, new files).
 

@@ -303,8 +303,8 @@ def end_lease(
             if lease.phase == "removing":
                 # The release saved the work before it deleted any file, says the record; but a
                 # record is only a file (forged, in a shared repository, by any group member).
-                # No file goes unsaved: whatever is still there but deletions is saved again.
-                dirty = snapshots.has_work_left(path)
+                # No file goes unless a snapshot holds it: what is left is saved again otherwise.
+                dirty = _work_unsaved(repo, lease, admin)
             save_work(repo, lease, doc, dirty=dirty, admin=admin)
             crashpoint("worktree-end-saved")
         if registered:
@@ -317,6 +317,23 @@ def end_lease(
     crashpoint("worktree-end-dropped")
     _settle_branch(repo, lease, doc, keep_branch=keep_branch, undo=undo)
     return doc
+
+
+def _work_unsaved(repo: Repo, lease: Lease, admin: Path | None) -> bool:
+    """Whether a ``removing`` worktree holds work that no snapshot of its agent holds.
+
+    A release interrupted while deleting leaves only deletions and files its snapshot
+    (the agent's newest) holds as they are: nothing to save again. Anything else (a
+    forged ``removing`` record naming a worktree nobody released) is saved first.
+    """
+    path = Path(lease.path)
+    if not snapshots.has_work_left(path):
+        return False
+    saved = refs.list_refs(repo.layout.common_dir, f"{snapshots.SNAPSHOT_PREFIX}{lease.agent}/")
+    if not saved or admin is None:
+        return True
+    newest = saved[max(saved)]
+    return not snapshots.holds_worktree(path, admin, newest, repo.locks.child_env())
 
 
 def save_work(repo: Repo, lease: Lease, doc: EndDoc, *, dirty: bool | None, admin: Path | None) -> None:
