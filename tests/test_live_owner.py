@@ -239,3 +239,33 @@ def test_a_mark_owned_by_someone_else_is_no_evidence(repo: Path, sleeper: subpro
     (ended,) = json.loads(reap.stdout)["ended"]
     assert (ended["action"], ended["worktree_removed"]) == ("drop-foreign", False)
     assert (path / "wip.txt").read_text() == "never committed\n"
+
+
+def test_on_postgresql_a_live_owners_claim_outlives_its_ttl_with_its_lease(
+    pg_repo: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    git("config", "gitxact.leaseTtl", "1", cwd=pg_repo)
+    doc = acquire_json(pg_repo, "a1", "--owner-pid", str(sleeper.pid))
+    path = Path(str(doc["path"]))
+    _wait_until_expired(pg_repo, "a1")
+
+    def claims() -> list[tuple[str, bool]]:
+        fleet = json.loads(gitxact("worktree", "list", "--all-hosts", "--json", cwd=pg_repo).stdout)
+        return [(c["agent"], c["expired"]) for c in fleet["claims"]]
+
+    deadline = time.monotonic() + 30
+    while claims() != [("a1", True)]:  # the server's clock judges the claim's expiry
+        assert time.monotonic() < deadline, claims()
+        time.sleep(0.2)
+    reap = gitxact("worktree", "reap", "--json", cwd=pg_repo)
+    assert reap.returncode == 0, reap.stderr
+    reaped = json.loads(reap.stdout)
+    assert (reaped["ended"], reaped["claims_ended"]) == ([], [])
+    assert claims() == [("a1", True)], "this host's claim of a live owner is kept with its lease"
+    assert path.is_dir()
+    sleeper.send_signal(signal.SIGKILL)
+    sleeper.wait()
+    reaped = json.loads(gitxact("worktree", "reap", "--json", cwd=pg_repo).stdout)
+    assert [e["agent"] for e in reaped["ended"]] == ["a1"]
+    assert [c["agent"] for c in reaped["claims_ended"]] == ["a1"]
+    assert claims() == []
