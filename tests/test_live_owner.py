@@ -10,6 +10,8 @@ real waits past a one-second TTL, real SIGKILLs.
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -269,3 +271,24 @@ def test_on_postgresql_a_live_owners_claim_outlives_its_ttl_with_its_lease(
     assert [e["agent"] for e in reaped["ended"]] == ["a1"]
     assert [c["agent"] for c in reaped["claims_ended"]] == ["a1"]
     assert claims() == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_a_mark_another_user_wrote_is_no_evidence(repo: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    """What a member of a shared repository's group can do to a group-writable admin
+    folder: replace the mark with one of their own, holding the hash of their forged
+    record. The file is then theirs (here: ``nobody``'s), not the worktree maker's."""
+    doc = acquire_json(repo, "a1", "--owner-pid", str(sleeper.pid))
+    path = Path(str(doc["path"]))
+    (path / "wip.txt").write_text("never committed\n")
+    mark = Path((path / ".git").read_text().strip().removeprefix("gitdir: ")) / "gitxact-lease"
+    other = pwd.getpwnam("nobody")
+    mark.unlink()
+    mark.write_text("f" * 64 + "\n")
+    os.chown(mark, other.pw_uid, other.pw_gid)
+    _forge_removing(repo, "a1", "f" * 64)
+    reap = gitxact("worktree", "reap", "--json", cwd=repo)
+    (ended,) = json.loads(reap.stdout)["ended"]
+    assert (ended["action"], ended["worktree_removed"]) == ("drop-foreign", False)
+    assert (path / "wip.txt").read_text() == "never committed\n"
+    assert str(path) in git("worktree", "list", "--porcelain", cwd=repo)
