@@ -257,10 +257,10 @@ def has_changes(worktree: Path) -> bool:
 def has_work_left(worktree: Path) -> bool:
     """Work still in *worktree*'s files: any change but a tracked file deleted from it.
 
-    What an interrupted release (phase ``removing``) leaves is deletions only: it saved
-    the work before it deleted a file. Anything else there (an untracked or modified file)
-    was not deleted by it, whatever its record says, and is saved before the rest goes.
-    ``-z`` entries are ``XY path``, a rename's or copy's followed by its source path.
+    A release (phase ``removing``) saved the work before it deleted a file: a worktree
+    it finished emptying shows deletions only, and a half-emptied one the files its
+    snapshot holds (:func:`holds_worktree` tells). ``-z`` entries are ``XY path``, a
+    rename's or copy's followed by its source path.
     """
     result = git.run(["status", "--porcelain", "-z", "--untracked-files=all"], worktree, read_only=True)
     entries = iter(result.stdout.split("\0"))

@@ -9,12 +9,13 @@ writes, not against the record alone:
   folder (``<common>/worktrees/<id>``) carries our mark: the ``gitxact-lease`` file
   written right after ``git worktree add`` (holding the lease's token hash), or, for an
   acquire killed before it wrote the mark (a ``provisioning`` record, or a registration
-  no record holds), git's lock reason ``gitxact lease <agent> ...`` that ``worktree add --lock`` wrote. The lock reason
-  names only the agent, which anyone who can read the admin folder knows: a record of
-  any later phase that only it vouches for could be forged by any member of a shared
-  repository's group, so it is not evidence there. The evidence file must be a regular
-  file owned by the user who made the worktree (the owner of its folder) or by root:
-  one a group member wrote into a group-writable admin folder is not;
+  no record holds), git's lock reason ``gitxact lease <agent> ...`` that ``worktree add
+  --lock`` wrote. The lock reason names only the agent, which anyone who can read the
+  admin folder knows: a record of any later phase that only it vouches for could be
+  forged by any member of a shared repository's group, so it is no evidence there. The
+  evidence must be a regular file owned by the user who made the worktree (the owner of
+  its folder) or by root: one a group member wrote into a group-writable admin folder is
+  not;
 * a **folder** is ours when it is under the worktree root (acquire claims folders only
   there) and empty;
 * a **branch** is ours to delete when it is under ``gitxact.branchPrefix``; the callers

@@ -16,11 +16,12 @@ module can finish:
   repository lock, git removes the registration, the record is dropped and only then
   is the branch deleted. A crash before ``removing`` leaves the lease as it was (plus a
   snapshot ref): retry, or reap. A ``removing`` record whose release is gone is
-  finished (``finish-release``); its work was saved before any file went, so only what
-  is still there and is not a deletion (which a release never leaves: a forged record
-  would) is saved again first. ``--keep-branch`` is written down first, as ``releasing``, so a release
-  finished after a crash honours it. A crash after the record is gone leaves at most
-  a branch, which is what a kept branch looks like anyway;
+  finished (``finish-release``); its work was saved before any file went, so what is
+  still there is saved again first only when the agent's newest snapshot does not hold
+  it as it is (a forged ``removing`` record names work nobody saved). ``--keep-branch``
+  is written down first, as ``releasing``, so a release finished after a crash honours
+  it. A crash after the record is gone leaves at most a branch, which is what a kept
+  branch looks like anyway;
 * a record whose folder or git registration is gone is forgotten (``forget-missing``),
   a registration under our lock reason whose folder is gone is removed
   (``unregister``), and one whose folder is there but that no record holds (a
