@@ -9,8 +9,10 @@ actions: a kill inside ``git worktree add`` (a stand-in ``git`` in git's exec pa
 it right after its temporary HEAD), forged-but-valid lease records pointing at a
 person's worktree, ``main``, a non-gitxact branch and a folder outside, a hook that forks
 parallel ``gx add``, raw ``git`` committing beside ``gx`` in the shared worktree, an editor
-held open, and tracker values of 1 MiB. A supervisor SIGKILLs random workers at random
-moments, runs ``gitxact recover`` and starts a new incarnation of the worker.
+held open, tracker values of 1 MiB, and a live agent that never renews, past a one-second
+TTL, which no reap, recover or ``doctor --fix`` may end while its owner runs. A supervisor
+SIGKILLs random workers at random moments, runs ``gitxact recover`` and starts a new
+incarnation of the worker.
 
 Each worker keeps an independent ledger (its own append-only, fsync'd file) of what it
 saw acknowledged. A commit is acknowledged when it is durable from the user's view: a
@@ -68,7 +70,11 @@ OPS = {
     "raw-git": 2,
     "editor-open": 1,
     "big-value": 1,
+    # A live agent that never renews, past its TTL: never ended while its owner runs (issue 24).
+    "live-past-ttl": 1,
 }
+#: The TTL of a "live-past-ttl" lease (git's GIT_CONFIG_* variables, for that acquire only).
+LIVE_TTL = "1"
 STAND_IN = """#!/bin/sh
 case "$1 $2" in
   "symbolic-ref HEAD"|"update-ref HEAD") if [ -n "$STOP_AT" ]; then touch "$STOP_AT"; exec sleep 60; fi;;
@@ -275,6 +281,56 @@ class Worker:
         proc = self.run([GITXACT, *repair], self.repo)
         self.note(kind="op", op="forged-" + repair[0], code=proc.returncode)
 
+    def op_live_past_ttl(self) -> None:
+        """An agent whose owner runs and that never renews: its lease goes past its TTL, and
+        reap, recover or ``doctor --fix`` (this worker's, another's, the supervisor's) must
+        keep it, folder, uncommitted file and all; once its owner is killed, reap ends it with
+        the file saved."""
+        self.count += 1
+        agent = f"live-{self.agent}-{self.count}"
+        owner = subprocess.Popen(["sleep", "600"], start_new_session=True)
+        self.note(kind="group", pgid=owner.pid)  # first: a kill of this worker kills the owner too
+        env = {k: v for k, v in self.env.items() if k != "GITXACT_LEASE_TOKEN"}
+        env |= {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "gitxact.leaseTtl", "GIT_CONFIG_VALUE_0": LIVE_TTL}
+        acquire = self.run(
+            [GITXACT, "worktree", "acquire", agent, "--owner-pid", str(owner.pid), "--json"], self.repo, env
+        )
+        if acquire.returncode == 0:
+            path = Path(json.loads(acquire.stdout)["path"])
+            work = f"{self.tag} {self.count} uncommitted\n"
+            (path / "wip.txt").write_text(work)
+            time.sleep(float(LIVE_TTL) + self.rng.uniform(0.3, 1.5))  # past its TTL, no renew
+            repair = self.rng.choice([["worktree", "reap"], ["recover"], ["doctor", "--fix"]])
+            self.run([GITXACT, *repair], self.repo)
+            listed = json.loads(self.run([GITXACT, "worktree", "list", "--json"], self.repo).stdout or "{}")
+            lease = next((item for item in listed.get("leases", []) if item["agent"] == agent), None)
+            intact = (path / "wip.txt").is_file() and (path / "wip.txt").read_text() == work
+            if lease is None or not intact:
+                self.note(kind="live-ended", agent=agent, by=repair[0])
+                self.note(kind="error", op="live-past-ttl", stderr=f"{repair[0]} ended live {agent}'s worktree")
+            else:
+                self.note(kind="op", op="live-past-ttl-kept" if lease["expired"] else "live-past-ttl-not-yet-expired")
+        else:
+            self.note(kind="error", op="live acquire", code=acquire.returncode, stderr=acquire.stderr[-400:])
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(owner.pid, signal.SIGKILL)
+        owner.wait()
+        wait_for_group_to_die(owner.pid)
+        self.note(kind="group-done", pgid=owner.pid)
+        if acquire.returncode != 0:
+            return
+        reap = self.run([GITXACT, "worktree", "reap", "--json"], self.repo)
+        if reap.returncode != 0:
+            return  # a busy lock (exit 75): the supervisor's recover or the final one ends it
+        ended = next((e for e in json.loads(reap.stdout)["ended"] if e["agent"] == agent), None)
+        if ended is None:
+            return  # another worker's reap or a recover ended it first
+        saved = ended["snapshot_ref"] and self.run(["git", "show", f"{ended['snapshot_ref']}:wip.txt"], self.repo)
+        if saved and saved.returncode == 0 and saved.stdout == work:
+            self.note(kind="op", op="live-past-ttl-reaped-when-dead")
+        else:
+            self.note(kind="error", op="live-past-ttl", stderr=f"{agent}'s uncommitted file was not saved: {ended}")
+
     def op_forked_hook(self) -> None:
         """A pre-commit hook that runs three `gx add` at once under `gx commit`."""
         where = self.ensure_lease()
@@ -340,8 +396,27 @@ class Worker:
         self.count += 1
         value = json.dumps({"n": self.count, "pad": "x" * (1024 * 1024 - 200)})
         self.note(kind="big-start", n=self.count)
-        if self.must([GITXACT, "tracker", "set", f"big-{self.agent}", value], self.repo, "big value").returncode == 0:
+        # Through the library in a child, the value on stdin: as one argument of `tracker set`
+        # it is past Linux's MAX_ARG_STRLEN (128 KiB) and exec fails with E2BIG.
+        setter = (
+            "import json, sys\nfrom gitxact import Workspace\nfrom gitxact.errors import GitxactError\n"
+            "try:\n    Workspace(sys.argv[1]).tracker.set(sys.argv[2], json.load(sys.stdin))\n"
+            "except GitxactError as exc:\n    sys.exit(exc.exit_code)  # as `tracker set` would (75: a lock timeout)"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", setter, str(self.repo), f"big-{self.agent}"],
+            cwd=self.repo,
+            env=self.env,
+            input=value,
+            capture_output=True,
+            text=True,
+            timeout=OP_TIMEOUT,
+            check=False,
+        )
+        if proc.returncode == 0:
             self.note(kind="big-ok", n=self.count)
+        else:
+            self.note(kind="error", op="big value", code=proc.returncode, stderr=proc.stderr[-400:])
 
     def loop(self, deadline: float) -> None:
         names, weights = list(OPS), list(OPS.values())
@@ -532,6 +607,7 @@ def verify(repo: Path, ledgers: Path, events: Counter[str]) -> dict[str, object]
     acked: list[str] = []
     big: dict[str, tuple[int | None, int | None]] = {}
     ops: Counter[str] = Counter()
+    live_ended = 0
     incr_ok = incr_started = 0
     errors: list[dict[str, object]] = []
     for ledger in sorted(ledgers.glob("*.jsonl")):
@@ -557,6 +633,8 @@ def verify(repo: Path, ledgers: Path, events: Counter[str]) -> dict[str, object]
                 incr_ok += 1
             elif kind == "error":
                 errors.append(event)
+            elif kind == "live-ended":
+                live_ended += 1
             elif kind == "big-start":
                 big_started = event["n"]
             elif kind == "big-ok":
@@ -610,6 +688,7 @@ def verify(repo: Path, ledgers: Path, events: Counter[str]) -> dict[str, object]
         "stale_locks": len(status["locks"]),
         "corrupt_state_files": sum(1 for f in status["state_files"] if not f["ok"]),
         "worktrees_left": len(worktrees) - 2,  # the main worktree and the person's own
+        "live_worktrees_ended": live_ended,
         "deleted_not_ours": bystanders_lost(repo.parent, repo),
         "wedged": wedged(repo),
         "lost_big_values": lost_big,
@@ -627,7 +706,15 @@ def verdict(result: dict[str, object]) -> list[str]:
     for key in ("lost_commits", "lost_increments", "phantom_increments", "stale_locks", "corrupt_state_files"):
         if result[key]:
             problems.append(f"{key} = {result[key]}")
-    for key in ("worktrees_left", "leases_left", "recover_failures", "hung_workers", "deleted_not_ours", "wedged"):
+    for key in (
+        "worktrees_left",
+        "live_worktrees_ended",
+        "leases_left",
+        "recover_failures",
+        "hung_workers",
+        "deleted_not_ours",
+        "wedged",
+    ):
         if result[key]:
             problems.append(f"{key} = {result[key]}")
     if result["lost_big_values"]:
@@ -647,7 +734,7 @@ def render(result: dict[str, object], seed: int, seconds: float, workers: int) -
     rows += [(k.replace("_", " "), result[k]) for k in (
         "kills", "recoveries", "commits_acknowledged", "lost_commits", "increments_acknowledged",
         "increments_in_flight_when_killed", "counter", "lost_increments", "corrupt_state_files", "stale_locks",
-        "worktrees_left", "deleted_not_ours", "wedged", "fsck_clean", "doctor_clean",
+        "worktrees_left", "live_worktrees_ended", "deleted_not_ours", "wedged", "fsck_clean", "doctor_clean",
         "failed_on_a_killed_gits_lock_before_recover",
         "lock_wait_p50_ms", "lock_wait_p99_ms", "lock_hold_max_ms",
     )]  # fmt: skip

@@ -14,6 +14,7 @@ from support.leases import acquire_json
 from support.proc import git, git_commit_paused_in_editor, gitxact, kill_group, owner_process
 
 from gitxact import Workspace
+from gitxact.leases import records
 
 
 @pytest.fixture
@@ -71,12 +72,21 @@ def test_reap_ends_a_sigkilled_owners_lease_and_never_a_live_one(repo: Path, own
     assert_fsck_clean(repo)
 
 
-def test_reap_ends_an_expired_lease(repo: Path) -> None:
+def test_reap_ends_an_expired_lease_whose_owner_cannot_be_proven_alive(repo: Path) -> None:
     git("config", "gitxact.leaseTtl", "0", cwd=repo)
-    doc = acquire_json(repo, "a")
+    doc = acquire_json(repo, "a")  # owned by this test process: alive, so the TTL does not end it
+    report = json.loads(gitxact("worktree", "reap", "--json", cwd=repo).stdout)
+    assert (report["ended"], list(report["kept"])) == ([], ["a"])
+    # A record without a start time (one the owner's /proc could not tell) proves nothing:
+    # the TTL decides, as for another host's owner.
+    ws = Workspace(repo)
+    lease = records.for_agent(ws, "a")
+    assert lease is not None
+    assert records.replace_record(ws, lease.model_copy(update={"owner_start": None}))
     report = json.loads(gitxact("worktree", "reap", "--json", cwd=repo).stdout)
     assert [e["agent"] for e in report["ended"]] == ["a"]
     assert "heartbeat" in report["ended"][0]["reason"]
+    assert "cannot be proven alive" in report["ended"][0]["reason"]
     assert not Path(str(doc["path"])).exists()
 
 

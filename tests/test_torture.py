@@ -39,6 +39,7 @@ def test_torture_loses_nothing(seconds: int) -> None:
     assert result["problems"] == []
     assert (result["lost_commits"], result["lost_increments"], result["phantom_increments"]) == (0, 0, 0)
     assert (result["corrupt_state_files"], result["stale_locks"], result["worktrees_left"]) == (0, 0, 0)
+    assert result["live_worktrees_ended"] == 0, "a live owner past its TTL keeps its worktree"
     assert result["fsck_clean"]
     assert result["doctor_clean"]
     assert result["kills"] > 0
@@ -46,7 +47,8 @@ def test_torture_loses_nothing(seconds: int) -> None:
     assert result["commits_acknowledged"] > 0
     assert result["increments_acknowledged"] > 0
     # Every kind of operation happens in a minute; a short run is random enough to skip one.
-    kinds = ("acquire", "release", "tdd-done", "tx-commit", "gc-refused") if seconds >= 60 else ("acquire",)
+    kinds = ("acquire", "release", "tdd-done", "tx-commit", "gc-refused", "live-past-ttl-kept")
+    kinds = kinds if seconds >= 60 else ("acquire",)
     for op in kinds:
         assert result["ops"].get(op, 0) > 0, (op, result["ops"])
     # How many kinds a few seconds reach depends on the machine's load (one run with the load

@@ -61,6 +61,12 @@ class Owner(Value):
             return False
         return ProcessIdentity(pid=self.pid, host=host_name(), start=self.start).is_dead()
 
+    def provably_alive(self) -> bool:
+        """Only an owner on this host can be proven to run (same pid and start time)."""
+        if self.host != host_identity():
+            return False
+        return ProcessIdentity(pid=self.pid, host=host_name(), start=self.start).is_alive()
+
 
 class AgentClaim(Value):
     """One row of the registry, as ``worktree list --all-hosts`` would show it."""
@@ -233,12 +239,13 @@ class AgentRegistry:
         Another host's processes cannot be checked from here, so its claims end only by
         expiry (TTL past the last heartbeat). This host's claims also end when their owner
         is provably dead, or when their agent's lease was just ended here (*ended_here*:
-        the fleet's claim ends with the lease, whatever ended it).
+        the fleet's claim ends with the lease, whatever ended it); never by expiry while
+        their owner provably runs here (its local lease is kept too: issue 24).
         """
         found: list[tuple[AgentClaim, str]] = []
         here = host_identity()
         for claim in self.list():
-            if claim.expired:
+            if claim.expired and not claim.owner.provably_alive():
                 found.append((claim, f"no heartbeat for {claim.now - claim.heartbeat:.0f}s (ttl {claim.ttl:g}s)"))
             elif claim.owner.host == here and claim.owner.provably_dead():
                 found.append((claim, f"owner pid {claim.owner.pid} on {claim.owner.host} is gone"))

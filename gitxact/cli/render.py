@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from gitxact.health.status import PartyDoc, RepositoryDoc, StatusDoc
     from gitxact.tx.results import TxInfo
     from gitxact.worktrees.kept import KeptBranchesDoc, PruneBranchesDoc
-    from gitxact.worktrees.lease_info import LeaseListDoc
+    from gitxact.worktrees.lease_info import LeaseInfo, LeaseListDoc
     from gitxact.worktrees.results import AcquireDoc, EndDoc, FleetDoc, ReapDoc
 
 
@@ -94,7 +94,15 @@ def render_status(doc: StatusDoc, *, dirty: bool = True) -> str:
                 if lease.folder_missing
                 else lease.phase
                 if lease.phase != "active"
-                else ("live" if lease.live else "expired" if lease.expired else "owner gone")
+                else (
+                    "live, heartbeat stale"
+                    if lease.warning
+                    else "live"
+                    if lease.live
+                    else "expired"
+                    if lease.expired
+                    else "owner gone"
+                )
             )
             work = [{True: style("dirty", fg="yellow"), False: "clean", None: "?"}[lease.dirty]] if dirty else []
             lease_rows.append(
@@ -109,6 +117,7 @@ def render_status(doc: StatusDoc, *, dirty: bool = True) -> str:
                 ]
             )
         lines.append(table(lease_rows))
+        lines.extend(_lease_warnings(doc.leases))
         if not dirty:
             lines.append("  (dirty or clean not looked at: gitxact status --dirty)")
     lines.append(style("transactions", bold=True))
@@ -297,7 +306,7 @@ def render_lease_list(doc: LeaseListDoc, *, dirty: bool = True) -> str:
         elif not item.live:
             state = style("expired" if item.expired else "owner dead", fg="yellow")
         else:
-            state = style("live", fg="green")
+            state = style("live, heartbeat stale", fg="yellow") if item.warning else style("live", fg="green")
         work = [{True: "dirty", False: "clean", None: "?"}[item.dirty]] if dirty else []
         ahead = "?" if item.ahead is None else f"+{item.ahead}/-{item.behind}"
         rows.append(
@@ -313,8 +322,13 @@ def render_lease_list(doc: LeaseListDoc, *, dirty: bool = True) -> str:
                 item.path,
             ]
         )
-    listing = table(rows, indent="")
+    listing = "\n".join([table(rows, indent=""), *_lease_warnings(doc.leases, indent="")])
     return listing if dirty else listing + "\n(dirty or clean not looked at: gitxact worktree list --dirty)"
+
+
+def _lease_warnings(leases: list[LeaseInfo], *, indent: str = "  ") -> list[str]:
+    """A live owner past its TTL: kept, so only said (reap never ends it)."""
+    return [f"{indent}{style('warning', fg='yellow')}: {item.agent}: {item.warning}" for item in leases if item.warning]
 
 
 def render_reap(doc: ReapDoc) -> str:

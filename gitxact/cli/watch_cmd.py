@@ -152,7 +152,9 @@ def render(frame: Frame) -> Group:
         ]
         owner = Text.assemble(f"pid {lease.owner.pid} ", alive)
         stale = lease.expired or lease.owner.alive is False
-        beat = Text(duration(lease.heartbeat_age) + " ago" + (" (stale)" if stale else ""), "red" if stale else "")
+        # A live owner past its TTL is kept (only a warning, yellow); red is for what reap ends.
+        color = "" if not stale else "yellow" if lease.live else "red"
+        beat = Text(duration(lease.heartbeat_age) + " ago" + (" (stale)" if stale else ""), color)
         work = {True: Text("dirty", "yellow"), False: Text("clean"), None: Text("?")}[lease.dirty]
         tx = frame.transaction_of(lease)
         doing = "-" if tx is None else f"{tx.tx_id} {'TDD ' + tx.tdd.step if tx.tdd else tx.state}"

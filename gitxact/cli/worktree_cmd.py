@@ -82,8 +82,9 @@ def acquire(
 
     The worktree is created `git worktree lock`ed. The token is printed once: keep it
     for release/renew. The lease's owner is this command's parent process unless
-    --owner-pid (or GITXACT_OWNER_PID) says otherwise; once the owner dies (or the
-    lease goes without a heartbeat for gitxact.leaseTtl seconds) `reap` may end it.
+    --owner-pid (or GITXACT_OWNER_PID) says otherwise; once the owner dies `reap` may
+    end it (while it runs, never; an owner that cannot be checked from here, after
+    gitxact.leaseTtl seconds without a heartbeat).
     Inside $(... | ...) the parent is a subshell that exits at once: pass --owner-pid $$.
     Asking again while the lease lives returns the same worktree, with "existing": true and no token (unless
     --token presents it). Exit 3 if the branch is checked out elsewhere, or if the
@@ -221,7 +222,8 @@ def prune_branches(app: AppContext, merged: bool, dry_run: bool, timeout: float 
 @json_option
 @pass_app
 def reap(app: AppContext, dry_run: bool, timeout: float | None, as_json: bool) -> int:
-    """End leases whose owner died on this host or whose TTL passed; never a live one.
+    """End leases whose owner died on this host or, where it cannot be checked, whose
+    TTL passed; never a live one (its owner runs here, whatever its heartbeat).
 
     Also finishes interrupted acquires and releases, and removes git's record of
     leased worktrees whose folder was deleted. Uncommitted work is saved to

@@ -254,6 +254,42 @@ def has_changes(worktree: Path) -> bool:
     return bool(result.stdout)
 
 
+def has_work_left(worktree: Path) -> bool:
+    """Work still in *worktree*'s files: any change but a tracked file deleted from it.
+
+    A release (phase ``removing``) saved the work before it deleted a file: a worktree
+    it finished emptying shows deletions only, and a half-emptied one the files its
+    snapshot holds (:func:`holds_worktree` tells). ``-z`` entries are ``XY path``, a
+    rename's or copy's followed by its source path.
+    """
+    result = git.run(["status", "--porcelain", "-z", "--untracked-files=all"], worktree, read_only=True)
+    entries = iter(result.stdout.split("\0"))
+    for entry in entries:
+        if len(entry) < 4:
+            continue
+        if entry[0] in "RC":
+            next(entries, None)  # the source path of a rename or copy
+        if entry[1] != "D":
+            return True
+    return False
+
+
+def holds_worktree(worktree: Path, git_dir: Path, commit: str, env: dict[str, str] | None = None) -> bool:
+    """Whether the snapshot *commit* holds every file now in *worktree*, as it is now.
+
+    Files gone from the worktree do not count (an interrupted release deleted them after
+    saving this snapshot); one added or changed since, or a type change, does.
+    """
+    now = worktree_tree(worktree, git_dir, env)
+    found = git.run(
+        ["diff-tree", "-r", "-z", "--no-renames", "--name-only", "--diff-filter=ACMT", f"{commit}^{{tree}}", now],
+        worktree,
+        read_only=True,
+        check=False,
+    )
+    return found.ok and not found.stdout
+
+
 def changed_submodules(worktree: Path) -> list[str]:
     """Submodules whose checkout differs from what the index records (new commits, edits, new files).
 

@@ -136,12 +136,31 @@ class Lease:
         """True only when the owner is provably gone (same host, pid dead or recycled)."""
         return self.owner.is_dead()
 
+    def owner_alive(self) -> bool:
+        """True only when the owner provably still runs (this host, same pid and start time)."""
+        return self.owner.is_alive()
+
+    def owner_state(self) -> bool | None:
+        """``True``: provably alive; ``False``: provably gone; ``None``: not checkable here."""
+        return False if self.owner_dead() else True if self.owner_alive() else None
+
     def is_live(self, now: float | None = None) -> bool:
-        """A live lease is never touched by reap, gc or prune."""
-        return not self.expired(now) and not self.owner_dead()
+        """A live lease is never ended by reap, recover or ``doctor --fix`` (nor gc or prune)."""
+        return counts_as_live(self.owner_state(), expired=self.expired(now))
 
     def token_matches(self, token: str) -> bool:
         return lease_reader.token_matches(self.token_hash, token)
+
+
+def counts_as_live(owner_alive: bool | None, *, expired: bool) -> bool:
+    """The one rule of what ``live`` means (*owner_alive* as :meth:`Lease.owner_state` tells).
+
+    On this host the owner's liveness decides, whatever the heartbeat: an agent that never
+    calls ``renew`` keeps its worktree while its process runs, and loses it once that
+    process is provably gone. The TTL decides only where liveness cannot be proven here
+    (an owner on another host, or one recorded without a start time).
+    """
+    return owner_alive is True or (owner_alive is None and not expired)
 
 
 _LEASE_SPEC: fields.Spec = (

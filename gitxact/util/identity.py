@@ -2,8 +2,9 @@
 
 A process is recorded as pid + host + start token
 (boot id and start time from ``/proc``), and the liveness probes fail closed: a pid on
-another host, or a live pid whose start time cannot be read, counts as alive. A
-recycled pid (same number, other start token) counts as dead.
+another host, or a live pid whose start time cannot be read, counts as alive (never
+provably dead). A recycled pid (same number, other start token) counts as dead. Provably
+alive is the stronger claim: this host, the pid answers, the same start token.
 """
 
 from __future__ import annotations
@@ -45,6 +46,16 @@ class ProcessIdentity(Value):
         if owner_is_stale(self.pid, self.host, self.start):
             return True
         return self.on_this_host and _is_zombie(self.pid)
+
+    def is_alive(self) -> bool:
+        """True only when this process provably still runs: on this host, its pid answers,
+        it is no zombie, and its start token is the one recorded. Another host's pid, a
+        record without a start token, or a start time that cannot be read prove nothing
+        (then neither this nor :meth:`is_dead` holds, and a caller falls back on a TTL).
+        """
+        if not self.on_this_host or self.start is None or not process_alive(self.pid):
+            return False
+        return process_start_token(self.pid) == self.start and not _is_zombie(self.pid)
 
 
 def _stat_fields(pid: int) -> list[bytes]:

@@ -20,7 +20,9 @@ class OwnerDoc(PlainModel):
     def __init__(self, *, pid: int, host: str, alive: bool | None) -> None:
         self.pid = pid
         self.host = host
-        #: ``None`` when it cannot be told from here (the owner is on another host).
+        #: ``True`` only when provably alive (this host, same pid and start time), ``False``
+        #: when provably gone, ``None`` when it cannot be told from here (another host, or no
+        #: start time to compare).
         self.alive = alive
 
 
@@ -47,6 +49,7 @@ class LeaseInfo(PlainModel):
         "dirty",
         "ahead",
         "behind",
+        "warning",
     )
     __slots__ = FIELDS
 
@@ -73,6 +76,7 @@ class LeaseInfo(PlainModel):
         dirty: bool | None = None,
         ahead: int | None = None,
         behind: int | None = None,
+        warning: str | None = None,
     ) -> None:
         self.agent = agent
         self.path = path
@@ -96,6 +100,9 @@ class LeaseInfo(PlainModel):
         self.dirty = dirty
         self.ahead = ahead
         self.behind = behind
+        #: What a person should know about a lease that is kept anyway: a live owner whose
+        #: heartbeat is past its TTL (reap never ends it; only a warning).
+        self.warning = warning
 
 
 class LeaseListDoc(PlainDocument):

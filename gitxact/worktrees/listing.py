@@ -38,17 +38,17 @@ class _Owners:
     """Each owner's liveness, read once however many leases it holds."""
 
     def __init__(self) -> None:
-        self._dead: dict[tuple[int, str, int | None], bool] = {}
+        self._alive: dict[tuple[int, str, int | None], bool | None] = {}
 
-    def dead(self, lease: Lease) -> bool:
+    def alive(self, lease: Lease) -> bool | None:
+        """True: provably alive; False: provably dead; None: cannot be told from here."""
         key = (lease.owner_pid, lease.owner_host, lease.owner_start)
-        if key not in self._dead:
-            self._dead[key] = lease.owner_dead()
-        return self._dead[key]
+        if key not in self._alive:
+            self._alive[key] = lease.owner_state()
+        return self._alive[key]
 
     def doc(self, lease: Lease) -> OwnerDoc:
-        alive = None if not lease.owner.on_this_host else not self.dead(lease)
-        return OwnerDoc(pid=lease.owner_pid, host=lease.owner_host, alive=alive)
+        return OwnerDoc(pid=lease.owner_pid, host=lease.owner_host, alive=self.alive(lease))
 
 
 def owner_doc(lease: Lease) -> OwnerDoc:
@@ -71,8 +71,9 @@ def collect(repo: Repo, *, details: bool = True, dirty: bool | None = None) -> L
         lease = records[agent]
         entry = entries.get(where)
         missing = not os.path.isdir(lease.path)
-        dead = owners.dead(lease)
+        alive = owners.alive(lease)
         expired = lease.expired(now)
+        live = leases.counts_as_live(alive, expired=expired)  # the reaper's rule, owner read once
         info = LeaseInfo(
             agent=lease.agent,
             path=lease.path,
@@ -87,10 +88,11 @@ def collect(repo: Repo, *, details: bool = True, dirty: bool | None = None) -> L
             heartbeat_age=round(max(0.0, now - lease.heartbeat), 3),
             ttl=lease.ttl,
             expired=expired,
-            live=not expired and not dead,
+            live=live,
             folder_missing=missing,
             registered=entry is not None,
             locked=entry is not None and entry.locked is not None,
+            warning=stale_warning(lease, now) if live and expired and alive else None,
         )
         if not missing and entry is not None:
             whole.append((lease, info))
@@ -100,6 +102,14 @@ def collect(repo: Repo, *, details: bool = True, dirty: bool | None = None) -> L
         if dirty is not False:
             _add_dirty(whole)
     return LeaseListDoc(leases=infos)
+
+
+def stale_warning(lease: Lease, now: float) -> str:
+    """A live owner past its TTL: kept (its process runs), but it has stopped renewing."""
+    return (
+        f"no heartbeat for {now - lease.heartbeat:.0f}s (ttl {lease.ttl:g}s); kept: its owner pid "
+        f"{lease.owner_pid} is alive (`gitxact worktree renew {lease.agent}` clears this)"
+    )
 
 
 def _add_divergence(repo: Repo, whole: list[tuple[Lease, LeaseInfo]]) -> None:

@@ -7,9 +7,15 @@ writes, not against the record alone:
 
 * a **worktree** is ours when its real path is under the worktree root and its admin
   folder (``<common>/worktrees/<id>``) carries our mark: the ``gitxact-lease`` file
-  written right after ``git worktree add`` (holding the lease's token hash), or, for a
-  worktree whose mark was never written (a kill in between, a lease from before marks),
-  git's lock reason ``gitxact lease <agent> ...`` that ``worktree add --lock`` wrote;
+  written right after ``git worktree add`` (holding the lease's token hash), or, for an
+  acquire killed before it wrote the mark (a ``provisioning`` record, or a registration
+  no record holds), git's lock reason ``gitxact lease <agent> ...`` that ``worktree add
+  --lock`` wrote. The lock reason names only the agent, which anyone who can read the
+  admin folder knows: a record of any later phase that only it vouches for could be
+  forged by any member of a shared repository's group, so it is no evidence there. The
+  evidence must be a regular file owned by the user who made the worktree (the owner of
+  its folder) or by root: one a group member wrote into a group-writable admin folder is
+  not;
 * a **folder** is ours when it is under the worktree root (acquire claims folders only
   there) and empty;
 * a **branch** is ours to delete when it is under ``gitxact.branchPrefix``; the callers
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,14 +64,34 @@ def _read(path: Path) -> str:
     return ""
 
 
-def _marked(admin: Path, lease: Lease) -> bool:
-    if lease.token_hash and _read(admin / MARK).strip() == lease.token_hash:
+def _trusted(evidence: Path, maker: int) -> bool:
+    """Whether *evidence* is a regular file of the worktree's maker (uid *maker*) or root."""
+    try:
+        info = os.lstat(evidence)
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_uid in (maker, 0)
+
+
+def _marked(admin: Path, lease: Lease, *, orphan: bool) -> bool:
+    try:
+        maker = os.lstat(lease.path).st_uid  # who made the worktree's folder (acquire did)
+    except OSError:
+        return False
+    mark = admin / MARK
+    if lease.token_hash and _trusted(mark, maker) and _read(mark).strip() == lease.token_hash:
         return True
-    return _read(admin / "locked").startswith(f"{registration.LOCK_REASON_PREFIX}{lease.agent} (")
+    if lease.phase != "provisioning" and not orphan:
+        # An acquire that finished wrote the mark: git's lock reason proves nothing more. (An
+        # orphan's stand-in is made from that registration, no record, and ends work saved.)
+        return False
+    locked = admin / "locked"
+    return _trusted(locked, maker) and _read(locked).startswith(f"{registration.LOCK_REASON_PREFIX}{lease.agent} (")
 
 
-def owns_worktree(repo: Repo, lease: Lease) -> bool:
-    """Whether the worktree at *lease*'s path is one gitxact made for this lease."""
+def owns_worktree(repo: Repo, lease: Lease, *, orphan: bool = False) -> bool:
+    """Whether the worktree at *lease*'s path is one gitxact made for this lease (*orphan*: a
+    stand-in for a registration of gitxact's that no record holds)."""
     path = Path(lease.path)
     if not under_root(repo, path):
         return False
@@ -74,7 +101,7 @@ def owns_worktree(repo: Repo, lease: Lease) -> bool:
     common = os.path.realpath(repo.layout.common_dir / "worktrees")
     if os.path.dirname(os.path.realpath(admin)) != common:
         return False  # a .git file pointing elsewhere: not a worktree of this repository
-    return _marked(admin, lease)
+    return _marked(admin, lease, orphan=orphan)
 
 
 def owns_branch(repo: Repo, branch: str) -> bool:
@@ -83,14 +110,16 @@ def owns_branch(repo: Repo, branch: str) -> bool:
     return bool(prefix) and branch.startswith(prefix) and len(branch) > len(prefix)
 
 
-def why_not_ours(repo: Repo, lease: Lease) -> str | None:
+def why_not_ours(repo: Repo, lease: Lease, *, orphan: bool = False) -> str | None:
     """Why *lease*'s record cannot be gitxact's (``None`` when it can): checked before anything acts on it.
 
     A record whose folder is not (or no longer) a worktree passes: there is nothing of
     anyone's to remove but an empty folder under the root, or git's record of it.
     """
+    if not orphan and not lease.token_hash:
+        return "it has no token hash (every lease record has one)"
     if not under_root(repo, lease.path):
         return f"its path {lease.path} is outside gitxact's worktree root"
-    if registration.admin_dir_of(Path(lease.path)) is not None and not owns_worktree(repo, lease):
+    if registration.admin_dir_of(Path(lease.path)) is not None and not owns_worktree(repo, lease, orphan=orphan):
         return f"the worktree at {lease.path} does not carry gitxact's mark for this lease"
     return None

@@ -16,10 +16,12 @@ module can finish:
   repository lock, git removes the registration, the record is dropped and only then
   is the branch deleted. A crash before ``removing`` leaves the lease as it was (plus a
   snapshot ref): retry, or reap. A ``removing`` record whose release is gone is
-  finished (``finish-release``) without saving again: its work was saved before any
-  file went. ``--keep-branch`` is written down first, as ``releasing``, so a release
-  finished after a crash honours it. A crash after the record is gone leaves at most
-  a branch, which is what a kept branch looks like anyway;
+  finished (``finish-release``); its work was saved before any file went, so what is
+  still there is saved again first only when the agent's newest snapshot does not hold
+  it as it is (a forged ``removing`` record names work nobody saved). ``--keep-branch``
+  is written down first, as ``releasing``, so a release finished after a crash honours
+  it. A crash after the record is gone leaves at most a branch, which is what a kept
+  branch looks like anyway;
 * a record whose folder or git registration is gone is forgotten (``forget-missing``),
   a registration under our lock reason whose folder is gone is removed
   (``unregister``), and one whose folder is there but that no record holds (a
@@ -172,9 +174,25 @@ def step_for(repo: Repo, lease: Lease, entries: dict[str, git.WorktreeEntry], no
         return step("forget-missing", "git no longer lists this worktree")
     if lease.owner_dead():
         return step("reap", f"owner pid {lease.owner_pid} on {lease.owner_host} is gone")
-    if lease.expired(now):
-        return step("reap", f"no heartbeat for {now - lease.heartbeat:.0f}s (ttl {lease.ttl:g}s)")
+    if not lease.is_live(now):  # past its TTL, and its owner cannot be proven alive from here
+        return step("reap", f"no heartbeat for {now - lease.heartbeat:.0f}s (ttl {lease.ttl:g}s); {_unproven(lease)}")
     return None
+
+
+def _unproven(lease: Lease) -> str:
+    if not lease.owner.on_this_host:
+        return f"its owner pid {lease.owner_pid} runs on {lease.owner_host}, which cannot be checked from here"
+    return f"its owner pid {lease.owner_pid} cannot be proven alive (its start time is unknown)"
+
+
+def kept_reason(lease: Lease, now: float) -> str:
+    """Why reap keeps a live lease: its owner runs (a stale heartbeat is only a warning), or
+    it cannot be checked from here and its TTL has not passed."""
+    beat = f"heartbeat {now - lease.heartbeat:.0f}s ago"
+    if lease.owner_alive():
+        stale = f" (past its ttl {lease.ttl:g}s: kept, its owner runs)" if lease.expired(now) else ""
+        return f"live: owner pid {lease.owner_pid} on {lease.owner_host} is alive, {beat}{stale}"
+    return f"live: owner pid {lease.owner_pid} on {lease.owner_host} not checkable here, {beat}, within its ttl"
 
 
 def plan(
@@ -188,9 +206,7 @@ def plan(
         lease = records[agent]
         found = step_for(repo, lease, entries, now)
         if found is None:
-            kept[agent] = (
-                f"live: owner pid {lease.owner_pid} on {lease.owner_host}, heartbeat {now - lease.heartbeat:.0f}s ago"
-            )
+            kept[agent] = kept_reason(lease, now)
         elif found.action == BUSY:
             kept[agent] = f"{lease.phase}: {found.reason}"
         else:
@@ -235,6 +251,7 @@ def end_lease(
     reason: str,
     keep_branch: bool = False,
     dirty: bool | None = None,
+    orphan: bool = False,
 ) -> EndDoc:
     """Save dirty work, remove the worktree, drop the record, delete the branch if merged.
 
@@ -242,11 +259,12 @@ def end_lease(
     here, and the record read again under it: whoever ended or changed the lease while
     this waited (a release emptying it) decides what is left to do. Each step is safe to
     redo after a crash (see the module docstring for the order). *dirty* passes on what
-    the caller just found (``None``: look).
+    the caller just found (``None``: look). *orphan*: *lease* is the stand-in for a
+    registration of gitxact's that no record holds, not a record.
     """
     doc = EndDoc(agent=lease.agent, path=lease.path, branch=lease.branch, action=action, reason=reason)
     path = Path(lease.path)
-    foreign = ownership.why_not_ours(repo, lease)
+    foreign = ownership.why_not_ours(repo, lease, orphan=orphan)
     if foreign is not None:
         # Whatever the record says, nothing on disk is touched: not the folder, not the
         # worktree, not the branch. Only the record (gitxact's own file) goes.
@@ -256,7 +274,7 @@ def end_lease(
     # The worktree's own lock: no git command (gx's, a transaction's) works in it while
     # it is saved and removed. The repository lock held exclusive keeps out the rest.
     with _worktree_held(repo, lease):
-        if lease.token_hash:  # a record (an orphan's stand-in has none): as it is now
+        if not orphan:  # a record: as it is now
             now = leases.current(repo, lease)
             if now is None:
                 doc.reason += "; it had ended meanwhile"
@@ -282,8 +300,12 @@ def end_lease(
             doc.reason += "; " + registration.discard_half_made(repo, admin, paths.worktree_root(repo))
             doc.worktree_removed = True
             registered = False
-        if registered and path.is_dir() and lease.phase != "removing":
-            # (``removing``: the release saved the work before it deleted any file.)
+        if registered and path.is_dir():
+            if lease.phase == "removing":
+                # The release saved the work before it deleted any file, says the record; but a
+                # record is only a file (forged, in a shared repository, by any group member).
+                # No file goes unless a snapshot holds it: what is left is saved again otherwise.
+                dirty = _work_unsaved(repo, lease, admin)
             save_work(repo, lease, doc, dirty=dirty, admin=admin)
             crashpoint("worktree-end-saved")
         if registered:
@@ -296,6 +318,23 @@ def end_lease(
     crashpoint("worktree-end-dropped")
     _settle_branch(repo, lease, doc, keep_branch=keep_branch, undo=undo)
     return doc
+
+
+def _work_unsaved(repo: Repo, lease: Lease, admin: Path | None) -> bool:
+    """Whether a ``removing`` worktree holds work that no snapshot of its agent holds.
+
+    A release interrupted while deleting leaves only deletions and files its snapshot
+    (the agent's newest) holds as they are: nothing to save again. Anything else (a
+    forged ``removing`` record naming a worktree nobody released) is saved first.
+    """
+    path = Path(lease.path)
+    if not snapshots.has_work_left(path):
+        return False
+    saved = refs.list_refs(repo.layout.common_dir, f"{snapshots.SNAPSHOT_PREFIX}{lease.agent}/")
+    if not saved or admin is None:
+        return True
+    newest = saved[max(saved)]
+    return not snapshots.holds_worktree(path, admin, newest, repo.locks.child_env())
 
 
 def save_work(repo: Repo, lease: Lease, doc: EndDoc, *, dirty: bool | None, admin: Path | None) -> None:
@@ -441,7 +480,8 @@ def run(repo: Repo, step: Step) -> EndDoc:
         return doc
     if step.lease is None:
         return unregister(repo, step)
-    return end_lease(repo, step.lease, action=step.action, reason=step.reason)
+    orphan = step.action == "remove-orphan"
+    return end_lease(repo, step.lease, action=step.action, reason=step.reason, orphan=orphan)
 
 
 def sweep(
