@@ -1,0 +1,103 @@
+"""The program that runs a check: its process group ends when the check ends or gitxact dies.
+
+Run as ``python -I -S group_supervisor.py FD -- ARGV...`` by
+:func:`gitxact.util.supervised.start` (standard library only: ``-I -S`` finds no
+gitxact and no site-packages). A SIGKILLed gitxact cannot stop what it started, and
+``PR_SET_PDEATHSIG`` (:mod:`gitxact.util.tie`) ends only the direct child: the
+``sleep 60 &`` of ``sh -c 'sleep 60 & sleep 60'`` would live on. So this small process
+sits between them, outside the check's group, and holds one end of a socket whose other
+end only gitxact holds. The kernel closes that end however gitxact dies; the EOF makes
+this process SIGKILL the whole group. The check's group is its own (its leader is the
+check), so this process can kill it and still report.
+
+Protocol on FD, one line each: ``started PGID`` or ``unrunnable CODE MESSAGE`` (the
+command could not be started; CODE is the shell's 126/127), then ``exit STATUS`` (the
+check's shell-style status, 128+N for signal N) when it ends. SIGINT, SIGTERM and SIGHUP
+are passed on to the group. The exit status of this process is the check's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+from types import FrameType
+
+_SIGKILL_STATUS = 128 + signal.SIGKILL
+
+
+def _send(ctl: socket.socket, line: str) -> bool:
+    """False if gitxact's end is gone (it died, or it asked for the group to end)."""
+    try:
+        ctl.sendall(line.encode("utf-8", "surrogateescape") + b"\n")
+    except OSError:
+        return False
+    return True
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _status(returncode: int) -> int:
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def main(args: list[str]) -> int:
+    ctl = socket.socket(fileno=int(args[0]))
+    argv = args[2:]
+    group: list[int] = []
+    pending: list[int] = []
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        if not group:
+            pending.append(signum)  # arrived before the check started: given to it at once
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group[0], signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, forward)  # caught, so the check starts with the default action (execve resets it)
+    try:
+        child = subprocess.Popen(argv, process_group=0)  # stdin/stdout/stderr: ours, as gitxact set them
+    except FileNotFoundError:
+        _send(ctl, f"unrunnable 127 command not found: {argv[0]}")
+        return 127
+    except PermissionError:
+        _send(ctl, f"unrunnable 126 permission denied: {argv[0]}")
+        return 126
+    except OSError as exc:
+        _send(ctl, f"unrunnable 126 cannot execute {argv[0]}: {exc.strerror}")
+        return 126
+    group.append(child.pid)
+    if not _send(ctl, f"started {child.pid}"):
+        _kill_group(child.pid)
+        child.wait()
+        return _SIGKILL_STATUS
+    for signum in pending:
+        forward(signum, None)
+    watched: list[int | socket.socket] = [ctl]
+    pidfd = os.pidfd_open(child.pid) if hasattr(os, "pidfd_open") else None
+    if pidfd is not None:
+        watched.append(pidfd)
+    # WNOWAIT: look without reaping, so the check's pid (= the group id) stays taken until
+    # the group has been signalled; it cannot be recycled and another group hit instead.
+    while os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+        ready, _, _ = select.select(watched, [], [], None if pidfd is not None else 0.1)
+        if ctl in ready and not ctl.recv(64):  # gitxact died, or ended the check (a timeout)
+            _kill_group(child.pid)
+            child.wait()
+            return _SIGKILL_STATUS
+    _kill_group(child.pid)  # whatever the check left running in its group (`sleep 60 &`)
+    status = _status(child.wait())
+    _send(ctl, f"exit {status}")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
