@@ -22,18 +22,20 @@ import contextlib
 import os
 import select
 import signal
-import socket
-import subprocess
 import sys
 from types import FrameType
 
 _SIGKILL_STATUS = 128 + signal.SIGKILL
+#: Back to the default action in the check: Python ignores SIGPIPE (and SIGXFSZ), and an
+#: ignored signal stays ignored across exec; the forwarded ones are caught here, which
+#: exec resets anyway.
+_DEFAULT_IN_CHECK = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def _send(ctl: socket.socket, line: str) -> bool:
+def _send(ctl: int, line: str) -> bool:
     """False if gitxact's end is gone (it died, or it asked for the group to end)."""
     try:
-        ctl.sendall(line.encode("utf-8", "surrogateescape") + b"\n")
+        os.write(ctl, line.encode("utf-8", "surrogateescape") + b"\n")
     except OSError:
         return False
     return True
@@ -44,12 +46,21 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-def _status(returncode: int) -> int:
-    return 128 - returncode if returncode < 0 else returncode
+def _reap(pid: int) -> int:
+    """The check's shell-style status, once it has ended (128+N for signal N)."""
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:  # pragma: no cover - only this process reaps it
+            return _SIGKILL_STATUS
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            code = os.waitstatus_to_exitcode(status)
+            return 128 - code if code < 0 else code
 
 
 def main(args: list[str]) -> int:
-    ctl = socket.socket(fileno=int(args[0]))
+    ctl = int(args[0])
+    os.set_inheritable(ctl, False)  # the check must not hold gitxact's line
     argv = args[2:]
     group: list[int] = []
     pending: list[int] = []
@@ -62,9 +73,11 @@ def main(args: list[str]) -> int:
             os.killpg(group[0], signum)
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, forward)  # caught, so the check starts with the default action (execve resets it)
+        signal.signal(sig, forward)
     try:
-        child = subprocess.Popen(argv, process_group=0)  # stdin/stdout/stderr: ours, as gitxact set them
+        # posix_spawn, not subprocess: the import of subprocess would double the start of
+        # this process, paid by every check. setpgroup=0: the check leads a group of its own.
+        pid = os.posix_spawnp(argv[0], argv, os.environ, setpgroup=0, setsigdef=_DEFAULT_IN_CHECK)
     except FileNotFoundError:
         _send(ctl, f"unrunnable 127 command not found: {argv[0]}")
         return 127
@@ -74,27 +87,27 @@ def main(args: list[str]) -> int:
     except OSError as exc:
         _send(ctl, f"unrunnable 126 cannot execute {argv[0]}: {exc.strerror}")
         return 126
-    group.append(child.pid)
-    if not _send(ctl, f"started {child.pid}"):
-        _kill_group(child.pid)
-        child.wait()
+    group.append(pid)
+    if not _send(ctl, f"started {pid}"):
+        _kill_group(pid)
+        _reap(pid)
         return _SIGKILL_STATUS
     for signum in pending:
         forward(signum, None)
-    watched: list[int | socket.socket] = [ctl]
-    pidfd = os.pidfd_open(child.pid) if hasattr(os, "pidfd_open") else None
+    watched = [ctl]
+    pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
     if pidfd is not None:
         watched.append(pidfd)
     # WNOWAIT: look without reaping, so the check's pid (= the group id) stays taken until
     # the group has been signalled; it cannot be recycled and another group hit instead.
-    while os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+    while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
         ready, _, _ = select.select(watched, [], [], None if pidfd is not None else 0.1)
-        if ctl in ready and not ctl.recv(64):  # gitxact died, or ended the check (a timeout)
-            _kill_group(child.pid)
-            child.wait()
+        if ctl in ready and not os.read(ctl, 64):  # gitxact died, or ended the check (a timeout)
+            _kill_group(pid)
+            _reap(pid)
             return _SIGKILL_STATUS
-    _kill_group(child.pid)  # whatever the check left running in its group (`sleep 60 &`)
-    status = _status(child.wait())
+    _kill_group(pid)  # whatever the check left running in its group (`sleep 60 &`)
+    status = _reap(pid)
     _send(ctl, f"exit {status}")
     return status
 
