@@ -344,6 +344,40 @@ def test_a_sigkilled_tdd_green_takes_its_whole_check_with_it(red_repo: Path, tmp
     assert subjects(repo)[0] == "TDD RED: test_new.py", "the interrupted green committed nothing"
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_check_ends_with_its_group_and_gives_no_verdict(
+    red_repo: Path, tmp_path: Path, signum: int
+) -> None:
+    repo = red_repo
+    assert red(repo, "false").returncode == 0
+    (repo / "impl.txt").write_text("done\n")
+    before = fingerprint(repo)
+    pgid_file = tmp_path / "pgid"
+    check = f"sleep 300 & echo $$ > {pgid_file}.tmp; mv {pgid_file}.tmp {pgid_file}; wait"
+    proc = subprocess.Popen(
+        [*GITXACT, "tdd", "green", "--check", check, "impl.txt"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_for_file(pgid_file, "the check to start", proc)
+        pgid = int(pgid_file.read_text())
+        proc.send_signal(signum)  # as Ctrl-C or a kill would: gitxact passes it on to the group
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert proc.returncode == 130, err
+    assert "interrupted; nothing was committed" in err
+    assert_group_ends(pgid)
+    assert fingerprint(repo) == before, "no verdict: nothing committed, nothing rolled back"
+    assert Workspace(repo).transactions.current() is not None, "the sequence is still at red"
+
+
 def test_a_sigkilled_land_takes_its_whole_check_with_it(repo: Path, tmp_path: Path) -> None:
     git("branch", "feature", cwd=repo)
     where = tmp_path / "wt-feature"
@@ -369,6 +403,47 @@ def running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Live processes whose command line contains *text*."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and running(int(entry.name)):
+            try:
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_gitxact_killed_before_it_heard_the_check_start_leaves_nothing(red_repo: Path, tmp_path: Path) -> None:
+    """The supervisor's first line unread, its socket reset: the group ends all the same."""
+    repo = red_repo
+    assert red(repo, "false").returncode == 0
+    (repo / "impl.txt").write_text("done\n")
+    marker = str(tmp_path / "grandchild-marker")
+    script = tmp_path / "spawner.py"
+    script.write_text(
+        "import subprocess, sys, time\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)', sys.argv[1]])\n"
+        "time.sleep(300)\n"
+    )
+    env = {"GITXACT_TEST_CRASHPOINT": "check-started-unread"}
+    proc = gitxact("tdd", "green", "--check", f"{PY} {script} {marker}", "impl.txt", cwd=repo, env=env)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    deadline = time.monotonic() + 30
+    try:
+        while left := processes_mentioning(str(tmp_path)):
+            assert time.monotonic() < deadline, f"left running: {left}"
+            time.sleep(0.05)
+    finally:
+        for pid in processes_mentioning(str(tmp_path)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+    assert gitxact("recover", cwd=repo).returncode == 0
+    assert subjects(repo)[0] == "TDD RED: test_new.py"
 
 
 def test_what_a_finished_check_left_running_is_ended(red_repo: Path, tmp_path: Path) -> None:

@@ -130,10 +130,17 @@ def prune_logs(log_dir: Path, keep: int = LOG_KEEP) -> None:
 
 
 @contextlib.contextmanager
-def _forward_signals(check: supervised.Supervised, interrupted: list[int]) -> Iterator[None]:
+def _forward_signals(started: list[supervised.Supervised], interrupted: list[int]) -> Iterator[None]:
+    """Pass Ctrl-C, SIGTERM and SIGHUP on to the check (in *started*, once it is) and note them.
+
+    Installed before the check starts: a signal in between would otherwise stop gitxact
+    with a KeyboardInterrupt rather than as an interrupted check.
+    """
+
     def forward(signum: int, _frame: FrameType | None) -> None:
         interrupted.append(signum)
-        check.signal(signum)
+        for check in started:
+            check.signal(signum)
 
     if threading.current_thread() is not threading.main_thread():
         # Python lets only the main thread install handlers; a check run from a worker
@@ -166,21 +173,26 @@ def run(
     try:
         header = f"$ {spec.display}\n# cwd {cwd}\n# started {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n"
         os.write(fd, header.encode())
-        try:
-            check = supervised.start(spec.argv, env=child_env, cwd=cwd)
-        except CommandNotRunnableError as exc:
-            os.write(fd, f"# {exc.message}\n".encode())
-            # Unlike `gitxact lock -- CMD`, whose exit is CMD's (126/127 as a shell says),
-            # a check that cannot start is a mistake in the --check argument: exit 2.
-            raise UsageError(f"the --check command cannot run: {exc.message}", hint=exc.hint) from exc
         interrupted: list[int] = []
+        running: list[supervised.Supervised] = []
         deadline = None if spec.timeout is None else started + spec.timeout
-        try:
-            with _forward_signals(check, interrupted):
+        with _forward_signals(running, interrupted):
+            try:
+                check = supervised.start(spec.argv, env=child_env, cwd=cwd)
+            except CommandNotRunnableError as exc:
+                os.write(fd, f"# {exc.message}\n".encode())
+                # Unlike `gitxact lock -- CMD`, whose exit is CMD's (126/127 as a shell says),
+                # a check that cannot start is a mistake in the --check argument: exit 2.
+                raise UsageError(f"the --check command cannot run: {exc.message}", hint=exc.hint) from exc
+            running.append(check)
+            if interrupted:  # it came while the check was starting
+                check.signal(interrupted[0])
+            try:
+                os.write(fd, f"# process group {check.pgid}\n".encode())
                 timed_out = _pump(check, fd, echo, deadline)
                 returncode = check.wait()
-        finally:
-            check.kill()  # an exception here (a broken log) must not leave the check running
+            finally:
+                check.close()  # after an exception here (a broken log) too: nothing is left running
         seconds = time.monotonic() - started
         code = None if timed_out or interrupted else returncode
         verdict = "timed out" if timed_out else "interrupted" if interrupted else f"exit {code}"

@@ -88,12 +88,23 @@ def main(args: list[str]) -> int:
         _send(ctl, f"unrunnable 126 cannot execute {argv[0]}: {exc.strerror}")
         return 126
     group.append(pid)
-    if not _send(ctl, f"started {pid}"):
+    try:
+        for signum in pending:
+            forward(signum, None)
+        checked = _send(ctl, f"started {pid}") and _wait(ctl, pid)
+    finally:
+        # Whatever the check left running in its group (`sleep 60 &`); all of it if gitxact
+        # is gone or anything here failed. Before reaping: till then the group id is the check's.
         _kill_group(pid)
-        _reap(pid)
+    status = _reap(pid)
+    if not checked:
         return _SIGKILL_STATUS
-    for signum in pending:
-        forward(signum, None)
+    _send(ctl, f"exit {status}")
+    return status
+
+
+def _wait(ctl: int, pid: int) -> bool:
+    """Wait until the check exits (True) or gitxact's end closes (False: it died, or timed the check out)."""
     watched = [ctl]
     pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
     if pidfd is not None:
@@ -102,14 +113,13 @@ def main(args: list[str]) -> int:
     # the group has been signalled; it cannot be recycled and another group hit instead.
     while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
         ready, _, _ = select.select(watched, [], [], None if pidfd is not None else 0.1)
-        if ctl in ready and not os.read(ctl, 64):  # gitxact died, or ended the check (a timeout)
-            _kill_group(pid)
-            _reap(pid)
-            return _SIGKILL_STATUS
-    _kill_group(pid)  # whatever the check left running in its group (`sleep 60 &`)
-    status = _reap(pid)
-    _send(ctl, f"exit {status}")
-    return status
+        if ctl in ready:
+            try:
+                if not os.read(ctl, 64):
+                    return False
+            except OSError:  # ECONNRESET: gitxact died before it read our line
+                return False
+    return True
 
 
 if __name__ == "__main__":

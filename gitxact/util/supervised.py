@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from gitxact.errors import CommandNotRunnableError, OperationFailedError
+from gitxact.util import faults
 
 _PROGRAM = Path(__file__).with_name("group_supervisor.py")
 _START_TIMEOUT = 60.0  # the supervisor is a fresh Python: it reports at once, or something is badly wrong
@@ -37,10 +39,6 @@ class Supervised:
         assert self.proc.stdout is not None  # noqa: S101 - started with stdout=PIPE
         return self.proc.stdout.fileno()
 
-    def done(self) -> bool:
-        """The supervisor has exited (so the check's group has been ended); not reaped yet."""
-        return os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-
     def signal(self, signum: int) -> None:
         """Pass *signum* to every process of the check's group (the supervisor forwards it)."""
         with contextlib.suppress(ProcessLookupError):
@@ -51,6 +49,13 @@ class Supervised:
         if self._ctl is not None:
             self._ctl.close()
             self._ctl = None
+
+    def close(self) -> None:
+        """End the group if it still runs and reap the supervisor (after :meth:`wait`, or an error)."""
+        self.kill()
+        self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
     def wait(self) -> int | None:
         """Wait for the end; the check's shell-style status, None if it was killed with :meth:`kill`."""
@@ -103,10 +108,14 @@ def start(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path) -> Supervis
         theirs.close()
     ours.settimeout(_START_TIMEOUT)
     try:
+        select.select([ours], [], [], _START_TIMEOUT)
+        faults.crashpoint("check-started-unread")  # the supervisor has spoken; we die before we listen
         line, rest = _read_line(ours, b"")
     except BaseException:
         ours.close()  # the supervisor ends the group on this EOF
         proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
         raise
     ours.settimeout(None)
     word, _, detail = line.partition(" ")
