@@ -115,8 +115,9 @@ def red(app: AppContext, /, **options: Any) -> int:
     exit 2.
 
     \b
-    Example:
+    Examples:
       gitxact tdd red --check "pytest -q tests/test_parser.py" tests/test_parser.py
+      gitxact tdd red --check "cargo test parser" --red-exit 101 tests/parser.rs
     """
     return _run(app, "red", **options)
 

@@ -156,9 +156,13 @@ def run_step(
 
 
 def _red_exit_hint(result: checks.CheckResult) -> str:
-    if result.returncode == 2 and result.spec.runner == "pytest" and result.spec.red_exit is None:
+    """What to do about a refused red: usually fix the check; ``--red-exit`` if the code does mean failed tests."""
+    code, spec = result.returncode, result.spec
+    if code == 2 and spec.runner == "pytest" and spec.red_exit is None:  # pytest's INTERRUPTED, as collection says it
         return "a test module that cannot import yet fails at collection: import inside the test, or --red-exit 1,2"
-    return f"if exit {result.returncode} does mean your tests failed, say so with --red-exit"
+    if spec.red_exit is not None:
+        return f"if exit {code} also means the tests failed, add it to --red-exit"
+    return f"fix the check so that it runs the tests; if exit {code} does mean they failed, pass --red-exit {code}"
 
 
 def _may_start(ctx: Ctx) -> None:
