@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from gitxact.core.repo import Repo
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from gitxact.health.recover import RecoverDoc
     from gitxact.land.foresight import ConflictsDoc, DryRunDoc
     from gitxact.land.queue import Progress
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from gitxact.land.results import LandDoc
     from gitxact.snapshots.manager import Snapshots
     from gitxact.tracker import Tracker
-    from gitxact.tx.checks import Echo
+    from gitxact.tx.checks import Check, Echo
     from gitxact.tx.tdd import TddSequence
     from gitxact.tx.transactions import Transaction, Transactions
     from gitxact.worktrees.manager import Worktrees
@@ -63,11 +65,22 @@ class Workspace(Repo):
 
         return Transaction(self.transactions, name)
 
-    def tdd(self, check: str | None = None, *, shell: bool = False, timeout: float | None = None) -> TddSequence:
-        """``with ws.tdd(check="pytest -q") as seq:`` red / green / refactor; done at the end, abort on error."""
+    def tdd(
+        self,
+        check: Check | None = None,
+        *,
+        shell: bool = False,
+        timeout: float | None = None,
+        red_exit: Collection[int] | None = None,
+    ) -> TddSequence:
+        """``with ws.tdd(check="pytest -q") as seq:`` red / green / refactor; done at the end, abort on error.
+
+        *check* is a command line (run by sh if it has shell syntax) or an exact argv list;
+        *red_exit*, the exit codes that mean "tests failed" for red (``--red-exit``).
+        """
         from gitxact.tx.tdd import TddSequence
 
-        return TddSequence(self, check, shell=shell, timeout=timeout)
+        return TddSequence(self, check, shell=shell, timeout=timeout, red_exit=red_exit)
 
     def land(
         self,
@@ -75,7 +88,7 @@ class Workspace(Repo):
         *,
         onto: str,
         remote: str | None = None,
-        check: str | None = None,
+        check: Check | None = None,
         shell: bool = False,
         check_timeout: float | None = None,
         strategy: Strategy = "rebase",

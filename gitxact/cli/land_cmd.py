@@ -33,8 +33,12 @@ def _ordinal(n: int) -> str:
 @click.argument("branch", required=False)
 @click.option("--onto", "onto", metavar="TARGET", help="The branch to land onto (of --remote, if given).")
 @click.option("--remote", metavar="NAME", help="Land onto TARGET of this remote (a name, path or URL git can push to).")
-@click.option("--check", metavar="CMD", help="Run CMD in the candidate; it must pass for anything to land.")
-@click.option("--shell", is_flag=True, help="Run --check with /bin/sh -c (pipes, &&).")
+@click.option(
+    "--check",
+    metavar="CMD",
+    help="Run CMD in the candidate (by /bin/sh -c if it has shell syntax); it must pass for anything to land.",
+)
+@click.option("--shell", is_flag=True, help="Run --check with /bin/sh -c even if it is plain words.")
 @click.option(
     "--check-timeout",
     type=click.FloatRange(min=0),

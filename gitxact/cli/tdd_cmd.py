@@ -41,9 +41,9 @@ def _check_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "check",
             required=True,
             metavar="CMD",
-            help="The test command (split like a shell would, no shell).",
+            help="The test command; run by /bin/sh -c if it has shell syntax (; && | $ globs...), else as words.",
         ),
-        click.option("--shell", is_flag=True, help="Run CMD with /bin/sh -c (pipes, &&, globs)."),
+        click.option("--shell", is_flag=True, help="Run CMD with /bin/sh -c even if it is plain words."),
         click.option(
             "--timeout",
             type=click.FloatRange(min=0),
@@ -70,13 +70,16 @@ def _run(
     message: str | None,
     as_json: bool,
     paths: tuple[str, ...],
+    red_exit: str | None = None,
 ) -> int:
     from gitxact.tx import checks
     from gitxact.tx.results import CheckDoc, TddStepDoc
     from gitxact.tx.tdd import run_step
 
     ws = app.workspace(timeout=lock_timeout)
-    spec = checks.parse(check, shell=shell, timeout=ws.settings.check_timeout if timeout is None else timeout)
+    limit = ws.settings.check_timeout if timeout is None else timeout
+    codes = None if red_exit is None else checks.parse_codes(red_exit)
+    spec = checks.parse(check, shell=shell, timeout=limit, red_exit=codes)
     result = run_step(ws, op, spec, paths, message=message)
     assert result.check is not None  # noqa: S101 - every red/green/refactor runs its check
     expected = ", as red expects" if op == "red" else ""
@@ -96,16 +99,25 @@ def _run(
 
 @tdd.command()
 @_check_options
+@click.option(
+    "--red-exit",
+    metavar="CODES",
+    help="The exit codes (e.g. 1 or 1,3) that mean CMD's tests failed; any other is refused.",
+)
 @pass_app
 def red(app: AppContext, /, **options: Any) -> int:
     """Commit tests (PATHs); CMD must FAIL, else nothing is committed (exit 3).
 
     Begins a sequence if none is open. A check that passes tests nothing new; one that
-    times out is a hang, not a failing test: both are refused.
+    times out is a hang, not a failing test: both are refused. So is a failure that ran
+    no test: killed by a signal, pytest's exit 2-5 (interrupted, internal or usage error,
+    no tests collected), or, with --red-exit, a code not listed; 126/127 (not runnable)
+    exit 2.
 
     \b
-    Example:
+    Examples:
       gitxact tdd red --check "pytest -q tests/test_parser.py" tests/test_parser.py
+      gitxact tdd red --check "cargo test parser" --red-exit 101 tests/parser.rs
     """
     return _run(app, "red", **options)
 

@@ -78,7 +78,7 @@ def land(
     onto: str,
     branch: str | None = None,
     remote: str | None = None,
-    check: str | None = None,
+    check: checks.Check | None = None,
     shell: bool = False,
     check_timeout: float | None = None,
     strategy: Strategy = "rebase",

@@ -1,15 +1,14 @@
-"""Running a tdd ``--check`` command: no shell unless asked, a timeout, output teed to a log.
+"""Running a tdd or land ``--check`` command: a timeout, output teed to a log, a verdict.
 
-The command is split with :func:`shlex.split` (so ``--check 'pytest -k "a or b"'``
-works and nothing in it is interpreted by a shell); ``--shell`` runs it with
-``/bin/sh -c`` explicitly, for pipes and ``&&``. Its output streams to the terminal
-(stderr: stdout belongs to ``--json``) and is kept in
-``<common-dir>/gitxact/logs/check-*.log``, whose path is reported.
+What the command string means (sh or plain words) is :mod:`gitxact.tx.check_spec`'s.
+Its output streams to the terminal (stderr: stdout belongs to ``--json``) and is kept
+in ``<common-dir>/gitxact/logs/check-*.log``, whose path is reported.
 
-The check runs in its own process group with no stdin, so a timeout can stop it and
-everything it started (``sh -c 'sleep 999'`` would otherwise hold the pipe open), and
-Ctrl-C / SIGTERM sent to gitxact are passed on to that group. A check gitxact had to
-interrupt is reported as such, never as a pass or a fail.
+The check runs in its own process group with no stdin, under a supervisor
+(:mod:`gitxact.util.supervised`), so a timeout stops it and everything it started
+(``sh -c 'sleep 999'`` would otherwise hold the pipe open), Ctrl-C / SIGTERM sent to
+gitxact are passed on to that group, and the group ends when gitxact dies, SIGKILL
+included. A check gitxact had to interrupt is reported as such, never as a pass or a fail.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import math
 import os
 import secrets
 import select
-import shlex
 import signal
 import sys
 import threading
@@ -28,28 +26,17 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
 
 from gitxact.errors import CommandNotRunnableError, UsageError
 from gitxact.locking.locks import LOCKS_ENV
-from gitxact.util import process
+from gitxact.tx.check_spec import Check, CheckSpec, parse, parse_codes
+from gitxact.util import process, supervised
 from gitxact.util.files import ensure_private_dir, open_state_file
-
-if TYPE_CHECKING:
-    import subprocess
 
 LOG_KEEP = 100
 _KILL_GRACE = 2.0
 _POLL = 0.2
 Echo = Callable[[bytes], None]
-
-
-@dataclass(frozen=True)
-class CheckSpec:
-    argv: list[str]
-    display: str
-    shell: bool
-    timeout: float | None  # None or 0: no limit
 
 
 @dataclass(frozen=True)
@@ -67,8 +54,27 @@ class CheckResult:
 
     @property
     def not_runnable(self) -> bool:
-        """``sh -c`` says 126/127 when the command cannot be run: no verdict on the code."""
-        return self.spec.shell and self.returncode in (process.EXIT_NOT_EXECUTABLE, process.EXIT_NOT_FOUND)
+        """126/127: the command could not be run (as sh and the supervisor report it): no verdict."""
+        return self.returncode in (process.EXIT_NOT_EXECUTABLE, process.EXIT_NOT_FOUND)
+
+    def not_a_failure(self) -> str | None:
+        """Why this failing exit does not show failing tests (so red must not commit), or None.
+
+        A check that did not run the tests proves nothing about them: a signal (128+N, as a
+        shell reports it; the supervisor does the same), pytest's own codes for a run that
+        never judged a test, or, with ``--red-exit``, any code not listed there.
+        """
+        code = self.returncode
+        if code is None or code == 0:
+            return None
+        reason = _why_not_tests(code, self.spec.runner)
+        listed = self.spec.red_exit
+        if listed is None:
+            return reason
+        if code in listed:
+            return None
+        codes = ",".join(str(c) for c in sorted(listed))
+        return reason or f"--red-exit lists only {codes}"
 
     def describe(self) -> str:
         if self.timed_out:
@@ -78,21 +84,29 @@ class CheckResult:
         return "passed" if self.returncode == 0 else f"failed (exit {self.returncode})"
 
 
-def parse(command: str, *, shell: bool = False, timeout: float | None = None) -> CheckSpec:
-    """A check command line; bad quoting or an empty command is a usage error (exit 2)."""
-    if not command.strip():
-        raise UsageError("the --check command is empty")
-    if timeout is not None and (timeout < 0 or math.isnan(timeout)):
-        raise UsageError(f"check timeout {timeout!r} must be a non-negative number of seconds")
-    if shell:
-        return CheckSpec(["/bin/sh", "-c", command], command, True, timeout or None)
-    try:
-        argv = shlex.split(command)
-    except ValueError as exc:
-        raise UsageError(f"cannot parse --check {command!r}: {exc}", hint="fix the quoting, or use --shell") from exc
-    if not argv or not argv[0]:
-        raise UsageError("the --check command is empty")
-    return CheckSpec(argv, command, False, timeout or None)
+#: pytest's ExitCode: 1 is TESTS_FAILED; these say it judged no test (docs.pytest.org, "Exit codes").
+PYTEST_NOT_FAILED = {
+    2: "pytest was interrupted, or a test module failed to import (a collection error)",
+    3: "pytest hit an internal error",
+    4: "pytest was called wrongly (a usage error)",
+    5: "pytest collected no tests",
+}
+
+
+def _why_not_tests(code: int, runner: str | None) -> str | None:
+    if code == process.EXIT_NOT_EXECUTABLE:
+        return "the command could not be executed"
+    if code == process.EXIT_NOT_FOUND:
+        return "a command was not found"
+    if code > 128 and code - 128 in signal.valid_signals():
+        try:
+            name = signal.Signals(code - 128).name
+        except ValueError:
+            name = f"signal {code - 128}"
+        return f"it was killed by {name}"
+    if runner == "pytest" and code in PYTEST_NOT_FAILED:
+        return PYTEST_NOT_FAILED[code]
+    return None
 
 
 def stderr_echo(data: bytes) -> None:
@@ -117,11 +131,17 @@ def prune_logs(log_dir: Path, keep: int = LOG_KEEP) -> None:
 
 
 @contextlib.contextmanager
-def _forward_signals(pgid: int, interrupted: list[int]) -> Iterator[None]:
+def _forward_signals(started: list[supervised.Supervised], interrupted: list[int]) -> Iterator[None]:
+    """Pass Ctrl-C, SIGTERM and SIGHUP on to the check (in *started*, once it is) and note them.
+
+    Installed before the check starts: a signal in between would otherwise stop gitxact
+    with a KeyboardInterrupt rather than as an interrupted check.
+    """
+
     def forward(signum: int, _frame: FrameType | None) -> None:
         interrupted.append(signum)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signum)
+        for check in started:
+            check.signal(signum)
 
     if threading.current_thread() is not threading.main_thread():
         # Python lets only the main thread install handlers; a check run from a worker
@@ -154,24 +174,28 @@ def run(
     try:
         header = f"$ {spec.display}\n# cwd {cwd}\n# started {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n"
         os.write(fd, header.encode())
-        try:
-            proc = process.start(spec.argv, env=child_env, cwd=cwd, capture=True, own_group=True)
-        except CommandNotRunnableError as exc:
-            os.write(fd, f"# {exc.message}\n".encode())
-            # Unlike `gitxact lock -- CMD`, whose exit is CMD's (126/127 as a shell says),
-            # a check that cannot start is a mistake in the --check argument: exit 2.
-            raise UsageError(f"the --check command cannot run: {exc.message}", hint=exc.hint) from exc
         interrupted: list[int] = []
-        timed_out = False
+        running: list[supervised.Supervised] = []
         deadline = None if spec.timeout is None else started + spec.timeout
-        stream = proc.stdout
-        assert stream is not None  # noqa: S101 - capture=True always gives a pipe
-        with _forward_signals(proc.pid, interrupted):
-            timed_out = _pump(proc, stream.fileno(), fd, echo, deadline)
-            returncode = proc.wait()
-        stream.close()
+        with _forward_signals(running, interrupted):
+            try:
+                check = supervised.start(spec.argv, env=child_env, cwd=cwd)
+            except CommandNotRunnableError as exc:
+                os.write(fd, f"# {exc.message}\n".encode())
+                # Unlike `gitxact lock -- CMD`, whose exit is CMD's (126/127 as a shell says),
+                # a check that cannot start is a mistake in the --check argument: exit 2.
+                raise UsageError(f"the --check command cannot run: {exc.message}", hint=exc.hint) from exc
+            running.append(check)
+            if interrupted:  # it came while the check was starting
+                check.signal(interrupted[0])
+            try:
+                os.write(fd, f"# process group {check.pgid}\n".encode())
+                timed_out = _pump(check, fd, echo, deadline)
+                returncode = check.wait()
+            finally:
+                check.close()  # after an exception here (a broken log) too: nothing is left running
         seconds = time.monotonic() - started
-        code = None if timed_out or interrupted else process.exit_status(returncode)
+        code = None if timed_out or interrupted else returncode
         verdict = "timed out" if timed_out else "interrupted" if interrupted else f"exit {code}"
         os.write(fd, f"\n# {verdict} after {seconds:.1f}s\n".encode())
     finally:
@@ -179,30 +203,26 @@ def run(
     return CheckResult(spec, code, timed_out, bool(interrupted), log, seconds)
 
 
-def _pump(proc: subprocess.Popen[bytes], source: int, log_fd: int, echo: Echo | None, deadline: float | None) -> bool:
+def _pump(check: supervised.Supervised, log_fd: int, echo: Echo | None, deadline: float | None) -> bool:
     """Copy the check's output to the log and *echo* until EOF; True if the deadline hit.
 
-    When the check itself has exited, whatever it left running in its process group
-    is stopped: a background child holding the pipe would otherwise keep gitxact
-    waiting for an end of output that never comes.
+    At the deadline the group gets SIGTERM, and SIGKILL after a grace period. When the
+    check itself exits, the supervisor ends whatever it left running in its group: a
+    background child holding the pipe would otherwise keep gitxact waiting for an end of
+    output that never comes.
     """
+    source = check.output
     kill_at: float | None = None
     timed_out = False
-    leader_done = False
     while True:
         now = time.monotonic()
         if deadline is not None and now >= deadline and kill_at is None:
             timed_out = True
-            _signal_group(proc.pid, signal.SIGTERM)
+            check.signal(signal.SIGTERM)
             kill_at = now + _KILL_GRACE
         if kill_at is not None and now >= kill_at:
-            _signal_group(proc.pid, signal.SIGKILL)
+            check.kill()
             kill_at = math.inf
-        # WNOWAIT: look without reaping, so the leader's pid (= the group id) stays
-        # taken until the group is signalled; it cannot be recycled in between.
-        if not leader_done and os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-            leader_done = True
-            _signal_group(proc.pid, signal.SIGKILL)
         limit = min(t for t in (deadline if kill_at is None else kill_at, now + _POLL) if t is not None)
         ready, _, _ = select.select([source], [], [], max(0.0, limit - now))
         if not ready:
@@ -215,6 +235,15 @@ def _pump(proc: subprocess.Popen[bytes], source: int, log_fd: int, echo: Echo | 
             echo(data)
 
 
-def _signal_group(pgid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
+__all__ = [
+    "LOG_KEEP",
+    "Check",
+    "CheckResult",
+    "CheckSpec",
+    "Echo",
+    "parse",
+    "parse_codes",
+    "prune_logs",
+    "run",
+    "stderr_echo",
+]

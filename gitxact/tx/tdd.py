@@ -9,9 +9,11 @@ index and the PATHs are exactly as they were (compare-and-swap) before committin
 
 Verdicts:
 
-* red: the check must fail. If it passes, **times out** (a hang is not a failing
-  test) or could not run, nothing is committed and the step is refused (exit 3;
-  not runnable: exit 2).
+* red: the check must fail, and fail as tests fail. If it passes, **times out** (a hang
+  is not a failing test), or exits in a way that says it never judged a test (a signal,
+  pytest's codes 2-5, a code not in ``--red-exit``: :meth:`CheckResult.not_a_failure`),
+  nothing is committed and the step is refused (exit 3). One that could not run (126/127)
+  commits nothing (exit 2).
 * green / refactor: the check must pass; a failure or a timeout rolls back — green to
   the sequence's start, refactor to the last passing commit — and exits 1.
 * A check interrupted by Ctrl-C/SIGTERM gives no verdict: nothing is committed or
@@ -33,7 +35,7 @@ from gitxact.tx.tdd_journaled import StepName
 from gitxact.tx.transactions import NoTransactionError, Transactions
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
 
     from gitxact.core.repo import Repo
     from gitxact.tx.journaled import Ctx
@@ -41,6 +43,10 @@ if TYPE_CHECKING:
 
 class CheckFailedError(OperationFailedError):
     """green/refactor: the check did not pass, so the sequence was rolled back (exit 1)."""
+
+
+class NotAFailingTestError(RefusedError):
+    """red: the check failed, but not because tests failed (exit 3): nothing was committed."""
 
 
 class CheckInterruptedError(GitxactError):
@@ -121,6 +127,13 @@ def run_step(
             if result.timed_out:
                 reason = f"the check {result.describe()}: a hang is not a failing test"
             raise RefusedError(f"{reason}; nothing was committed", hint=f"check output: {result.log}")
+        if op == "red" and (why := result.not_a_failure()) is not None:
+            tdd_journaled.clear_check(ctx, op)
+            raise NotAFailingTestError(
+                f"the check {result.describe()}, which is not a failing test: {why}; nothing was committed"
+                f" (check output: {result.log})",
+                hint=_red_exit_hint(result),
+            )
         if op != "red" and not result.passed:
             saved = _roll_back_failed(ctx, op)
             where = "its start" if op == "green" else "the last passing commit"
@@ -140,6 +153,16 @@ def run_step(
         ctx.write()
         tdd_journaled.finish_commit(ctx)
         return TddResult(tx=tx, step=op, commit=commit, check=result)
+
+
+def _red_exit_hint(result: checks.CheckResult) -> str:
+    """What to do about a refused red: usually fix the check; ``--red-exit`` if the code does mean failed tests."""
+    code, spec = result.returncode, result.spec
+    if code == 2 and spec.runner == "pytest" and spec.red_exit is None:  # pytest's INTERRUPTED, as collection says it
+        return "a test module that cannot import yet fails at collection: import inside the test, or --red-exit 1,2"
+    if spec.red_exit is not None:
+        return f"if exit {code} also means the tests failed, add it to --red-exit"
+    return f"fix the check so that it runs the tests; if exit {code} does mean they failed, pass --red-exit {code}"
 
 
 def _may_start(ctx: Ctx) -> None:
@@ -223,35 +246,41 @@ class TddSequence:
     def __init__(
         self,
         repo: Repo,
-        check: str | None = None,
+        check: checks.Check | None = None,
         *,
         shell: bool = False,
         timeout: float | None = None,
+        red_exit: Collection[int] | None = None,
         echo: checks.Echo | None = checks.stderr_echo,
     ) -> None:
         self.repo = repo
         self.check = check
         self.shell = shell
+        self.red_exit = None if red_exit is None else frozenset(red_exit)
         self.timeout = repo.settings.check_timeout if timeout is None else timeout
         self.echo = echo
         self._held = False
 
-    def _spec(self, check: str | None) -> checks.CheckSpec:
+    def _spec(self, check: checks.Check | None) -> checks.CheckSpec:
         command = check or self.check
         if command is None:
             raise UsageError("no check command given", hint="pass check=... to ws.tdd() or to the step")
-        return checks.parse(command, shell=self.shell, timeout=self.timeout)
+        return checks.parse(command, shell=self.shell, timeout=self.timeout, red_exit=self.red_exit)
 
-    def _step(self, op: StepName, paths: Sequence[str], check: str | None, message: str | None) -> TddResult:
+    def _step(self, op: StepName, paths: Sequence[str], check: checks.Check | None, message: str | None) -> TddResult:
         return run_step(self.repo, op, self._spec(check), paths, message=message, hold=self._held, echo=self.echo)
 
-    def red(self, paths: Sequence[str], *, check: str | None = None, message: str | None = None) -> TddResult:
+    def red(self, paths: Sequence[str], *, check: checks.Check | None = None, message: str | None = None) -> TddResult:
         return self._step("red", paths, check, message)
 
-    def green(self, paths: Sequence[str], *, check: str | None = None, message: str | None = None) -> TddResult:
+    def green(
+        self, paths: Sequence[str], *, check: checks.Check | None = None, message: str | None = None
+    ) -> TddResult:
         return self._step("green", paths, check, message)
 
-    def refactor(self, paths: Sequence[str], *, check: str | None = None, message: str | None = None) -> TddResult:
+    def refactor(
+        self, paths: Sequence[str], *, check: checks.Check | None = None, message: str | None = None
+    ) -> TddResult:
         return self._step("refactor", paths, check, message)
 
     def done(self) -> TxRecord:

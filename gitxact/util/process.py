@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
+_SYNTAX_TIMEOUT = 30.0
 
 
 def exit_status(returncode: int) -> int:
@@ -93,6 +94,26 @@ def start(
         raise CommandNotRunnableError(f"command not found: {argv[0]}", EXIT_NOT_FOUND) from exc
     except PermissionError as exc:
         raise CommandNotRunnableError(f"permission denied: {argv[0]}", EXIT_NOT_EXECUTABLE) from exc
+
+
+def shell_syntax_error(shell: str, command: str) -> str | None:
+    """sh's complaint about *command*'s syntax, or None: ``sh -n`` reads it and runs nothing."""
+    try:
+        proc = subprocess.run(
+            [shell, "-n", "-c", command],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=_SYNTAX_TIMEOUT,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise CommandNotRunnableError(f"command not found: {shell}", EXIT_NOT_FOUND) from exc
+    except subprocess.TimeoutExpired:
+        return f"{shell} -n did not finish in {_SYNTAX_TIMEOUT:g}s"
+    if proc.returncode == 0:
+        return None
+    lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+    return lines[-1] if lines else f"{shell} -n exited {proc.returncode}"
 
 
 def run_foreground(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | None = None) -> int:
