@@ -35,7 +35,7 @@ from gitxact.errors import (
     UsageError,
 )
 from gitxact.git import refs
-from gitxact.land import candidate, carry
+from gitxact.land import boundary, candidate, carry
 from gitxact.land.lander import Lander
 from gitxact.land.records import (
     FINAL,
@@ -96,6 +96,8 @@ def land(
     come within *timeout*. The target never moved in any of those cases.
     """
     target = candidate.check_target(onto)
+    if remote is None:
+        boundary.check_target(repo, target)  # before anything is queued: never another agent's leased branch
     if strategy not in ("rebase", "merge"):
         raise UsageError(f"unknown strategy {strategy!r}", hint="use rebase or merge")
     if batch < 1 or retries < 0:
