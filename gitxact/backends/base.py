@@ -83,7 +83,7 @@ def check_value(value: Any) -> None:
     except (TypeError, ValueError) as exc:
         raise UsageError(f"value cannot be stored as JSON: {exc}") from exc
     if len(encoded) > MAX_VALUE_BYTES:
-        raise UsageError(f"value is larger than {MAX_VALUE_BYTES} bytes")
+        raise inputs.InvalidInputError(f"value is larger than {MAX_VALUE_BYTES} bytes")
     if isinstance(value, float) and not math.isfinite(value):
         raise UsageError("value must be finite")
 

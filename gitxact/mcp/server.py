@@ -340,8 +340,26 @@ def build_server(repo_path: str | None, agent: str) -> MCPServer[Any]:
 
 
 def serve(repo_path: Path | None, agent: str) -> None:
-    """Serve over stdio until the client closes stdin."""
-    build_server(str(repo_path) if repo_path is not None else None, agent).run("stdio")
+    """Serve over stdio until the client closes stdin, through :func:`gitxact.mcp.wire.guarded_stdio`.
+
+    That needs the SDK's low-level server (``MCPServer.run_stdio_async`` opens its own
+    stdin); an SDK that names it otherwise is served by its own transport.
+    """
+    import anyio
+
+    server = build_server(str(repo_path) if repo_path is not None else None, agent)
+    lowlevel = getattr(server, "_lowlevel_server", None)
+    if lowlevel is None:  # pragma: no cover - another SDK version
+        server.run("stdio")
+        return
+
+    async def run() -> None:
+        from gitxact.mcp.wire import guarded_stdio
+
+        async with guarded_stdio() as (read_stream, write_stream):
+            await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+
+    anyio.run(run)
 
 
 #: Arguments that are JSON values (bounded by the tracker's 1 MiB); every other one is text.
