@@ -67,6 +67,8 @@ def test_every_cli_way_of_landing_onto_another_agents_branch_is_refused(
         (one, {"GITXACT_LEASE_TOKEN": two["agent-1"]["token"]}, []),  # its own token is not agent-2's
         (repo, {}, ["gitxact/agent-1"]),  # a person naming no agent: would still write into agent-2's worktree
         (repo, {"GITXACT_AGENT": "agent-1"}, ["gitxact/agent-1", "--json"]),
+        (one, {}, ["--remote", str(repo)]),  # "a remote" that is this very repository
+        (one, {}, ["--remote", f"file://{other}"]),  # or one of its worktrees
     ]
     for cwd, env, args in attempts:
         proc = gitxact("land", *args, "--onto", "gitxact/agent-2", cwd=cwd, env=env)
@@ -134,6 +136,12 @@ def test_the_landers_own_move_is_vetoed_by_the_hook(repo: Path, two: dict[str, d
         candidate.move_local(Workspace(repo, agent="agent-1"), "gitxact/agent-2", old, new, "gitxact land: test")
     assert "reference-transaction hook refused" in vetoed.value.message
     assert "GITXACT_AGENT='agent-1'" in vetoed.value.message
+    assert refs.read(common, A2) == old
+    # A push to this repository as "a remote" (which would update a checked-out branch with
+    # updateInstead) is judged by the same hook on the receiving side.
+    git("config", "receive.denyCurrentBranch", "updateInstead", cwd=repo)
+    with pytest.raises(boundary.LeasedByOtherError):
+        candidate.move_remote(Workspace(repo, agent="agent-1"), str(repo), "gitxact/agent-2", old, new)
     assert refs.read(common, A2) == old
     # The owner's own lander passes the same hook.
     candidate.move_local(Workspace(repo, agent="agent-2"), "gitxact/agent-2", old, new, "gitxact land: test")

@@ -26,6 +26,7 @@ Landing *from* another agent's leased branch only reads it, and stays allowed.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitxact.errors import GitError, RefusedError
@@ -83,6 +84,21 @@ def check_target(repo: Repo, target: str) -> None:
             f"refused to land onto {target}: {why} (its worktree {lease.path} would change under it)",
             hint=f"land onto a branch of your own, or let {lease.agent!r} land it (from its worktree)",
         )
+
+
+def same_repository(repo: Repo, url: str) -> bool:
+    """Whether the remote *url* is this repository itself (a path to it or to one of its worktrees).
+
+    Landing "onto a remote" that is this clone moves this clone's branches: held to the same rule.
+    """
+    if "://" in url and not url.startswith("file://"):
+        return False
+    path = url.removeprefix("file://")
+    if not os.path.isdir(path):
+        return False
+    found = repo.git(["rev-parse", "--path-format=absolute", "--git-common-dir"], cwd=Path(path), check=False)
+    mine = os.path.realpath(repo.layout.common_dir)
+    return found.ok and os.path.realpath(found.stdout.strip()) == mine
 
 
 def mover_env(repo: Repo) -> dict[str, str]:

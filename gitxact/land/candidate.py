@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, TypeVar
 from gitxact.errors import GitError, OperationFailedError, RefusedError, UsageError
 from gitxact.git import refs
 from gitxact.git import run as git
+from gitxact.hooks.policy import REFUSED_MARK
 from gitxact.land import boundary
 from gitxact.worktrees import registration
 
@@ -276,10 +277,14 @@ def move_remote(repo: Repo, remote: str, target: str, old: str, new: str) -> Non
         remote,
         f"{new}:refs/heads/{target}",
     ]
-    result = repo.git(args, cwd=repo.layout.common_dir, check=False)
+    # As the lander, not as gitxact: a remote that is a gitxact repository judges the push by who makes it.
+    env = {**repo.locks.child_env(), **boundary.mover_env(repo)}
+    result = git.run(args, repo.layout.common_dir, check=False, env=env, internal=False)
     if result.ok:
         return
     said = result.stdout + result.stderr
+    if REFUSED_MARK in said:
+        raise boundary.LeasedByOtherError(f"refused to land onto {target} of {remote}: {said.strip()}")
     if any(marker in said for marker in _MOVED_MARKERS):
         raise TargetMovedError(f"{target} on {remote} moved outside the queue")
     raise GitError(result.argv, result.returncode, said)

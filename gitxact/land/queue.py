@@ -96,8 +96,6 @@ def land(
     come within *timeout*. The target never moved in any of those cases.
     """
     target = candidate.check_target(onto)
-    if remote is None:
-        boundary.check_target(repo, target)  # before anything is queued: never another agent's leased branch
     if strategy not in ("rebase", "merge"):
         raise UsageError(f"unknown strategy {strategy!r}", hint="use rebase or merge")
     if batch < 1 or retries < 0:
@@ -114,6 +112,8 @@ def land(
         limit = repo.settings.check_timeout if check_timeout is None else check_timeout
         spec = checks.parse(check, shell=shell, timeout=limit)
     url = candidate.remote_url(repo, remote) if remote is not None else None
+    if url is None or boundary.same_repository(repo, url):
+        boundary.check_target(repo, target)  # before anything is queued: never another agent's leased branch
     lf = open_landing(repo)
     try:
         locks = open_named_locks(repo)
