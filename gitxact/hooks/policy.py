@@ -43,8 +43,6 @@ if TYPE_CHECKING:
     from gitxact.leases.reader import LeaseView
 
 ZERO_OID_CHARS = frozenset("0")
-#: How a refused ref update starts on stderr (git passes it on): what the lander looks for.
-REFUSED_MARK = "gitxact: ref update refused"
 HOOKS = ("pre-commit", "pre-auto-gc", "reference-transaction")
 
 
@@ -222,7 +220,7 @@ def reference_transaction(where: Location, state: str, updates: str) -> int:
             if why is not None:
                 problems.append(f"{ref}: {why}")
     if problems:
-        _say(f"{REFUSED_MARK}:\n  " + "\n  ".join(problems))
+        _say(f"{lease_reader.REFUSED_MARK}:\n  " + "\n  ".join(problems))
         _say("hint: leased branches and refs/gitxact/* change through their owner or gitxact itself")
         return EXIT_REFUSED
     return 0

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitxact.errors import GitError, RefusedError
-from gitxact.hooks.policy import REFUSED_MARK
 from gitxact.leases import reader as lease_reader
 from gitxact.util.names import AGENT_ENV
 
@@ -39,6 +38,7 @@ if TYPE_CHECKING:
     from gitxact.leases.reader import LeaseView
 
 LEASED_BY_OTHER = "leased_by_other"
+REFUSED_MARK = lease_reader.REFUSED_MARK
 
 
 class LeasedByOtherError(RefusedError):
@@ -110,4 +110,4 @@ def mover_env(repo: Repo) -> dict[str, str]:
 
 def vetoed(error: GitError) -> bool:
     """Whether a failed ref update was refused by gitxact's reference-transaction hook."""
-    return REFUSED_MARK in error.stderr
+    return lease_reader.REFUSED_MARK in error.stderr

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, TypeVar
 from gitxact.errors import GitError, OperationFailedError, RefusedError, UsageError
 from gitxact.git import refs
 from gitxact.git import run as git
-from gitxact.hooks.policy import REFUSED_MARK
 from gitxact.land import boundary
 from gitxact.worktrees import registration
 
@@ -283,7 +282,7 @@ def move_remote(repo: Repo, remote: str, target: str, old: str, new: str) -> Non
     if result.ok:
         return
     said = result.stdout + result.stderr
-    if REFUSED_MARK in said:
+    if boundary.REFUSED_MARK in said:
         raise boundary.LeasedByOtherError(f"refused to land onto {target} of {remote}: {said.strip()}")
     if any(marker in said for marker in _MOVED_MARKERS):
         raise TargetMovedError(f"{target} on {remote} moved outside the queue")
