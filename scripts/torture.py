@@ -9,7 +9,8 @@ actions: a kill inside ``git worktree add`` (a stand-in ``git`` in git's exec pa
 it right after its temporary HEAD), forged-but-valid lease records pointing at a
 person's worktree, ``main``, a non-gitxact branch and a folder outside, a hook that forks
 parallel ``gx add``, raw ``git`` committing beside ``gx`` in the shared worktree, an editor
-held open, and tracker values of 1 MiB. A supervisor SIGKILLs random workers at random
+held open, tracker values of 1 MiB, and a land onto another agent's leased branch (which
+must be refused). A supervisor SIGKILLs random workers at random
 moments, runs ``gitxact recover`` and starts a new incarnation of the worker.
 
 Each worker keeps an independent ledger (its own append-only, fsync'd file) of what it
@@ -68,6 +69,7 @@ OPS = {
     "raw-git": 2,
     "editor-open": 1,
     "big-value": 1,
+    "foreign-land": 1,
 }
 STAND_IN = """#!/bin/sh
 case "$1 $2" in
@@ -342,6 +344,38 @@ class Worker:
         self.note(kind="big-start", n=self.count)
         if self.must([GITXACT, "tracker", "set", f"big-{self.agent}", value], self.repo, "big value").returncode == 0:
             self.note(kind="big-ok", n=self.count)
+
+    def op_foreign_land(self) -> None:
+        """Land its own branch onto another agent's leased branch: refused (exit 3), nothing moved.
+
+        Only a lease held the whole time counts (same agent, path and creation before and
+        after): one released or re-acquired meanwhile may rightly end otherwise.
+        """
+        where = self.ensure_lease()
+        if where is None:
+            return
+
+        def others() -> dict[tuple[str, str, float], str]:
+            listing = self.run([GITXACT, "worktree", "list", "--json"], self.repo)
+            leases = json.loads(listing.stdout)["leases"] if listing.returncode == 0 else []
+            return {(x["agent"], x["path"], x["created"]): x["branch"] for x in leases if x["agent"] != self.agent}
+
+        before = others()
+        if not before:
+            return
+        victim = self.rng.choice(sorted(before))
+        branch = before[victim]
+        tip = self.run(["git", "rev-parse", "-q", "--verify", f"refs/heads/{branch}"], self.repo).stdout.strip()
+        proc = self.run([GITXACT, "land", "--onto", branch, "--timeout", "10"], where)
+        held = victim in others()
+        if proc.returncode == 3 and "[leased_by_other]" in proc.stderr:
+            self.note(kind="op", op="foreign-land-refused")
+        elif held and (proc.returncode == 0 or "landed" in proc.stdout):
+            self.note(kind="error", op="foreign-land", code=proc.returncode, stderr=f"landed onto {branch} ({tip})")
+        elif held and proc.returncode not in (3, 75):
+            self.note(kind="error", op="foreign-land", code=proc.returncode, stderr=proc.stderr[-400:])
+        else:
+            self.note(kind="op", op="foreign-land-raced")  # the lease ended or changed meanwhile
 
     def loop(self, deadline: float) -> None:
         names, weights = list(OPS), list(OPS.values())
