@@ -56,3 +56,21 @@ def test_claude_codes_hook_command_refuses_deep_or_nul_input_and_leases_nothing(
     assert git("worktree", "list", "--porcelain", cwd=repo).count("worktree ") == 1, "no worktree was made"
     remove = '{"hook_event_name": "WorktreeRemove", "cwd": ".", "worktree_path": "/x\\u0000y"}'
     assert_clean_error(gitxact("hook-claude", "remove", cwd=repo, input=remove), 2)
+
+
+def test_a_state_file_forged_too_deep_is_damage_not_a_crash(repo: Path) -> None:
+    """A file nested past the parser's recursion limit reads as corrupt: its backup serves, doctor repairs."""
+    for value in ('"first"', '"second"'):  # two generations: the second write keeps the first as the backup
+        assert gitxact("tracker", "set", "k", value, cwd=repo).returncode == 0
+    state = repo / ".git" / "gitxact" / "state" / "tracker.json"
+    state.write_text(DEEP)
+    got = gitxact("tracker", "get", "k", "--json", cwd=repo)
+    assert got.returncode == 0, got.stderr
+    assert json.loads(got.stdout)["value"] == "first", "the backup's generation"
+    assert "nested too deep" in got.stderr
+    assert "internal error" not in got.stderr
+    fixed = gitxact("doctor", "--fix", cwd=repo)
+    assert fixed.returncode == 0, fixed.stderr
+    assert "Traceback" not in fixed.stderr + fixed.stdout
+    assert gitxact("doctor", cwd=repo).returncode == 0
+    assert DEEP not in state.read_text()
