@@ -93,7 +93,8 @@ def land(
     Returns the outcome when it landed; raises :class:`LandRefusedError` (exit 3) when a
     conflict or the check refused it, :class:`LandFailedError` (exit 1) when it could not
     be done, :class:`~gitxact.errors.LockTimeoutError` (exit 75) when its turn did not
-    come within *timeout*. The target never moved in any of those cases.
+    come within *timeout*, :class:`~gitxact.land.boundary.LeasedByOtherError` (exit 3) when
+    *onto* is leased to another agent. The target never moved in any of those cases.
     """
     target = candidate.check_target(onto)
     if strategy not in ("rebase", "merge"):
