@@ -98,9 +98,12 @@ class Worker:
         self.ledger.flush()
         os.fsync(self.ledger.fileno())
 
-    def run(self, argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, argv: list[str], cwd: Path, env: dict[str, str] | None = None, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        env = env or self.env
         return subprocess.run(
-            argv, cwd=cwd, env=env or self.env, capture_output=True, text=True, timeout=OP_TIMEOUT, check=False
+            argv, cwd=cwd, env=env, input=input, capture_output=True, text=True, timeout=OP_TIMEOUT, check=False
         )
 
     def must(self, argv: list[str], cwd: Path, op: str) -> subprocess.CompletedProcess[str]:
@@ -342,8 +345,14 @@ class Worker:
         self.count += 1
         value = json.dumps({"n": self.count, "pad": "x" * (1024 * 1024 - 200)})
         self.note(kind="big-start", n=self.count)
-        if self.must([GITXACT, "tracker", "set", f"big-{self.agent}", value], self.repo, "big value").returncode == 0:
+        # Through stdin: one argument holds at most 128 KiB (Linux's MAX_ARG_STRLEN), so as
+        # an argument the value never reached gitxact (E2BIG, and the worker died of it).
+        argv = [GITXACT, "tracker", "set", f"big-{self.agent}", "-"]
+        proc = self.run(argv, self.repo, input=value)
+        if proc.returncode == 0:
             self.note(kind="big-ok", n=self.count)
+        else:
+            self.note(kind="error", op="big value", argv=argv, code=proc.returncode, stderr=proc.stderr[-400:])
 
     def op_foreign_land(self) -> None:
         """Land its own branch onto another agent's leased branch: refused (exit 3), nothing moved.

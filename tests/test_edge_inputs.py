@@ -74,3 +74,14 @@ def test_a_state_file_forged_too_deep_is_damage_not_a_crash(repo: Path) -> None:
     assert "Traceback" not in fixed.stderr + fixed.stdout
     assert gitxact("doctor", cwd=repo).returncode == 0
     assert DEEP not in state.read_text()
+
+
+def test_a_value_too_large_for_one_argument_comes_through_stdin(repo: Path) -> None:
+    """Linux holds at most 128 KiB in one argument: `tracker set KEY -` reads the value (up to 1 MiB) from stdin."""
+    value = {"pad": "x" * (1024 * 1024 - 100)}
+    proc = gitxact("tracker", "set", "big", "-", cwd=repo, input=json.dumps(value))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(gitxact("tracker", "get", "big", "--json", cwd=repo).stdout)["value"] == value
+    too_big = gitxact("tracker", "set", "big", "-", cwd=repo, input=json.dumps("x" * (1024 * 1024 + 1)))
+    assert_clean_error(too_big, 2)
+    assert "larger than 1048576 bytes" in too_big.stderr
