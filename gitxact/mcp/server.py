@@ -379,8 +379,10 @@ def _checked(tool: Callable[..., Any]) -> Callable[..., Any]:
             for name, value in arguments.items():
                 what = f"argument {name!r}"
                 inputs.check_json(value, what)
-                for text in value if isinstance(value, list) and name not in _JSON_ARGUMENTS else [value]:
-                    if isinstance(text, str) and name not in _JSON_ARGUMENTS:
+                if name in _JSON_ARGUMENTS:
+                    continue  # its size is the tracker's to bound
+                for text in value if isinstance(value, list) else [value]:
+                    if isinstance(text, str):
                         inputs.check_text(text, what)
         return tool(**arguments)
 
