@@ -79,6 +79,8 @@ def test_every_cli_way_of_landing_onto_another_agents_branch_is_refused(
     assert fingerprint(other) == worktree_before, "agent-2's worktree, index and status are untouched"
     queue = json.loads(gitxact("land", "--status", "--json", cwd=repo).stdout)
     assert queue["queues"] == [], "nothing was even queued"
+    stats = json.loads(gitxact("stats", "--json", cwd=repo).stdout)
+    assert stats["refusals"]["land"] == len(attempts), "each refusal is in the event record"
 
     # agent-2's rollback takes it back to where its transaction began, nothing of agent-1's in it.
     rolled = gitxact("tx", "rollback", cwd=other, env=as_agent(two["agent-2"]))

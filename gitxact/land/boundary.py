@@ -80,6 +80,7 @@ def check_target(repo: Repo, target: str) -> None:
     if why is not None:
         if agent is not None and repo.agent is None:
             why += f" (this runs in {agent!r}'s leased worktree)"
+        repo.locks.events.emit("refusal", agent, by="land", what=f"land onto {target} (leased to {lease.agent})")
         raise LeasedByOtherError(
             f"refused to land onto {target}: {why} (its worktree {lease.path} would change under it)",
             hint=f"land onto a branch of your own, or let {lease.agent!r} land it (from its worktree)",
