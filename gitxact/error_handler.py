@@ -25,7 +25,8 @@ log_dir: Path | None = None
 
 
 def report(error: GitxactError) -> int:
-    console.sink(f"gitxact: error: {error.message}")
+    reason = f" [{error.reason}]" if error.reason else ""
+    console.sink(f"gitxact: error{reason}: {error.message}")
     if error.hint:
         console.sink(f"hint: {error.hint}")
     return error.exit_code
@@ -44,7 +45,8 @@ def _private(folder: Path) -> bool:
     return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077
 
 
-def _crash_log(exc: BaseException) -> Path | None:
+def crash_log(exc: BaseException) -> Path | None:
+    """Append *exc*'s traceback to the crash log; its path, or ``None`` where no private folder could hold it."""
     # Imported here, on the crash path only: ~5 ms every gx and gitxact call is spared.
     import datetime
     import tempfile
@@ -94,7 +96,7 @@ def guarded(body: Callable[[], int]) -> int:
             pass
         return 141
     except Exception as exc:  # noqa: BLE001 - this is the last line of defence by design
-        path = _crash_log(exc)
+        path = crash_log(exc)
         console.sink(f"gitxact: internal error: {type(exc).__name__}: {exc}")
         if path is not None:
             console.sink(f"gitxact: the full traceback is in {path}; please report it")

@@ -22,6 +22,9 @@ class GitxactError(Exception):
     """Base of every error gitxact reports to a user."""
 
     exit_code = EXIT_FAILED
+    #: A stable word for programs (an MCP tool error carries it, the CLI prints it), where
+    #: the exit code alone does not say which rule refused; ``None`` for most errors.
+    reason: str | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)

@@ -17,6 +17,7 @@ from gitxact.backends.base import MAX_VALUE_BYTES, TrackerEntry, check_value
 from gitxact.backends.base import TrackerBackend as Tracker
 from gitxact.core.repo import LOCKS_DIR
 from gitxact.errors import OperationFailedError, UsageError, VersionConflictError
+from gitxact.util import inputs
 from gitxact.util.names import validate_key
 
 if TYPE_CHECKING:
@@ -83,8 +84,12 @@ def parse_json_value(text: str) -> Any:
     def reject_constant(name: str) -> Any:
         raise ValueError(f"{name} is not valid JSON")
 
+    if inputs.nesting(text) > inputs.MAX_DEPTH:
+        raise inputs.InvalidInputError(f"value is nested deeper than {inputs.MAX_DEPTH} levels")
     try:
-        return json.loads(text, parse_constant=reject_constant)
+        return inputs.check_json(json.loads(text, parse_constant=reject_constant), "value")
+    except inputs.InvalidInputError:
+        raise
     except (ValueError, RecursionError) as exc:
         raise UsageError(
             f"value is not valid JSON: {text[:60]!r}", hint="quote strings as JSON, e.g. '\"done\"' or 42"

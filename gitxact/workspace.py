@@ -101,7 +101,9 @@ class Workspace(Repo):
         """Land *branch* onto *onto* through its first-come, first-served queue (``gitxact land``).
 
         Refusals (a conflict, a failing check) raise ``LandRefusedError`` (exit 3) with the
-        outcome in ``.doc``; the target never moves then.
+        outcome in ``.doc``; the target never moves then. A target leased to another agent
+        than this one (``agent=``, else the lease of the worktree at *path*) raises
+        ``LeasedByOtherError`` (exit 3, ``reason == "leased_by_other"``) before anything is queued.
         """
         from gitxact.land.queue import land
 

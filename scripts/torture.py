@@ -9,10 +9,10 @@ actions: a kill inside ``git worktree add`` (a stand-in ``git`` in git's exec pa
 it right after its temporary HEAD), forged-but-valid lease records pointing at a
 person's worktree, ``main``, a non-gitxact branch and a folder outside, a hook that forks
 parallel ``gx add``, raw ``git`` committing beside ``gx`` in the shared worktree, an editor
-held open, tracker values of 1 MiB, and a live agent that never renews, past a one-second
-TTL, which no reap, recover or ``doctor --fix`` may end while its owner runs. A supervisor
-SIGKILLs random workers at random moments, runs ``gitxact recover`` and starts a new
-incarnation of the worker.
+held open, tracker values of 1 MiB, a live agent that never renews, past a one-second
+TTL, which no reap, recover or ``doctor --fix`` may end while its owner runs, and a land
+onto another agent's leased branch (which must be refused). A supervisor SIGKILLs random
+workers at random moments, runs ``gitxact recover`` and starts a new incarnation of the worker.
 
 Each worker keeps an independent ledger (its own append-only, fsync'd file) of what it
 saw acknowledged. A commit is acknowledged when it is durable from the user's view: a
@@ -72,6 +72,7 @@ OPS = {
     "big-value": 1,
     # A live agent that never renews, past its TTL: never ended while its owner runs (issue 24).
     "live-past-ttl": 1,
+    "foreign-land": 1,
 }
 #: The TTL of a "live-past-ttl" lease (git's GIT_CONFIG_* variables, for that acquire only).
 LIVE_TTL = "1"
@@ -102,9 +103,12 @@ class Worker:
         self.ledger.flush()
         os.fsync(self.ledger.fileno())
 
-    def run(self, argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, argv: list[str], cwd: Path, env: dict[str, str] | None = None, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        env = env or self.env
         return subprocess.run(
-            argv, cwd=cwd, env=env or self.env, capture_output=True, text=True, timeout=OP_TIMEOUT, check=False
+            argv, cwd=cwd, env=env, input=input, capture_output=True, text=True, timeout=OP_TIMEOUT, check=False
         )
 
     def must(self, argv: list[str], cwd: Path, op: str) -> subprocess.CompletedProcess[str]:
@@ -396,27 +400,46 @@ class Worker:
         self.count += 1
         value = json.dumps({"n": self.count, "pad": "x" * (1024 * 1024 - 200)})
         self.note(kind="big-start", n=self.count)
-        # Through the library in a child, the value on stdin: as one argument of `tracker set`
-        # it is past Linux's MAX_ARG_STRLEN (128 KiB) and exec fails with E2BIG.
-        setter = (
-            "import json, sys\nfrom gitxact import Workspace\nfrom gitxact.errors import GitxactError\n"
-            "try:\n    Workspace(sys.argv[1]).tracker.set(sys.argv[2], json.load(sys.stdin))\n"
-            "except GitxactError as exc:\n    sys.exit(exc.exit_code)  # as `tracker set` would (75: a lock timeout)"
-        )
-        proc = subprocess.run(
-            [sys.executable, "-c", setter, str(self.repo), f"big-{self.agent}"],
-            cwd=self.repo,
-            env=self.env,
-            input=value,
-            capture_output=True,
-            text=True,
-            timeout=OP_TIMEOUT,
-            check=False,
-        )
+        # Through stdin: one argument holds at most 128 KiB (Linux's MAX_ARG_STRLEN), so as
+        # an argument the value never reached gitxact (E2BIG, and the worker died of it).
+        argv = [GITXACT, "tracker", "set", f"big-{self.agent}", "-"]
+        proc = self.run(argv, self.repo, input=value)
         if proc.returncode == 0:
             self.note(kind="big-ok", n=self.count)
         else:
-            self.note(kind="error", op="big value", code=proc.returncode, stderr=proc.stderr[-400:])
+            self.note(kind="error", op="big value", argv=argv, code=proc.returncode, stderr=proc.stderr[-400:])
+
+    def op_foreign_land(self) -> None:
+        """Land its own branch onto another agent's leased branch: refused (exit 3), nothing moved.
+
+        Only a lease held the whole time counts (same agent, path and creation before and
+        after): one released or re-acquired meanwhile may rightly end otherwise.
+        """
+        where = self.ensure_lease()
+        if where is None:
+            return
+
+        def others() -> dict[tuple[str, str, float], str]:
+            listing = self.run([GITXACT, "worktree", "list", "--json"], self.repo)
+            leases = json.loads(listing.stdout)["leases"] if listing.returncode == 0 else []
+            return {(x["agent"], x["path"], x["created"]): x["branch"] for x in leases if x["agent"] != self.agent}
+
+        before = others()
+        if not before:
+            return
+        victim = self.rng.choice(sorted(before))
+        branch = before[victim]
+        tip = self.run(["git", "rev-parse", "-q", "--verify", f"refs/heads/{branch}"], self.repo).stdout.strip()
+        proc = self.run([GITXACT, "land", "--onto", branch, "--timeout", "10"], where)
+        held = victim in others()
+        if proc.returncode == 3 and "[leased_by_other]" in proc.stderr:
+            self.note(kind="op", op="foreign-land-refused")
+        elif held and (proc.returncode == 0 or "landed" in proc.stdout):
+            self.note(kind="error", op="foreign-land", code=proc.returncode, stderr=f"landed onto {branch} ({tip})")
+        elif held and proc.returncode not in (3, 75):
+            self.note(kind="error", op="foreign-land", code=proc.returncode, stderr=proc.stderr[-400:])
+        else:
+            self.note(kind="op", op="foreign-land-raced")  # the lease ended or changed meanwhile
 
     def loop(self, deadline: float) -> None:
         names, weights = list(OPS), list(OPS.values())

@@ -13,6 +13,7 @@ import math
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gitxact.errors import EXIT_TEMPFAIL, GitxactError, OperationFailedError, UsageError
+from gitxact.util import inputs
 
 if TYPE_CHECKING:
     import contextlib
@@ -74,13 +75,15 @@ _ENTRY_FIELDS = frozenset({"value", "version", "updated", "by"})
 
 
 def check_value(value: Any) -> None:
-    """A value either backend can store and give back unchanged: finite JSON, at most 1 MiB."""
+    """A value either backend can store and give back unchanged: finite JSON, at most 1 MiB,
+    nested at most :data:`~gitxact.util.inputs.MAX_DEPTH` deep, no NUL (``jsonb`` refuses it)."""
+    inputs.check_json(value, "value")
     try:
         encoded = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"value cannot be stored as JSON: {exc}") from exc
     if len(encoded) > MAX_VALUE_BYTES:
-        raise UsageError(f"value is larger than {MAX_VALUE_BYTES} bytes")
+        raise inputs.InvalidInputError(f"value is larger than {MAX_VALUE_BYTES} bytes")
     if isinstance(value, float) and not math.isfinite(value):
         raise UsageError("value must be finite")
 

@@ -96,7 +96,8 @@ def land(
     onto it), checked there with --check, and TARGET moves only by compare-and-swap; if
     it moved outside the queue meanwhile, the candidate is built and checked again. A
     conflict or a failing check refuses the request (exit 3, TARGET unchanged); your
-    worktree is never touched. A kill at any step is finished by `gitxact recover`.
+    worktree is never touched. A TARGET leased to another agent is refused before it is
+    queued (exit 3, leased_by_other). A kill at any step is finished by `gitxact recover`.
 
     \b
     Examples:

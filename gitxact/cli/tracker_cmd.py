@@ -80,15 +80,22 @@ def set_(
 ) -> int:
     """Set KEY to a JSON value, optionally only if nobody changed it since version N.
 
+    JSON `-` reads the value from stdin: one argument can hold at most 128 KiB on Linux, a
+    value up to 1 MiB.
+
     \b
-    Example:
+    Examples:
       gitxact tracker set owner/parser '"alice"' --expect-version 0
+      gitxact tracker set report - < report.json
     """
+    import sys
+
     from gitxact.tracker import parse_json_value
 
-    parsed = parse_json_value(value)
+    parsed = parse_json_value(sys.stdin.read() if value == "-" else value)
     entry = app.workspace(timeout=timeout).tracker.set(key, parsed, expect_version)
-    show(_entry_doc(key, entry), as_json, lambda: f"{key} = {value} (version {entry.version})")
+    shown = value if value != "-" else "(from stdin)"
+    show(_entry_doc(key, entry), as_json, lambda: f"{key} = {shown} (version {entry.version})")
     return 0
 
 

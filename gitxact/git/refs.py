@@ -65,8 +65,12 @@ def apply(
     message: str = "gitxact",
     env: Mapping[str, str] | None = None,
     names_checked: bool = False,
+    internal: bool = True,
 ) -> None:
     """Apply *updates* atomically, each guarded by its expected old value.
+
+    ``internal=False``: gitxact's reference-transaction hook judges the updates by the
+    identity in *env* instead of letting them through as gitxact's own (:func:`git.run`).
 
     ``names_checked``: the caller built every ref name from parts it validated already
     (gitxact's own savepoint refs), so the per-name ``git check-ref-format`` process is
@@ -79,7 +83,7 @@ def apply(
             check_refname(update.ref)
     script = "start\n" + "".join(u.command() + "\n" for u in updates) + "prepare\ncommit\n"
     try:
-        git.run(["update-ref", "-m", message, "--stdin"], cwd, input=script, env=env)
+        git.run(["update-ref", "-m", message, "--stdin"], cwd, input=script, env=env, internal=internal)
     except GitError as exc:
         stderr = exc.stderr.strip()
         if "but expected" in stderr or "reference already exists" in stderr or "unable to resolve" in stderr:

@@ -119,16 +119,23 @@ def run(
     keep_repo_env: bool = False,
     read_only: bool = False,
     timeout: float | None = None,
+    internal: bool = True,
 ) -> GitResult:
     """Run ``git ARGS`` in *cwd* and capture its output.
 
     ``read_only`` sets ``GIT_OPTIONAL_LOCKS=0`` so a query never refreshes the index
     under a writer's ``index.lock``. ``check`` raises :class:`GitError` on failure.
+    ``internal=False``: the child does not carry the internal marker, so gitxact's hooks
+    judge its ref updates by the identity in *env*, as they would a user's git (a
+    landing moving its target: it may be another agent's leased branch).
     """
     argv = [real_git(), *args]
     child = child_env(env, keep_repo_env=keep_repo_env)
     # Our hooks let gitxact's own ref changes through (refs/gitxact/* deletions, leased branches).
-    child[INTERNAL_ENV] = "1"
+    if internal:
+        child[INTERNAL_ENV] = "1"
+    else:
+        child.pop(INTERNAL_ENV, None)
     if read_only:
         child["GIT_OPTIONAL_LOCKS"] = "0"
     data = input.encode() if isinstance(input, str) else input

@@ -52,5 +52,5 @@ def read(record: str) -> ProcessIdentity | None:
         with open(record, "rb") as handle:
             data = jsontext.loads(handle.read())
         return ProcessIdentity(pid=int(data["pid"]), host=str(data["host"]), start=data.get("start"))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None

@@ -220,7 +220,7 @@ def reference_transaction(where: Location, state: str, updates: str) -> int:
             if why is not None:
                 problems.append(f"{ref}: {why}")
     if problems:
-        _say("gitxact: ref update refused:\n  " + "\n  ".join(problems))
+        _say(f"{lease_reader.REFUSED_MARK}:\n  " + "\n  ".join(problems))
         _say("hint: leased branches and refs/gitxact/* change through their owner or gitxact itself")
         return EXIT_REFUSED
     return 0

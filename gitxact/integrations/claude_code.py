@@ -18,7 +18,6 @@ saved to a snapshot ref; a removal does the same at once.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from gitxact.core.repo import Repo
 from gitxact.errors import RefusedError, UsageError
 from gitxact.git import run as git
 from gitxact.leases import records as leases
-from gitxact.util import console
+from gitxact.util import console, inputs
 from gitxact.util.identity import ProcessIdentity
 from gitxact.util.names import validate_agent
 from gitxact.worktrees.include import copy_included, warn_skipped
@@ -60,7 +59,9 @@ class Payload:
 def read_payload(text: str, event: str) -> Payload:
     """The hook input, checked: a JSON object for *event* (exit 2 otherwise, nothing done)."""
     try:
-        data: Any = json.loads(text)
+        data: Any = inputs.loads(text, f"{event} hook input")
+    except inputs.InvalidInputError:
+        raise
     except ValueError as exc:
         raise UsageError(f"{event} hook: stdin is not JSON ({exc})", hint="Claude Code sends one JSON object") from None
     if not isinstance(data, dict):

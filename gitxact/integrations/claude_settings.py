@@ -110,7 +110,7 @@ def _load(settings: Path) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise UsageError(f"{settings} is not valid JSON ({exc}); nothing was changed") from None
     if not isinstance(data, dict):
         raise UsageError(f"{settings} does not hold a JSON object; nothing was changed")

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, TypeVar
 from gitxact.errors import GitError, OperationFailedError, RefusedError, UsageError
 from gitxact.git import refs
 from gitxact.git import run as git
+from gitxact.land import boundary
 from gitxact.worktrees import registration
 
 if TYPE_CHECKING:
@@ -242,11 +243,25 @@ def ensure_fast_forward(repo: Repo, old: str, new: str) -> None:
 
 
 def move_local(repo: Repo, target: str, old: str, new: str, message: str) -> None:
+    """Compare-and-swap the local *target*, as the lander's own identity, not as gitxact.
+
+    The update carries who acts (:func:`boundary.mover_env`) and no internal marker, so the
+    installed reference-transaction hook refuses it when *target* is another agent's leased
+    branch; its refusal is reported as the boundary's (exit 3, ``leased_by_other``).
+    """
     ensure_fast_forward(repo, old, new)
+    update = refs.RefUpdate(f"refs/heads/{target}", new, old)
     try:
-        refs.apply(repo.layout.common_dir, [refs.RefUpdate(f"refs/heads/{target}", new, old)], message=message)
+        refs.apply(repo.layout.common_dir, [update], message=message, env=boundary.mover_env(repo), internal=False)
     except refs.RefConflictError as exc:
         raise TargetMovedError(f"{target} moved outside the queue") from exc
+    except GitError as exc:
+        if not boundary.vetoed(exc):
+            raise
+        raise boundary.LeasedByOtherError(
+            f"refused to land onto {target}: the reference-transaction hook refused the move: {exc.stderr.strip()}",
+            hint="land onto a branch of your own",
+        ) from exc
 
 
 def move_remote(repo: Repo, remote: str, target: str, old: str, new: str) -> None:
@@ -261,10 +276,14 @@ def move_remote(repo: Repo, remote: str, target: str, old: str, new: str) -> Non
         remote,
         f"{new}:refs/heads/{target}",
     ]
-    result = repo.git(args, cwd=repo.layout.common_dir, check=False)
+    # As the lander, not as gitxact: a remote that is a gitxact repository judges the push by who makes it.
+    env = {**repo.locks.child_env(), **boundary.mover_env(repo)}
+    result = git.run(args, repo.layout.common_dir, check=False, env=env, internal=False)
     if result.ok:
         return
     said = result.stdout + result.stderr
+    if boundary.REFUSED_MARK in said:
+        raise boundary.LeasedByOtherError(f"refused to land onto {target} of {remote}: {said.strip()}")
     if any(marker in said for marker in _MOVED_MARKERS):
         raise TargetMovedError(f"{target} on {remote} moved outside the queue")
     raise GitError(result.argv, result.returncode, said)

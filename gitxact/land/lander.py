@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from gitxact.errors import EXIT_REFUSED, GitxactError, OperationFailedError
 from gitxact.git import refs
-from gitxact.land import candidate, carry, recovery
+from gitxact.land import boundary, candidate, carry, recovery
 from gitxact.land.records import FINAL, LandingFile, Outcome, Request, RequestState, Work, new_id
 from gitxact.tx import checks
 from gitxact.tx.journal import Owner
@@ -250,6 +250,8 @@ class Lander:
 
     def _move(self, work: Work, target: str, base: str, tip: str) -> None:
         repo = self.repo
+        if work.remote is None:
+            boundary.check_target(repo, target)  # again: a lease may have been taken while the request waited
         message = f"gitxact land: {', '.join(work.requests)}"
         checked = candidate.checked_out_at(repo, target) if work.remote is None else None
         work.phase = "move"

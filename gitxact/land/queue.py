@@ -35,7 +35,7 @@ from gitxact.errors import (
     UsageError,
 )
 from gitxact.git import refs
-from gitxact.land import candidate, carry
+from gitxact.land import boundary, candidate, carry
 from gitxact.land.lander import Lander
 from gitxact.land.records import (
     FINAL,
@@ -93,7 +93,8 @@ def land(
     Returns the outcome when it landed; raises :class:`LandRefusedError` (exit 3) when a
     conflict or the check refused it, :class:`LandFailedError` (exit 1) when it could not
     be done, :class:`~gitxact.errors.LockTimeoutError` (exit 75) when its turn did not
-    come within *timeout*. The target never moved in any of those cases.
+    come within *timeout*, :class:`~gitxact.land.boundary.LeasedByOtherError` (exit 3) when
+    *onto* is leased to another agent. The target never moved in any of those cases.
     """
     target = candidate.check_target(onto)
     if strategy not in ("rebase", "merge"):
@@ -112,6 +113,8 @@ def land(
         limit = repo.settings.check_timeout if check_timeout is None else check_timeout
         spec = checks.parse(check, shell=shell, timeout=limit)
     url = candidate.remote_url(repo, remote) if remote is not None else None
+    if url is None or boundary.same_repository(repo, url):
+        boundary.check_target(repo, target)  # before anything is queued: never another agent's leased branch
     lf = open_landing(repo)
     try:
         locks = open_named_locks(repo)

@@ -79,6 +79,10 @@ class LeaseView:
         return f"LeaseView({self.agent!r}, {self.path!r}, {self.branch!r})"
 
 
+#: How the reference-transaction hook's refusal starts on stderr (git passes it on to
+#: whoever ran it): what a lander looks for to report the boundary, not a git failure.
+REFUSED_MARK = "gitxact: ref update refused"
+
 #: The lease token of the agent a process works for; set by the orchestrator.
 TOKEN_ENV = "GITXACT_LEASE_TOKEN"  # noqa: S105 - the name of a variable, not a secret
 

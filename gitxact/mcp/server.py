@@ -19,9 +19,10 @@ so nothing here prints: check output goes to its log file only (named in the res
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +32,7 @@ from pydantic import BaseModel
 
 from gitxact._version import __version__
 from gitxact.errors import GitxactError, OperationFailedError
+from gitxact.util import inputs
 from gitxact.workspace import Workspace
 
 INSTRUCTIONS = """gitxact coordinates many agents on one git repository. Start with `lease`: it gives you a
@@ -305,7 +307,7 @@ class Tools:
 
     def register(self, server: MCPServer[Any]) -> None:
         for name in TOOLS:
-            server.add_tool(getattr(self, name), name=name)
+            server.add_tool(_checked(getattr(self, name)), name=name)
 
 
 #: The tools, by name (each a method of :class:`Tools`).
@@ -338,18 +340,80 @@ def build_server(repo_path: str | None, agent: str) -> MCPServer[Any]:
 
 
 def serve(repo_path: Path | None, agent: str) -> None:
-    """Serve over stdio until the client closes stdin."""
-    build_server(str(repo_path) if repo_path is not None else None, agent).run("stdio")
+    """Serve over stdio until the client closes stdin, through :func:`gitxact.mcp.wire.guarded_stdio`.
+
+    That needs the SDK's low-level server (``MCPServer.run_stdio_async`` opens its own
+    stdin); an SDK that names it otherwise is served by its own transport.
+    """
+    import anyio
+
+    server = build_server(str(repo_path) if repo_path is not None else None, agent)
+    lowlevel = getattr(server, "_lowlevel_server", None)
+    if lowlevel is None:  # pragma: no cover - another SDK version
+        server.run("stdio")
+        return
+
+    async def run() -> None:
+        from gitxact.mcp.wire import guarded_stdio
+
+        async with guarded_stdio() as (read_stream, write_stream):
+            await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+
+    anyio.run(run)
+
+
+#: Arguments that are JSON values (bounded by the tracker's 1 MiB); every other one is text.
+_JSON_ARGUMENTS = frozenset({"value"})
+
+
+def _checked(tool: Callable[..., Any]) -> Callable[..., Any]:
+    """*tool*, refusing an argument with a NUL byte, over :data:`~gitxact.util.inputs.MAX_TEXT_BYTES`
+    or nested too deep before it runs (a tool error, reason ``invalid_argument``).
+
+    The SDK reads the schema from the signature, which :func:`functools.wraps` hands on.
+    """
+
+    @functools.wraps(tool)
+    def run(**arguments: Any) -> Any:
+        with _as_tool_error():
+            for name, value in arguments.items():
+                what = f"argument {name!r}"
+                inputs.check_json(value, what)
+                if name in _JSON_ARGUMENTS:
+                    continue  # its size is the tracker's to bound
+                for text in value if isinstance(value, list) else [value]:
+                    if isinstance(text, str):
+                        inputs.check_text(text, what)
+        return tool(**arguments)
+
+    return run
 
 
 @contextlib.contextmanager
 def _as_tool_error() -> Iterator[None]:
-    """gitxact's errors (refusals, failures, timeouts) as tool errors: the message for the model."""
+    """Errors as tool errors that say why: the message, the hint, the exit code and the reason.
+
+    gitxact's errors (refusals, failures, timeouts) carry their own message. Anything else is
+    a bug: its type and text, and the traceback kept in gitxact's crash log, as the CLI does,
+    rather than the SDK's "Error executing tool" with the traceback in the server's log.
+    """
     try:
         yield
     except GitxactError as error:
-        hint = f" (hint: {error.hint})" if error.hint else ""
-        raise ToolError(f"{error.message}{hint} [exit {error.exit_code}]") from error
+        raise ToolError(describe(error)) from error
+    except Exception as exc:
+        from gitxact import error_handler
+
+        log = error_handler.crash_log(exc)
+        where = f"; the traceback is in {log}" if log is not None else ""
+        raise ToolError(f"internal error: {type(exc).__name__}: {exc}{where} [exit 1]") from exc
+
+
+def describe(error: GitxactError) -> str:
+    """A tool error's text: ``message (hint: ...) [exit N, reason R]``."""
+    hint = f" (hint: {error.hint})" if error.hint else ""
+    reason = f", reason {error.reason}" if error.reason else ""
+    return f"{error.message}{hint} [exit {error.exit_code}{reason}]"
 
 
 def _tx_state(ws: Workspace) -> TxState:

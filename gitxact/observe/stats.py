@@ -26,7 +26,8 @@ from gitxact.util.eventlog import EventLog
 KINDS = {
     "lock": "lock, mode, wait, hold (seconds): one acquisition that queued, at its release",
     "timeout": "lock, mode, waited: a wait that ran out (LockTimeoutError)",
-    "refusal": "by (gx, gc), what: a guard refused on purpose (a landing refused is a land event)",
+    "refusal": "by (gx, gc, land), what: a guard refused on purpose (a land onto another agent's lease;"
+    " a landing its check or a conflict refused is a land event)",
     "gx": "cmd, code, secs: a git command run under locks by gx",
     "tx": "op (begin, commit, done), tx: a transaction opened or closed keeping its commits",
     "rollback": "op (rollback, green, refactor, abort), tx, to: a transaction restored to a savepoint",

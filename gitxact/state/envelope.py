@@ -51,13 +51,15 @@ def open_envelope(raw: bytes, kind: str) -> dict[str, Any]:
         envelope: Any = jsontext.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Corrupt(f"is not valid JSON ({exc.__class__.__name__})") from exc
+    except RecursionError as exc:  # a forged file nested past the parser's recursion limit
+        raise Corrupt("is nested too deep to be a gitxact state file") from exc
     if not isinstance(envelope, dict) or envelope.get("format") != FORMAT:
         raise Corrupt("is not a gitxact state file")
     if envelope.get("kind") != kind:
         raise Corrupt(f"holds {envelope.get('kind')!r} data, expected {kind!r}")
     try:
         expected = checksum_of(envelope)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise Corrupt("holds values that cannot be checksummed") from exc
     if envelope.get("checksum") != expected:
         raise Corrupt("checksum mismatch (the file was changed or damaged outside gitxact)")
