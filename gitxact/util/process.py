@@ -101,3 +101,28 @@ def run_foreground(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | N
     with forward_signals(proc):
         returncode = proc.wait()
     return exit_status(returncode)
+
+
+def run_logged(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, log_fd: int, tied: bool) -> int:
+    """Run *argv* with no stdin and its output (stdout and stderr) written to the file *log_fd*;
+    return its shell-style exit status.
+
+    The file itself, not a pipe: a server the command starts in the background keeps
+    writing there, and gitxact does not wait for an end of output it would never see.
+    """
+    preexec = die_with_parent() if tied else None
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=log_fd,
+            preexec_fn=preexec,  # noqa: PLW1509 - None unless tied (single-threaded callers)
+        )
+    except FileNotFoundError as exc:
+        raise CommandNotRunnableError(f"command not found: {argv[0]}", EXIT_NOT_FOUND) from exc
+    except PermissionError as exc:
+        raise CommandNotRunnableError(f"permission denied: {argv[0]}", EXIT_NOT_EXECUTABLE) from exc
+    return exit_status(proc.wait())

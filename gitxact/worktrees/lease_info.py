@@ -47,6 +47,7 @@ class LeaseInfo(PlainModel):
         "dirty",
         "ahead",
         "behind",
+        "ports",
     )
     __slots__ = FIELDS
 
@@ -73,6 +74,7 @@ class LeaseInfo(PlainModel):
         dirty: bool | None = None,
         ahead: int | None = None,
         behind: int | None = None,
+        ports: list[int] | None = None,
     ) -> None:
         self.agent = agent
         self.path = path
@@ -96,6 +98,8 @@ class LeaseInfo(PlainModel):
         self.dirty = dirty
         self.ahead = ahead
         self.behind = behind
+        #: Loopback ports allocated to the lease (``.gitxact.toml``'s ``lease.ports``).
+        self.ports: list[int] = [] if ports is None else ports
 
 
 class LeaseListDoc(PlainDocument):

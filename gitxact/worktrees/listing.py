@@ -91,6 +91,7 @@ def collect(repo: Repo, *, details: bool = True, dirty: bool | None = None) -> L
             folder_missing=missing,
             registered=entry is not None,
             locked=entry is not None and entry.locked is not None,
+            ports=list(lease.ports),
         )
         if not missing and entry is not None:
             whole.append((lease, info))
