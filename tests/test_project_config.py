@@ -9,12 +9,14 @@ nothing behind, and a teardown runs at release without ever blocking the save of
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.proc import assert_clean_error, git, gitxact
+from support.proc import GITXACT, assert_clean_error, git, gitxact, kill_group, wait_for_file
 
 from fixtures.repos import make_repo
 
@@ -331,3 +333,53 @@ def test_include_names_more_ignored_files_to_copy(tmp_path: Path, owner: int) ->
     assert doc["included"] == ["settings.local"]
     assert (Path(doc["path"]) / "settings.local").read_text() == "secret=1\n"
     assert not (Path(doc["path"]) / "other.local").exists()
+
+
+# -- interrupted setups --------------------------------------------------------------------
+
+
+def _slow_setup(project: Path) -> None:
+    commit_config(project, '[lease]\nsetup = ["echo $$ > $OUT/setup.pid; sleep 120"]\nports = 1\n')
+    assert gitxact("trust", cwd=project).returncode == 0
+
+
+def _start_acquire(project: Path, owner: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*GITXACT, "worktree", "acquire", "a1", "--owner-pid", str(owner)],
+        cwd=project,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def test_a_setup_interrupted_by_ctrl_c_is_stopped_and_undone(project: Path, out: Path, owner: int) -> None:
+    _slow_setup(project)
+    proc = _start_acquire(project, owner)
+    try:
+        wait_for_file(out / "setup.pid", "the setup to start", proc)
+        setup_pid = int((out / "setup.pid").read_text())
+        os.kill(proc.pid, signal.SIGINT)  # to gitxact alone, as a terminal's Ctrl-C reaches it
+        proc.wait(timeout=60)
+    finally:
+        kill_group(proc)
+    assert proc.returncode != 0
+    with pytest.raises(ProcessLookupError):  # the setup was killed, not left running in a removed folder
+        os.kill(setup_pid, 0)
+    assert_nothing_left(project, "a1")
+
+
+def test_an_acquire_killed_during_its_setup_is_undone_by_recover(project: Path, out: Path, owner: int) -> None:
+    _slow_setup(project)
+    proc = _start_acquire(project, owner)
+    try:
+        wait_for_file(out / "setup.pid", "the setup to start", proc)
+        assert leases_of(project) == ["a1"]  # provisioning: listed, and reap leaves it alone meanwhile
+        kept = json.loads(gitxact("worktree", "reap", "--json", cwd=project).stdout)
+        assert kept["ended"] == []
+        assert "provisioning" in kept["kept"]["a1"]
+    finally:
+        kill_group(proc)  # SIGKILL: gitxact and its setup at once
+    recovered = gitxact("recover", cwd=project)
+    assert recovered.returncode == 0, recovered.stderr
+    assert_nothing_left(project, "a1")

@@ -12,6 +12,7 @@ its dead parent no longer holds.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -109,6 +110,9 @@ def run_logged(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, log_fd
 
     The file itself, not a pipe: a server the command starts in the background keeps
     writing there, and gitxact does not wait for an end of output it would never see.
+    It runs in a process group of its own: if this wait is interrupted (Ctrl-C reaches
+    gitxact alone, as the foreground group), the command and all it started are killed
+    before the caller undoes what they were working in.
     """
     preexec = die_with_parent() if tied else None
     try:
@@ -119,10 +123,17 @@ def run_logged(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, log_fd
             stdin=subprocess.DEVNULL,
             stdout=log_fd,
             stderr=log_fd,
+            process_group=0,
             preexec_fn=preexec,  # noqa: PLW1509 - None unless tied (single-threaded callers)
         )
     except FileNotFoundError as exc:
         raise CommandNotRunnableError(f"command not found: {argv[0]}", EXIT_NOT_FOUND) from exc
     except PermissionError as exc:
         raise CommandNotRunnableError(f"permission denied: {argv[0]}", EXIT_NOT_EXECUTABLE) from exc
-    return exit_status(proc.wait())
+    try:
+        return exit_status(proc.wait())
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
