@@ -383,3 +383,28 @@ def test_an_acquire_killed_during_its_setup_is_undone_by_recover(project: Path, 
     recovered = gitxact("recover", cwd=project)
     assert recovered.returncode == 0, recovered.stderr
     assert_nothing_left(project, "a1")
+
+
+def test_a_broken_file_on_main_does_not_refuse_returning_an_existing_lease(tmp_path: Path, owner: int) -> None:
+    repo = make_repo(tmp_path / "repo")
+    first = acquire(repo, "a1", owner)
+    assert first.returncode == 0, first.stderr
+    commit_config(repo, "[lease]\nbogus = 1\n")
+    again = acquire(repo, "a1", owner)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["existing"] is True
+    assert_clean_error(acquire(repo, "a2", owner), 2)  # a new lease does need it
+
+
+def test_a_resumed_branch_is_provisioned_by_the_file_in_its_own_tip(project: Path, out: Path, owner: int) -> None:
+    assert gitxact("trust", cwd=project).returncode == 0
+    doc = json.loads(acquire(project, "a1", owner).stdout)
+    worktree = Path(doc["path"])
+    # The agent commits a changed setup on its branch, then its lease ends (branch kept).
+    (worktree / ".gitxact.toml").write_text('[lease]\nsetup = ["touch $OUT/from-the-branch"]\n')
+    git("commit", "-q", "-am", "my own setup", cwd=worktree)
+    assert gitxact("worktree", "release", "a1", "--token", doc["token"], cwd=project).returncode == 0
+    refused = acquire(project, "a1", owner, "--resume")
+    assert_clean_error(refused, 3)
+    assert "touch $OUT/from-the-branch" in refused.stderr
+    assert not (out / "from-the-branch").exists()

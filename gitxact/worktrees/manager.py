@@ -193,7 +193,11 @@ class Worktrees:
             branch,
             reuse,
         )
-        config = project_config.committed(repo, expected)
+        config, unreadable = project_config.LeaseConfig(), None
+        try:
+            config = project_config.committed(repo, expected)
+        except UsageError as exc:  # only a new lease needs it: an existing one is returned all the same
+            unreadable = exc
         with repo.locks.repository(EXCLUSIVE):
             root = paths.worktree_root(repo, entries)
             main = next(iter(entries.values()), None)
@@ -218,6 +222,8 @@ class Worktrees:
             )
             if start_commit != expected:
                 config = project_config.committed(repo, start_commit)
+            elif unreadable is not None:
+                raise unreadable  # exit 2, before anything is made
             trust.require_trusted(repo, config)  # exit 3, before anything is made
             holder = registration.checked_out_at(entries, branch_name)
             if holder is not None:
