@@ -201,7 +201,7 @@ def test_a_failing_setup_leaves_nothing_behind(project: Path, out: Path, owner: 
     assert gitxact("trust", cwd=project).returncode == 0
     failed = acquire(project, "a1", owner)
     assert_clean_error(failed, 1)
-    assert "exit 7" in failed.stderr
+    assert "failed with exit 7: doomed (log " in failed.stderr  # what it said, without opening the log
     assert "echo doomed; exit 7" in failed.stderr
     log = next((project / ".git" / "gitxact" / "logs").glob("setup-a1-*.log"))
     assert str(log) in failed.stderr  # the log is named

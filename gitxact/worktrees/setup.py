@@ -59,11 +59,14 @@ class CommandsRun:
     log: Path
     failed: str | None = None
     status: int | None = None
+    #: The failed command's last line of output, to say why without opening the log.
+    said: str = ""
 
     def describe(self, kind: str) -> str:
         if self.failed is None:
             return f"{kind} passed (log {self.log})"
-        return f"{kind} command `{self.failed}` failed with exit {self.status} (log {self.log})"
+        said = f": {self.said}" if self.said else ""
+        return f"{kind} command `{self.failed}` failed with exit {self.status}{said} (log {self.log})"
 
 
 def run_commands(repo: Repo, lease: Lease, commands: Sequence[str], kind: str) -> CommandsRun:
@@ -88,10 +91,20 @@ def run_commands(repo: Repo, lease: Lease, commands: Sequence[str], kind: str) -
                 status = exc.exit_code
             os.write(fd, f"# exit {status}\n".encode())
             if status != 0:
-                return CommandsRun(log, command, status)
+                return CommandsRun(log, command, status, _last_line(log))
     finally:
         os.close(fd)
     return CommandsRun(log)
+
+
+def _last_line(log: Path) -> str:
+    """The last line the failed command printed (the log ends with its own ``$``/``#`` lines)."""
+    try:
+        lines = log.read_bytes()[-4096:].decode("utf-8", "replace").splitlines()
+    except OSError:
+        return ""
+    said = [line.strip() for line in lines[:-1] if line.strip()]  # the last is "# exit N"
+    return said[-1][:200] if said and not said[-1].startswith("$ ") else ""
 
 
 def _prune(log_dir: Path, kind: str) -> None:
