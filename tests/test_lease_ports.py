@@ -58,7 +58,18 @@ def listed_ports(repo: Path) -> dict[str, list[int]]:
     return {lease["agent"]: lease["ports"] for lease in json.loads(listing.stdout)["leases"]}
 
 
-def test_eight_acquires_at_once_get_distinct_ports_skipping_one_in_use(repo: Path, owner: int) -> None:
+def test_eight_acquires_at_once_get_distinct_ports_skipping_one_in_use(
+    repo: Path, owner: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setenv("OUT", str(out))
+    setup = 'echo "$GITXACT_PORTS" > "$OUT/$GITXACT_AGENT"'  # each setup records what it was given
+    (repo / ".gitxact.toml").write_text(
+        f'[lease]\nsetup = [{json.dumps(setup)}]\nports = 2\nport-range = "{LOW}-{HIGH}"\n'
+    )
+    git("commit", "-q", "-am", "record the ports", cwd=repo)
+    assert gitxact("trust", cwd=repo).returncode == 0
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
         listener.bind(("127.0.0.1", LOW + 3))  # something already listens on one port of the range
         listener.listen()
@@ -71,6 +82,9 @@ def test_eight_acquires_at_once_get_distinct_ports_skipping_one_in_use(repo: Pat
     # Distinct, the lowest of the range, and never the one in use.
     assert every == [p for p in range(LOW, LOW + 17) if p != LOW + 3]
     assert all(doc["env"]["GITXACT_PORTS"] == ",".join(map(str, doc["ports"])) for doc in docs)
+    assert {path.name: path.read_text() for path in out.iterdir()} == {
+        doc["agent"]: ",".join(map(str, doc["ports"])) + "\n" for doc in docs
+    }
     assert listed_ports(repo) == {doc["agent"]: doc["ports"] for doc in docs}
     status = gitxact("status", "--json", cwd=repo)
     assert {lease["agent"]: lease["ports"] for lease in json.loads(status.stdout)["leases"]} == listed_ports(repo)

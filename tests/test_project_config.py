@@ -141,6 +141,9 @@ def test_the_file_counts_as_committed_in_the_leases_commit_not_as_edited_in_main
     assert made.returncode == 0, made.stderr
     assert not (out / "edited-ran").exists()
     assert (out / "a1.env").is_file()
+    shown = gitxact("trust", cwd=project)
+    assert "touch" not in shown.stdout  # it shows (and would trust) the committed file
+    assert "the main worktree's .gitxact.toml differs" in shown.stdout
 
 
 def test_a_file_with_only_ports_needs_no_trust(tmp_path: Path, owner: int) -> None:

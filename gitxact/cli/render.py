@@ -293,7 +293,8 @@ def render_end(doc: EndDoc) -> str:
 
 def render_trust(doc: TrustDoc) -> str:
     if doc.source is None:
-        return "no .gitxact.toml in that commit: nothing to trust"
+        edited = " (the main worktree's own is not committed)" if doc.edited_in_main else ""
+        return f"no .gitxact.toml in that commit: nothing to trust{edited}"
     commands = [*(f"  setup     {c}" for c in doc.setup), *(f"  teardown  {c}" for c in doc.teardown)]
     if not commands:
         return f"{doc.source} names no command: it needs no trust"
@@ -302,7 +303,10 @@ def render_trust(doc: TrustDoc) -> str:
         "revoked": "revoked: acquires refuse this file again",
         "unchanged": "already trusted" if doc.trusted else "was not trusted",
     }[doc.action]
-    return "\n".join([f"{doc.source} (sha256 {doc.sha256})", *commands, verdict])
+    lines = [f"{doc.source} (sha256 {doc.sha256})", *commands, verdict]
+    if doc.edited_in_main:
+        lines.append("note: the main worktree's .gitxact.toml differs; acquires use the committed one")
+    return "\n".join(lines)
 
 
 def render_release(doc: ReleaseDoc) -> str:

@@ -16,3 +16,5 @@ class TrustDoc(Document):
     trusted: bool
     #: ``trusted``, ``revoked``, ``unchanged`` (already so), or ``not-needed`` (no file, or no command).
     action: str
+    #: The main worktree's own file differs from this committed one (acquires never read it).
+    edited_in_main: bool = False

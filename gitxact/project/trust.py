@@ -11,6 +11,7 @@ record is by content, not by commit: the same file on another branch needs no se
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -146,4 +147,11 @@ def trust_base(repo: Repo, base: str | None = None, *, revoke: bool = False) -> 
 
     main = next(iter(git.list_worktrees(repo.layout.common_dir)), None)
     _, commit = branches.resolve_base(repo, base, main)
-    return set_trust(repo, config.committed(repo, commit), revoke=revoke)
+    doc = set_trust(repo, config.committed(repo, commit), revoke=revoke)
+    if main is not None and not main.bare:
+        try:
+            edited = hashlib.sha256((main.path / config.CONFIG_FILE).read_bytes()).hexdigest()
+        except OSError:
+            edited = None
+        doc.edited_in_main = edited != doc.sha256
+    return doc
