@@ -29,8 +29,8 @@ def trust(app: AppContext, base: str | None, revoke: bool, as_json: bool) -> int
       gitxact trust --base feature-x
       gitxact trust --revoke
     """
-    from gitxact.project.trust import trust_base
+    from gitxact.worktrees.setup import trust_for_acquire
 
-    doc = trust_base(app.workspace(), base, revoke=revoke)
+    doc = trust_for_acquire(app.workspace(), base, revoke=revoke)
     show(doc, as_json, lambda: render_trust(doc))
     return 0

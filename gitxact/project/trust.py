@@ -11,7 +11,6 @@ record is by content, not by commit: the same file on another branch needs no se
 
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -135,23 +134,4 @@ def set_trust(repo: Repo, config: LeaseConfig, *, revoke: bool = False) -> Trust
                 state.trusted[sha] = Trusted(trusted_at=time.time(), source=config.source or "")
                 file.save(state)
         doc.trusted = not revoke
-    return doc
-
-
-def trust_base(repo: Repo, base: str | None = None, *, revoke: bool = False) -> TrustDoc:
-    """``gitxact trust``: the ``.gitxact.toml`` an acquire from *base* would run (default:
-    what the main worktree has checked out, as for an acquire), trusted or revoked."""
-    from gitxact.git import run as git
-    from gitxact.project import config
-    from gitxact.worktrees import branches
-
-    main = next(iter(git.list_worktrees(repo.layout.common_dir)), None)
-    _, commit = branches.resolve_base(repo, base, main)
-    doc = set_trust(repo, config.committed(repo, commit), revoke=revoke)
-    if main is not None and not main.bare:
-        try:
-            edited = hashlib.sha256((main.path / config.CONFIG_FILE).read_bytes()).hexdigest()
-        except OSError:
-            edited = None
-        doc.edited_in_main = edited != doc.sha256
     return doc

@@ -1,4 +1,5 @@
-"""A lease's setup and teardown commands (``.gitxact.toml``), and the variables they see.
+"""A lease's setup and teardown commands (``.gitxact.toml``), the variables they see, and
+which file ``gitxact trust`` trusts (the one an acquire would run).
 
 Each command runs by ``sh -c`` in the lease's worktree, in order, with the lease's
 variables (:func:`lease_env`: agent, branch, worktree, ports) in its environment, no
@@ -15,6 +16,7 @@ record that reap undoes. The commands are handed that lock (``GITXACT_LOCKS``), 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import shlex
@@ -26,13 +28,17 @@ from typing import TYPE_CHECKING
 
 from gitxact.errors import CommandNotRunnableError
 from gitxact.git import run as git
+from gitxact.project import config as project_config
+from gitxact.project import trust
 from gitxact.util import process
+from gitxact.worktrees import branches
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from gitxact.core.repo import Repo
     from gitxact.leases.records import Lease
+    from gitxact.project.results import TrustDoc
 
 #: Logs of each kind (setup, teardown) kept; older ones are deleted as new ones start.
 LOG_KEEP = 50
@@ -120,3 +126,18 @@ def _prune(log_dir: Path, kind: str) -> None:
     for old in logs[: -(LOG_KEEP - 1)]:
         with contextlib.suppress(OSError):
             old.unlink()
+
+
+def trust_for_acquire(repo: Repo, base: str | None = None, *, revoke: bool = False) -> TrustDoc:
+    """``gitxact trust``: the ``.gitxact.toml`` an acquire from *base* would run (default:
+    what the main worktree has checked out, as for an acquire), trusted or revoked."""
+    main = next(iter(git.list_worktrees(repo.layout.common_dir)), None)
+    _, commit = branches.resolve_base(repo, base, main)
+    doc = trust.set_trust(repo, project_config.committed(repo, commit), revoke=revoke)
+    if main is not None and not main.bare:
+        try:
+            edited = hashlib.sha256((main.path / project_config.CONFIG_FILE).read_bytes()).hexdigest()
+        except OSError:
+            edited = None
+        doc.edited_in_main = edited != doc.sha256
+    return doc
