@@ -169,3 +169,17 @@ def test_a_lease_record_without_ports_still_reads() -> None:
         Lease.model_validate({**old, "ports": [1, "2"]})
     with pytest.raises(ValueError, match="ports: must be a list of integers"):
         Lease.model_validate({**old, "ports": [True]})
+
+
+@pytest.mark.parametrize("point", ["worktree-acquire-recorded", "worktree-acquire-registered"])
+def test_ports_of_an_acquire_killed_midway_are_free_after_recover(repo: Path, owner: int, point: str) -> None:
+    killed = gitxact(
+        "worktree", "acquire", "a1", "--owner-pid", str(owner), cwd=repo, env={"GITXACT_TEST_CRASHPOINT": point}
+    )
+    assert killed.returncode == -9
+    assert listed_ports(repo) == {"a1": [LOW, LOW + 1]}  # recorded with the provisioning record
+    recovered = gitxact("recover", cwd=repo)
+    assert recovered.returncode == 0, recovered.stderr
+    assert listed_ports(repo) == {}
+    assert acquire(repo, "a2", owner)["ports"] == [LOW, LOW + 1]
+    assert git("worktree", "list", "--porcelain", cwd=repo).count("worktree ") == 2
