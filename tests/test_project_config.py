@@ -410,4 +410,5 @@ def test_a_resumed_branch_is_provisioned_by_the_file_in_its_own_tip(project: Pat
     refused = acquire(project, "a1", owner, "--resume")
     assert_clean_error(refused, 3)
     assert "touch $OUT/from-the-branch" in refused.stderr
+    assert "gitxact trust --base gitxact/a1" in refused.stderr  # the file is the branch's
     assert not (out / "from-the-branch").exists()

@@ -92,14 +92,16 @@ def is_trusted(repo: Repo, sha256: str) -> bool:
     return sha256 in trust_file(repo).load().trusted
 
 
-def require_trusted(repo: Repo, config: LeaseConfig) -> None:
-    """Refuse (exit 3) a configuration whose commands this clone has not trusted as they are."""
+def require_trusted(repo: Repo, config: LeaseConfig, base: str | None = None) -> None:
+    """Refuse (exit 3) a configuration whose commands this clone has not trusted as they are;
+    *base* is what ``gitxact trust --base`` needs to name that file (``None``: the default)."""
     if not config.has_commands or config.sha256 is None or is_trusted(repo, config.sha256):
         return
     shown = "; ".join([*(f"setup: {c}" for c in config.setup), *(f"teardown: {c}" for c in config.teardown)])
     raise RefusedError(
         f"{config.source} names commands this clone has not trusted ({shown}); nothing was done",
-        hint="read them, then run `gitxact trust` (a changed file needs trusting again)",
+        hint=f"read them, then run `gitxact trust{f' --base {base}' if base else ''}` "
+        "(a changed file needs trusting again)",
     )
 
 

@@ -224,7 +224,9 @@ class Worktrees:
                 config = project_config.committed(repo, start_commit)
             elif unreadable is not None:
                 raise unreadable  # exit 2, before anything is made
-            trust.require_trusted(repo, config)  # exit 3, before anything is made
+            # exit 3, before anything is made; the hint names the file's commit as `trust --base` takes it
+            named = branch_name if start_commit != base_commit else base_label if explicit_base else None
+            trust.require_trusted(repo, config, named)
             holder = registration.checked_out_at(entries, branch_name)
             if holder is not None:
                 other = next((lease.agent for lease in records.values() if reaper.real(lease.path) == holder), None)
