@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("watch_cmd", "watch"),
     "mcp": ("mcp_cmd", "mcp"),
     "conflicts": ("conflicts_cmd", "conflicts"),
+    "trust": ("trust_cmd", "trust"),
 }
 
 

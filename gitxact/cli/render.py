@@ -10,10 +10,11 @@ from gitxact.util.console import style, table
 if TYPE_CHECKING:
     from gitxact.backends.overview import DatabaseDoc, DbPartyDoc
     from gitxact.health.status import PartyDoc, RepositoryDoc, StatusDoc
+    from gitxact.project.results import TrustDoc
     from gitxact.tx.results import TxInfo
     from gitxact.worktrees.kept import KeptBranchesDoc, PruneBranchesDoc
     from gitxact.worktrees.lease_info import LeaseInfo, LeaseListDoc
-    from gitxact.worktrees.results import AcquireDoc, EndDoc, FleetDoc, ReapDoc
+    from gitxact.worktrees.results import AcquireDoc, EndDoc, FleetDoc, ReapDoc, ReleaseDoc
 
 
 def duration(seconds: float) -> str:
@@ -113,6 +114,7 @@ def render_status(doc: StatusDoc, *, dirty: bool = True) -> str:
                     style(state, fg="green" if state == "live" else "yellow"),
                     *work,
                     f"heartbeat {_age(lease.heartbeat_age)}",
+                    *([f"ports {_ports(lease.ports)}"] if any(item.ports for item in doc.leases) else []),
                     lease.path,
                 ]
             )
@@ -211,6 +213,12 @@ def render_acquire(doc: AcquireDoc) -> str:
         f"  branch  {doc.branch} ({_branch_origin(doc)})",
         f"  owner   pid {doc.owner_pid} on {doc.owner_host}, ttl {doc.ttl:g}s",
     ]
+    if doc.ports:
+        lines.append(f"  ports   {', '.join(str(port) for port in doc.ports)}")
+    if doc.setup_log is not None:
+        lines.append(
+            f"  setup   {'FAILED, kept (--keep-failed): ' if doc.setup_failed else 'done, '}log {doc.setup_log}"
+        )
     if doc.token is not None:
         lines.append(f"  token   {doc.token}")
         lines.append("  (keep the token: release and renew need it; it is not shown again)")
@@ -236,6 +244,10 @@ def _branch_origin(doc: AcquireDoc) -> str:
             f"{doc.branch_ahead} ahead of {doc.base}, {doc.branch_behind} behind"
         )
     return f"new, from {doc.base}" if doc.branch_created else "existing"
+
+
+def _ports(ports: list[int]) -> str:
+    return ",".join(str(port) for port in ports) or "-"
 
 
 def render_kept_branches(doc: KeptBranchesDoc) -> str:
@@ -290,12 +302,51 @@ def render_end(doc: EndDoc) -> str:
     return "\n".join(lines)
 
 
+def render_trust(doc: TrustDoc) -> str:
+    if doc.source is None:
+        edited = " (the main worktree's own is not committed)" if doc.edited_in_main else ""
+        return f"no .gitxact.toml in that commit: nothing to trust{edited}"
+    commands = [*(f"  setup     {c}" for c in doc.setup), *(f"  teardown  {c}" for c in doc.teardown)]
+    if not commands:
+        return f"{doc.source} names no command: it needs no trust"
+    verdict = {
+        "trusted": "trusted: acquires will run these commands",
+        "revoked": "revoked: acquires refuse this file again",
+        "unchanged": "already trusted" if doc.trusted else "was not trusted",
+    }[doc.action]
+    lines = [f"{doc.source} (sha256 {doc.sha256})", *commands, verdict]
+    if doc.edited_in_main:
+        lines.append("note: the main worktree's .gitxact.toml differs; acquires use the committed one")
+    return "\n".join(lines)
+
+
+def render_release(doc: ReleaseDoc) -> str:
+    lines = [render_end(doc)]
+    if doc.teardown_error:
+        lines.append(style(f"  {doc.teardown_error}", fg="yellow"))
+    elif doc.teardown_log:
+        lines.append(f"  teardown done (log {doc.teardown_log})")
+    return "\n".join(lines)
+
+
 def render_lease_list(doc: LeaseListDoc, *, dirty: bool = True) -> str:
     """*dirty*: whether dirty/clean was looked at (else no WORK column, and a line saying so)."""
     if not doc.leases:
         return "no leases"
+    with_ports = any(item.ports for item in doc.leases)
     rows = [
-        ["AGENT", "BRANCH", "OWNER", "AGE", "HEARTBEAT", "STATE", *(["WORK"] if dirty else []), "AHEAD/BEHIND", "PATH"]
+        [
+            "AGENT",
+            "BRANCH",
+            "OWNER",
+            "AGE",
+            "HEARTBEAT",
+            "STATE",
+            *(["WORK"] if dirty else []),
+            "AHEAD/BEHIND",
+            *(["PORTS"] if with_ports else []),
+            "PATH",
+        ]
     ]
     for item in doc.leases:
         alive = {True: "alive", False: "DEAD", None: "unknown"}[item.owner.alive]
@@ -319,6 +370,7 @@ def render_lease_list(doc: LeaseListDoc, *, dirty: bool = True) -> str:
                 state,
                 *work,
                 ahead,
+                *([_ports(item.ports)] if with_ports else []),
                 item.path,
             ]
         )

@@ -10,14 +10,14 @@ from gitxact.cli.app import AppContext
 from gitxact.cli.context import dirty_option, json_option, pass_app, show, timeout_option
 from gitxact.cli.render import (
     render_acquire,
-    render_end,
     render_fleet,
     render_kept_branches,
     render_lease_list,
     render_prune_branches,
     render_reap,
+    render_release,
 )
-from gitxact.errors import UsageError
+from gitxact.errors import OperationFailedError, UsageError
 from gitxact.leases.reader import TOKEN_ENV
 
 
@@ -62,6 +62,9 @@ def worktree() -> None:
     is_flag=True,
     help="The agent's branch is left from an earlier lease: start it again from the base (its commits kept).",
 )
+@click.option(
+    "--keep-failed", is_flag=True, help="If .gitxact.toml's setup fails, keep the lease to look into (exit 1 still)."
+)
 @token_option
 @timeout_option
 @json_option
@@ -74,6 +77,7 @@ def acquire(
     owner_pid: int | None,
     resume: bool,
     fresh: bool,
+    keep_failed: bool,
     token: str | None,
     timeout: float | None,
     as_json: bool,
@@ -92,6 +96,11 @@ def acquire(
     say --resume (continue on it) or --fresh (start again from the base; its commits
     are kept on a branch of their own).
 
+    The commit checked out may carry a .gitxact.toml: its [lease] ports are allocated
+    (GITXACT_PORT, GITXACT_PORTS), and its setup commands run in the new worktree once
+    the clone trusts them (`gitxact trust`; else exit 3, nothing made). Their log is
+    named; a failing setup is exit 1 and leaves nothing behind, unless --keep-failed.
+
     \b
     Examples:
       gitxact worktree acquire agent-7
@@ -102,9 +111,12 @@ def acquire(
     reuse = "resume" if resume else "fresh" if fresh else None
     pid = os.getppid() if owner_pid is None else owner_pid
     doc = app.workspace(timeout=timeout).worktrees.acquire(
-        agent, base=base, branch=branch, token=token, owner_pid=pid, reuse=reuse
+        agent, base=base, branch=branch, token=token, owner_pid=pid, reuse=reuse, keep_failed=keep_failed
     )
     show(doc, as_json, lambda: render_acquire(doc))
+    if doc.setup_failed:
+        click.echo(f"gitxact: {doc.setup_failed}; the lease was kept (--keep-failed)", err=True)
+        return 1
     return 0
 
 
@@ -123,6 +135,8 @@ def release(
 
     Refused (exit 3) without the right token, or when the worktree has uncommitted or
     untracked work; --force saves that work to refs/gitxact/snapshots/AGENT/TIME first.
+    The lease's .gitxact.toml teardown commands run before its files go; one that
+    fails is reported and the release goes on.
 
     \b
     Examples:
@@ -130,7 +144,7 @@ def release(
       gitxact worktree release agent-7 --force --keep-branch
     """
     doc = app.workspace(timeout=timeout).worktrees.release(agent, token=token, force=force, keep_branch=keep_branch)
-    show(doc, as_json, lambda: render_end(doc))
+    show(doc, as_json, lambda: render_release(doc))
     return 0
 
 
@@ -188,6 +202,30 @@ def list_(app: AppContext, kept: bool, all_hosts: bool, dirty: bool | None, as_j
     checked = as_json if dirty is None else dirty
     doc = collect(app.workspace(), dirty=checked)
     show(doc, as_json, lambda: render_lease_list(doc, dirty=checked))
+    return 0
+
+
+@worktree.command(name="env")
+@click.argument("agent")
+@pass_app
+def env_(app: AppContext, agent: str) -> int:
+    """Print AGENT's lease variables as `export` lines, for the agent's shell.
+
+    GITXACT_AGENT, GITXACT_BRANCH, GITXACT_WORKTREE and, when the lease has ports,
+    GITXACT_PORT (the first) and GITXACT_PORTS (all, comma-separated): what its setup saw.
+    Exit 1 if AGENT holds no lease.
+
+    \b
+    Example:
+      eval "$(gitxact worktree env agent-7)"
+    """
+    from gitxact.leases import records
+    from gitxact.worktrees import setup
+
+    lease = records.for_agent(app.workspace(), agent)
+    if lease is None:
+        raise OperationFailedError(f"agent {agent!r} holds no lease", hint="`gitxact worktree list` shows leases")
+    click.echo(setup.export_lines(setup.lease_env(lease)), nl=False)
     return 0
 
 

@@ -28,6 +28,8 @@ KEYS: dict[str, tuple[str, str]] = {
     ),
     "gitxact.backend": ("files", "where agents coordinate: files (this host) or a postgresql:// URL (many hosts)"),
     "gitxact.namespace": ("default", "this project's name in a shared database (beside its root commit)"),
+    "gitxact.leasePorts": ("0", "ports allocated to each lease; wins over .gitxact.toml's lease.ports"),
+    "gitxact.leasePortRange": ("20000-29999", "where lease ports come from; wins over lease.port-range"),
 }
 
 
@@ -38,6 +40,8 @@ class Settings(Value):
         "backend",
         "branch_prefix",
         "check_timeout",
+        "lease_port_range",
+        "lease_ports",
         "lease_ttl",
         "lock_timeout",
         "namespace",
@@ -56,6 +60,8 @@ class Settings(Value):
         check_timeout: float = 600.0,
         backend: str | None = None,
         namespace: str | None = None,
+        lease_ports: str | None = None,
+        lease_port_range: str | None = None,
     ) -> None:
         self.lock_timeout = lock_timeout
         self.worktree_root = worktree_root
@@ -67,6 +73,9 @@ class Settings(Value):
         # named lock is opened (gx never does).
         self.backend = backend
         self.namespace = namespace
+        # As written too: gitxact.project.config checks them, with the rules of .gitxact.toml.
+        self.lease_ports = lease_ports
+        self.lease_port_range = lease_port_range
 
 
 def _seconds(key: str, value: str, *, allow_negative: bool = False) -> float:
@@ -103,6 +112,8 @@ def load(cwd: Path) -> Settings:
         settings.worktree_root = raw
     settings.backend = values.get("gitxact.backend")
     settings.namespace = values.get("gitxact.namespace")
+    settings.lease_ports = values.get("gitxact.leaseports")
+    settings.lease_port_range = values.get("gitxact.leaseportrange")
     return settings
 
 

@@ -48,6 +48,7 @@ class Lease:
         "base_commit",
         "branch",
         "branch_created",
+        "config_sha",
         "created",
         "heartbeat",
         "keep_branch",
@@ -56,6 +57,8 @@ class Lease:
         "owner_start",
         "path",
         "phase",
+        "ports",
+        "teardown",
         "token_hash",
         "ttl",
         "worktree_id",
@@ -80,6 +83,9 @@ class Lease:
         base_commit: str | None = None,
         branch_created: bool = False,
         keep_branch: bool = False,
+        ports: list[int] | None = None,
+        teardown: list[str] | None = None,
+        config_sha: str | None = None,
     ) -> None:
         self.agent = agent
         self.path = path
@@ -100,6 +106,13 @@ class Lease:
         self.branch_created = branch_created
         #: Set when a release asked to keep the branch, so a repair after a crash honours it.
         self.keep_branch = keep_branch
+        #: The loopback ports allocated to this lease (``.gitxact.toml``'s ``lease.ports``), distinct
+        #: from every other record's; they are free again once the record is gone.
+        self.ports: list[int] = [] if ports is None else list(ports)
+        #: The teardown commands of the trusted ``.gitxact.toml`` it was made from, and that file's
+        #: SHA-256: a release runs these, never the file as the agent may have edited it since.
+        self.teardown: list[str] = [] if teardown is None else list(teardown)
+        self.config_sha = config_sha
 
     @classmethod
     def model_validate(cls, data: Any) -> Lease:
@@ -180,6 +193,9 @@ _LEASE_SPEC: fields.Spec = (
     ("base_commit", fields.OPTIONAL_STRING, None),
     ("branch_created", fields.FLAG, False),
     ("keep_branch", fields.FLAG, False),
+    ("ports", fields.INTEGERS, []),
+    ("teardown", fields.STRINGS, []),
+    ("config_sha", fields.OPTIONAL_STRING, None),
 )
 
 

@@ -25,6 +25,7 @@ OPTIONAL_INTEGER = (int, type(None))
 NUMBER = (float, int)  # given back as a finite float, as pydantic's ``float`` fields were
 FLAG = (bool,)
 STRINGS = (list,)  # a list of strings
+INTEGERS = (list, tuple)  # a list of integers (a tuple only from code: JSON gives lists)
 
 _NAMES = {
     STRING: "a string",
@@ -34,6 +35,7 @@ _NAMES = {
     NUMBER: "a number",
     FLAG: "true or false",
     STRINGS: "a list of strings",
+    INTEGERS: "a list of integers",
 }
 
 Spec = tuple[tuple[str, tuple[type, ...], Any], ...]
@@ -67,5 +69,9 @@ def checked(data: Any, spec: Spec, what: str) -> dict[str, Any]:
             if not all(type(item) is str for item in value):
                 raise ValueError(f"{name}: must be a list of strings, not {value!r}")
             value = list(value)  # never the caller's default, nor the parsed file's list
+        elif types is INTEGERS:
+            if not all(type(item) is int for item in value):
+                raise ValueError(f"{name}: must be a list of integers, not {value!r}")
+            value = list(value)
         found[name] = value
     return found

@@ -12,6 +12,7 @@ its dead parent no longer holds.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -122,3 +123,38 @@ def run_foreground(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | N
     with forward_signals(proc):
         returncode = proc.wait()
     return exit_status(returncode)
+
+
+def run_logged(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, log_fd: int, tied: bool) -> int:
+    """Run *argv* with no stdin and its output (stdout and stderr) written to the file *log_fd*;
+    return its shell-style exit status.
+
+    The file itself, not a pipe: a server the command starts in the background keeps
+    writing there, and gitxact does not wait for an end of output it would never see.
+    It runs in a process group of its own: if this wait is interrupted (Ctrl-C reaches
+    gitxact alone, as the foreground group), the command and all it started are killed
+    before the caller undoes what they were working in.
+    """
+    preexec = die_with_parent() if tied else None
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=log_fd,
+            process_group=0,
+            preexec_fn=preexec,  # noqa: PLW1509 - None unless tied (single-threaded callers)
+        )
+    except FileNotFoundError as exc:
+        raise CommandNotRunnableError(f"command not found: {argv[0]}", EXIT_NOT_FOUND) from exc
+    except PermissionError as exc:
+        raise CommandNotRunnableError(f"permission denied: {argv[0]}", EXIT_NOT_EXECUTABLE) from exc
+    try:
+        return exit_status(proc.wait())
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise

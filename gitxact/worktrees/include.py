@@ -12,21 +12,27 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from gitxact.git import run as git
 from gitxact.util import console
 from gitxact.util.beneath import ThroughSymlinkError, copy_beneath
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
 INCLUDE_FILE = ".worktreeinclude"
 
 
-def included_files(source: Path) -> list[str]:
-    """Paths under *source* that ``.worktreeinclude`` names and git ignores (untracked)."""
+def included_files(source: Path, patterns: Sequence[str] = ()) -> list[str]:
+    """Paths under *source* that ``.worktreeinclude`` (or one of *patterns*, in its syntax:
+    ``.gitxact.toml``'s ``lease.include``) names and git ignores (untracked)."""
     include = source / INCLUDE_FILE
-    if not include.is_file():
+    excludes = [f"--exclude-from={include}"] if include.is_file() else []
+    excludes += [f"--exclude={pattern}" for pattern in patterns]
+    if not excludes:
         return []
-    named = _ignored(source, f"--exclude-from={include}")
+    named = _ignored(source, *excludes)
     if not named:
         return []
     ignored = set(_ignored(source, "--exclude-standard"))
@@ -41,7 +47,7 @@ class Included(NamedTuple):
     skipped: list[str]
 
 
-def copy_included(source: Path, target: Path) -> Included:
+def copy_included(source: Path, target: Path, patterns: Sequence[str] = ()) -> Included:
     """Copy :func:`included_files` from worktree *source* into worktree *target*.
 
     A file already in *target* is left alone (it came with the checkout or was made
@@ -51,7 +57,7 @@ def copy_included(source: Path, target: Path) -> Included:
     """
     copied: list[str] = []
     skipped: list[str] = []
-    for rel in included_files(source):
+    for rel in included_files(source, patterns):
         origin = source / rel
         try:
             kind = os.lstat(origin).st_mode
@@ -75,6 +81,6 @@ def warn_skipped(skipped: list[str], target: Path) -> None:
         console.warn(f"not copied into {target}: {rel} goes through a symbolic link (or a file) there")
 
 
-def _ignored(source: Path, exclude: str) -> list[str]:
-    result = git.run(["ls-files", "-z", "--others", "--ignored", exclude], source, read_only=True)
+def _ignored(source: Path, *excludes: str) -> list[str]:
+    result = git.run(["ls-files", "-z", "--others", "--ignored", *excludes], source, read_only=True)
     return result.zfields()

@@ -50,6 +50,7 @@ class LeaseInfo(PlainModel):
         "ahead",
         "behind",
         "warning",
+        "ports",
     )
     __slots__ = FIELDS
 
@@ -77,6 +78,7 @@ class LeaseInfo(PlainModel):
         ahead: int | None = None,
         behind: int | None = None,
         warning: str | None = None,
+        ports: list[int] | None = None,
     ) -> None:
         self.agent = agent
         self.path = path
@@ -103,6 +105,8 @@ class LeaseInfo(PlainModel):
         #: What a person should know about a lease that is kept anyway: a live owner whose
         #: heartbeat is past its TTL (reap never ends it; only a warning).
         self.warning = warning
+        #: Loopback ports allocated to the lease (``.gitxact.toml``'s ``lease.ports``).
+        self.ports: list[int] = [] if ports is None else ports
 
 
 class LeaseListDoc(PlainDocument):

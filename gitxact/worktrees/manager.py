@@ -33,11 +33,13 @@ from gitxact.leases import records as leases
 from gitxact.leases.records import LEASES_LOCK, Lease, hash_token, leases_file
 from gitxact.locking.locks import LockKey, worktree_key
 from gitxact.locking.tickets import EXCLUSIVE
+from gitxact.project import config as project_config
+from gitxact.project import trust
 from gitxact.util import console
 from gitxact.util.faults import crashpoint
 from gitxact.util.identity import ProcessIdentity
 from gitxact.util.names import validate_agent
-from gitxact.worktrees import branches, fleet, include, ownership, paths, reaper, registration
+from gitxact.worktrees import branches, fleet, include, ownership, paths, ports, reaper, registration, setup
 from gitxact.worktrees.lease_info import LeaseListDoc
 from gitxact.worktrees.results import AcquireDoc, EndDoc, ReapDoc, ReleaseDoc, RenewDoc
 from gitxact.worktrees.trace import trace
@@ -64,6 +66,7 @@ class Worktrees:
         token: str | None = None,
         owner_pid: int | None = None,
         reuse: str | None = None,
+        keep_failed: bool = False,
     ) -> AcquireDoc:
         """Lease a worktree and branch to *agent*; idempotent while its lease lives.
 
@@ -87,6 +90,13 @@ class Worktrees:
         The repository lock is held only to register the worktree; its files are
         checked out under the new worktree's own lock, so acquires made at once check
         out at the same time.
+
+        The commit checked out says how the lease is provisioned (its ``.gitxact.toml``,
+        :mod:`gitxact.project.config`): its ports are allocated with the record; its setup
+        commands, which must be trusted (:mod:`gitxact.project.trust`, else exit 3 before
+        anything is made), run after the checkout, still outside the repository lock. A
+        failing setup undoes the acquire (exit 1) unless *keep_failed*, which keeps the
+        lease and returns it with ``setup_failed`` saying why.
         """
         repo = self.repo
         validate_agent(agent)
@@ -119,18 +129,43 @@ class Worktrees:
         lease = outcome.lease
         failed: GitxactError | None = None
         included = include.Included([], [])
+        provisioned: setup.CommandsRun | None = None
+        released = False
         try:
-            lease = self._check_out(lease, outcome.commit)
-            included = self._include(outcome.main, Path(lease.path))
+            self._check_out(lease, outcome.commit)
+            included = self._include(outcome.main, Path(lease.path), outcome.config.include)
+            if outcome.config.setup:
+                provisioned = setup.run_commands(repo, lease, outcome.config.setup, "setup")
+            if provisioned is None or provisioned.failed is None or keep_failed:
+                lease = self._activate(lease)
         except GitxactError as exc:
             failed = exc
-        finally:
+        except BaseException:  # Ctrl-C during a long setup: nothing is left half-made
             repo.locks.release(outcome.key)
+            released = True
+            self._undo(lease, "its acquire was interrupted")
+            raise
+        finally:
+            if not released:
+                repo.locks.release(outcome.key)
+        if failed is None and provisioned is not None and provisioned.failed is not None and not keep_failed:
+            failed = OperationFailedError(
+                f"the lease of {agent!r} was not made: {provisioned.describe('setup')}; nothing was kept",
+                hint="fix the command (or pass --keep-failed to keep the worktree and look into it)",
+            )
+            # What the setup made is its own output, not anyone's work: nothing to save.
+            self._undo(lease, f"its setup failed: {failed.message}", dirty=False)
+            raise failed
         if failed is not None:
             self._undo(lease, f"its checkout failed: {failed.message}")
             raise failed
         doc = _acquire_doc(lease, token=outcome.token, existing=False, replaced=outcome.replaced)
-        return doc.model_copy(update={**outcome.kept, "included": included.copied, "include_skipped": included.skipped})
+        update: dict[str, object] = {**outcome.kept, "included": included.copied, "include_skipped": included.skipped}
+        if provisioned is not None:
+            update["setup_log"] = str(provisioned.log)
+            if provisioned.failed is not None:
+                update["setup_failed"] = provisioned.describe("setup")
+        return doc.model_copy(update=update)
 
     def _register(
         self,
@@ -150,6 +185,19 @@ class Worktrees:
         # base and the paths taken (the mkdir claim and `git worktree add` itself refuse a
         # path or branch taken meanwhile); judging an earlier lease reads it again, inside.
         entries = reaper.registrations(repo)
+        # The project's configuration, read (a git process) before the lock from the commit
+        # the lease will most likely start at; read again inside only if that turns out wrong.
+        expected = _start_commit(
+            refs.read(repo.layout.common_dir, f"refs/heads/{branch_name}"),
+            (explicit_base or branches.resolve_base(repo, None, next(iter(entries.values()), None)))[1],
+            branch,
+            reuse,
+        )
+        config, unreadable = project_config.LeaseConfig(), None
+        try:
+            config = project_config.committed(repo, expected)
+        except UsageError as exc:  # only a new lease needs it: an existing one is returned all the same
+            unreadable = exc
         with repo.locks.repository(EXCLUSIVE):
             root = paths.worktree_root(repo, entries)
             main = next(iter(entries.values()), None)
@@ -169,6 +217,16 @@ class Worktrees:
                     return _Busy(previous, replaced.reason)
                 entries = reaper.registrations(repo)
                 records.pop(agent)
+            start_commit = _start_commit(
+                refs.read(repo.layout.common_dir, f"refs/heads/{branch_name}"), base_commit, branch, reuse
+            )
+            if start_commit != expected:
+                config = project_config.committed(repo, start_commit)
+            elif unreadable is not None:
+                raise unreadable  # exit 2, before anything is made
+            # exit 3, before anything is made; the hint names the file's commit as `trust --base` takes it
+            named = branch_name if start_commit != base_commit else base_label if explicit_base else None
+            trust.require_trusted(repo, config, named)
             holder = registration.checked_out_at(entries, branch_name)
             if holder is not None:
                 other = next((lease.agent for lease in records.values() if reaper.real(lease.path) == holder), None)
@@ -205,8 +263,10 @@ class Worktrees:
                     ttl=repo.settings.lease_ttl,
                     phase="provisioning",
                     branch_created=tip is None,
+                    teardown=list(config.teardown),
+                    config_sha=config.sha256 if config.has_commands else None,
                 )
-                leases.save_record(repo, lease)
+                lease = ports.record_with_ports(repo, lease, config.ports, config.port_range)
                 crashpoint("worktree-acquire-recorded")
                 lease = self._claim_and_add(lease, root, taken, tip is not None)
                 crashpoint("worktree-acquire-added")
@@ -231,7 +291,7 @@ class Worktrees:
                 if claimed is not None:
                     claimed[0].close()
         main_path = main.path if main is not None and not main.bare else None
-        return _Registered(lease, new_token, replaced, key, tip or base_commit, kept, main_path)
+        return _Registered(lease, new_token, replaced, key, tip or base_commit, kept, main_path, config)
 
     def _reuse(
         self, branch: str, tip: str, base_label: str, base_commit: str, reuse: str | None
@@ -264,8 +324,8 @@ class Worktrees:
         refs.apply(repo.layout.common_dir, updates, message=f"gitxact: {branch} started afresh from {base_label}")
         return base_commit, {**found, "reused": FRESH}
 
-    def _check_out(self, lease: Lease, commit: str) -> Lease:
-        """Outside the repository lock, holding the new worktree's: its files, then ``active``."""
+    def _check_out(self, lease: Lease, commit: str) -> None:
+        """Outside the repository lock, holding the new worktree's: its files."""
         repo = self.repo
         path = Path(lease.path)
         trace("checkout-start", lease.agent)
@@ -273,30 +333,36 @@ class Worktrees:
         trace("checkout-end", lease.agent)
         crashpoint("worktree-acquire-checked-out")
         registration.post_checkout(repo, path, commit)
-        lease = lease.model_copy(update={"phase": "active", "worktree_id": registration.worktree_id_of(path)})
+
+    def _activate(self, lease: Lease) -> Lease:
+        """Once its files (and setup) are done, still holding the worktree's lock: ``active``."""
+        repo = self.repo
+        wid = registration.worktree_id_of(Path(lease.path))
+        lease = lease.model_copy(update={"phase": "active", "worktree_id": wid})
         if not leases.replace_record(repo, lease):
             raise OperationFailedError(f"the lease of {lease.agent!r} was ended while its worktree was checked out")
         crashpoint("worktree-acquire-done")
         return lease
 
-    def _include(self, main: Path | None, path: Path) -> include.Included:
-        """The ignored files ``.worktreeinclude`` names (``.env``, local config), copied from the
-        main worktree: a new worktree has only tracked files, and an agent's tests often need these."""
+    def _include(self, main: Path | None, path: Path, patterns: tuple[str, ...] = ()) -> include.Included:
+        """The ignored files ``.worktreeinclude`` (and ``.gitxact.toml``'s ``lease.include``) names
+        (``.env``, local config), copied from the main worktree: a new worktree has only tracked
+        files, and an agent's tests often need these."""
         if main is None:
             return include.Included([], [])
         try:
-            done = include.copy_included(main, path)
+            done = include.copy_included(main, path, patterns)
         except OSError as exc:  # a convenience: the lease stands without it
             console.warn(f"could not copy the files .worktreeinclude names into {path}: {exc}")
             return include.Included([], [])
         include.warn_skipped(done.skipped, path)
         return done
 
-    def _undo(self, lease: Lease, why: str) -> None:
+    def _undo(self, lease: Lease, why: str, *, dirty: bool | None = None) -> None:
         """Undo an acquire that failed after its worktree was registered (a reap would too)."""
         try:
             with self.repo.locks.repository(EXCLUSIVE):
-                reaper.end_lease(self.repo, lease, action="undo-acquire", reason=why)
+                reaper.end_lease(self.repo, lease, action="undo-acquire", reason=why, dirty=dirty)
         except GitxactError as cleanup:  # the acquire's own error is the one to report
             console.warn(f"could not undo the failed acquire ({cleanup.message}); `gitxact worktree reap` will")
 
@@ -361,13 +427,21 @@ class Worktrees:
         Uncommitted or untracked work refuses the release (exit 3) unless *force* or
         *save_dirty*, which first save it to ``refs/gitxact/snapshots/<agent>/<time>``.
         The branch is deleted only when its commits are on another branch too.
+
+        The lease's teardown commands (from the trusted ``.gitxact.toml`` it was made
+        from) run first, once the release is not refused; one that fails is reported
+        (``teardown_error``) and the release goes on: the work is saved all the same.
         """
         repo = self.repo
         validate_agent(agent)
         repo.store.ensure("locks", "state")
+        lease = self._owned(agent, token, force, "release")
+        torn = self._teardown(lease, force=force or save_dirty)
+        if torn.clean:
+            # Clean before the teardown ran: whatever it left is saved, and never refuses the release.
+            save_dirty = True
         # First, under the worktree's lock only: refuse or save its work, then delete its
         # files; releases made at once do this at the same time, and hold up nobody.
-        lease = self._owned(agent, token, force, "release")
         emptied = reaper.empty_for_release(repo, lease, force=force, save_dirty=save_dirty, keep_branch=keep_branch)
         with repo.locks.repository(EXCLUSIVE):
             if emptied is not None:
@@ -375,7 +449,7 @@ class Worktrees:
                 if now is None:  # a reap finished it meanwhile
                     emptied.reason += "; finished meanwhile by another gitxact (reap or recover)"
                     fleet.release(repo, agent)
-                    return ReleaseDoc(**emptied.model_dump())
+                    return ReleaseDoc(**emptied.model_dump(), **torn.fields())
                 ended = reaper.end_lease(repo, now, action="release", reason="released", keep_branch=keep_branch)
                 ended.snapshot_ref = emptied.snapshot_ref
                 ended.transaction = emptied.transaction
@@ -389,7 +463,27 @@ class Worktrees:
                 )
         if not ended.error:
             fleet.release(repo, agent)  # the fleet's claim ends with the lease (PostgreSQL backend)
-        return ReleaseDoc(**ended.model_dump())
+        return ReleaseDoc(**ended.model_dump(), **torn.fields())
+
+    def _teardown(self, lease: Lease, *, force: bool) -> _Teardown:
+        """Run *lease*'s teardown in its worktree, under that worktree's lock, unless the
+        release would be refused (exit 3 first: nothing is torn down for a release that
+        does not happen) or the file it came from is no longer trusted."""
+        repo = self.repo
+        if not lease.teardown or lease.phase != "active" or lease.worktree_id is None:
+            return _Teardown()
+        if lease.config_sha is None or not trust.is_trusted(repo, lease.config_sha):
+            why = "teardown not run: the .gitxact.toml the lease was made from is no longer trusted"
+            console.warn(why)
+            return _Teardown(error=why)
+        with repo.locks.worktree(lease.worktree_id):
+            dirty = reaper.refuse_release(repo, lease, force=force)
+            ran = setup.run_commands(repo, lease, lease.teardown, "teardown")
+        if ran.failed is not None:
+            console.warn(f"{ran.describe('teardown')}; releasing all the same")
+        return _Teardown(
+            log=str(ran.log), error=None if ran.failed is None else ran.describe("teardown"), clean=dirty is False
+        )
 
     def renew(self, agent: str, *, token: str | None = None, force: bool = False) -> RenewDoc:
         """Heartbeat: the lease lives another TTL from now (the TTL is re-read from config)."""
@@ -513,6 +607,29 @@ class _Registered:
     kept: dict[str, object] = field(default_factory=dict)
     #: The main worktree (from the registry read under the lock): where .worktreeinclude files come from.
     main: Path | None = None
+    #: The ``.gitxact.toml`` of the commit checked out (trusted, if it names commands).
+    config: project_config.LeaseConfig = field(default_factory=project_config.LeaseConfig)
+
+
+@dataclass(frozen=True)
+class _Teardown:
+    """What a release's teardown did (nothing, when the lease has none)."""
+
+    log: str | None = None
+    error: str | None = None
+    #: The worktree was clean before the teardown ran.
+    clean: bool = False
+
+    def fields(self) -> dict[str, str | None]:
+        return {"teardown_log": self.log, "teardown_error": self.error}
+
+
+def _start_commit(tip: str | None, base_commit: str, branch: str | None, reuse: str | None) -> str:
+    """The commit a lease will check out: the branch's tip when it exists (unless the
+    agent's own branch is started afresh, see ``Worktrees._reuse``), else the base."""
+    if tip is None or (branch is None and reuse == FRESH):
+        return base_commit
+    return tip
 
 
 def _owner(pid: int | None) -> ProcessIdentity:
@@ -549,4 +666,6 @@ def _acquire_doc(lease: Lease, *, token: str | None, existing: bool, replaced: E
         heartbeat=lease.heartbeat,
         ttl=lease.ttl,
         replaced=replaced,
+        ports=lease.ports,
+        env=setup.lease_env(lease),
     )

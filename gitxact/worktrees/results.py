@@ -65,10 +65,21 @@ class AcquireDoc(Document):
     #: Those not copied: the destination, or a folder on its way, is a symbolic link in the
     #: new worktree (the checkout brought it), and nothing is written through one.
     include_skipped: list[str] = Field(default_factory=list)
+    #: Loopback ports allocated to the lease (``.gitxact.toml``'s ``lease.ports``).
+    ports: list[int] = Field(default_factory=list)
+    #: The lease's variables (GITXACT_AGENT, _BRANCH, _WORKTREE, _PORT, _PORTS), as setup saw them.
+    env: dict[str, str] = Field(default_factory=dict)
+    #: The log of the setup commands (``None``: there were none, or the lease existed).
+    setup_log: str | None = None
+    #: Why setup failed, when ``--keep-failed`` kept the lease anyway.
+    setup_failed: str | None = None
 
 
 class ReleaseDoc(EndDoc, Document):
-    pass
+    #: The log of the teardown commands, run before the files went (``None``: there were none).
+    teardown_log: str | None = None
+    #: Why teardown failed or did not run; the release went on (the work was saved all the same).
+    teardown_error: str | None = None
 
 
 class RenewDoc(Document):

@@ -1,0 +1,82 @@
+"""Loopback ports for leases that never collide (``.gitxact.toml``'s ``lease.ports``).
+
+Hashing a folder name into a port collides (about 5% of pairs at ten worktrees), and a
+slot counter reused after teardown hands out a port a leftover server still holds. Here
+each lease's ports are chosen under the ``leases`` lock, while its record is written:
+the lowest ports of the range that no other lease record holds, each probed free on
+127.0.0.1 at that moment (a port something listens on, or that lingers in TIME_WAIT, is
+skipped). They are recorded in the lease, so they are taken until the record is gone:
+a release or a reap drops it, and they are free for the next acquire.
+
+Only this clone's records are seen: two clones sharing a port range rely on the probe,
+which a server not yet started cannot answer; give each its own ``gitxact.leasePortRange``.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING
+
+from gitxact.errors import RefusedError
+from gitxact.leases import records as leases
+from gitxact.leases.records import LEASES_LOCK
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from gitxact.core.repo import Repo
+    from gitxact.leases.records import Lease
+
+
+def is_free(port: int) -> bool:
+    """Whether nothing holds *port* on the loopback now: a bind without ``SO_REUSEADDR``
+    fails for a listener and for a port still in TIME_WAIT (both are skipped)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def choose(count: int, port_range: tuple[int, int], taken: Iterable[int]) -> list[int]:
+    """The lowest *count* ports of *port_range* not in *taken* and free on the loopback."""
+    held = set(taken)
+    low, high = port_range
+    chosen: list[int] = []
+    busy = 0
+    for port in range(low, high + 1):
+        if len(chosen) == count:
+            return chosen
+        if port in held:
+            continue
+        if is_free(port):
+            chosen.append(port)
+        else:
+            busy += 1
+    if len(chosen) == count:
+        return chosen
+    raise RefusedError(
+        f"no {count} free port(s) in {low}-{high}: {len(held & set(range(low, high + 1)))} held by leases, "
+        f"{busy} in use on 127.0.0.1; nothing was done",
+        hint="release leases, or widen the range (git config gitxact.leasePortRange, or lease.port-range)",
+    )
+
+
+def record_with_ports(repo: Repo, lease: Lease, count: int, port_range: tuple[int, int]) -> Lease:
+    """Write *lease*'s record with *count* ports of its own (the record as written is returned).
+
+    Chosen and written under one hold of the ``leases`` lock, so two acquires can never
+    pick the same port: every record written before is seen, and none is written between.
+    """
+    if count == 0:
+        leases.save_record(repo, lease)
+        return lease
+    file = leases.leases_file(repo)
+    with repo.locks.resource(LEASES_LOCK):
+        state = file.load(repair=True)
+        taken = [port for other in state.leases.values() if other.agent != lease.agent for port in other.ports]
+        lease = lease.model_copy(update={"ports": choose(count, port_range, taken)})
+        state.leases[lease.agent] = lease
+        file.save(state)
+    return lease
