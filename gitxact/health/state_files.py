@@ -13,7 +13,7 @@ import fnmatch
 from gitxact.state.store import Persisted
 
 #: The file-name globs :func:`model_for` knows, in its order.
-PATTERNS = ("meta.json", "tracker.json", "leases.json", "journal-*.json", "recover.json", "landing.json")
+PATTERNS = ("meta.json", "tracker.json", "leases.json", "journal-*.json", "recover.json", "landing.json", "landed.json")
 
 
 def model_for(name: str) -> type[Persisted] | None:
@@ -42,4 +42,8 @@ def model_for(name: str) -> type[Persisted] | None:
         from gitxact.land.records import Landing
 
         return Landing
+    if pattern == "landed.json":
+        from gitxact.worktrees.landed import LandedState
+
+        return LandedState
     return None

@@ -1,0 +1,189 @@
+"""What counts as integrated (issue 24, part 2): what gitxact lands is landed, and so is what a forge merged.
+
+The user's story: an agent works on its branch, ``gitxact land`` rebases it onto ``main``,
+the agent releases, and the same agent is acquired again: no flag, no litter. Branches
+merged outside gitxact (cherry-picked, squash-merged) count too. And the one thing a
+safety tool must never do: a branch with one commit that did not land is kept,
+whatever a record says.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from support.proc import assert_clean_error, git, gitxact
+
+from gitxact import Workspace
+from gitxact.land.records import LandingFile
+from gitxact.worktrees import landed
+
+
+def _acquire(repo: Path, agent: str) -> tuple[Path, str]:
+    doc = json.loads(gitxact("worktree", "acquire", agent, "--json", cwd=repo).stdout)
+    return Path(doc["path"]), doc["token"]
+
+
+def _commit(where: Path, name: str, text: str, message: str) -> str:
+    (where / name).write_text(text)
+    git("add", name, cwd=where)
+    git("commit", "-q", "-m", message, cwd=where)
+    return git("rev-parse", "HEAD", cwd=where).strip()
+
+
+def _tip(repo: Path, ref: str) -> str:
+    return git("rev-parse", "--verify", "-q", ref, cwd=repo, check=False).strip()
+
+
+def _kept(repo: Path) -> dict[str, dict[str, object]]:
+    listed = json.loads(gitxact("worktree", "list", "--branches", "--json", cwd=repo).stdout)
+    return {b["branch"]: b for b in listed["branches"]}
+
+
+def _landed_agent(repo: Path, agent: str = "a2") -> tuple[Path, str, str]:
+    """*agent* commits one file, main moves on, the agent lands from its worktree (rebased)."""
+    assert gitxact("init", cwd=repo).returncode == 0
+    wt, token = _acquire(repo, agent)
+    original = _commit(wt, f"{agent}.txt", "agent work\n", f"{agent}: work")
+    _commit(repo, "main.txt", "main moves on\n", "main moves on")
+    proc = gitxact("land", "--onto", "main", cwd=wt)
+    assert proc.returncode == 0, proc.stderr
+    assert _tip(repo, "main~1") != original, "rebased: the landed commit is a new one"
+    return wt, token, original
+
+
+def test_land_then_release_then_acquire_needs_no_flag(repo: Path) -> None:
+    _wt, token, original = _landed_agent(repo)
+    main = _tip(repo, "main")
+    request = LandingFile(Workspace(repo)).peek().requests[-1]
+    assert request.outcome is not None
+    assert request.outcome.landed_as == {original: main}, "the landing record says which commit landed as which"
+    released = gitxact("worktree", "release", "a2", "--token", token, cwd=repo)
+    assert released.returncode == 0, released.stderr
+    assert "branch gitxact/a2 deleted (landed on main)" in released.stdout
+    assert _tip(repo, "refs/heads/gitxact/a2") == ""
+    assert landed.load(Workspace(repo)) == {}, "the record of a deleted branch goes with it"
+    again = gitxact("worktree", "acquire", "a2", "--json", cwd=repo)
+    assert again.returncode == 0, again.stderr
+    doc = json.loads(again.stdout)
+    assert (doc["branch_created"], doc["reused"]) == (True, None)
+    assert _tip(repo, "gitxact/a2") == main
+    assert (Path(doc["path"]) / "a2.txt").read_text() == "agent work\n", "its work is on main"
+    git("fsck", "--strict", cwd=repo)
+
+
+def test_acquire_starts_a_kept_landed_branch_again_without_a_flag(repo: Path) -> None:
+    _wt, token, original = _landed_agent(repo)
+    assert gitxact("worktree", "release", "a2", "--token", token, "--keep-branch", cwd=repo).returncode == 0
+    assert _tip(repo, "gitxact/a2") == original
+    doc = json.loads(gitxact("worktree", "acquire", "a2", "--json", cwd=repo).stdout)
+    assert (doc["reused"], doc["branch_integrated"], doc["kept_branch"]) == ("fresh", "landed on main", None)
+    assert _tip(repo, "gitxact/a2") == _tip(repo, "main")
+    assert git("branch", "--list", "gitxact/*", cwd=repo).split() == ["+", "gitxact/a2"], "no copy of the old tip"
+
+
+def test_prune_branches_after_a_land(repo: Path) -> None:
+    _wt, token, original = _landed_agent(repo)
+    assert gitxact("worktree", "release", "a2", "--token", token, "--keep-branch", cwd=repo).returncode == 0
+    kept = _kept(repo)["gitxact/a2"]
+    assert (kept["merged"], kept["rule"], kept["into"]) == (True, "landed", "main")
+    human = gitxact("worktree", "list", "--branches", cwd=repo).stdout
+    assert "landed" in human
+    done = gitxact("worktree", "prune-branches", "--merged", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    assert "deleted gitxact/a2 (landed on main)" in done.stdout
+    assert _tip(repo, "refs/heads/gitxact/a2") == ""
+    assert original not in git("for-each-ref", "--contains", original, cwd=repo, check=False)
+
+
+def test_a_commit_after_the_landing_is_kept(repo: Path) -> None:
+    wt, token, _original = _landed_agent(repo)
+    extra = _commit(wt, "more.txt", "not landed\n", "a2: more work after the landing")
+    released = gitxact("worktree", "release", "a2", "--token", token, cwd=repo)
+    assert released.returncode == 0, released.stderr
+    assert "branch gitxact/a2 kept" in released.stdout
+    assert _tip(repo, "gitxact/a2") == extra, "unlanded work is never deleted"
+    assert _kept(repo)["gitxact/a2"]["merged"] is False
+    dry = json.loads(gitxact("worktree", "prune-branches", "--json", cwd=repo).stdout)
+    assert dry["deleted"] == []
+    assert "gitxact/a2" in dry["kept"]
+    refused = gitxact("worktree", "acquire", "a2", cwd=repo)
+    assert_clean_error(refused, 3)
+    assert "commit(s) not on main" in refused.stderr
+    assert _tip(repo, "gitxact/a2") == extra
+
+
+def test_squash_merged_branch_is_integrated(repo: Path) -> None:
+    assert gitxact("init", cwd=repo).returncode == 0
+    wt, token = _acquire(repo, "s")
+    _commit(wt, "one.txt", "1\n", "s: one")
+    tip = _commit(wt, "two.txt", "2\n", "s: two")
+    assert gitxact("worktree", "release", "s", "--token", token, cwd=repo).returncode == 0
+    assert _tip(repo, "gitxact/s") == tip, "not merged yet: kept"
+    _commit(repo, "main.txt", "main moves on\n", "main moves on")
+    git("merge", "-q", "--squash", "gitxact/s", cwd=repo)
+    git("commit", "-q", "-m", "squash of s", cwd=repo)
+    kept = _kept(repo)["gitxact/s"]
+    assert (kept["merged"], kept["rule"], kept["into"]) == (True, "squash-merged", "main")
+    assert "squash-merged" in gitxact("worktree", "list", "--branches", cwd=repo).stdout
+    done = json.loads(gitxact("worktree", "prune-branches", "--merged", "--json", cwd=repo).stdout)
+    assert done["deleted"] == ["gitxact/s"]
+    assert done["integrated"] == {"gitxact/s": "squash-merged into main"}
+    git("fsck", "--strict", cwd=repo)
+
+
+def test_rebased_by_cherry_pick_branch_is_integrated(repo: Path) -> None:
+    assert gitxact("init", cwd=repo).returncode == 0
+    wt, token = _acquire(repo, "c")
+    first = _commit(wt, "one.txt", "1\n", "c: one")
+    second = _commit(wt, "two.txt", "2\n", "c: two")
+    assert gitxact("worktree", "release", "c", "--token", token, "--keep-branch", cwd=repo).returncode == 0
+    _commit(repo, "main.txt", "main moves on\n", "main moves on")
+    git("cherry-pick", first, second, cwd=repo)
+    assert _kept(repo)["gitxact/c"]["rule"] == "patches upstream"
+    doc = json.loads(gitxact("worktree", "acquire", "c", "--json", cwd=repo).stdout)
+    assert doc["branch_integrated"] == "patches upstream in main"
+    assert _tip(repo, "gitxact/c") == _tip(repo, "main")
+
+
+def test_one_patch_not_upstream_keeps_the_branch(repo: Path) -> None:
+    assert gitxact("init", cwd=repo).returncode == 0
+    wt, token = _acquire(repo, "c")
+    first = _commit(wt, "one.txt", "1\n", "c: one")
+    second = _commit(wt, "two.txt", "2\n", "c: two")
+    git("cherry-pick", first, cwd=repo)  # only the first reached main
+    assert gitxact("worktree", "release", "c", "--token", token, cwd=repo).returncode == 0
+    assert _tip(repo, "gitxact/c") == second
+    assert _kept(repo)["gitxact/c"]["merged"] is False
+
+
+def test_a_forged_landing_record_deletes_nothing(repo: Path) -> None:
+    """A well-formed record claiming unlanded work landed as main's tip: git does not confirm it."""
+    assert gitxact("init", cwd=repo).returncode == 0
+    wt, token = _acquire(repo, "f")
+    tip = _commit(wt, "f.txt", "never landed\n", "f: work")
+    main = _tip(repo, "main")
+    forged = landed.LandedBranch(
+        branch="gitxact/f",
+        tip=tip,
+        target="main",
+        ref="refs/heads/main",
+        landed_tip=main,
+        commits=[landed.LandedCommit(original=tip, landed=main)],
+    )
+    landed.remember(Workspace(repo), [forged])
+    released = gitxact("worktree", "release", "f", "--token", token, cwd=repo)
+    assert released.returncode == 0, released.stderr
+    assert _tip(repo, "gitxact/f") == tip
+    assert _kept(repo)["gitxact/f"]["merged"] is False
+    assert gitxact("worktree", "prune-branches", cwd=repo).returncode == 0
+    assert _tip(repo, "gitxact/f") == tip
+
+
+def test_a_landing_whose_commits_left_main_is_not_landed(repo: Path) -> None:
+    """main reset back past the landing: the record no longer holds, the branch is kept."""
+    _wt, token, original = _landed_agent(repo)
+    git("reset", "-q", "--hard", "main~1", cwd=repo)
+    assert gitxact("worktree", "release", "a2", "--token", token, cwd=repo).returncode == 0
+    assert _tip(repo, "gitxact/a2") == original
+    assert _kept(repo)["gitxact/a2"]["merged"] is False
