@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from support.proc import assert_clean_error, git, gitxact
 
 from gitxact import Workspace
-from gitxact.land.records import LandingFile
+from gitxact.land.store import open_landing
 from gitxact.worktrees import landed
 
 
@@ -52,10 +53,16 @@ def _landed_agent(repo: Path, agent: str = "a2") -> tuple[Path, str, str]:
     return wt, token, original
 
 
+@pytest.mark.usefixtures("backend")
 def test_land_then_release_then_acquire_needs_no_flag(repo: Path) -> None:
+    """On both backends: on PostgreSQL the landing's request is in the shared table."""
     _wt, token, original = _landed_agent(repo)
     main = _tip(repo, "main")
-    request = LandingFile(Workspace(repo)).peek().requests[-1]
+    lf = open_landing(Workspace(repo))
+    try:
+        request = lf.peek().requests[-1]
+    finally:
+        lf.close()
     assert request.outcome is not None
     assert request.outcome.landed_as == {original: main}, "the landing record says which commit landed as which"
     released = gitxact("worktree", "release", "a2", "--token", token, cwd=repo)
@@ -157,19 +164,22 @@ def test_one_patch_not_upstream_keeps_the_branch(repo: Path) -> None:
     assert _kept(repo)["gitxact/c"]["merged"] is False
 
 
-def test_a_forged_landing_record_deletes_nothing(repo: Path) -> None:
-    """A well-formed record claiming unlanded work landed as main's tip: git does not confirm it."""
+@pytest.mark.parametrize("claim", ["landed-as-main", "its-own-target"])
+def test_a_forged_landing_record_deletes_nothing(repo: Path, claim: str) -> None:
+    """Well-formed records claiming unlanded work landed: as main's tip (whose author,
+    date and message are not the work's), or onto the branch itself (which holds it)."""
     assert gitxact("init", cwd=repo).returncode == 0
     wt, token = _acquire(repo, "f")
     tip = _commit(wt, "f.txt", "never landed\n", "f: work")
     main = _tip(repo, "main")
+    target, landed_as = ("main", main) if claim == "landed-as-main" else ("gitxact/f", tip)
     forged = landed.LandedBranch(
         branch="gitxact/f",
         tip=tip,
-        target="main",
-        ref="refs/heads/main",
-        landed_tip=main,
-        commits=[landed.LandedCommit(original=tip, landed=main)],
+        target=target,
+        ref=f"refs/heads/{target}",
+        landed_tip=landed_as,
+        commits=[landed.LandedCommit(original=tip, landed=landed_as)],
     )
     landed.remember(Workspace(repo), [forged])
     released = gitxact("worktree", "release", "f", "--token", token, cwd=repo)
@@ -187,3 +197,33 @@ def test_a_landing_whose_commits_left_main_is_not_landed(repo: Path) -> None:
     assert gitxact("worktree", "release", "a2", "--token", token, cwd=repo).returncode == 0
     assert _tip(repo, "gitxact/a2") == original
     assert _kept(repo)["gitxact/a2"]["merged"] is False
+
+
+def test_landed_even_when_the_rebase_changed_the_patch(repo: Path) -> None:
+    """main changed a line near the agent's: the rebased commit's patch (its context) is not
+    the original's, so ``git cherry`` does not match it; the landing record does."""
+    (repo / "f.txt").write_text("one\ntwo\nthree\nfour\n")
+    git("add", "f.txt", cwd=repo)
+    git("commit", "-q", "-m", "f", cwd=repo)
+    assert gitxact("init", cwd=repo).returncode == 0
+    wt, token = _acquire(repo, "p")
+    original = _commit(wt, "f.txt", "one\ntwo\nTHREE\nfour\n", "p: three")
+    _commit(repo, "f.txt", "ONE\ntwo\nthree\nfour\n", "main: one")
+    assert gitxact("land", "--onto", "main", cwd=wt).returncode == 0
+    assert (repo / "f.txt").read_text() == "ONE\ntwo\nTHREE\nfour\n"
+    assert git("cherry", "main", original, cwd=repo).startswith("+ "), "patch-ids differ"
+    assert gitxact("worktree", "release", "p", "--token", token, "--keep-branch", cwd=repo).returncode == 0
+    assert _kept(repo)["gitxact/p"]["rule"] == "landed"
+
+
+def test_a_branch_landed_twice_is_landed(repo: Path) -> None:
+    """Land, work on, land again: the second landing rebases only the new commit; the
+    record keeps the first one's, so the whole branch is known as landed."""
+    wt, token, _original = _landed_agent(repo)
+    _commit(wt, "more.txt", "more\n", "a2: more")
+    _commit(repo, "main2.txt", "main again\n", "main moves on again")
+    assert gitxact("land", "--onto", "main", cwd=wt).returncode == 0
+    record = landed.load(Workspace(repo))["gitxact/a2"]
+    assert len(record.commits) == 2
+    released = gitxact("worktree", "release", "a2", "--token", token, cwd=repo)
+    assert "branch gitxact/a2 deleted (landed on main)" in released.stdout, released.stdout

@@ -75,22 +75,30 @@ def judge(
     targets: Sequence[str],
     *,
     merged_into: str | bool | None = None,
+    records: dict[str, LandedBranch] | None = None,
 ) -> Verdict:
     """Which rule (see the module) says *branch*, at *tip*, is integrated, if any.
 
     *targets*: branch names or commits to compare with (names that name nothing are
-    skipped). *merged_into*: the ``merged`` question when the caller already asked git
-    (a branch name: yes, into it; ``False``: no); ``None`` asks it here.
+    skipped, and so is the branch itself). *merged_into*: the ``merged`` question when
+    the caller already asked git (a branch name: yes, into it; ``False``: no); ``None``
+    asks it here. *records*: :func:`gitxact.worktrees.landed.load`'s answer, when the
+    caller judges many branches.
     """
     cwd = repo.layout.common_dir
     if merged_into is None:
         merged_into = _containing_branch(cwd, branch, tip) or False
     if merged_into:
         return Verdict(tip, MERGED, str(merged_into))
-    from gitxact.worktrees import landed
+    if records is None:
+        from gitxact.worktrees import landed
 
-    record = landed.load(repo).get(branch)
-    named = list(dict.fromkeys(t for t in targets if t))
+        records = landed.load(repo)
+    record = records.get(branch)
+    if record is not None and not _plausible(record):
+        record = None
+    itself = {branch, f"refs/heads/{branch}"}
+    named = list(dict.fromkeys(t for t in targets if t and t not in itself))
     if record is not None:
         shown = record.target if record.ref == f"refs/heads/{record.target}" else record.ref.removeprefix("refs/")
         if record.ref not in named and shown not in named:
@@ -120,6 +128,18 @@ def _containing_branch(cwd: Path, branch: str, tip: str) -> str | None:
     )
     others = [ref.removeprefix("refs/heads/") for ref in result.lines() if ref != f"refs/heads/{branch}"]
     return others[0] if others else None
+
+
+def _plausible(record: LandedBranch) -> bool:
+    """A record whose ref is its target's (local, or a remote's tracking ref), never the
+    branch itself: a forged record naming the branch as its own target would otherwise
+    "confirm" anything, and deleting the branch would delete the only ref holding it."""
+    if record.ref == f"refs/heads/{record.branch}" or record.target == record.branch:
+        return False
+    if record.ref == f"refs/heads/{record.target}":
+        return True
+    remote, _, target = record.ref.removeprefix("refs/remotes/").partition("/")
+    return record.ref.startswith("refs/remotes/") and bool(remote) and target == record.target
 
 
 def _landed(cwd: Path, tip: str, record: LandedBranch) -> bool:

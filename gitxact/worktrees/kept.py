@@ -20,7 +20,7 @@ from gitxact.core.documents import Document
 from gitxact.errors import UsageError
 from gitxact.leases import records as leases
 from gitxact.locking.tickets import EXCLUSIVE
-from gitxact.worktrees import branches, integration, registration
+from gitxact.worktrees import branches, integration, landed, registration
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
@@ -73,6 +73,7 @@ def kept_branches(repo: Repo) -> KeptBranchesDoc:
     tips = sorted(branches_at)
     independent = set(repo.git(["merge-base", "--independent", *tips], cwd=cwd, read_only=True).lines() if tips else [])
     target = default_target(repo)
+    records = landed.load(repo)
     found: list[KeptBranch] = []
     for tip, ref, where in heads:
         name = ref.removeprefix("refs/heads/")
@@ -81,7 +82,7 @@ def kept_branches(repo: Repo) -> KeptBranchesDoc:
         if tip not in independent or branches_at[tip] > 1:
             verdict = integration.Verdict(tip, integration.MERGED)
         else:
-            verdict = integration.judge(repo, name, tip, [target] if target else [], merged_into=False)
+            verdict = integration.judge(repo, name, tip, [target] if target else [], merged_into=False, records=records)
         found.append(
             KeptBranch(
                 branch=name,
