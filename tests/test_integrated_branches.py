@@ -47,8 +47,9 @@ def _landed_agent(repo: Path, agent: str = "a2") -> tuple[Path, str, str]:
     wt, token = _acquire(repo, agent)
     original = _commit(wt, f"{agent}.txt", "agent work\n", f"{agent}: work")
     _commit(repo, "main.txt", "main moves on\n", "main moves on")
-    proc = gitxact("land", "--onto", "main", cwd=wt)
+    proc = gitxact("land", "--onto", "main", "--json", cwd=wt)
     assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["landed_as"] == {original: _tip(repo, "main")}
     assert _tip(repo, "main~1") != original, "rebased: the landed commit is a new one"
     return wt, token, original
 
