@@ -200,9 +200,10 @@ def test_a_landing_whose_commits_left_main_is_not_landed(repo: Path) -> None:
     assert _kept(repo)["gitxact/a2"]["merged"] is False
 
 
-def test_landed_even_when_the_rebase_changed_the_patch(repo: Path) -> None:
-    """main changed a line near the agent's: the rebased commit's patch (its context) is not
-    the original's, so ``git cherry`` does not match it; the landing record does."""
+def _near_lines(repo: Path) -> tuple[Path, str, str]:
+    """Agent p changes line 3 of a file, main then line 1: a rebase applies cleanly, but the
+    rebased commit's patch (its context) is not the original's, so ``git cherry`` does not
+    match it; only the landing record can say it landed."""
     (repo / "f.txt").write_text("one\ntwo\nthree\nfour\n")
     git("add", "f.txt", cwd=repo)
     git("commit", "-q", "-m", "f", cwd=repo)
@@ -210,11 +211,31 @@ def test_landed_even_when_the_rebase_changed_the_patch(repo: Path) -> None:
     wt, token = _acquire(repo, "p")
     original = _commit(wt, "f.txt", "one\ntwo\nTHREE\nfour\n", "p: three")
     _commit(repo, "f.txt", "ONE\ntwo\nthree\nfour\n", "main: one")
+    return wt, token, original
+
+
+def test_landed_even_when_the_rebase_changed_the_patch(repo: Path) -> None:
+    wt, token, original = _near_lines(repo)
     assert gitxact("land", "--onto", "main", cwd=wt).returncode == 0
     assert (repo / "f.txt").read_text() == "ONE\ntwo\nTHREE\nfour\n"
     assert git("cherry", "main", original, cwd=repo).startswith("+ "), "patch-ids differ"
     assert gitxact("worktree", "release", "p", "--token", token, "--keep-branch", cwd=repo).returncode == 0
     assert _kept(repo)["gitxact/p"]["rule"] == "landed"
+
+
+def test_a_lander_killed_after_the_move_is_recorded_as_landed_by_recover(repo: Path) -> None:
+    """SIGKILL once main moved, before the outcome was written: ``recover`` finishes the
+    landing, and writes the landing record the dead lander could not."""
+    wt, token, original = _near_lines(repo)
+    killed = gitxact("land", "--onto", "main", cwd=wt, env={"GITXACT_TEST_CRASHPOINT": "land-moved"})
+    assert killed.returncode in (-9, 137), killed.stderr
+    assert git("log", "-1", "--format=%s", "main", cwd=repo).strip() == "p: three", "main had moved"
+    assert "gitxact/p" not in landed.load(Workspace(repo))
+    assert gitxact("recover", cwd=repo).returncode == 0
+    assert landed.load(Workspace(repo))["gitxact/p"].commits[0].original == original
+    released = gitxact("worktree", "release", "p", "--token", token, cwd=repo)
+    assert "branch gitxact/p deleted (landed on main)" in released.stdout, released.stdout
+    git("fsck", "--strict", cwd=repo)
 
 
 def test_a_branch_landed_twice_is_landed(repo: Path) -> None:
