@@ -165,21 +165,26 @@ def test_one_patch_not_upstream_keeps_the_branch(repo: Path) -> None:
     assert _kept(repo)["gitxact/c"]["merged"] is False
 
 
-@pytest.mark.parametrize("claim", ["landed-as-main", "its-own-target"])
-def test_a_forged_landing_record_deletes_nothing(repo: Path, claim: str) -> None:
+@pytest.mark.parametrize("claim", ["landed-as-main", "its-own-target", "an-option"])
+def test_a_forged_landing_record_deletes_nothing(repo: Path, tmp_path: Path, claim: str) -> None:
     """Well-formed records claiming unlanded work landed: as main's tip (whose author,
-    date and message are not the work's), or onto the branch itself (which holds it)."""
+    date and message are not the work's), onto the branch itself (which holds it), or as
+    an option git would obey (``--output`` writes a file)."""
     assert gitxact("init", cwd=repo).returncode == 0
     wt, token = _acquire(repo, "f")
     tip = _commit(wt, "f.txt", "never landed\n", "f: work")
     main = _tip(repo, "main")
-    target, landed_as = ("main", main) if claim == "landed-as-main" else ("gitxact/f", tip)
+    target, landed_as = {
+        "landed-as-main": ("main", main),
+        "its-own-target": ("gitxact/f", tip),
+        "an-option": ("main", f"--output={tmp_path / 'written'}"),
+    }[claim]
     forged = landed.LandedBranch(
         branch="gitxact/f",
         tip=tip,
         target=target,
         ref=f"refs/heads/{target}",
-        landed_tip=landed_as,
+        landed_tip=main if claim == "an-option" else landed_as,
         commits=[landed.LandedCommit(original=tip, landed=landed_as)],
     )
     landed.remember(Workspace(repo), [forged])
@@ -189,6 +194,7 @@ def test_a_forged_landing_record_deletes_nothing(repo: Path, claim: str) -> None
     assert _kept(repo)["gitxact/f"]["merged"] is False
     assert gitxact("worktree", "prune-branches", cwd=repo).returncode == 0
     assert _tip(repo, "gitxact/f") == tip
+    assert not (tmp_path / "written").exists()
 
 
 def test_a_landing_whose_commits_left_main_is_not_landed(repo: Path) -> None:

@@ -28,6 +28,7 @@ nothing here changes a ref; only ``merge-tree`` writes (unreachable) tree object
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -46,6 +47,8 @@ LANDED = "landed"
 PATCHES_UPSTREAM = "patches upstream"
 SQUASH_MERGED = "squash-merged"
 RULES = (MERGED, LANDED, PATCHES_UPSTREAM, SQUASH_MERGED)
+#: An object id as git prints it (SHA-1 or SHA-256).
+_OID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,9 @@ def _plausible(record: LandedBranch) -> bool:
     """A record whose ref is its target's (local, or a remote's tracking ref), never the
     branch itself: a forged record naming the branch as its own target would otherwise
     "confirm" anything, and deleting the branch would delete the only ref holding it."""
+    ids = [record.tip, record.landed_tip, *(c for pair in record.commits for c in (pair.original, pair.landed))]
+    if not all(_OID.fullmatch(oid) for oid in ids):
+        return False  # never an option look-alike or a revision expression on git's command line
     if record.ref == f"refs/heads/{record.branch}" or record.target == record.branch:
         return False
     if record.ref == f"refs/heads/{record.target}":
@@ -164,8 +170,8 @@ def _landed(cwd: Path, tip: str, record: LandedBranch) -> bool:
         if not off_target.ok or off_target.lines():
             return False  # a landed commit is not on the target any more (it was reset, rewritten)
         faces = commit_faces(cwd, [c for pair in pairs for c in pair])
-        if faces is None or any(faces.get(old) != faces.get(new) for old, new in pairs):
-            return False
+        if faces is None or any(old not in faces or faces.get(old) != faces.get(new) for old, new in pairs):
+            return False  # a commit git did not describe is not one it confirms
     unmapped = {commit for commit in needed if commit not in landed_as}
     # git's rebase drops a commit whose patch is already upstream: it has no landed copy.
     return not unmapped or unmapped <= _upstream_patches(cwd, target, tip)
