@@ -165,7 +165,7 @@ def test_one_patch_not_upstream_keeps_the_branch(repo: Path) -> None:
     assert _kept(repo)["gitxact/c"]["merged"] is False
 
 
-@pytest.mark.parametrize("claim", ["landed-as-main", "its-own-target", "an-option"])
+@pytest.mark.parametrize("claim", ["landed-as-main", "its-own-target", "its-own-target-another-name", "an-option"])
 def test_a_forged_landing_record_deletes_nothing(repo: Path, tmp_path: Path, claim: str) -> None:
     """Well-formed records claiming unlanded work landed: as main's tip (whose author,
     date and message are not the work's), onto the branch itself (which holds it), or as
@@ -177,17 +177,21 @@ def test_a_forged_landing_record_deletes_nothing(repo: Path, tmp_path: Path, cla
     target, landed_as = {
         "landed-as-main": ("main", main),
         "its-own-target": ("gitxact/f", tip),
+        "its-own-target-another-name": ("gitxact/f", tip),
         "an-option": ("main", f"--output={tmp_path / 'written'}"),
     }[claim]
     forged = landed.LandedBranch(
-        branch="gitxact/f",
+        branch="somebody-else" if claim == "its-own-target-another-name" else "gitxact/f",
         tip=tip,
         target=target,
         ref=f"refs/heads/{target}",
         landed_tip=main if claim == "an-option" else landed_as,
         commits=[landed.LandedCommit(original=tip, landed=landed_as)],
     )
-    landed.remember(Workspace(repo), [forged])
+    ws = Workspace(repo)
+    file = ws.state_file(landed.FILE_NAME, landed.LandedState)
+    with ws.locks.resource(landed.LOCK):  # as a hand-made file would: filed under the branch's name
+        file.save(landed.LandedState(branches={"gitxact/f": forged}))
     released = gitxact("worktree", "release", "f", "--token", token, cwd=repo)
     assert released.returncode == 0, released.stderr
     assert _tip(repo, "gitxact/f") == tip

@@ -98,7 +98,7 @@ def judge(
 
         records = landed.load(repo)
     record = records.get(branch)
-    if record is not None and not _plausible(record):
+    if record is not None and not _plausible(record, branch):
         record = None
     itself = {branch, f"refs/heads/{branch}"}
     named = list(dict.fromkeys(t for t in targets if t and t not in itself))
@@ -133,14 +133,14 @@ def _containing_branch(cwd: Path, branch: str, tip: str) -> str | None:
     return others[0] if others else None
 
 
-def _plausible(record: LandedBranch) -> bool:
+def _plausible(record: LandedBranch, branch: str) -> bool:
     """A record whose ref is its target's (local, or a remote's tracking ref), never the
     branch itself: a forged record naming the branch as its own target would otherwise
     "confirm" anything, and deleting the branch would delete the only ref holding it."""
     ids = [record.tip, record.landed_tip, *(c for pair in record.commits for c in (pair.original, pair.landed))]
     if not all(_OID.fullmatch(oid) for oid in ids):
         return False  # never an option look-alike or a revision expression on git's command line
-    if record.ref == f"refs/heads/{record.branch}" or record.target == record.branch:
+    if record.branch != branch or branch in (record.target, record.ref.removeprefix("refs/heads/")):
         return False
     if record.ref == f"refs/heads/{record.target}":
         return True
