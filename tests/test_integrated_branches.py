@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
-from support.proc import assert_clean_error, git, gitxact
+from support.proc import GITXACT, assert_clean_error, git, gitxact, run_parallel
 
 from gitxact import Workspace
 from gitxact.land.store import open_landing
@@ -259,3 +259,28 @@ def test_a_branch_landed_twice_is_landed(repo: Path) -> None:
     assert len(record.commits) == 2
     released = gitxact("worktree", "release", "a2", "--token", token, cwd=repo)
     assert "branch gitxact/a2 deleted (landed on main)" in released.stdout, released.stdout
+
+
+def test_agents_landing_and_releasing_at_once_leave_no_branch(repo: Path) -> None:
+    """Four agents land at once (real processes, one queue), then release at once: every
+    branch landed and deleted, every record written and then forgotten, exact counts."""
+    assert gitxact("init", cwd=repo).returncode == 0
+    agents = [f"c{n}" for n in range(4)]
+    tokens: dict[str, str] = {}
+    for agent in agents:
+        wt, tokens[agent] = _acquire(repo, agent)
+        _commit(wt, f"{agent}.txt", f"{agent}\n", f"{agent}: work")
+    _commit(repo, "main.txt", "main moves on\n", "main moves on")
+    before = _tip(repo, "main")
+    landers = run_parallel(
+        [[*GITXACT, "land", f"gitxact/{a}", "--onto", "main", "--timeout", "300"] for a in agents], repo
+    )
+    assert [p.returncode for p in landers] == [0] * 4, [p.stderr for p in landers]
+    assert git("rev-list", "--count", f"{before}..main", cwd=repo).strip() == "4"
+    assert sorted(landed.load(Workspace(repo))) == [f"gitxact/{a}" for a in agents]
+    releases = run_parallel([[*GITXACT, "worktree", "release", a, "--token", tokens[a]] for a in agents], repo)
+    assert [p.returncode for p in releases] == [0] * 4, [p.stderr for p in releases]
+    assert sum("deleted (landed on main)" in p.stdout for p in releases) == 4
+    assert git("branch", "--list", "gitxact/*", cwd=repo) == ""
+    assert landed.load(Workspace(repo)) == {}
+    git("fsck", "--strict", cwd=repo)
