@@ -221,13 +221,16 @@ def _branch_origin(doc: AcquireDoc) -> str:
 
 
 def render_kept_branches(doc: KeptBranchesDoc) -> str:
+    from gitxact.worktrees.integration import MERGED, Verdict
+
     if not doc.branches:
         return "no branch left by a lease"
     rows = [
         [
             b.branch,
-            style(b.rule or "merged", fg="green") if b.merged else style("unmerged", fg="yellow"),
-            f"into {b.into}" if b.merged and b.into else "",
+            style(Verdict(b.tip, b.rule or MERGED, b.into).describe(), fg="green")
+            if b.merged
+            else style("unmerged", fg="yellow"),
             b.tip[:12],
             f"checked out at {b.checked_out}" if b.checked_out else "",
         ]
