@@ -101,7 +101,7 @@ def delete_if_integrated(repo: Repo, branch: str, base: str | None = None) -> tu
     if not verdict.integrated:
         return (
             False,
-            f"its commits are on no other branch and not upstream (tip {tip[:12]}); kept so no work is lost",
+            f"{integration.NOT_INTEGRATED} (tip {tip[:12]}); kept so no work is lost",
             None,
         )
     try:

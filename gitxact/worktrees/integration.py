@@ -47,6 +47,8 @@ LANDED = "landed"
 PATCHES_UPSTREAM = "patches upstream"
 SQUASH_MERGED = "squash-merged"
 RULES = (MERGED, LANDED, PATCHES_UPSTREAM, SQUASH_MERGED)
+#: Why a branch no rule matched is kept (release, ``prune-branches``).
+NOT_INTEGRATED = "not integrated: some of its work is on no other branch, nor upstream"
 #: An object id as git prints it (SHA-1 or SHA-256).
 _OID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 

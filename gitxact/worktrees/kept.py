@@ -114,7 +114,7 @@ def prune_merged(repo: Repo, *, dry_run: bool = False) -> PruneBranchesDoc:
             if kept.checked_out:
                 doc.kept[kept.branch] = f"checked out at {kept.checked_out}"
             elif not kept.merged:
-                doc.kept[kept.branch] = "its commits are on no other branch and not upstream"
+                doc.kept[kept.branch] = integration.NOT_INTEGRATED
             elif dry_run:
                 doc.deleted.append(kept.branch)
                 doc.integrated[kept.branch] = integration.Verdict(kept.tip, kept.rule, kept.into).describe()
