@@ -117,7 +117,7 @@ def test_a_commit_after_the_landing_is_kept(repo: Path) -> None:
     assert "gitxact/a2" in dry["kept"]
     refused = gitxact("worktree", "acquire", "a2", cwd=repo)
     assert_clean_error(refused, 3)
-    assert "commit(s) not on main" in refused.stderr
+    assert "2 commit(s) not on main (1 of them landed already)" in refused.stderr
     assert _tip(repo, "gitxact/a2") == extra
 
 

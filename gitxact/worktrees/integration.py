@@ -150,33 +150,59 @@ def _plausible(record: LandedBranch, branch: str) -> bool:
     return record.ref.startswith("refs/remotes/") and bool(remote) and target == record.target
 
 
+def landed_already(repo: Repo, branch: str, tip: str) -> int:
+    """How many of *branch*'s commits not on its landed target git confirms the queue landed
+    (0 without a record): said when a branch with work added after its landing is refused."""
+    from gitxact.worktrees import landed
+
+    record = landed.load(repo).get(branch)
+    if record is None or not _plausible(record, branch):
+        return 0
+    found = _unconfirmed(repo.layout.common_dir, tip, record)
+    return 0 if found is None else found[0] - len(found[1])
+
+
 def _landed(cwd: Path, tip: str, record: LandedBranch) -> bool:
     """The record's claim, as far as git confirms it (see the module's ``landed``)."""
+    if not _is_ancestor(cwd, tip, record.tip):
+        return False  # a commit added after the landing: that one did not land
+    found = _unconfirmed(cwd, tip, record)
+    return found is not None and not found[1]
+
+
+def _unconfirmed(cwd: Path, tip: str, record: LandedBranch) -> tuple[int, set[str]] | None:
+    """How many commits of *tip* are not on the record's target, and which of them git does
+    not confirm landed; ``None`` when the record cannot be checked at all."""
     target = refs.read(cwd, record.ref)
-    if target is None or not _is_ancestor(cwd, tip, record.tip) or not _is_ancestor(cwd, record.landed_tip, target):
-        return False
+    if target is None or not _is_ancestor(cwd, record.landed_tip, target):
+        return None
     walk = git.run(["rev-list", "--parents", f"{target}..{tip}", "--"], cwd, check=False, read_only=True)
     if not walk.ok:
-        return False
+        return None
     rows = [line.split() for line in walk.lines()]
     if any(len(row) > 2 for row in rows):
-        return False  # a merge's own resolution is in no landed commit: the tree rule judges it
+        return None  # a merge's own resolution is in no landed commit: the tree rule judges it
     needed = [row[0] for row in rows]
     if not needed:
-        return True  # everything on it is on the target (reached when the target is a remote's ref)
+        return 0, set()  # everything on it is on the target (reached when the target is a remote's ref)
     landed_as = {c.original: c.landed for c in record.commits}
     pairs = [(commit, landed_as[commit]) for commit in needed if commit in landed_as]
+    confirmed: set[str] = set()
     if pairs:
-        landed_commits = [new for _, new in pairs]
-        off_target = git.run(["rev-list", *landed_commits, "--not", target, "--"], cwd, check=False, read_only=True)
-        if not off_target.ok or off_target.lines():
-            return False  # a landed commit is not on the target any more (it was reset, rewritten)
+        off_target = git.run(
+            ["rev-list", *(new for _, new in pairs), "--not", target, "--"], cwd, check=False, read_only=True
+        )
         faces = commit_faces(cwd, [c for pair in pairs for c in pair])
-        if faces is None or any(old not in faces or faces.get(old) != faces.get(new) for old, new in pairs):
-            return False  # a commit git did not describe is not one it confirms
-    unmapped = {commit for commit in needed if commit not in landed_as}
-    # git's rebase drops a commit whose patch is already upstream: it has no landed copy.
-    return not unmapped or unmapped <= _upstream_patches(cwd, target, tip)
+        if not off_target.ok or faces is None:
+            return None
+        gone = set(off_target.lines())  # landed commits not on the target any more (reset, rewritten)
+        # A commit git did not describe is not one it confirms.
+        confirmed = {old for old, new in pairs if new not in gone and old in faces and faces[old] == faces.get(new)}
+    unconfirmed = set(needed) - confirmed
+    if unconfirmed - set(landed_as):
+        # git's rebase drops a commit whose patch is already upstream: it has no landed copy.
+        unconfirmed -= _upstream_patches(cwd, target, tip) - set(landed_as)
+    return len(needed), unconfirmed
 
 
 def _patches_upstream(cwd: Path, target: str, tip: str) -> bool:

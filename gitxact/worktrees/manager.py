@@ -257,9 +257,11 @@ class Worktrees:
                 found["branch_integrated"] = verdict.describe()
                 reuse, ahead = FRESH, 0
         if reuse is None:
+            landed = integration.landed_already(repo, branch, tip)
             raise RefusedError(
-                f"branch {branch!r} is left from an earlier lease: {ahead} commit(s) not on {base_label}, "
-                f"{behind} commit(s) behind it",
+                f"branch {branch!r} is left from an earlier lease: {ahead} commit(s) not on {base_label}"
+                + (f" ({landed} of them landed already)" if landed else "")
+                + f", {behind} commit(s) behind it",
                 hint=f"--resume continues on it as it is; --fresh starts it again from {base_label}"
                 + (f" (its commits kept as {branch}-<time>)" if ahead else ""),
             )
