@@ -74,8 +74,8 @@ def test_list_branches_and_prune_only_the_merged(repo: Path) -> None:
     _left_behind(repo)
     git("branch", "gitxact/merged-one", "main~1", cwd=repo)  # its commits are on main
     listed = json.loads(gitxact("worktree", "list", "--branches", "--json", cwd=repo).stdout)
-    state = {b["branch"]: b["merged"] for b in listed["branches"]}
-    assert state == {"gitxact/a": False, "gitxact/merged-one": True}
+    state = {b["branch"]: (b["merged"], b["rule"]) for b in listed["branches"]}
+    assert state == {"gitxact/a": (False, None), "gitxact/merged-one": (True, "merged")}
     dry = json.loads(gitxact("worktree", "prune-branches", "--dry-run", "--json", cwd=repo).stdout)
     assert dry["deleted"] == ["gitxact/merged-one"]
     assert git("rev-parse", "--verify", "-q", "gitxact/merged-one", cwd=repo).strip(), "dry run deletes nothing"
