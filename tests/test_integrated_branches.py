@@ -284,3 +284,36 @@ def test_agents_landing_and_releasing_at_once_leave_no_branch(repo: Path) -> Non
     assert git("branch", "--list", "gitxact/*", cwd=repo) == ""
     assert landed.load(Workspace(repo)) == {}
     git("fsck", "--strict", cwd=repo)
+
+
+def test_a_branch_that_merged_main_in_before_landing_is_integrated(repo: Path) -> None:
+    """The agent brought main in with a merge commit, then landed (the rebase drops the
+    merge). A merge's own resolution is in no landed commit, so the record alone does not
+    decide; merging the branch into main changes nothing, which does."""
+    assert gitxact("init", cwd=repo).returncode == 0
+    wt, token = _acquire(repo, "m")
+    _commit(wt, "m.txt", "agent\n", "m: work")
+    _commit(repo, "main.txt", "main moves on\n", "main moves on")
+    git("merge", "-q", "--no-edit", "main", cwd=wt)
+    assert gitxact("land", "--onto", "main", cwd=wt).returncode == 0
+    released = gitxact("worktree", "release", "m", "--token", token, cwd=repo)
+    assert "branch gitxact/m deleted (squash-merged into main)" in released.stdout, released.stdout
+
+
+def test_work_only_in_a_merge_commit_is_kept(repo: Path) -> None:
+    """An "evil" merge: the agent's merge of main also adds a file. The landing's rebase
+    drops merge commits, so that file never reached main: the branch must be kept."""
+    assert gitxact("init", cwd=repo).returncode == 0
+    wt, token = _acquire(repo, "e")
+    _commit(wt, "e.txt", "agent\n", "e: work")
+    _commit(repo, "main.txt", "main moves on\n", "main moves on")
+    git("merge", "-q", "--no-edit", "--no-commit", "main", cwd=wt)
+    (wt / "only-in-the-merge.txt").write_text("work\n")
+    git("add", "only-in-the-merge.txt", cwd=wt)
+    git("commit", "-q", "--no-edit", cwd=wt)
+    tip = _tip(wt, "HEAD")
+    assert gitxact("land", "--onto", "main", cwd=wt).returncode == 0
+    assert not (repo / "only-in-the-merge.txt").exists()
+    released = gitxact("worktree", "release", "e", "--token", token, cwd=repo)
+    assert "branch gitxact/e kept" in released.stdout, released.stdout
+    assert _tip(repo, "gitxact/e") == tip
