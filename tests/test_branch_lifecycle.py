@@ -74,8 +74,8 @@ def test_list_branches_and_prune_only_the_merged(repo: Path) -> None:
     _left_behind(repo)
     git("branch", "gitxact/merged-one", "main~1", cwd=repo)  # its commits are on main
     listed = json.loads(gitxact("worktree", "list", "--branches", "--json", cwd=repo).stdout)
-    state = {b["branch"]: b["merged"] for b in listed["branches"]}
-    assert state == {"gitxact/a": False, "gitxact/merged-one": True}
+    state = {b["branch"]: (b["merged"], b["rule"]) for b in listed["branches"]}
+    assert state == {"gitxact/a": (False, None), "gitxact/merged-one": (True, "merged")}
     dry = json.loads(gitxact("worktree", "prune-branches", "--dry-run", "--json", cwd=repo).stdout)
     assert dry["deleted"] == ["gitxact/merged-one"]
     assert git("rev-parse", "--verify", "-q", "gitxact/merged-one", cwd=repo).strip(), "dry run deletes nothing"
@@ -83,3 +83,15 @@ def test_list_branches_and_prune_only_the_merged(repo: Path) -> None:
     assert done["deleted"] == ["gitxact/merged-one"]
     assert "gitxact/a" in done["kept"]
     assert git("branch", "--list", "gitxact/*", cwd=repo).split() == ["gitxact/a"]
+
+
+def test_a_branch_only_behind_the_base_moves_up_to_it_without_a_flag(repo: Path) -> None:
+    """No commit of its own (issue 24: it is integrated, "merged"): nothing to lose, nothing to ask."""
+    assert gitxact("init", cwd=repo).returncode == 0
+    git("branch", "gitxact/b", cwd=repo)
+    git("commit", "-q", "--allow-empty", "-m", "main moves on", cwd=repo)
+    doc = json.loads(gitxact("worktree", "acquire", "b", "--json", cwd=repo).stdout)
+    assert (doc["branch_ahead"], doc["branch_behind"], doc["reused"]) == (0, 1, "fresh")
+    assert doc["branch_integrated"] == "merged into main"
+    assert doc["kept_branch"] is None
+    assert git("rev-parse", "gitxact/b", cwd=repo).strip() == git("rev-parse", "main", cwd=repo).strip()

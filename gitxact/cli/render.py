@@ -237,7 +237,8 @@ def _branch_origin(doc: AcquireDoc) -> str:
         return "this lease's"
     if doc.reused == "fresh":
         kept = f"; its old commits kept on {doc.kept_branch}" if doc.kept_branch else ""
-        return f"started again from {doc.base}{kept}"
+        done = f" (it was {doc.branch_integrated})" if doc.branch_integrated else ""
+        return f"started again from {doc.base}{done}{kept}"
     if doc.branch_ahead is not None:
         return (
             f"left by an earlier lease, {'resumed, ' if doc.reused else ''}"
@@ -251,12 +252,16 @@ def _ports(ports: list[int]) -> str:
 
 
 def render_kept_branches(doc: KeptBranchesDoc) -> str:
+    from gitxact.worktrees.integration import MERGED, Verdict
+
     if not doc.branches:
         return "no branch left by a lease"
     rows = [
         [
             b.branch,
-            style("merged", fg="green") if b.merged else style("unmerged", fg="yellow"),
+            style(Verdict(b.tip, b.rule or MERGED, b.into).describe(), fg="green")
+            if b.merged
+            else style("unmerged", fg="yellow"),
             b.tip[:12],
             f"checked out at {b.checked_out}" if b.checked_out else "",
         ]
@@ -267,7 +272,8 @@ def render_kept_branches(doc: KeptBranchesDoc) -> str:
 
 def render_prune_branches(doc: PruneBranchesDoc) -> str:
     verb = "would delete" if doc.dry_run else "deleted"
-    lines = [*(f"{verb} {name}" for name in doc.deleted), *(f"kept {n}: {why}" for n, why in doc.kept.items())]
+    done = [f"{verb} {name}" + (f" ({doc.integrated[name]})" if name in doc.integrated else "") for name in doc.deleted]
+    lines = [*done, *(f"kept {n}: {why}" for n, why in doc.kept.items())]
     return "\n".join(lines) or "no branch left by a lease"
 
 
@@ -296,7 +302,7 @@ def render_end(doc: EndDoc) -> str:
     if doc.folder_left:
         lines.append(style(f"  folder {doc.path} was not empty and was left in place", fg="yellow"))
     if doc.branch and doc.branch_deleted:
-        lines.append(f"  branch {doc.branch} deleted (its commits are on another branch)")
+        lines.append(f"  branch {doc.branch} deleted ({doc.branch_integrated or 'integrated'})")
     elif doc.branch and doc.branch_kept_reason:
         lines.append(f"  branch {doc.branch} kept: {doc.branch_kept_reason}")
     return "\n".join(lines)

@@ -92,9 +92,10 @@ def acquire(
     Inside $(... | ...) the parent is a subshell that exits at once: pass --owner-pid $$.
     Asking again while the lease lives returns the same worktree, with "existing": true and no token (unless
     --token presents it). Exit 3 if the branch is checked out elsewhere, or if the
-    agent's branch is left from an earlier lease and is ahead of or behind the base:
-    say --resume (continue on it) or --fresh (start again from the base; its commits
-    are kept on a branch of their own).
+    agent's branch is left from an earlier lease, is ahead of or behind the base and is
+    not integrated (an integrated one, landed say, starts again from the base): say
+    --resume (continue on it) or --fresh (start again from the base; its commits are
+    kept on a branch of their own).
 
     The commit checked out may carry a .gitxact.toml: its [lease] ports are allocated
     (GITXACT_PORT, GITXACT_PORTS), and its setup commands run in the new worktree once
@@ -123,7 +124,7 @@ def acquire(
 @worktree.command()
 @click.argument("agent")
 @token_option
-@click.option("--keep-branch", is_flag=True, help="Keep the branch even if its commits are merged elsewhere.")
+@click.option("--keep-branch", is_flag=True, help="Keep the branch even if it is integrated (merged, landed, ...).")
 @click.option("--force", is_flag=True, help="Release without the token; save uncommitted work to a snapshot ref first.")
 @timeout_option
 @json_option
@@ -131,10 +132,14 @@ def acquire(
 def release(
     app: AppContext, agent: str, token: str | None, keep_branch: bool, force: bool, timeout: float | None, as_json: bool
 ) -> int:
-    """End AGENT's lease: remove its worktree; delete its branch if merged elsewhere.
+    """End AGENT's lease: remove its worktree; delete its branch if integrated.
 
     Refused (exit 3) without the right token, or when the worktree has uncommitted or
     untracked work; --force saves that work to refs/gitxact/snapshots/AGENT/TIME first.
+    Integrated: merged into another branch, landed by `gitxact land` (and unchanged
+    since), every patch upstream (git cherry), or squash-merged (merging it changes
+    nothing).
+
     The lease's .gitxact.toml teardown commands run before its files go; one that
     fails is reported and the release goes on.
 
@@ -180,7 +185,8 @@ def list_(app: AppContext, kept: bool, all_hosts: bool, dirty: bool | None, as_j
     or --json) whether its worktree holds uncommitted work.
 
     With --branches: the branches under gitxact.branchPrefix that no lease uses, each
-    merged (every commit on another branch too) or unmerged.
+    with the rule that makes it integrated (merged, landed, patches upstream,
+    squash-merged) or unmerged.
 
     \b
     Examples:
@@ -230,17 +236,17 @@ def env_(app: AppContext, agent: str) -> int:
 
 
 @worktree.command(name="prune-branches")
-@click.option("--merged", is_flag=True, help="Only merged branches (the default, and the only kind ever deleted).")
+@click.option("--merged", is_flag=True, help="Only integrated branches (the default, and the only kind ever deleted).")
 @click.option("--dry-run", is_flag=True, help="Say what would be deleted; delete nothing.")
 @timeout_option
 @json_option
 @pass_app
 def prune_branches(app: AppContext, merged: bool, dry_run: bool, timeout: float | None, as_json: bool) -> int:
-    """Delete the branches leases left behind whose commits are all on another branch.
+    """Delete the branches leases left behind that are integrated (see `list --branches`).
 
     Each by compare-and-swap under the repository lock; never one a lease uses, one
-    checked out anywhere, or one with a commit on no other branch (those are listed as
-    kept, with why). Nothing here deletes unmerged work.
+    checked out anywhere, or one that is not integrated (those are listed as kept,
+    with why). Nothing here deletes unmerged work.
 
     \b
     Examples:

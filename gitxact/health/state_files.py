@@ -13,7 +13,16 @@ import fnmatch
 from gitxact.state.store import Persisted
 
 #: The file-name globs :func:`model_for` knows, in its order.
-PATTERNS = ("meta.json", "tracker.json", "leases.json", "journal-*.json", "recover.json", "landing.json", "trust.json")
+PATTERNS = (
+    "meta.json",
+    "tracker.json",
+    "leases.json",
+    "journal-*.json",
+    "recover.json",
+    "landing.json",
+    "trust.json",
+    "landed.json",
+)
 
 
 def model_for(name: str) -> type[Persisted] | None:
@@ -46,4 +55,8 @@ def model_for(name: str) -> type[Persisted] | None:
         from gitxact.project.trust import TrustState
 
         return TrustState
+    if pattern == "landed.json":
+        from gitxact.worktrees.landed import LandedState
+
+        return LandedState
     return None

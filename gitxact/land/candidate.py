@@ -27,7 +27,7 @@ from gitxact.errors import GitError, OperationFailedError, RefusedError, UsageEr
 from gitxact.git import refs
 from gitxact.git import run as git
 from gitxact.land import boundary
-from gitxact.worktrees import registration
+from gitxact.worktrees import integration, registration
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
@@ -54,6 +54,8 @@ class Applied:
     """One branch applied to the candidate: its new commits, or the paths it conflicts on."""
 
     commits: list[str] = field(default_factory=list)
+    #: Each of the branch's commits -> the commit it landed as (:func:`integration.match_rewritten`).
+    landed_as: dict[str, str] = field(default_factory=dict)
     conflicts: list[str] = field(default_factory=list)
     already: bool = False
 
@@ -223,7 +225,12 @@ def apply(repo: Repo, wt: Path, tip: str, *, strategy: Strategy, branch: str, ta
             return Applied(conflicts=sorted(set(conflicts)))
         raise GitError(result.argv, result.returncode, result.stderr + result.stdout)
     commits = repo.git(["rev-list", "--reverse", f"{onto}..HEAD"], cwd=wt).lines()
-    return Applied(commits=commits)
+    if strategy == "rebase":
+        originals = repo.git(["rev-list", "--reverse", "--no-merges", f"{onto}..{tip}"], cwd=wt).lines()
+        landed_as = dict(integration.match_rewritten(wt, originals, commits))
+    else:  # a merge puts the branch's own commits on the target as they are
+        landed_as = {c: c for c in repo.git(["rev-list", f"{onto}..{tip}"], cwd=wt).lines()}
+    return Applied(commits=commits, landed_as=landed_as)
 
 
 # -- moving the target -------------------------------------------------------------------------

@@ -187,6 +187,7 @@ class Lander:
         faults.crashpoint("land-worktree-added")
         applied: list[Request] = []
         commits: dict[str, list[str]] = {}
+        landed_as: dict[str, dict[str, str]] = {}
         already: list[Request] = []
         for request in group:
             result = candidate.apply(
@@ -209,6 +210,7 @@ class Lander:
             else:
                 applied.append(request)
                 commits[request.id] = result.commits
+                landed_as[request.id] = result.landed_as
         tip = candidate.head(repo, wt)
         work.base = base
         work.candidate = tip
@@ -233,6 +235,7 @@ class Lander:
                 reason="landed" if r in applied else "already on the target",
                 landed_tip=tip,
                 commits=commits.get(r.id, []),
+                landed_as=landed_as.get(r.id, {}),
                 already=r in already,
                 attempts=attempt,
                 batch=ids,
@@ -302,6 +305,7 @@ class Lander:
         """Remove the temporary worktree and fetched ref, then the step (recording *outcomes*)."""
         candidate.remove_worktree(self.repo, Path(work.worktree))
         candidate.delete_fetch_ref(self.repo, work.fetch_ref)
+        recovery.remember_landed(self.repo, self.lf, work, outcomes or {})
         with self.lf.change() as state:
             for request_id, outcome in (outcomes or {}).items():
                 request = state.request(request_id)

@@ -65,6 +65,9 @@ class Outcome(BaseModel):
     reason: str = ""
     landed_tip: str | None = None  # the target after this request landed
     commits: list[str] = Field(default_factory=list)  # the commits it put on the target (new ids when rebased)
+    #: Which commit of the branch landed as which (original -> on the target; the same id
+    #: when it was not rewritten): what release and prune-branches read back as "landed".
+    landed_as: dict[str, str] = Field(default_factory=dict)
     already: bool = False  # the target already contained the branch: nothing to do
     conflicts: list[str] = Field(default_factory=list)
     check_log: str | None = None

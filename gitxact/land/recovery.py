@@ -24,14 +24,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitxact.backends.named import open_named_locks
 from gitxact.errors import GitxactError, LockTimeoutError
+from gitxact.git import run as git
 from gitxact.land import candidate
 from gitxact.land.records import FINAL, LandingFile, Outcome, Work
 from gitxact.land.store import open_landing
+from gitxact.util import console
+from gitxact.worktrees import landed
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
@@ -69,6 +73,7 @@ def finish_work(
     if candidate.remove_worktree(repo, Path(work.worktree)):
         done.append(f"{work.id}: removed the temporary worktree {work.worktree}")
     candidate.delete_fetch_ref(repo, work.fetch_ref)
+    remember_landed(repo, lf, work, outcomes)
     with lf.change() as state:
         for request_id in work.requests:
             request = state.request(request_id)
@@ -82,6 +87,38 @@ def finish_work(
                 state.finish(request, "failed", Outcome(reason=f"{why}; nothing landed", code=code))
         state.work = [w for w in state.work if w.id != work.id]
     return done
+
+
+def remember_landed(repo: Repo, lf: LandingFile, work: Work, outcomes: dict[str, Outcome]) -> None:
+    """Write what landed to the branches' durable record (:mod:`gitxact.worktrees.landed`),
+    before the outcomes: release and ``prune-branches`` read it there long after the
+    queue's history has let the request go. Best effort: without it a branch is judged by
+    git alone (its patches, its tree), which never deletes more."""
+    ref = f"refs/heads/{work.target}" if work.remote is None else f"refs/remotes/{work.remote}/{work.target}"
+    if not outcomes or not git.check_ref_format(ref):
+        return  # a remote named by URL has no remote-tracking ref to confirm the landing by
+    state = lf.peek()
+    entries: list[landed.LandedBranch] = []
+    for request_id, outcome in outcomes.items():
+        request = state.request(request_id)
+        if request is None or outcome.already or outcome.landed_tip is None:
+            continue
+        entries.append(
+            landed.LandedBranch(
+                branch=request.branch,
+                tip=request.tip,
+                target=work.target,
+                ref=ref,
+                landed_tip=outcome.landed_tip,
+                commits=[landed.LandedCommit(original=old, landed=new) for old, new in outcome.landed_as.items()],
+                request=request_id,
+                at=time.time(),
+            )
+        )
+    try:
+        landed.remember(repo, entries)
+    except GitxactError as exc:
+        console.warn(f"could not record what landed in {landed.FILE_NAME} ({exc.message}); git alone will judge it")
 
 
 def _sync(repo: Repo, wt: Path, old: str, new: str, *, hold: bool) -> str | None:

@@ -24,6 +24,8 @@ class LandDoc(Document):
     reason: str
     landed_tip: str | None = None
     commits: list[str] = Field(default_factory=list)
+    #: Which of the branch's commits landed as which (original -> on the target).
+    landed_as: dict[str, str] = Field(default_factory=dict)
     already: bool = False
     conflicts: list[str] = Field(default_factory=list)
     #: For a conflict: the target's commits since the branch's base that touched those paths,
@@ -55,6 +57,7 @@ class LandDoc(Document):
             reason=outcome.reason if outcome else "",
             landed_tip=outcome.landed_tip if outcome else None,
             commits=outcome.commits if outcome else [],
+            landed_as=outcome.landed_as if outcome else {},
             already=outcome.already if outcome else False,
             conflicts=outcome.conflicts if outcome else [],
             check_log=outcome.check_log if outcome else None,

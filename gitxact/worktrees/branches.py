@@ -1,4 +1,4 @@
-"""A lease's branch: the name given, the base it starts from, and deleting it only when merged."""
+"""A lease's branch: the name given, the base it starts from, and deleting it only when integrated."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from gitxact.errors import InvalidNameError, UsageError
 from gitxact.git import refs
 from gitxact.git import run as git
+from gitxact.worktrees import integration
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
@@ -72,41 +73,49 @@ def owns_branch(repo: Repo, lease: Lease) -> bool:
     return lease.branch_created or lease.branch == f"{repo.settings.branch_prefix}{lease.agent}"
 
 
-def delete_branch_if_merged(repo: Repo, branch: str, base: str | None = None) -> tuple[bool, str | None]:
-    """Delete *branch* if every commit on it is on another branch too.
+def delete_if_integrated(repo: Repo, branch: str, base: str | None = None) -> tuple[bool, str | None, str | None]:
+    """Delete *branch* if it is integrated (:func:`gitxact.worktrees.integration.judge`).
 
-    Returns ``(deleted, why_kept)``. One ``for-each-ref --contains`` answers all three
-    questions (the tip, which branches contain it, where it is checked out); the
-    delete is a compare-and-swap against that tip, so a commit landing in between
-    keeps the branch. Asked first about *base* alone (the lease's base, when it is a
-    branch: where a merged branch usually is), so the common case costs the same
+    Returns ``(deleted, why_kept, rule)``, *rule* the integration rule that matched. One
+    ``for-each-ref --contains`` answers the ``merged`` rule, the tip and where it is
+    checked out; the delete is a compare-and-swap against that tip, so a commit landing
+    in between keeps the branch. Asked first about *base* alone (the lease's base, when
+    it is a branch: where a merged branch usually is), so the common case costs the same
     however many branches there are; only when the base does not contain it are all
-    branches asked.
+    branches asked, and then the other rules, against *base*.
     """
     cwd = repo.layout.common_dir
     full = f"refs/heads/{branch}"
     tip: str | None = None
-    others = 0
+    into: str | None = None
     scopes = [[full, f"refs/heads/{base}"]] if base and base != branch else []
     for scope in [*scopes, ["refs/heads/"]]:
-        tip, others, where = _containing(cwd, full, scope)
+        tip, into, where = _containing(cwd, full, scope)
         if where:
-            return False, f"branch is checked out at {where}"
-        if tip is None or others:
+            return False, f"branch is checked out at {where}", None
+        if tip is None or into:
             break
     if tip is None:
-        return False, "branch no longer exists"
-    if not others:
-        return False, f"its commits are on no other branch (tip {tip[:12]}); kept so no work is lost"
+        return False, "branch no longer exists", None
+    verdict = integration.judge(repo, branch, tip, [base] if base else [], merged_into=into or False)
+    if not verdict.integrated:
+        return (
+            False,
+            f"{integration.NOT_INTEGRATED} (tip {tip[:12]}); kept so no work is lost",
+            None,
+        )
     try:
         refs.apply(cwd, [refs.RefUpdate(full, None, tip)], message="gitxact: lease ended", env=repo.locks.child_env())
     except refs.RefConflictError:
-        return False, "branch moved while it was being deleted; kept"
-    return True, None
+        return False, "branch moved while it was being deleted; kept", None
+    from gitxact.worktrees import landed  # pydantic: only once a branch is deleted
+
+    landed.forget(repo, branch)
+    return True, None, verdict.describe()
 
 
-def _containing(cwd: Path, full: str, scope: list[str]) -> tuple[str | None, int, str]:
-    """*full*'s tip, how many other branches in *scope* contain it, and where it is checked out."""
+def _containing(cwd: Path, full: str, scope: list[str]) -> tuple[str | None, str | None, str]:
+    """*full*'s tip, another branch in *scope* that contains it, and where *full* is checked out."""
     result = git.run(
         ["for-each-ref", f"--contains={full}", "--format=%(objectname) %(refname) %(worktreepath)", *scope],
         cwd,
@@ -115,12 +124,12 @@ def _containing(cwd: Path, full: str, scope: list[str]) -> tuple[str | None, int
     )
     tip: str | None = None
     where = ""
-    others = 0
+    into: str | None = None
     for line in result.lines():
         oid, _, rest = line.partition(" ")
         name, _, checked_out = rest.partition(" ")
         if name == full:
             tip, where = oid, checked_out
-        else:
-            others += 1
-    return tip, others, where
+        elif into is None:
+            into = name.removeprefix("refs/heads/")
+    return tip, into, where

@@ -39,7 +39,18 @@ from gitxact.util import console
 from gitxact.util.faults import crashpoint
 from gitxact.util.identity import ProcessIdentity
 from gitxact.util.names import validate_agent
-from gitxact.worktrees import branches, fleet, include, ownership, paths, ports, reaper, registration, setup
+from gitxact.worktrees import (
+    branches,
+    fleet,
+    include,
+    integration,
+    ownership,
+    paths,
+    ports,
+    reaper,
+    registration,
+    setup,
+)
 from gitxact.worktrees.lease_info import LeaseListDoc
 from gitxact.worktrees.results import AcquireDoc, EndDoc, ReapDoc, ReleaseDoc, RenewDoc
 from gitxact.worktrees.trace import trace
@@ -72,7 +83,9 @@ class Worktrees:
 
         The agent's branch (``<prefix><agent>``) may be left from an earlier lease (a
         release keeps an unmerged branch). If it is neither behind the base nor ahead of
-        it, it is simply used. Otherwise *reuse* decides: ``"resume"`` checks it out as it
+        it, it is simply used; if it is integrated (:mod:`gitxact.worktrees.integration`:
+        merged, landed by the queue, ...) it is started again from the base, nothing on
+        it being lost. Otherwise *reuse* decides: ``"resume"`` checks it out as it
         is, ``"fresh"`` starts it again from the base (an unmerged old tip is kept as
         ``<branch>-<time>``, nothing is lost); without one the acquire is refused (exit 3)
         saying how far ahead and behind it is, since resuming a stale branch by accident
@@ -307,10 +320,19 @@ class Worktrees:
         found: dict[str, object] = {"branch_ahead": ahead, "branch_behind": behind}
         if not ahead and not behind:
             return tip, found
+        if reuse != RESUME:
+            # Integrated (landed, merged, ...): nothing on it would be lost by starting it
+            # again, so that is what happens, with no flag and no copy of the old tip.
+            verdict = integration.judge(repo, branch, tip, [base_label])
+            if verdict.integrated:
+                found["branch_integrated"] = verdict.describe()
+                reuse, ahead = FRESH, 0
         if reuse is None:
+            landed = integration.landed_already(repo, branch, tip)
             raise RefusedError(
-                f"branch {branch!r} is left from an earlier lease: {ahead} commit(s) not on {base_label}, "
-                f"{behind} commit(s) behind it",
+                f"branch {branch!r} is left from an earlier lease: {ahead} commit(s) not on {base_label}"
+                + (f" ({landed} of them landed already)" if landed else "")
+                + f", {behind} commit(s) behind it",
                 hint=f"--resume continues on it as it is; --fresh starts it again from {base_label}"
                 + (f" (its commits kept as {branch}-<time>)" if ahead else ""),
             )
@@ -426,7 +448,9 @@ class Worktrees:
 
         Uncommitted or untracked work refuses the release (exit 3) unless *force* or
         *save_dirty*, which first save it to ``refs/gitxact/snapshots/<agent>/<time>``.
-        The branch is deleted only when its commits are on another branch too.
+        The branch is deleted only when it is integrated
+        (:mod:`gitxact.worktrees.integration`: merged, landed by the queue, its patches
+        upstream, or squash-merged).
 
         The lease's teardown commands (from the trusted ``.gitxact.toml`` it was made
         from) run first, once the release is not refused; one that fails is reported

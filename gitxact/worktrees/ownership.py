@@ -19,8 +19,8 @@ writes, not against the record alone:
 * a **folder** is ours when it is under the worktree root (acquire claims folders only
   there) and empty;
 * a **branch** is ours to delete when it is under ``gitxact.branchPrefix``; the callers
-  then also require that no worktree has it checked out and that its commits are on
-  another branch (:func:`gitxact.worktrees.branches.delete_branch_if_merged`).
+  then also require that no worktree has it checked out and that it is integrated,
+  as git confirms it (:func:`gitxact.worktrees.branches.delete_if_integrated`).
 """
 
 from __future__ import annotations

@@ -461,7 +461,9 @@ def _settle_branch(repo: Repo, lease: Lease, doc: EndDoc, *, keep_branch: bool, 
                 return
             doc.branch_deleted = True
             return
-    doc.branch_deleted, doc.branch_kept_reason = branches.delete_branch_if_merged(repo, lease.branch, lease.base)
+    doc.branch_deleted, doc.branch_kept_reason, doc.branch_integrated = branches.delete_if_integrated(
+        repo, lease.branch, lease.base
+    )
 
 
 def unregister(repo: Repo, step: Step) -> EndDoc:

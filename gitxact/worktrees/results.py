@@ -27,6 +27,8 @@ class EndDoc(BaseModel):
     worktree_removed: bool = False
     folder_left: bool = False
     branch_deleted: bool = False
+    #: Why the branch was deleted: the integration rule that matched (``landed on main``, ...).
+    branch_integrated: str | None = None
     branch_kept_reason: str | None = None
     error: str | None = None
 
@@ -60,6 +62,9 @@ class AcquireDoc(Document):
     reused: str | None = None
     #: With ``fresh``: the branch that keeps the old tip's commits.
     kept_branch: str | None = None
+    #: Started again from the base with no flag because it was integrated: the rule that
+    #: matched (``landed on main``, ``merged into main``, ...).
+    branch_integrated: str | None = None
     #: Ignored files named by ``.worktreeinclude``, copied from the main worktree.
     included: list[str] = Field(default_factory=list)
     #: Those not copied: the destination, or a folder on its way, is a symbolic link in the
