@@ -18,8 +18,9 @@ from support.proc import git, gitxact, kill_group
 
 from fixtures.postgres import PostgresServer
 from gitxact import LockOrderError, LockTimeoutError, UsageError, Workspace
-from gitxact.backends.base import BackendUnavailableError, LockLostError
+from gitxact.backends.base import BackendUnavailableError
 from gitxact.backends.named import open_named_locks
+from gitxact.errors import LockLostError
 
 
 def test_a_timeout_names_the_holder_and_a_killed_holder_releases(two_clones: tuple[Path, Path], tmp_path: Path) -> None:

@@ -18,7 +18,10 @@ from gitxact.locking.tickets import EXCLUSIVE, SHARED, Mode, Party
 from gitxact.util.names import validate_name
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from gitxact.core.repo import Repo
+    from gitxact.errors import LockLostError
 
 #: Resource locks gitxact takes for files of this host; a named lock may not borrow them,
 #: since on PostgreSQL the same name would stop guarding those files.
@@ -43,14 +46,20 @@ def check_mode(mode: str) -> Mode:
 
 
 class FileGrant:
-    """A named lock held through this host's kernel locks: it cannot be lost while its process lives."""
+    """A named lock held through this host's kernel locks: it cannot be lost while its process lives.
 
-    __slots__ = ("mode", "name", "waited")
+    So it carries no fencing token (``fence`` is ``None``): the only holder that could act
+    after losing it is a dead one's orphaned descendant, which a token handed to the dead
+    process would not stop either.
+    """
+
+    __slots__ = ("fence", "mode", "name", "waited")
 
     def __init__(self, name: str, mode: Mode, waited: float) -> None:
         self.name = name
         self.mode = mode
         self.waited = waited
+        self.fence: int | None = None
 
     def check(self) -> None:
         return None
@@ -65,7 +74,16 @@ class FileNamedLocks:
         self._repo = repo
 
     @contextlib.contextmanager
-    def hold(self, name: str, mode: Mode = EXCLUSIVE, timeout: float | None = None) -> Iterator[FileGrant]:
+    def hold(
+        self,
+        name: str,
+        mode: Mode = EXCLUSIVE,
+        timeout: float | None = None,
+        *,
+        on_lost: Callable[[LockLostError], None] | None = None,
+    ) -> Iterator[FileGrant]:
+        """*on_lost* is never called: a kernel lock ends only with its process."""
+        del on_lost
         key = resource_key(validate_lock_name(name))
         self._repo.store.ensure(LOCKS_DIR)
         with self._repo.locks.hold(key, check_mode(mode), timeout) as grant:
