@@ -9,6 +9,7 @@ the processes wrote), never a duration.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from support.netns import SERVER_ADDR, Partition, partition_or_skip
-from support.proc import GITXACT, git, kill_group, wait_for_file
+from support.proc import GITXACT, git, kill_group, owner_process, wait_for_file
 
 from fixtures.postgres import PostgresServer, start_server
 
@@ -151,3 +152,55 @@ def test_a_cut_holder_ends_its_command_before_the_other_host_gets_the_lock(
         assert max(r[2] for r in a_rows) < b_start[2]
         # Fencing: B's grant carries a larger token than A's.
         assert int(b_start[3]) > int(a_rows[0][3]) >= 1
+
+
+def test_a_stale_lease_on_a_cut_host_never_touches_the_new_owners_claim(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A's claim expires while A is cut off; B takes the agent. Back on the network, A's
+    renew is refused, its release ends only its local lease (and says so), its acquire is
+    refused while B holds the agent, and its reap leaves B's claim alone."""
+    with _network(monkeypatch) as (net, server):
+        clone_a, clone_b = _hosts(repo, tmp_path, net, server)
+        git("config", "gitxact.leaseTtl", "2", cwd=clone_a)
+        with owner_process() as owner_a, owner_process() as owner_b:
+            got = _in(net.client, clone_a, "worktree", "acquire", "agent-1", "--json", "--owner-pid", str(owner_a.pid),
+                      host="host-a")  # fmt: skip
+            assert got.returncode == 0, got.stderr
+            token = json.loads(got.stdout)["token"]
+            net.cut()
+            deadline = time.monotonic() + 60
+            while not _claims(net, clone_b)[0]["expired"]:  # A cannot renew: its claim runs out
+                assert time.monotonic() < deadline, "the claim never expired"
+                time.sleep(0.2)
+            taken = _in(net.server, clone_b, "worktree", "acquire", "agent-1", "--owner-pid", str(owner_b.pid))
+            assert taken.returncode == 0, taken.stderr
+            [b_claim] = _claims(net, clone_b)
+            assert (b_claim["host"], b_claim["pid"], b_claim["expired"]) == ("host-b", owner_b.pid, False)
+            net.heal()
+
+            renew = _in(net.client, clone_a, "worktree", "renew", "agent-1", "--token", token, host="host-a")
+            assert renew.returncode == 3, renew.stderr
+            assert "no longer this lease's: now agent agent-1" in renew.stderr
+            assert "on host-b" in renew.stderr
+            release = _in(net.client, clone_a, "worktree", "release", "agent-1", "--token", token, host="host-a")
+            assert release.returncode == 0, release.stderr
+            assert "fleet claim not this lease's any more" in release.stdout, release.stdout
+            assert "only the local lease ended" in release.stdout
+            again = _in(net.client, clone_a, "worktree", "acquire", "agent-1", "--owner-pid", str(owner_a.pid),
+                        host="host-a")  # fmt: skip
+            assert again.returncode == 3, again.stderr
+            assert "on host-b" in again.stderr
+            reap = _in(net.client, clone_a, "worktree", "reap", "--json", host="host-a")
+            assert reap.returncode == 0, reap.stderr
+            assert json.loads(reap.stdout)["claims_ended"] == []
+            assert _claims(net, clone_b) == [b_claim], "B's claim is exactly as B left it"
+            listed = _in(net.server, clone_b, "worktree", "list", "--json")
+            assert [lease["agent"] for lease in json.loads(listed.stdout)["leases"]] == ["agent-1"]
+
+
+def _claims(net: Partition, clone: Path) -> list[dict[str, object]]:
+    listed = _in(net.server, clone, "worktree", "list", "--all-hosts", "--json")
+    assert listed.returncode == 0, listed.stderr
+    claims: list[dict[str, object]] = json.loads(listed.stdout)["claims"]
+    return claims

@@ -28,6 +28,9 @@ class EndDoc(BaseModel):
     folder_left: bool = False
     branch_deleted: bool = False
     branch_kept_reason: str | None = None
+    #: PostgreSQL: why the fleet's claim did not end with the lease (it was not its own any
+    #: more: expired while this host was cut off, and taken over or reaped elsewhere).
+    claim_left: str | None = None
     error: str | None = None
 
 

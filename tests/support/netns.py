@@ -57,6 +57,10 @@ class Partition:
         """Host A's link goes down: from now on nothing passes either way."""
         _must("-n", self.client, "link", "set", self.client_end, "down")
 
+    def heal(self) -> None:
+        """Host A's link comes back (its address and route with it)."""
+        _must("-n", self.client, "link", "set", self.client_end, "up")
+
     def remove(self) -> None:
         for ns in (self.client, self.server):
             _ip("netns", "del", ns)
