@@ -4,6 +4,8 @@ lost session said."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -227,3 +229,94 @@ def test_gitxact_lock_name_on_either_backend(two_clones: tuple[Path, Path], tmp_
         kill_group(holder)
     for bad in ("tracker", "../x"):
         assert gitxact("lock", "--name", bad, "--", "true", cwd=second).returncode == 2
+
+
+_UNANSWERED = textwrap.dedent(
+    """
+    import sys, threading
+    from gitxact import LockLostError, Workspace
+    from gitxact.backends.named import open_named_locks
+    locks = open_named_locks(Workspace(sys.argv[1]))
+    told = threading.Event()
+    said = []
+    grant = locks.acquire("deploy", on_lost=lambda error: (said.append(error), told.set()))
+    print(grant.session, grant.fence, flush=True)
+    assert told.wait(60), "never told"
+    try:
+        grant.check()
+    except LockLostError as error:
+        print("check", error.exit_code, error is said[0], error.message, flush=True)
+    try:
+        locks.release("deploy")
+    except LockLostError as error:
+        print("release", error.exit_code, flush=True)
+    """
+)
+
+
+def test_a_holder_whose_server_stops_answering_gives_the_lock_up(pg_repo: Path) -> None:
+    """Issue 25: the server's backend for the holder's session is stopped (SIGSTOP), so
+    nothing the holder sends is answered: within the holder's bound it calls the callback,
+    and check() and release raise LockLostError (exit 75). The next grant's fence is larger."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _UNANSWERED, str(pg_repo)],
+        cwd=pg_repo,
+        env={**os.environ, "GITXACT_TEST_DEAD_PEER_BOUND": "5"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    backend = 0
+    try:
+        assert holder.stdout is not None
+        backend, fence = (int(word) for word in holder.stdout.readline().split())
+        os.kill(backend, signal.SIGSTOP)
+        out, err = holder.communicate(timeout=60)
+        assert holder.returncode == 0, err
+        check, release = out.splitlines()
+        assert check.startswith("check 75 True named lock 'deploy' was given up: PostgreSQL did not answer within 2.5s")
+        assert release == "release 75"
+    finally:
+        if backend:
+            os.kill(backend, signal.SIGCONT)  # it finds its client gone and ends, freeing the lock
+        if holder.poll() is None:
+            kill_group(holder)  # type: ignore[arg-type]
+    locks = open_named_locks(Workspace(pg_repo))
+    try:
+        with locks.hold("deploy", timeout=30) as grant:
+            assert grant.fence is not None
+            assert grant.fence > fence
+    finally:
+        locks.close()
+
+
+def test_every_grant_gets_a_larger_fence_on_either_backend(two_clones: tuple[Path, Path]) -> None:
+    """`GITXACT_FENCE` grows with every grant of a name, from any host (clone); other names
+    count on their own; the library returns the same number as ``grant.fence``."""
+    first, second = two_clones
+    seen = []
+    for where in (first, second, first):
+        ran = gitxact("lock", "--name", "deploy", "--", "sh", "-c", 'echo "$GITXACT_FENCE"', cwd=where)
+        assert ran.returncode == 0, ran.stderr
+        seen.append(int(ran.stdout))
+    assert seen == sorted(set(seen)), seen
+    other = gitxact("lock", "--name", "migrate", "--", "sh", "-c", 'echo "$GITXACT_FENCE"', cwd=second)
+    assert int(other.stdout) == 1
+    locks = open_named_locks(Workspace(second))
+    try:
+        with locks.hold("deploy") as grant, locks.hold("deploy") as nested:
+            assert grant.fence == nested.fence == seen[-1] + 1  # a reentrant grant is the same grant
+    finally:
+        locks.close()
+
+
+def test_a_damaged_fence_record_is_refused_never_restarted(repo: Path) -> None:
+    Workspace(repo).init()
+    assert gitxact("lock", "--name", "deploy", "--", "true", cwd=repo).returncode == 0
+    record = Path(git("rev-parse", "--git-common-dir", cwd=repo).strip())
+    record = (repo / record if not record.is_absolute() else record) / "gitxact" / "locks" / "fence.deploy"
+    record.write_text("garbage\n")
+    ran = gitxact("lock", "--name", "deploy", "--", "true", cwd=repo)
+    assert ran.returncode == 1, ran.stderr
+    assert "not a fencing token" in ran.stderr
