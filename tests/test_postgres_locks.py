@@ -4,6 +4,7 @@ lost session said."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -320,3 +321,41 @@ def test_a_damaged_fence_record_is_refused_never_restarted(repo: Path) -> None:
     ran = gitxact("lock", "--name", "deploy", "--", "true", cwd=repo)
     assert ran.returncode == 1, ran.stderr
     assert "not a fencing token" in ran.stderr
+
+
+def test_lock_name_hands_the_terminal_to_its_command(repo: Path) -> None:
+    """CMD runs in a process group of its own (so a lost lock can end all of it); on a
+    terminal it is given the terminal, or its first read would stop it (SIGTTIN)."""
+    import pty
+    import select
+
+    Workspace(repo).init()
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a session whose controlling terminal is the pty
+        os.chdir(repo)
+        os.execv(sys.executable, [sys.executable, "-m", "gitxact", "lock", "--name", "tty", "--",
+                                  "sh", "-c", "read line; echo got:$line"])  # fmt: skip
+    out = b""
+    try:
+        os.write(fd, b"hello\n")
+        deadline = time.monotonic() + 60
+        while b"got:hello" not in out:
+            assert time.monotonic() < deadline, f"the command never read the terminal: {out!r}"
+            if select.select([fd], [], [], 0.5)[0]:
+                try:
+                    out += os.read(fd, 1024)
+                except OSError:  # the pty closed: everything was read
+                    break
+        assert b"got:hello" in out, out
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        if pid:  # gitxact's group, and its command's (a group of its own, found among its children)
+            with contextlib.suppress(OSError):
+                for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+                    os.killpg(int(child), signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)

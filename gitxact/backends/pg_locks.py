@@ -409,8 +409,10 @@ class PostgresNamedLocks:
         try:
             self._run(held.session, f"checking named lock {name!r}", "SELECT 1")
         except BackendUnavailableError as exc:
+            if held.watch.lost is not None:  # given up (and its session closed) while this check waited
+                raise held.watch.lost from None
             raise LockLostError(f"named lock {name!r} was lost with its database session: {exc.message}") from None
-        if held.watch.lost is not None:  # given up while this check waited
+        if held.watch.lost is not None:
             raise held.watch.lost
 
     # -- who holds, who waits -------------------------------------------------------------
