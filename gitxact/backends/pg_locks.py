@@ -76,6 +76,10 @@ IN_PG_LOCKS = (
 )
 
 
+#: Released lock sessions a thread keeps: a new connection per acquire would cost more than the lock.
+_IDLE_SESSIONS = 2
+
+
 class _Held:
     __slots__ = ("count", "fence", "mode", "session", "waited", "watch")
 
@@ -120,6 +124,8 @@ class _ThreadSessions(threading.local):
         self.session: Conn | None = None
         self.pid = 0
         self.held: dict[str, _Held] = {}
+        #: Lock sessions released cleanly (they hold nothing), kept for the next acquire.
+        self.idle: list[Conn] = []
 
 
 class PostgresNamedLocks:
@@ -166,7 +172,7 @@ class PostgresNamedLocks:
     def _mine(self) -> _ThreadSessions:
         local = self._local
         if local.pid != os.getpid():
-            local.session, local.held, local.pid = None, {}, os.getpid()  # a forked child holds nothing
+            local.session, local.held, local.idle, local.pid = None, {}, [], os.getpid()  # a forked child holds nothing
         return local
 
     def _session(self) -> Conn:
@@ -179,11 +185,18 @@ class PostgresNamedLocks:
     def _open(self, purpose: str) -> Conn:
         conn = self._db.connect(purpose)
         with self._all_guard:
+            self._all = [c for c in self._all if not c.closed]
             self._all.append(conn)
         return conn
 
     def _lock_session(self) -> Conn:
-        """A session of its own for one name: idle while held, so its watch can confirm it."""
+        """A session of its own for one name: idle while held, so its watch can confirm it
+        (one released cleanly before, else a new one)."""
+        local = self._mine()
+        while local.idle:
+            conn = local.idle.pop()
+            if not conn.closed:
+                return conn
         conn = self._open("gitxact lock")
         if conn.info.server_version >= 140000:
             # The server notices a waiter whose host vanished while it waits in the queue.
@@ -215,6 +228,7 @@ class PostgresNamedLocks:
                 conn.close()
         self._local.session = None
         self._local.held = {}
+        self._local.idle = []
 
     # -- the API ------------------------------------------------------------------------
 
@@ -381,7 +395,11 @@ class PostgresNamedLocks:
             return
         del local.held[name]
         held.watch.stop()
+        with self._all_guard:
+            if held.watch in self._watches:  # not when close() came first
+                self._watches.remove(held.watch)
         suffix = "_shared" if held.mode == SHARED else ""
+        clean = False
         try:
             if held.watch.lost is not None:
                 raise held.watch.lost
@@ -397,8 +415,12 @@ class PostgresNamedLocks:
                 raise LockLostError(f"named lock {name!r} was lost with its database session: {exc.message}") from None
             if not rows or not rows[0][0]:
                 raise LockLostError(f"named lock {name!r} was no longer held by this session when released")
+            clean = held.watch.lost is None
         finally:
-            held.session.close()  # its own session: closing it ends whatever it still held
+            if clean and len(local.idle) < _IDLE_SESSIONS:
+                local.idle.append(held.session)  # it holds nothing now: the next acquire's
+            else:
+                held.session.close()  # its own session: closing it ends whatever it still held
 
     def check(self, name: str) -> None:
         held = self._mine().held.get(name)
