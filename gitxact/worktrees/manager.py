@@ -396,17 +396,22 @@ class Worktrees:
         validate_agent(agent)
         repo.store.ensure("locks", "state")
         file = leases_file(repo)
+        # The fleet's claim first (PostgreSQL backend), outside the leases lock (a network
+        # call): a lease whose claim went to another host is not renewed here.
+        fleet.renew(repo, self._renewable(agent, token, force))
         with repo.locks.resource(LEASES_LOCK):
-            lease = self._owned(agent, token, force, "renew")
-            if lease.phase != "active":
-                raise RefusedError(f"the lease of {agent!r} is {lease.phase}; it cannot be renewed")
-            # The fleet's claim first: a lease whose claim went to another host is not renewed here.
-            fleet.renew(repo, lease)
+            lease = self._renewable(agent, token, force)
             state = file.load(repair=True)
             lease = lease.model_copy(update={"heartbeat": time.time(), "ttl": repo.settings.lease_ttl})
             state.leases[agent] = lease
             file.save(state)
         return RenewDoc(agent=agent, heartbeat=lease.heartbeat, ttl=lease.ttl, expires=lease.heartbeat + lease.ttl)
+
+    def _renewable(self, agent: str, token: str | None, force: bool) -> Lease:
+        lease = self._owned(agent, token, force, "renew")
+        if lease.phase != "active":
+            raise RefusedError(f"the lease of {agent!r} is {lease.phase}; it cannot be renewed")
+        return lease
 
     def _owned(self, agent: str, token: str | None, force: bool, verb: str) -> Lease:
         lease = leases.load_records(self.repo).get(agent)
