@@ -1,9 +1,9 @@
 """Issue 25: a host cut off from PostgreSQL by a real network partition (network namespaces,
 a veth link set down) never holds a named lock, or leases an agent, together with another.
 
-The bounds are scaled down (``GITXACT_TEST_DEAD_PEER_BOUND``, every process alike) so a
-cut plays out in seconds; what is asserted is order (who ended before whom, by timestamps
-the processes wrote), never a duration.
+The bounds are scaled down (``GITXACT_TEST_DEAD_PEER_BOUND``, set for every process the
+round starts) so a cut plays out in seconds; what is asserted is order (who ended before
+whom, by timestamps the processes wrote), never a duration.
 """
 
 from __future__ import annotations
@@ -12,44 +12,16 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.netns import SERVER_ADDR, Partition, partition_or_skip
-from support.proc import GITXACT, git, kill_group, owner_process, wait_for_file
+from support.netns import partition_or_skip
+from support.proc import git, owner_process
 
+from fixtures.partition import SERVER_ADDR, Partition, join_hosts, partitioned_holder, run_in
 from fixtures.postgres import PostgresServer, start_server
-
-BOUND = "10"  # seconds: the holder gives up at 5, its command is SIGKILLed by 7, the server frees at 10
-
-_JOB = textwrap.dedent(
-    """
-    import os, signal, subprocess, sys, time
-    log, role = sys.argv[1], sys.argv[2]
-
-    def tick(word):
-        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-        os.write(fd, f"{role} {word} {time.time_ns()} {os.environ.get('GITXACT_FENCE')}\\n".encode())
-        os.close(fd)
-
-    tick("start")
-    if role == "b":
-        sys.exit(0)
-    if role == "a":
-        # A grandchild that ignores SIGTERM: only the group's SIGKILL stops it.
-        subprocess.Popen([sys.executable, sys.argv[0], log, "a-child"])
-        signal.signal(signal.SIGTERM, lambda *_: (tick("term"), sys.exit(143)))
-    else:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    while True:
-        tick("work")
-        time.sleep(0.05)
-    """
-)
 
 
 @contextlib.contextmanager
@@ -58,7 +30,6 @@ def _network(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Partition, Postg
     for variable in list(os.environ):
         if variable.startswith("PG"):
             monkeypatch.delenv(variable)
-    monkeypatch.setenv("GITXACT_TEST_DEAD_PEER_BOUND", BOUND)
     with partition_or_skip() as net:
         try:
             server = start_server(netns=net.server, listen=SERVER_ADDR)
@@ -72,46 +43,12 @@ def _network(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Partition, Postg
 
 def _hosts(repo: Path, tmp_path: Path, net: Partition, server: PostgresServer) -> tuple[Path, Path]:
     """Host A's clone (reaching the server over the veth link) and host B's (beside the server)."""
-    git("config", "gitxact.namespace", "partition", cwd=repo)
-    clone_b = tmp_path / "host-b"
-    git("clone", "-q", str(repo), str(clone_b), cwd=tmp_path)
-    git("config", "gitxact.namespace", "partition", cwd=clone_b)
-    for clone in (repo, clone_b):
-        done = _in(net.server, clone, "init", "--backend", server.tcp_dsn)
-        assert done.returncode == 0, done.stderr
-    return repo, clone_b
+    join_hosts(repo, tmp_path / "host-b", net, server.tcp_dsn)
+    return repo, tmp_path / "host-b"
 
 
 def _in(ns: str, cwd: Path, *args: str, host: str = "host-b") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["ip", "netns", "exec", ns, *GITXACT, *args],
-        cwd=cwd,
-        env={**os.environ, "GITXACT_TEST_HOST": host},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def _start(ns: str, cwd: Path, *args: str, host: str, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            ["ip", "netns", "exec", ns, *GITXACT, *args],
-            cwd=cwd,
-            env={**os.environ, "GITXACT_TEST_HOST": host},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def _ticks(log: Path) -> list[tuple[str, str, int, str]]:
-    rows = []
-    for line in log.read_text().splitlines():
-        role, word, stamp, fence = line.split()
-        rows.append((role, word, int(stamp), fence))
-    return rows
+    return run_in(ns, cwd, *args, host=host)
 
 
 def test_a_cut_holder_ends_its_command_before_the_other_host_gets_the_lock(
@@ -119,39 +56,21 @@ def test_a_cut_holder_ends_its_command_before_the_other_host_gets_the_lock(
 ) -> None:
     with _network(monkeypatch) as (net, server):
         clone_a, clone_b = _hosts(repo, tmp_path, net, server)
-        job = tmp_path / "job.py"
-        job.write_text(_JOB)
-        log = tmp_path / "ticks"
-        a_out, b_out = tmp_path / "a.out", tmp_path / "b.out"
-        lock = ["lock", "--name", "deploy", "--timeout", "120", "--", sys.executable, str(job), str(log)]
-        holder = _start(net.client, clone_a, *lock, "a", host="host-a", log=a_out)
-        other: subprocess.Popen[bytes] | None = None
-        try:
-            wait_for_file(log, "host A's job to start", holder)
-            deadline = time.monotonic() + 60
-            while sum(1 for r in _ticks(log) if r[0] == "a-child") < 2:  # the grandchild is at work too
-                assert time.monotonic() < deadline, a_out.read_text()
-                time.sleep(0.05)
-            net.cut()
-            other = _start(net.server, clone_b, *lock, "b", host="host-b", log=b_out)
-            assert holder.wait(timeout=120) == 75, a_out.read_text()
-            assert other.wait(timeout=120) == 0, b_out.read_text()
-        finally:
-            for proc in (holder, other):
-                if proc is not None and proc.poll() is None:
-                    kill_group(proc)
-        said = a_out.read_text()
-        assert "was given up" in said, said
-        assert "the command was ended (SIGKILL)" in said, said
-        ticks = _ticks(log)
-        [b_start] = [r for r in ticks if r[0] == "b"]
-        a_rows = [r for r in ticks if r[0] != "b"]
-        assert {r[0] for r in a_rows} == {"a", "a-child"}
-        assert ("a", "term") in {(r[0], r[1]) for r in a_rows}, "the job got SIGTERM first"
+        seen = partitioned_holder(net, clone_a, clone_b, tmp_path / "round")
+        assert seen.a_exit == 75, seen.a_said
+        assert seen.b_exit == 0, seen.b_said
+        assert "was given up" in seen.a_said, seen.a_said
+        assert "the command was ended (SIGKILL)" in seen.a_said, seen.a_said
+        assert {t[0] for t in seen.a_ticks} == {"a", "a-child"}
+        assert ["a", "term"] in [t[:2] for t in seen.a_ticks], "the job got SIGTERM first"
+        b_start = seen.b_start
+        assert b_start is not None
         # Zero overlap: every tick of A's job and of its grandchild came before B's job began.
-        assert max(r[2] for r in a_rows) < b_start[2]
+        assert max(int(t[2]) for t in seen.a_ticks) < int(b_start[2])
+        assert not seen.overlapped()
         # Fencing: B's grant carries a larger token than A's.
-        assert int(b_start[3]) > int(a_rows[0][3]) >= 1
+        assert int(b_start[3]) > int(seen.a_ticks[0][3]) >= 1
+        assert seen.problems() == []
 
 
 def test_a_stale_lease_on_a_cut_host_never_touches_the_new_owners_claim(
