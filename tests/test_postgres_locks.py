@@ -359,3 +359,30 @@ def test_lock_name_hands_the_terminal_to_its_command(repo: Path) -> None:
                 os.killpg(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
         os.close(fd)
+
+
+def test_lock_name_passes_sigterm_to_its_commands_group(repo: Path, tmp_path: Path) -> None:
+    """A SIGTERM sent to `gitxact lock --name` reaches CMD's group (CMD is no longer in
+    gitxact's), and gitxact exits with CMD's status once it is gone, the lock free."""
+    from support.proc import GITXACT, wait_for_file
+
+    Workspace(repo).init()
+    ready = tmp_path / "ready"
+    script = f'trap "echo got-term; exit 7" TERM; touch {ready}; while :; do sleep 0.1; done'
+    proc = subprocess.Popen(
+        [*GITXACT, "lock", "--name", "deploy", "--", "sh", "-c", script],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        wait_for_file(ready, "the command to start", proc)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 7
+        assert b"got-term" in out
+    finally:
+        if proc.poll() is None:
+            kill_group(proc)
+    assert gitxact("lock", "--name", "deploy", "--timeout", "5", "--", "true", cwd=repo).returncode == 0
