@@ -44,7 +44,7 @@ from psycopg import errors as pg_errors
 from gitxact.backends.base import BackendUnavailableError
 from gitxact.backends.bounds import CHECK_INTERVAL_MS
 from gitxact.backends.files import check_mode, validate_lock_name
-from gitxact.backends.pg_watch import LostCallback, SessionWatch
+from gitxact.backends.pg_watch import LostCallback, SessionWatch, now
 from gitxact.backends.postgres import NOW, Database, host_identity, lock_timeout_ms
 from gitxact.errors import LockLostError, LockOrderError, LockTimeoutError
 from gitxact.locking.locks import resource_key
@@ -293,7 +293,7 @@ class PostgresNamedLocks:
         waited = time.monotonic() - started
         self._record(session, name, mode, f"recording the holder of {name!r}")
         # Sent after the grant: answered, it confirms the session from the moment it left.
-        confirmed = time.monotonic()
+        confirmed = now()
         fence = self._next_fence(session, name)
         watch = SessionWatch(session, name, confirmed)
         with self._all_guard:

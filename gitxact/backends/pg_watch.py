@@ -36,13 +36,23 @@ if TYPE_CHECKING:
 LostCallback = Callable[[LockLostError], None]
 
 
+def now() -> float:
+    """Seconds on a clock that keeps counting while the machine sleeps (``CLOCK_BOOTTIME``):
+    the server's timers run on during a suspend, so a holder's must too, or a laptop that
+    slept past the bound would wake up believing it still holds its lock."""
+    return time.clock_gettime(_CLOCK)
+
+
+_CLOCK = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
+
+
 class SessionWatch:
     """Confirms one lock session until stopped; :attr:`lost` once it could not."""
 
     def __init__(self, conn: Conn, name: str, confirmed: float) -> None:
         self._conn = conn
         self._name = name
-        #: ``time.monotonic()`` when the last statement the server answered was sent.
+        #: :func:`now` when the last statement the server answered was sent.
         self._confirmed = confirmed
         self._stop = threading.Event()
         self._guard = threading.Lock()
@@ -72,7 +82,7 @@ class SessionWatch:
 
     def _run(self) -> None:
         while not self._stop.wait(CHECK_INTERVAL):
-            sent = time.monotonic()
+            sent = now()
             why = self._probe(self._confirmed + HOLDER_BOUND)
             if self._stop.is_set():
                 return
@@ -98,7 +108,7 @@ class SessionWatch:
     def _probe(self, deadline: float) -> str | None:
         """``SELECT 1`` on the lock's session, answered by *deadline*; else why not."""
         conn = self._conn
-        if not conn.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+        if not conn.lock.acquire(timeout=max(0.0, deadline - now())):
             return "the session was busy and could not be confirmed"
         try:
             if conn.closed or conn.broken:
@@ -134,8 +144,8 @@ class SessionWatch:
 
 
 def _ready(fd: int, event: int, deadline: float) -> bool:
-    """Whether *fd* gets *event* before *deadline* (``time.monotonic()``)."""
+    """Whether *fd* gets *event* before *deadline* (:func:`now`)."""
     poller = select.poll()
     poller.register(fd, event | select.POLLERR | select.POLLHUP)
-    left = deadline - time.monotonic()
+    left = deadline - now()
     return left > 0 and bool(poller.poll(left * 1000))
