@@ -321,6 +321,12 @@ def test_a_damaged_fence_record_is_refused_never_restarted(repo: Path) -> None:
     ran = gitxact("lock", "--name", "deploy", "--", "true", cwd=repo)
     assert ran.returncode == 1, ran.stderr
     assert "not a fencing token" in ran.stderr
+    record.unlink()
+    record.symlink_to(repo / "elsewhere")  # never followed, never written through
+    ran = gitxact("lock", "--name", "deploy", "--", "true", cwd=repo)
+    assert ran.returncode == 1, ran.stderr
+    assert "cannot open the fencing token" in ran.stderr
+    assert not (repo / "elsewhere").exists()
 
 
 def test_lock_name_hands_the_terminal_to_its_command(repo: Path) -> None:

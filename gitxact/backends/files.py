@@ -61,7 +61,10 @@ def next_fence(folder: Path, name: str, *, advance: bool = True) -> int:
     would let a stale holder through.
     """
     path = folder / f"fence.{name}"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:  # a symlink planted there (ELOOP), permissions
+        raise StateError(path, f"cannot open the fencing token: {exc.strerror}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
