@@ -174,6 +174,15 @@ class LockTimeoutError(GitxactError):
     exit_code = EXIT_TEMPFAIL
 
 
+class LockLostError(GitxactError):
+    """A lock ended before its holder released it (exit 75: what ran under it may be
+    incomplete; run it again). On PostgreSQL: the session that held it ended (a server
+    restart), or the holder could not confirm it within the bound and gave it up first
+    (a network cut), ending the command that ran under it."""
+
+    exit_code = EXIT_TEMPFAIL
+
+
 class LockOrderError(GitxactError, RuntimeError):
     """A programming error: locks requested against the hierarchy, or an upgrade.
 

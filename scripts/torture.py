@@ -27,7 +27,13 @@ state file valid and ``gitxact doctor`` clean; nothing gitxact did not create ma
 folder), and no worktree may be wedged (``git status`` works in each). Exit 1 on any
 loss or inconsistency.
 
-Usage: scripts/torture [--seconds N] [--seed S] [--workers N] [--json] [--keep]
+Beside the workers, where the machine allows it (root, ``ip netns``, PostgreSQL), the
+"partitioned holder" runs round after round (:mod:`fixtures.partition`): host A, in a
+network namespace of its own, holds a named lock on a PostgreSQL server over a veth link
+that is then cut, and host B asks for the lock; every round A's job and grandchild must
+have ended before B's job began, A exit 75 and B's fence above A's.
+
+Usage: scripts/torture [--seconds N] [--seed S] [--workers N] [--json] [--keep] [--no-partition]
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -724,8 +731,54 @@ def verify(repo: Path, ledgers: Path, events: Counter[str]) -> dict[str, object]
     }
 
 
+class PartitionedHolder(threading.Thread):
+    """The partitioned-holder rounds, until *deadline* (at least one); :attr:`result` after."""
+
+    def __init__(self, root: Path, deadline: float) -> None:
+        super().__init__(name="partitioned holder", daemon=True)
+        self.root = root / "partition"
+        self.deadline = deadline
+        self.result: dict[str, object] = {"skipped": None, "rounds": 0, "overlaps": 0, "problems": []}
+
+    def run(self) -> None:
+        from fixtures import partition
+        from fixtures.postgres import find_bin_dir, start_server
+
+        why = partition.why_not() or (None if find_bin_dir() else "PostgreSQL's initdb is not installed")
+        if why is not None:
+            self.result["skipped"] = why
+            return
+        problems: list[str] = []
+        net = partition.Partition(f"t{os.getpid() % 10000}")
+        try:
+            net.make()
+            server = start_server(netns=net.server, listen=partition.SERVER_ADDR)
+            try:
+                author = {"GIT_AUTHOR_NAME": "torture", "GIT_AUTHOR_EMAIL": "torture@example.com"}
+                author |= {"GIT_COMMITTER_NAME": "torture", "GIT_COMMITTER_EMAIL": "torture@example.com"}
+                host_a = repos.make_repo(self.root / "host-a", env={**os.environ, **author})
+                partition.join_hosts(host_a, self.root / "host-b", net, server.tcp_dsn)
+                rounds = overlaps = 0
+                while rounds == 0 or time.time() < self.deadline:
+                    seen = partition.partitioned_holder(
+                        net, host_a, self.root / "host-b", self.root / f"round-{rounds}"
+                    )
+                    rounds += 1
+                    overlaps += seen.overlapped()
+                    problems += [f"round {rounds}: {p}" for p in seen.problems()]
+                self.result.update(rounds=rounds, overlaps=overlaps)
+            finally:
+                server.remove()
+        except Exception as exc:  # reported as a problem of the run, not a crash of it
+            problems.append(f"the partitioned holder could not run: {type(exc).__name__}: {exc}")
+        finally:
+            net.remove()
+            self.result["problems"] = problems
+
+
 def verdict(result: dict[str, object]) -> list[str]:
     problems = []
+    problems += result["partition"]["problems"]  # type: ignore[index]
     for key in ("lost_commits", "lost_increments", "phantom_increments", "stale_locks", "corrupt_state_files"):
         if result[key]:
             problems.append(f"{key} = {result[key]}")
@@ -763,6 +816,11 @@ def render(result: dict[str, object], seed: int, seconds: float, workers: int) -
     )]  # fmt: skip
     width = max(len(k) for k, _ in rows)
     lines += [f"  {k.ljust(width)}  {v}" for k, v in rows]
+    side: dict[str, object] = result["partition"]  # type: ignore[assignment]
+    if side["skipped"]:
+        lines.append(f"  partitioned holder: skipped ({side['skipped']})")
+    else:
+        lines.append(f"  partitioned holder: {side['rounds']} rounds, {side['overlaps']} overlapping")
     if result["errors_by_op"]:
         lines.append(f"  failed commands by operation: {result['errors_by_op']}")
     for error in result["unexpected_errors"]:  # type: ignore[attr-defined]
@@ -778,6 +836,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--json", action="store_true", help="print the result as one JSON document")
     parser.add_argument("--keep", action="store_true", help="keep the temporary repository")
+    parser.add_argument("--no-partition", action="store_true", help="skip the partitioned-holder rounds")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--incarnation", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--repo", help=argparse.SUPPRESS)
@@ -794,8 +853,16 @@ def main() -> int:
         ledgers = root / "ledgers"
         ledgers.mkdir()
         print(f"torture: seed {seed}, {args.workers} workers, {args.seconds:g} s in {root}", file=sys.stderr)
+        side = PartitionedHolder(root, time.time() + args.seconds)
+        if args.no_partition:
+            side.result["skipped"] = "--no-partition"
+        else:
+            side.start()
         events = supervise(repo, ledgers, args.workers, args.seconds, seed)
+        if side.is_alive():
+            side.join(300)
         result = verify(repo, ledgers, events)
+        result["partition"] = side.result
         problems = verdict(result)
         result.update(schema=1, seed=seed, seconds=args.seconds, workers=args.workers, problems=problems)
         print(json.dumps(result, indent=2) if args.json else render(result, seed, args.seconds, args.workers))

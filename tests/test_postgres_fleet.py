@@ -185,3 +185,26 @@ def test_reap_ends_dead_claims_of_any_host_and_never_a_live_one(
         assert claimed() == {"a", "e"}
         assert json.loads(gitxact("worktree", "list", "--json", cwd=pg_repo).stdout)["leases"][0]["agent"] == "a"
         assert "nothing to reap" in gitxact("worktree", "reap", cwd=pg_repo, env=host_a).stdout
+
+
+def test_a_release_whose_claim_is_gone_ends_the_local_lease_and_says_so(pg_repo: Path) -> None:
+    """Issue 25: the claim ended elsewhere (expired, then reaped by another host): the
+    release ends the local lease, touches nothing in the registry, and says so (--json too)."""
+    host_a = {"GITXACT_TEST_HOST": "host-a"}
+    with owner_process() as owner:
+        got = gitxact("worktree", "acquire", "a", "--json", "--owner-pid", str(owner.pid), cwd=pg_repo, env=host_a)
+        assert got.returncode == 0, got.stderr
+        token = json.loads(got.stdout)["token"]
+        ws = Workspace(pg_repo)
+        registry = AgentRegistry.open(ws, choose(ws))
+        try:
+            [claim] = registry.list()
+            assert registry.end(claim)  # what another host's reap does once it expired
+        finally:
+            registry.close()
+        released = gitxact("worktree", "release", "a", "--token", token, "--json", cwd=pg_repo, env=host_a)
+        assert released.returncode == 0, released.stderr
+        doc = json.loads(released.stdout)
+        assert doc["worktree_removed"]
+        assert doc["claim_left"].startswith("not this lease's any more, left as it is (it has ended"), doc
+        assert json.loads(gitxact("worktree", "list", "--json", cwd=pg_repo).stdout)["leases"] == []

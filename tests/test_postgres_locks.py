@@ -4,6 +4,9 @@ lost session said."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -18,8 +21,9 @@ from support.proc import git, gitxact, kill_group
 
 from fixtures.postgres import PostgresServer
 from gitxact import LockOrderError, LockTimeoutError, UsageError, Workspace
-from gitxact.backends.base import BackendUnavailableError, LockLostError
+from gitxact.backends.base import BackendUnavailableError
 from gitxact.backends.named import open_named_locks
+from gitxact.errors import LockLostError
 
 
 def test_a_timeout_names_the_holder_and_a_killed_holder_releases(two_clones: tuple[Path, Path], tmp_path: Path) -> None:
@@ -226,3 +230,165 @@ def test_gitxact_lock_name_on_either_backend(two_clones: tuple[Path, Path], tmp_
         kill_group(holder)
     for bad in ("tracker", "../x"):
         assert gitxact("lock", "--name", bad, "--", "true", cwd=second).returncode == 2
+
+
+_UNANSWERED = textwrap.dedent(
+    """
+    import sys, threading
+    from gitxact import LockLostError, Workspace
+    from gitxact.backends.named import open_named_locks
+    locks = open_named_locks(Workspace(sys.argv[1]))
+    told = threading.Event()
+    said = []
+    grant = locks.acquire("deploy", on_lost=lambda error: (said.append(error), told.set()))
+    print(grant.session, grant.fence, flush=True)
+    assert told.wait(60), "never told"
+    try:
+        grant.check()
+    except LockLostError as error:
+        print("check", error.exit_code, error is said[0], error.message, flush=True)
+    try:
+        locks.release("deploy")
+    except LockLostError as error:
+        print("release", error.exit_code, flush=True)
+    """
+)
+
+
+def test_a_holder_whose_server_stops_answering_gives_the_lock_up(pg_repo: Path) -> None:
+    """Issue 25: the server's backend for the holder's session is stopped (SIGSTOP), so
+    nothing the holder sends is answered: within the holder's bound it calls the callback,
+    and check() and release raise LockLostError (exit 75). The next grant's fence is larger."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _UNANSWERED, str(pg_repo)],
+        cwd=pg_repo,
+        env={**os.environ, "GITXACT_TEST_DEAD_PEER_BOUND": "5"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    backend = 0
+    try:
+        assert holder.stdout is not None
+        backend, fence = (int(word) for word in holder.stdout.readline().split())
+        os.kill(backend, signal.SIGSTOP)
+        out, err = holder.communicate(timeout=60)
+        assert holder.returncode == 0, err
+        check, release = out.splitlines()
+        assert check.startswith("check 75 True named lock 'deploy' was given up: PostgreSQL did not answer within 2.5s")
+        assert release == "release 75"
+    finally:
+        if backend:
+            os.kill(backend, signal.SIGCONT)  # it finds its client gone and ends, freeing the lock
+        if holder.poll() is None:
+            kill_group(holder)  # type: ignore[arg-type]
+    locks = open_named_locks(Workspace(pg_repo))
+    try:
+        with locks.hold("deploy", timeout=30) as grant:
+            assert grant.fence is not None
+            assert grant.fence > fence
+    finally:
+        locks.close()
+
+
+def test_every_grant_gets_a_larger_fence_on_either_backend(two_clones: tuple[Path, Path]) -> None:
+    """`GITXACT_FENCE` grows with every grant of a name, from any host (clone); other names
+    count on their own; the library returns the same number as ``grant.fence``."""
+    first, second = two_clones
+    seen = []
+    for where in (first, second, first):
+        ran = gitxact("lock", "--name", "deploy", "--", "sh", "-c", 'echo "$GITXACT_FENCE"', cwd=where)
+        assert ran.returncode == 0, ran.stderr
+        seen.append(int(ran.stdout))
+    assert seen == sorted(set(seen)), seen
+    other = gitxact("lock", "--name", "migrate", "--", "sh", "-c", 'echo "$GITXACT_FENCE"', cwd=second)
+    assert int(other.stdout) == 1
+    locks = open_named_locks(Workspace(second))
+    try:
+        with locks.hold("deploy") as grant, locks.hold("deploy") as nested:
+            assert grant.fence == nested.fence == seen[-1] + 1  # a reentrant grant is the same grant
+    finally:
+        locks.close()
+
+
+def test_a_damaged_fence_record_is_refused_never_restarted(repo: Path) -> None:
+    Workspace(repo).init()
+    assert gitxact("lock", "--name", "deploy", "--", "true", cwd=repo).returncode == 0
+    record = Path(git("rev-parse", "--git-common-dir", cwd=repo).strip())
+    record = (repo / record if not record.is_absolute() else record) / "gitxact" / "locks" / "fence.deploy"
+    record.write_text("garbage\n")
+    ran = gitxact("lock", "--name", "deploy", "--", "true", cwd=repo)
+    assert ran.returncode == 1, ran.stderr
+    assert "not a fencing token" in ran.stderr
+    record.unlink()
+    record.symlink_to(repo / "elsewhere")  # never followed, never written through
+    ran = gitxact("lock", "--name", "deploy", "--", "true", cwd=repo)
+    assert ran.returncode == 1, ran.stderr
+    assert "cannot open the fencing token" in ran.stderr
+    assert not (repo / "elsewhere").exists()
+
+
+def test_lock_name_hands_the_terminal_to_its_command(repo: Path) -> None:
+    """CMD runs in a process group of its own (so a lost lock can end all of it); on a
+    terminal it is given the terminal, or its first read would stop it (SIGTTIN)."""
+    import pty
+    import select
+
+    Workspace(repo).init()
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a session whose controlling terminal is the pty
+        os.chdir(repo)
+        os.execv(sys.executable, [sys.executable, "-m", "gitxact", "lock", "--name", "tty", "--",
+                                  "sh", "-c", "read line; echo got:$line"])  # fmt: skip
+    out = b""
+    try:
+        os.write(fd, b"hello\n")
+        deadline = time.monotonic() + 60
+        while b"got:hello" not in out:
+            assert time.monotonic() < deadline, f"the command never read the terminal: {out!r}"
+            if select.select([fd], [], [], 0.5)[0]:
+                try:
+                    out += os.read(fd, 1024)
+                except OSError:  # the pty closed: everything was read
+                    break
+        assert b"got:hello" in out, out
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        if pid:  # gitxact's group, and its command's (a group of its own, found among its children)
+            with contextlib.suppress(OSError):
+                for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+                    os.killpg(int(child), signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+
+
+def test_lock_name_passes_sigterm_to_its_commands_group(repo: Path, tmp_path: Path) -> None:
+    """A SIGTERM sent to `gitxact lock --name` reaches CMD's group (CMD is no longer in
+    gitxact's), and gitxact exits with CMD's status once it is gone, the lock free."""
+    from support.proc import GITXACT, wait_for_file
+
+    Workspace(repo).init()
+    ready = tmp_path / "ready"
+    script = f'trap "echo got-term; exit 7" TERM; touch {ready}; while :; do sleep 0.1; done'
+    proc = subprocess.Popen(
+        [*GITXACT, "lock", "--name", "deploy", "--", "sh", "-c", script],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        wait_for_file(ready, "the command to start", proc)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 7
+        assert b"got-term" in out
+    finally:
+        if proc.poll() is None:
+            kill_group(proc)
+    assert gitxact("lock", "--name", "deploy", "--timeout", "5", "--", "true", cwd=repo).returncode == 0

@@ -17,7 +17,7 @@ from support.proc import run_parallel
 
 from gitxact import RefusedError, Workspace
 from gitxact.backends.choice import choose
-from gitxact.backends.pg_registry import AgentRegistry, Owner
+from gitxact.backends.pg_registry import AgentRegistry, ClaimRef, Owner
 
 
 def _registry(repo: Path) -> AgentRegistry:
@@ -29,23 +29,28 @@ def test_two_hosts_never_hold_one_agent_or_branch(pg_repo: Path, monkeypatch: py
     registry = _registry(pg_repo)
     try:
         monkeypatch.setenv("GITXACT_TEST_HOST", "host-a")
-        mine = registry.claim("agent-1", "gitxact/agent-1", ttl=3600, path="/a/agent-1")
+        mine = registry.claim("agent-1", "gitxact/agent-1", ttl=3600, path="/a/agent-1", token="t-a")
         assert (mine.owner.host, mine.owner.pid, mine.expired) == ("host-a", os.getpid(), False)
-        assert registry.claim("agent-1", "gitxact/agent-1", ttl=3600).owner.host == "host-a"  # again: renewed
+        again = registry.claim("agent-1", "gitxact/agent-1", ttl=3600, token="t-a")  # again: renewed
+        assert again.owner.host == "host-a"
+        ref_a = again.ref()
         monkeypatch.setenv("GITXACT_TEST_HOST", "host-b")
         with pytest.raises(RefusedError, match=r"agent name taken.*on host-a"):
             registry.claim("agent-1", "gitxact/other", ttl=3600)
         with pytest.raises(RefusedError, match=r"branch 'gitxact/agent-1' is claimed.*agent agent-1.*on host-a"):
             registry.claim("agent-2", "gitxact/agent-1", ttl=3600)
         with pytest.raises(RefusedError):
-            registry.renew("agent-1")  # not host-b's
-        assert registry.release("agent-1") is False
+            registry.renew("agent-1", ClaimRef(Owner.of(), "t-a"))  # not host-b's, whatever the token
+        assert registry.release("agent-1", ClaimRef(Owner.of(), "t-a")) is False
         registry.claim("agent-2", "gitxact/agent-2", ttl=3600)
         fleet = {(c.agent, c.branch, c.owner.host) for c in registry.list()}
         assert fleet == {("agent-1", "gitxact/agent-1", "host-a"), ("agent-2", "gitxact/agent-2", "host-b")}
         monkeypatch.setenv("GITXACT_TEST_HOST", "host-a")
-        assert registry.renew("agent-1").agent == "agent-1"
-        assert registry.release("agent-1") is True
+        with pytest.raises(RefusedError):
+            registry.renew("agent-1", ClaimRef(Owner.of(), "another lease's token"))
+        assert registry.release("agent-1", ClaimRef(Owner.of(), "another lease's token")) is False
+        assert registry.renew("agent-1", ref_a).agent == "agent-1"
+        assert registry.release("agent-1", ref_a) is True
         assert [c.agent for c in registry.list()] == ["agent-2"]
     finally:
         registry.close()
@@ -71,6 +76,30 @@ def test_expired_and_dead_claims_are_taken_over(pg_repo: Path, monkeypatch: pyte
         registry.claim("agent-6", "gitxact/agent-6", ttl=3600, owner=Owner(pid=1, host="host-d", start=None))
         with pytest.raises(RefusedError):  # a live-looking owner on another host: only its TTL ends it
             registry.claim("agent-6", "gitxact/agent-6", ttl=3600)
+    finally:
+        registry.close()
+
+
+def test_a_stale_owner_changes_nothing_of_the_new_owners_claim(pg_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 25: host A's claim expired (A cut off), host B took the agent over. A's release,
+    renew, re-claim and a reap holding A's old reading all leave B's claim as it is."""
+    registry = _registry(pg_repo)
+    try:
+        monkeypatch.setenv("GITXACT_TEST_HOST", "host-a")
+        stale = registry.claim("agent-7", "gitxact/agent-7", ttl=0, token="lease-a")  # expired at once
+        ref_a = stale.ref()
+        monkeypatch.setenv("GITXACT_TEST_HOST", "host-b")
+        taken = registry.claim("agent-7", "gitxact/agent-7", ttl=3600, token="lease-b")
+        assert taken.owner.host == "host-b"
+        monkeypatch.setenv("GITXACT_TEST_HOST", "host-a")
+        assert registry.release("agent-7", ref_a) is False
+        with pytest.raises(RefusedError, match=r"no longer this lease's: now agent agent-7 .* on host-b"):
+            registry.renew("agent-7", ref_a)
+        with pytest.raises(RefusedError, match=r"agent name taken.*on host-b"):
+            registry.claim("agent-7", "gitxact/agent-7", ttl=3600, token="lease-a2")
+        assert registry.end(stale) is False  # a reap that read A's expired claim, ending it now
+        [claim] = registry.list()
+        assert (claim.owner.host, claim.token, claim.heartbeat) == ("host-b", "lease-b", taken.heartbeat)
     finally:
         registry.close()
 

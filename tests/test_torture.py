@@ -55,3 +55,11 @@ def test_torture_loses_nothing(seconds: int) -> None:
     # at 15 reached only acquires and releases): the short run asks for one besides acquire.
     wanted = 2 if seconds >= 60 else 1
     assert sum(1 for op in ("release", "tdd-done", "tx-commit", "gc-refused") if result["ops"].get(op)) >= wanted
+    # The partitioned holder (issue 25): at least one round where the machine allows it, none overlapping.
+    side = result["partition"]
+    from fixtures.partition import why_not
+
+    if why_not() is None:
+        assert side["skipped"] is None, side
+        assert side["rounds"] >= 1
+    assert side["overlaps"] == 0

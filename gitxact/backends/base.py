@@ -12,12 +12,14 @@ import json
 import math
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gitxact.errors import EXIT_TEMPFAIL, GitxactError, OperationFailedError, UsageError
+from gitxact.errors import EXIT_TEMPFAIL, GitxactError, UsageError
 from gitxact.util import inputs
 
 if TYPE_CHECKING:
     import contextlib
+    from collections.abc import Callable
 
+    from gitxact.errors import LockLostError
     from gitxact.locking.tickets import Mode, Party
 
 MAX_VALUE_BYTES = 1024 * 1024
@@ -31,11 +33,6 @@ class BackendUnavailableError(GitxactError):
     """
 
     exit_code = EXIT_TEMPFAIL
-
-
-class LockLostError(OperationFailedError):
-    """A named lock ended before its holder released it: the database session that held it
-    ended (a server restart, a network cut longer than the keepalive bound)."""
 
 
 class TrackerEntry:
@@ -115,8 +112,13 @@ class NamedGrant(Protocol):
     mode: Mode
     waited: float
 
+    @property
+    def fence(self) -> int | None:
+        """This grant's fencing token: larger than every earlier grant's of the same name, so
+        a resource that remembers the largest it saw can refuse a holder that lost the lock."""
+
     def check(self) -> None:
-        """Raise :class:`LockLostError` if the lock is no longer held (its session ended)."""
+        """Raise :class:`~gitxact.errors.LockLostError` if the lock is no longer held (its session ended)."""
 
 
 class NamedLocks(Protocol):
@@ -133,9 +135,18 @@ class NamedLocks(Protocol):
     kind: str
 
     def hold(
-        self, name: str, mode: Mode = ..., timeout: float | None = None
+        self,
+        name: str,
+        mode: Mode = ...,
+        timeout: float | None = None,
+        *,
+        on_lost: Callable[[LockLostError], None] | None = None,
     ) -> contextlib.AbstractContextManager[NamedGrant]:
-        """Hold lock *name* in *mode* (``"exclusive"`` or ``"shared"``) for a ``with`` block."""
+        """Hold lock *name* in *mode* (``"exclusive"`` or ``"shared"``) for a ``with`` block.
+
+        *on_lost* is called, from another thread, if the holder gives the lock up before the
+        block ends (PostgreSQL: its session could not be confirmed within the holder's bound).
+        """
 
     def holders(self, name: str) -> list[Party]:
         """Who holds lock *name* now (holders only, oldest first)."""

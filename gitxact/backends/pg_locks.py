@@ -8,10 +8,19 @@
   that already holds the lock jump the queue never applies.
 * **Death.** Advisory locks end with their session: a killed process's kernel closes its
   socket and the server ends the session at once; a vanished host's session ends
-  within :data:`~gitxact.backends.postgres.DEAD_PEER_BOUND` seconds (keepalives), and a
+  within :data:`~gitxact.backends.bounds.DEAD_PEER_BOUND` seconds (keepalives), and a
   vanished waiter leaves the queue within that bound plus
-  :data:`~gitxact.backends.postgres.CHECK_INTERVAL_MS`. A holder that lost its session
-  learns it at :meth:`PostgresGrant.check` or release (:class:`LockLostError`).
+  :data:`~gitxact.backends.bounds.CHECK_INTERVAL_MS`.
+* **The holder gives up first.** Each held name has a session of its own, idle but for a
+  :class:`~gitxact.backends.pg_watch.SessionWatch` that confirms it; a holder that cannot,
+  within half the server's bound, treats the lock as lost: :meth:`PostgresGrant.check`
+  and release raise :class:`LockLostError`, and the callback given to :meth:`hold` is
+  called (``gitxact lock --name`` ends its command there). A session of its own also
+  keeps a wait for a second name from silencing the first name's session.
+* **Fencing.** Every grant takes the next number of its name (``gitxact.lock_fences``,
+  one row per name, only ever incremented, in a logged table): :attr:`PostgresGrant.fence`.
+  A resource that remembers the highest fence it saw refuses a holder that lost its lock
+  without knowing (a paused process, a server restart behind a cut link).
 * **Who.** ``gitxact.lock_holders`` names each holder (host, pid, agent, command), and
   each waiter too (written before it queues, so ``gitxact status`` names who waits); a
   row counts only while ``pg_locks`` shows its session holding (or awaiting) the lock,
@@ -32,10 +41,12 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from gitxact.backends.base import BackendUnavailableError, LockLostError
+from gitxact.backends.base import BackendUnavailableError
+from gitxact.backends.bounds import CHECK_INTERVAL_MS
 from gitxact.backends.files import check_mode, validate_lock_name
-from gitxact.backends.postgres import CHECK_INTERVAL_MS, NOW, Database, host_identity, lock_timeout_ms
-from gitxact.errors import LockOrderError, LockTimeoutError
+from gitxact.backends.pg_watch import LostCallback, SessionWatch, now
+from gitxact.backends.postgres import NOW, Database, host_identity, lock_timeout_ms
+from gitxact.errors import LockLostError, LockOrderError, LockTimeoutError
 from gitxact.locking.locks import resource_key
 from gitxact.locking.tickets import EXCLUSIVE, SHARED, Mode, Party
 
@@ -65,32 +76,42 @@ IN_PG_LOCKS = (
 )
 
 
-class _Held:
-    __slots__ = ("count", "mode", "session", "waited")
+#: Released lock sessions a thread keeps: a new connection per acquire would cost more than the lock.
+_IDLE_SESSIONS = 2
 
-    def __init__(self, mode: Mode, session: Conn, waited: float) -> None:
+
+class _Held:
+    __slots__ = ("count", "fence", "mode", "session", "waited", "watch")
+
+    def __init__(self, mode: Mode, session: Conn, waited: float, fence: int, watch: SessionWatch) -> None:
         self.mode = mode
         self.session = session
         self.waited = waited
+        self.fence = fence
+        self.watch = watch
         self.count = 1
 
 
 class PostgresGrant:
-    """A named lock held by this thread's database session."""
+    """A named lock held by a database session of this thread's."""
 
-    __slots__ = ("_locks", "mode", "name", "session", "waited")
+    __slots__ = ("_locks", "fence", "mode", "name", "session", "waited")
 
-    def __init__(self, locks: PostgresNamedLocks, name: str, mode: Mode, waited: float, session: int) -> None:
+    def __init__(self, locks: PostgresNamedLocks, name: str, held: _Held, waited: float) -> None:
         self._locks = locks
         self.name = name
-        self.mode = mode
+        self.mode = held.mode
         self.waited = waited
         #: The backend pid of the database session holding the lock: what a landing queue
         #: records, so a write can be made conditional on the lock still being held.
-        self.session = session
+        self.session = held.session.info.backend_pid
+        #: This grant's number in the name's sequence, larger than every earlier grant's:
+        #: what ``gitxact lock --name`` exports as ``GITXACT_FENCE``.
+        self.fence = held.fence
 
     def check(self) -> None:
-        """Raise :class:`LockLostError` unless the session holding the lock still lives.
+        """Raise :class:`LockLostError` unless the session holding the lock still lives
+        and was confirmed within the holder's bound.
 
         A session's advisory locks end only with the session or an unlock, so a session
         that answers still holds them. A landing queue calls this before it pushes.
@@ -103,6 +124,8 @@ class _ThreadSessions(threading.local):
         self.session: Conn | None = None
         self.pid = 0
         self.held: dict[str, _Held] = {}
+        #: Lock sessions released cleanly (they hold nothing), kept for the next acquire.
+        self.idle: list[Conn] = []
 
 
 class PostgresNamedLocks:
@@ -126,6 +149,7 @@ class PostgresNamedLocks:
         self._observer = observer
         self._local = _ThreadSessions()
         self._all: list[Conn] = []
+        self._watches: list[SessionWatch] = []
         self._all_guard = threading.Lock()
         self._pid = os.getpid()  # a forked child must not close its parent's sessions
 
@@ -145,19 +169,39 @@ class PostgresNamedLocks:
 
     # -- sessions ----------------------------------------------------------------------
 
-    def _session(self) -> Conn:
+    def _mine(self) -> _ThreadSessions:
         local = self._local
-        if local.session is None or local.session.closed or local.pid != os.getpid():
-            if local.pid != os.getpid():
-                local.held = {}  # a forked child holds nothing of its parent's
-            conn = self._db.connect("gitxact lock")
-            if conn.info.server_version >= 140000:
-                # The server notices a waiter whose host vanished while it waits in the queue.
-                self._run(conn, "opening a lock session", f"SET client_connection_check_interval = {CHECK_INTERVAL_MS}")
-            local.session, local.pid = conn, os.getpid()
-            with self._all_guard:
-                self._all.append(conn)
+        if local.pid != os.getpid():
+            local.session, local.held, local.idle, local.pid = None, {}, [], os.getpid()  # a forked child holds nothing
+        return local
+
+    def _session(self) -> Conn:
+        """This thread's session for questions (holders, waiters); it holds no lock."""
+        local = self._mine()
+        if local.session is None or local.session.closed:
+            local.session = self._open("gitxact lock query")
         return local.session
+
+    def _open(self, purpose: str) -> Conn:
+        conn = self._db.connect(purpose)
+        with self._all_guard:
+            self._all = [c for c in self._all if not c.closed]
+            self._all.append(conn)
+        return conn
+
+    def _lock_session(self) -> Conn:
+        """A session of its own for one name: idle while held, so its watch can confirm it
+        (one released cleanly before, else a new one)."""
+        local = self._mine()
+        while local.idle:
+            conn = local.idle.pop()
+            if not conn.closed:
+                return conn
+        conn = self._open("gitxact lock")
+        if conn.info.server_version >= 140000:
+            # The server notices a waiter whose host vanished while it waits in the queue.
+            self._run(conn, "opening a lock session", f"SET client_connection_check_interval = {CHECK_INTERVAL_MS}")
+        return conn
 
     def _run(self, conn: Conn, doing: str, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         try:
@@ -166,15 +210,8 @@ class PostgresNamedLocks:
         except psycopg.Error as exc:
             error = self._db.failure(exc, doing, conn)
             if isinstance(error, BackendUnavailableError):
-                self._forget(conn)
+                conn.close()
             raise error from None
-
-    def _forget(self, conn: Conn) -> None:
-        """The session ended: whatever this thread held through it is gone with it."""
-        conn.close()
-        if self._local.session is conn:
-            self._local.session = None
-            self._local.held = {}
 
     def __del__(self) -> None:
         self.close()
@@ -182,18 +219,24 @@ class PostgresNamedLocks:
     def close(self) -> None:
         with self._all_guard:
             mine = [c for c in self._all if not c.closed]
+            watches, self._watches = self._watches, []
             self._all = []
+        for watch in watches:
+            watch.stop()
         if os.getpid() == self._pid:
             for conn in mine:
                 conn.close()
         self._local.session = None
         self._local.held = {}
+        self._local.idle = []
 
     # -- the API ------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def hold(self, name: str, mode: Mode = EXCLUSIVE, timeout: float | None = None) -> Iterator[PostgresGrant]:
-        grant = self.acquire(name, mode, timeout)
+    def hold(
+        self, name: str, mode: Mode = EXCLUSIVE, timeout: float | None = None, *, on_lost: LostCallback | None = None
+    ) -> Iterator[PostgresGrant]:
+        grant = self.acquire(name, mode, timeout, on_lost=on_lost)
         try:
             yield grant
         except BaseException:
@@ -202,11 +245,18 @@ class PostgresNamedLocks:
             raise
         self.release(name)
 
-    def acquire(self, name: str, mode: Mode = EXCLUSIVE, timeout: float | None = None) -> PostgresGrant:
-        """Take *name*; pair every acquire with a :meth:`release` (or use :meth:`hold`)."""
+    def acquire(
+        self, name: str, mode: Mode = EXCLUSIVE, timeout: float | None = None, *, on_lost: LostCallback | None = None
+    ) -> PostgresGrant:
+        """Take *name*; pair every acquire with a :meth:`release` (or use :meth:`hold`).
+
+        *on_lost* is called (from another thread) with the :class:`LockLostError` if the
+        holder gives the lock up before release because it cannot confirm its session.
+        """
         validate_lock_name(name)
         check_mode(mode)
-        held = self._local.held.get(name) if self._local.pid == os.getpid() else None
+        local = self._mine()
+        held = local.held.get(name)
         if held is not None:
             if mode == EXCLUSIVE and held.mode == SHARED:
                 raise LockOrderError(
@@ -214,14 +264,25 @@ class PostgresNamedLocks:
                     hint="take it exclusive from the start (an upgrade would deadlock against other readers)",
                 )
             held.count += 1
-            return PostgresGrant(self, name, held.mode, 0.0, held.session.info.backend_pid)
-        for other in self._local.held:
+            held.watch.add_callback(on_lost)
+            return PostgresGrant(self, name, held, 0.0)
+        for other in local.held:
             if other > name:
                 raise LockOrderError(
                     f"named lock {name!r} requested while holding {other!r}",
                     hint="named locks are taken in name order (a wait out of order is how deadlocks start)",
                 )
-        session = self._session()
+        session = self._lock_session()
+        try:
+            held = self._take(session, name, mode, timeout)
+        except BaseException:
+            session.close()
+            raise
+        local.held[name] = held
+        held.watch.add_callback(on_lost)
+        return PostgresGrant(self, name, held, held.waited)
+
+    def _take(self, session: Conn, name: str, mode: Mode, timeout: float | None) -> _Held:
         key = lock_key(self._db.ns, name)
         suffix = "_shared" if mode == SHARED else ""
         started = time.monotonic()
@@ -231,8 +292,26 @@ class PostgresNamedLocks:
             self._wait(session, name, mode, key=key, timeout=timeout, started=started)
         waited = time.monotonic() - started
         self._record(session, name, mode, f"recording the holder of {name!r}")
-        self._local.held[name] = _Held(mode, session, waited)
-        return PostgresGrant(self, name, mode, waited, session.info.backend_pid)
+        # Sent after the grant: answered, it confirms the session from the moment it left.
+        confirmed = now()
+        fence = self._next_fence(session, name)
+        watch = SessionWatch(session, name, confirmed)
+        with self._all_guard:
+            self._watches.append(watch)
+        watch.start()
+        return _Held(mode, session, waited, fence, watch)
+
+    def _next_fence(self, session: Conn, name: str) -> int:
+        """The next number of *name*'s fence: an increment committed before it is handed out,
+        so no grant after a crash or restart ever gets a number as low as an earlier one's."""
+        rows = self._run(
+            session,
+            f"numbering the grant of {name!r}",
+            "INSERT INTO gitxact.lock_fences AS f (ns, name, fence) VALUES (%(ns)s, %(name)s, 1)"
+            " ON CONFLICT (ns, name) DO UPDATE SET fence = f.fence + 1 RETURNING fence",
+            {"ns": self._db.ns.ident, "name": name},
+        )
+        return int(rows[0][0])
 
     def _record(self, session: Conn, name: str, mode: Mode, doing: str) -> None:
         """Name this session's process (host, pid, agent, command) beside *name*, from now.
@@ -288,10 +367,7 @@ class PostgresNamedLocks:
             self._unrecord(session, name)
             raise timed_out from None
         except psycopg.Error as exc:
-            error = self._db.failure(exc, f"waiting for named lock {name!r}", session)
-            if isinstance(error, BackendUnavailableError):
-                self._forget(session)
-            raise error from None
+            raise self._db.failure(exc, f"waiting for named lock {name!r}", session) from None
         if self._observer is not None:
             self._observer.acquired(resource_key(name), mode, time.monotonic() - started)
 
@@ -307,7 +383,8 @@ class PostgresNamedLocks:
         )
 
     def release(self, name: str) -> None:
-        held = self._local.held.get(name)
+        local = self._mine()
+        held = local.held.get(name)
         if held is None:
             raise LockLostError(
                 f"named lock {name!r} released but not held (its database session may have ended)",
@@ -316,29 +393,49 @@ class PostgresNamedLocks:
         held.count -= 1
         if held.count > 0:
             return
-        del self._local.held[name]
+        del local.held[name]
+        held.watch.stop()
+        with self._all_guard:
+            if held.watch in self._watches:  # not when close() came first
+                self._watches.remove(held.watch)
         suffix = "_shared" if held.mode == SHARED else ""
+        clean = False
         try:
-            rows = self._run(
-                held.session,
-                f"releasing named lock {name!r}",
-                "WITH mine AS (DELETE FROM gitxact.lock_holders WHERE ns = %(ns)s AND name = %(name)s"
-                f" AND session = pg_backend_pid()) SELECT pg_advisory_unlock{suffix}(%(k)s)",
-                {"ns": self._db.ns.ident, "name": name, "k": lock_key(self._db.ns, name)},
-            )
-        except BackendUnavailableError as exc:
-            raise LockLostError(f"named lock {name!r} was lost with its database session: {exc.message}") from None
-        if not rows or not rows[0][0]:
-            raise LockLostError(f"named lock {name!r} was no longer held by this session when released")
+            if held.watch.lost is not None:
+                raise held.watch.lost
+            try:
+                rows = self._run(
+                    held.session,
+                    f"releasing named lock {name!r}",
+                    "WITH mine AS (DELETE FROM gitxact.lock_holders WHERE ns = %(ns)s AND name = %(name)s"
+                    f" AND session = pg_backend_pid()) SELECT pg_advisory_unlock{suffix}(%(k)s)",
+                    {"ns": self._db.ns.ident, "name": name, "k": lock_key(self._db.ns, name)},
+                )
+            except BackendUnavailableError as exc:
+                raise LockLostError(f"named lock {name!r} was lost with its database session: {exc.message}") from None
+            if not rows or not rows[0][0]:
+                raise LockLostError(f"named lock {name!r} was no longer held by this session when released")
+            clean = held.watch.lost is None
+        finally:
+            if clean and len(local.idle) < _IDLE_SESSIONS:
+                local.idle.append(held.session)  # it holds nothing now: the next acquire's
+            else:
+                held.session.close()  # its own session: closing it ends whatever it still held
 
     def check(self, name: str) -> None:
-        held = self._local.held.get(name)
+        held = self._mine().held.get(name)
+        if held is not None and held.watch.lost is not None:
+            raise held.watch.lost
         if held is None or held.session.closed:
             raise LockLostError(f"named lock {name!r} is not held (its database session ended)")
         try:
             self._run(held.session, f"checking named lock {name!r}", "SELECT 1")
         except BackendUnavailableError as exc:
+            if held.watch.lost is not None:  # given up (and its session closed) while this check waited
+                raise held.watch.lost from None
             raise LockLostError(f"named lock {name!r} was lost with its database session: {exc.message}") from None
+        if held.watch.lost is not None:
+            raise held.watch.lost
 
     # -- who holds, who waits -------------------------------------------------------------
 

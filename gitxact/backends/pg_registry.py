@@ -4,10 +4,15 @@ On files, ``leases.json`` keeps two agents of one host from leasing one name or 
 Across hosts each clone has its own file, so the fleet's claims live here, one row per
 agent of the namespace (primary key) and one per branch (unique): two hosts can never
 hold the same agent name or branch, whatever they race. A claim names its owner (host,
-pid, process start) and lives ``ttl`` seconds past its last heartbeat. A claim ends by
-release, by TTL (whoever claims next takes an expired one over), or when its owner is
-provably dead on the claimer's own host (pid gone or recycled); a live owner's claim on
-another host ends only by TTL, as on files.
+pid, process start) and the lease it belongs to (``token``, a digest of the lease's
+token), and lives ``ttl`` seconds past its last heartbeat. A claim ends by release, by
+TTL (whoever claims next takes an expired one over), or when its owner is provably dead
+on the claimer's own host (pid gone or recycled); a live owner's claim on another host
+ends only by TTL, as on files.
+
+Every change of a claim is a compare-and-set on its owner and token: a host cut off
+while its claim expired and another host took the agent over can release, renew or
+reap its stale lease without touching the new owner's claim (:class:`ClaimRef`).
 
 Wired into ``gitxact worktree acquire/release/renew/list`` by :mod:`gitxact.worktrees.fleet`:
 :meth:`AgentRegistry.claim` before ``git worktree add``, :meth:`renew` with the lease's
@@ -19,7 +24,7 @@ heartbeat, :meth:`release` after the worktree is removed, :meth:`list` behind
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -37,7 +42,13 @@ if TYPE_CHECKING:
     from gitxact.backends.postgres import Conn
     from gitxact.core.repo import Repo
 
-_COLUMNS = "agent, branch, host, pid, start, path, created, heartbeat, ttl"
+_COLUMNS = "agent, branch, host, pid, start, path, created, heartbeat, ttl, token"
+#: The claim is the one *ref* names: its owner and its lease's token (a claim written by a
+#: gitxact before schema 4 has no token; then the owner's process start decides).
+_IS_REF = (
+    "host = %(host)s AND pid = %(pid)s AND (token = %(token)s"
+    " OR (token IS NULL AND start IS NOT DISTINCT FROM %(start)s::numeric))"
+)
 
 
 class Owner(Value):
@@ -68,13 +79,26 @@ class Owner(Value):
         return ProcessIdentity(pid=self.pid, host=host_name(), start=self.start).is_alive()
 
 
+class ClaimRef(Value):
+    """Which claim a lease made: its owner and its token (what every change compares)."""
+
+    __slots__ = ("owner", "token")
+
+    def __init__(self, owner: Owner, token: str | None) -> None:
+        self.owner = owner
+        self.token = token
+
+    def params(self) -> dict[str, Any]:
+        return {"host": self.owner.host, "pid": self.owner.pid, "start": self.owner.start, "token": self.token}
+
+
 class AgentClaim(Value):
     """One row of the registry, as ``worktree list --all-hosts`` would show it."""
 
-    __slots__ = ("agent", "branch", "created", "expired", "heartbeat", "now", "owner", "path", "ttl")
+    __slots__ = ("agent", "branch", "created", "expired", "heartbeat", "now", "owner", "path", "token", "ttl")
 
     def __init__(self, row: tuple[Any, ...], now: float) -> None:
-        agent, branch, host, pid, start, path, created, heartbeat, ttl = row
+        agent, branch, host, pid, start, path, created, heartbeat, ttl, token = row
         self.agent: str = agent
         self.branch: str = branch
         self.owner = Owner(pid=int(pid), host=host, start=int(start) if start is not None else None)
@@ -82,12 +106,16 @@ class AgentClaim(Value):
         self.created = float(created)
         self.heartbeat = float(heartbeat)
         self.ttl = float(ttl)
+        self.token: str | None = token
         #: The server's clock when the row was read (every host's expiry is judged by it).
         self.now = now
         self.expired = self.heartbeat + self.ttl < now
 
     def describe(self) -> str:
         return f"agent {self.agent} (branch {self.branch}) held by pid {self.owner.pid} on {self.owner.host}"
+
+    def ref(self) -> ClaimRef:
+        return ClaimRef(self.owner, self.token)
 
 
 class AgentRegistry:
@@ -134,11 +162,19 @@ class AgentRegistry:
     # -- claims -------------------------------------------------------------------------
 
     def claim(
-        self, agent: str, branch: str, *, ttl: float, owner: Owner | None = None, path: str | None = None
+        self,
+        agent: str,
+        branch: str,
+        *,
+        ttl: float,
+        owner: Owner | None = None,
+        path: str | None = None,
+        token: str | None = None,
     ) -> AgentClaim:
-        """Claim *agent* and *branch* for *owner* (default: this process); exit 3 naming
-        the live holder when another owner has either. Claiming again for the same owner
-        renews. An expired claim, or one whose owner died on this host, is taken over."""
+        """Claim *agent* and *branch* for *owner* (default: this process) and the lease
+        *token* names; exit 3 naming the live holder when another owner has either.
+        Claiming again for the same owner renews (and takes the new token). An expired
+        claim, or one whose owner died on this host, is taken over."""
         validate_agent(agent)
         owner = owner or Owner.of()
         self._end_dead_claims(agent, branch)
@@ -150,6 +186,7 @@ class AgentRegistry:
             "start": owner.start,
             "path": path,
             "ttl": ttl,
+            "token": token,
         }
         conn = self._connection()
         try:
@@ -162,9 +199,9 @@ class AgentRegistry:
                 )
                 rows = conn.execute(
                     f"INSERT INTO gitxact.agents AS a (ns, {_COLUMNS}) VALUES (%(ns)s, %(agent)s, %(branch)s,"
-                    f" %(host)s, %(pid)s, %(start)s, %(path)s, {NOW}, {NOW}, %(ttl)s)"
+                    f" %(host)s, %(pid)s, %(start)s, %(path)s, {NOW}, {NOW}, %(ttl)s, %(token)s)"
                     " ON CONFLICT (ns, agent) DO UPDATE SET branch = EXCLUDED.branch, host = EXCLUDED.host,"
-                    " pid = EXCLUDED.pid, start = EXCLUDED.start, path = EXCLUDED.path,"
+                    " pid = EXCLUDED.pid, start = EXCLUDED.start, path = EXCLUDED.path, token = EXCLUDED.token,"
                     " created = CASE WHEN a.host = EXCLUDED.host AND a.pid = EXCLUDED.pid THEN a.created"
                     " ELSE EXCLUDED.created END, heartbeat = EXCLUDED.heartbeat, ttl = EXCLUDED.ttl"
                     " WHERE a.heartbeat + a.ttl < EXCLUDED.heartbeat OR (a.host = EXCLUDED.host"
@@ -204,44 +241,53 @@ class AgentRegistry:
             if (claim.agent == agent or claim.branch == branch) and claim.owner.provably_dead():
                 self._rows(
                     "ending a dead owner's claim",
-                    "DELETE FROM gitxact.agents WHERE ns = %(ns)s AND agent = %(agent)s AND host = %(host)s"
-                    " AND pid = %(pid)s",
-                    {"agent": claim.agent, "host": claim.owner.host, "pid": claim.owner.pid},
+                    f"DELETE FROM gitxact.agents WHERE ns = %(ns)s AND agent = %(agent)s AND {_IS_REF}",
+                    {"agent": claim.agent, **claim.ref().params()},
                 )
 
-    def renew(self, agent: str, owner: Owner | None = None) -> AgentClaim:
-        """Heartbeat: the claim lives another ``ttl`` seconds. Exit 3 if it is no longer this owner's."""
-        owner = owner or Owner.of()
+    def renew(self, agent: str, ref: ClaimRef) -> AgentClaim:
+        """Heartbeat: the claim lives another ``ttl`` seconds. Exit 3, changing nothing, if it
+        is no longer *ref*'s (expired and taken over, or ended by a reap)."""
         rows = self._rows(
             f"renewing agent {agent}",
-            f"UPDATE gitxact.agents SET heartbeat = {NOW} WHERE ns = %(ns)s AND agent = %(agent)s"
-            f" AND host = %(host)s AND pid = %(pid)s RETURNING {_COLUMNS}, {NOW}",
-            {"agent": agent, "host": owner.host, "pid": owner.pid},
+            f"UPDATE gitxact.agents SET heartbeat = {NOW} WHERE ns = %(ns)s AND agent = %(agent)s AND {_IS_REF}"
+            f" RETURNING {_COLUMNS}, {NOW}",
+            {"agent": agent, **ref.params()},
         )
         if not rows:
-            raise RefusedError(f"agent {agent} is not claimed by pid {owner.pid} on {owner.host} (expired and taken?)")
+            raise RefusedError(
+                f"the fleet's claim of agent {agent} is no longer this lease's: {self.whose(agent)};"
+                " nothing was changed",
+                hint="the lease was lost while this host could not renew it; `gitxact worktree release` ends it here,"
+                " touching nothing of the other host's",
+            )
         return AgentClaim(rows[0][:-1], float(rows[0][-1]))
 
-    def release(self, agent: str, owner: Owner | None = None, *, force: bool = False) -> bool:
-        """End the claim (only the owner's, unless *force*); False if there was none to end."""
-        owner = owner or Owner.of()
+    def release(self, agent: str, ref: ClaimRef) -> bool:
+        """End the claim if it is still *ref*'s; False (nothing touched) if it is gone or another's."""
         rows = self._rows(
             f"releasing agent {agent}",
-            "DELETE FROM gitxact.agents WHERE ns = %(ns)s AND agent = %(agent)s"
-            " AND (%(force)s OR (host = %(host)s AND pid = %(pid)s)) RETURNING agent",
-            {"agent": agent, "host": owner.host, "pid": owner.pid, "force": force},
+            f"DELETE FROM gitxact.agents WHERE ns = %(ns)s AND agent = %(agent)s AND {_IS_REF} RETURNING agent",
+            {"agent": agent, **ref.params()},
         )
         return bool(rows)
 
-    def reapable(self, ended_here: Collection[str] = ()) -> list[tuple[AgentClaim, str]]:
+    def whose(self, agent: str) -> str:
+        """Who claims *agent* now, for a message: the claim, or that there is none."""
+        holder = self._holder("agent", agent)
+        return f"now {holder.describe()}" if holder else "it has ended (expired, and reaped or taken and released)"
+
+    def reapable(self, ended_here: Mapping[str, ClaimRef] | None = None) -> list[tuple[AgentClaim, str]]:
         """The claims a reap on this host ends, each with why; never a live claim of another host.
 
         Another host's processes cannot be checked from here, so its claims end only by
         expiry (TTL past the last heartbeat). This host's claims also end when their owner
-        is provably dead, or when their agent's lease was just ended here (*ended_here*:
-        the fleet's claim ends with the lease, whatever ended it); never by expiry while
-        their owner provably runs here (its local lease is kept too: issue 24).
+        is provably dead, or when their agent's lease was just ended here (*ended_here*,
+        agent -> the claim that lease made: the fleet's claim ends with the lease, whatever
+        ended it, but only if it is still that lease's); never by expiry while their owner
+        provably runs here (its local lease is kept too: issue 24).
         """
+        ended_here = ended_here or {}
         found: list[tuple[AgentClaim, str]] = []
         here = host_identity()
         for claim in self.list():
@@ -249,25 +295,21 @@ class AgentRegistry:
                 found.append((claim, f"no heartbeat for {claim.now - claim.heartbeat:.0f}s (ttl {claim.ttl:g}s)"))
             elif claim.owner.host == here and claim.owner.provably_dead():
                 found.append((claim, f"owner pid {claim.owner.pid} on {claim.owner.host} is gone"))
-            elif claim.owner.host == here and claim.agent in ended_here:
+            elif claim.owner.host == here and claim.agent in ended_here and _same(claim, ended_here[claim.agent]):
                 found.append((claim, "its lease on this host was ended by this reap"))
         return found
 
     def end(self, claim: AgentClaim) -> bool:
         """End *claim* if it is still what was read: the same owner and, if it was read as
-        expired, still expired (a heartbeat meanwhile keeps it). False when it was kept."""
+        expired, still expired (a heartbeat meanwhile keeps it), the same lease's token.
+        False when it was kept."""
         rows = self._rows(
             f"ending the claim of agent {claim.agent}",
             "DELETE FROM gitxact.agents WHERE ns = %(ns)s AND agent = %(agent)s AND host = %(host)s"
             " AND pid = %(pid)s AND start IS NOT DISTINCT FROM %(start)s::numeric"
+            " AND token IS NOT DISTINCT FROM %(token)s"
             f" AND (NOT %(expired)s OR heartbeat + ttl < {NOW}) RETURNING agent",
-            {
-                "agent": claim.agent,
-                "host": claim.owner.host,
-                "pid": claim.owner.pid,
-                "start": claim.owner.start,
-                "expired": claim.expired,
-            },
+            {"agent": claim.agent, "expired": claim.expired, **claim.ref().params()},
         )
         return bool(rows)
 
@@ -279,3 +321,11 @@ class AgentRegistry:
             {},
         )
         return [AgentClaim(row[:-1], float(row[-1])) for row in rows]
+
+
+def _same(claim: AgentClaim, ref: ClaimRef) -> bool:
+    """*claim* is the one *ref* names (the SQL of :data:`_IS_REF`, on a row already read)."""
+    owner = claim.owner
+    if (owner.host, owner.pid) != (ref.owner.host, ref.owner.pid):
+        return False
+    return claim.token == ref.token if claim.token is not None else owner.start == ref.owner.start

@@ -11,7 +11,8 @@ Imported only when a repository is configured for PostgreSQL (psycopg 3, the
   socket and the server ends its session (and its advisory locks) at once. A host that
   vanishes (power, network cut): the server's TCP keepalives (idle
   :data:`KEEPALIVE_IDLE` s, then :data:`KEEPALIVE_COUNT` probes :data:`KEEPALIVE_INTERVAL`
-  s apart) and ``tcp_user_timeout`` end its session within :data:`DEAD_PEER_BOUND` s.
+  s apart) and ``tcp_user_timeout`` end its session within
+  :data:`~gitxact.backends.bounds.DEAD_PEER_BOUND` s (every bound derives from it).
   The same settings on the client side bound how long a client waits on a server that
   vanished. Over a Unix socket keepalives do not apply (and are not needed: both ends
   are on one host).
@@ -30,6 +31,12 @@ from psycopg import errors as pg_errors
 
 from gitxact.backends import schema
 from gitxact.backends.base import BackendUnavailableError
+from gitxact.backends.bounds import (
+    DEAD_PEER_BOUND,
+    KEEPALIVE_COUNT,
+    KEEPALIVE_IDLE,
+    KEEPALIVE_INTERVAL,
+)
 from gitxact.backends.choice import Choice, Namespace, mark, namespace
 from gitxact.errors import LockTimeoutError, OperationFailedError, UsageError
 from gitxact.util.identity import this_host
@@ -39,13 +46,6 @@ if TYPE_CHECKING:
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
-KEEPALIVE_IDLE = 10
-KEEPALIVE_INTERVAL = 5
-KEEPALIVE_COUNT = 3
-#: Seconds after which a vanished host's session (and its locks) is gone.
-DEAD_PEER_BOUND = KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_COUNT
-#: How often the server checks that a client waiting for a lock is still there (ms).
-CHECK_INTERVAL_MS = 5000
 CONNECT_TIMEOUT = 10
 #: Test-only: the host name holder records and the agent registry give this process, so
 #: one machine can play several hosts.

@@ -125,6 +125,24 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             " WHERE state IN ('pending', 'serving')",
         ],
     ),
+    (
+        4,
+        "fencing tokens of named locks, the token of each agent claim",
+        [
+            # The last fence handed out per name (gitxact.backends.pg_locks): only ever
+            # incremented, and logged (not UNLOGGED like lock_holders), so a crash of the
+            # server never hands out a number it handed out before.
+            """CREATE TABLE gitxact.lock_fences (
+                ns text NOT NULL REFERENCES gitxact.namespaces ON DELETE CASCADE,
+                name text NOT NULL,
+                fence bigint NOT NULL CHECK (fence >= 1),
+                PRIMARY KEY (ns, name)
+            )""",
+            # Which lease a claim belongs to (a digest of the lease's token, never the
+            # token): every change of a claim compares it with the owner (gitxact.worktrees.fleet).
+            "ALTER TABLE gitxact.agents ADD COLUMN token text",
+        ],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -153,14 +153,9 @@ def run_under_lock(
     ws = app.workspace(timeout=timeout)
     mode: Mode = "shared" if shared else "exclusive"
     if name is not None:
-        from gitxact.backends.named import open_named_locks
+        from gitxact.backends.named import run_named
 
-        named = open_named_locks(ws)
-        try:
-            with named.hold(name, mode, timeout):
-                return process.run_foreground(command, env=child_environ())
-        finally:
-            named.close()
+        return run_named(ws, name, mode, timeout, command, env=child_environ())
     with ws.lock(mode, timeout):
         env = {**child_environ(), **ws.locks.child_env()}
         return process.run_foreground(command, env=env)

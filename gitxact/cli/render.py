@@ -305,6 +305,8 @@ def render_end(doc: EndDoc) -> str:
         lines.append(f"  branch {doc.branch} deleted ({doc.branch_integrated or 'integrated'})")
     elif doc.branch and doc.branch_kept_reason:
         lines.append(f"  branch {doc.branch} kept: {doc.branch_kept_reason}")
+    if doc.claim_left:
+        lines.append(style(f"  fleet claim {doc.claim_left}", fg="yellow"))
     return "\n".join(lines)
 
 

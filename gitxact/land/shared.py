@@ -41,9 +41,9 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from gitxact.backends.base import LockLostError
 from gitxact.backends.pg_locks import IN_PG_LOCKS, lock_key, lock_tag
 from gitxact.backends.postgres import Database, host_identity
+from gitxact.errors import LockLostError
 from gitxact.land import candidate, carry
 from gitxact.land.records import (
     FINAL,

@@ -251,7 +251,8 @@ class Worktrees:
             tip = refs.read(repo.layout.common_dir, f"refs/heads/{branch_name}")
             # Across hosts (PostgreSQL backend): the agent name and branch are claimed in the
             # fleet's registry before anything is made; refused (exit 3) naming the host.
-            claimed = fleet.claim(repo, agent, branch_name, owner.pid)
+            new_token = secrets.token_urlsafe(32)
+            claimed = fleet.claim(repo, agent, branch_name, owner.pid, hash_token(new_token))
             try:
                 kept: dict[str, object] = {}
                 if tip is not None and branch is None:  # the agent's own branch, left by an earlier lease
@@ -259,7 +260,6 @@ class Worktrees:
                 paths.ensure_root(root, repo.layout.common_dir)
                 root = Path(os.path.realpath(root))
                 taken = set(entries) | set(reaper.real_paths([lease.path for lease in records.values()]))
-                new_token = secrets.token_urlsafe(32)
                 now = time.time()
                 lease = Lease(
                     agent=agent,
@@ -296,13 +296,13 @@ class Worktrees:
                     raise
                 crashpoint("worktree-acquire-registered")
             except BaseException:
-                if claimed is not None and claimed[1]:
+                if claimed is not None:
                     with contextlib.suppress(GitxactError):
-                        claimed[0].release(agent, force=True)
+                        claimed.undo()
                 raise
             finally:
                 if claimed is not None:
-                    claimed[0].close()
+                    claimed.close()
         main_path = main.path if main is not None and not main.bare else None
         return _Registered(lease, new_token, replaced, key, tip or base_commit, kept, main_path, config)
 
@@ -472,7 +472,7 @@ class Worktrees:
                 now = leases.current(repo, lease)
                 if now is None:  # a reap finished it meanwhile
                     emptied.reason += "; finished meanwhile by another gitxact (reap or recover)"
-                    fleet.release(repo, agent)
+                    emptied.claim_left = fleet.release(repo, lease)
                     return ReleaseDoc(**emptied.model_dump(), **torn.fields())
                 ended = reaper.end_lease(repo, now, action="release", reason="released", keep_branch=keep_branch)
                 ended.snapshot_ref = emptied.snapshot_ref
@@ -486,7 +486,8 @@ class Worktrees:
                     repo, lease, action="release", reason="released", keep_branch=keep_branch, dirty=dirty
                 )
         if not ended.error:
-            fleet.release(repo, agent)  # the fleet's claim ends with the lease (PostgreSQL backend)
+            # The fleet's claim ends with the lease (PostgreSQL backend), if it is still this lease's.
+            ended.claim_left = fleet.release(repo, lease)
         return ReleaseDoc(**ended.model_dump(), **torn.fields())
 
     def _teardown(self, lease: Lease, *, force: bool) -> _Teardown:
@@ -515,16 +516,22 @@ class Worktrees:
         validate_agent(agent)
         repo.store.ensure("locks", "state")
         file = leases_file(repo)
+        # The fleet's claim first (PostgreSQL backend), outside the leases lock (a network
+        # call): a lease whose claim went to another host is not renewed here.
+        fleet.renew(repo, self._renewable(agent, token, force))
         with repo.locks.resource(LEASES_LOCK):
-            lease = self._owned(agent, token, force, "renew")
-            if lease.phase != "active":
-                raise RefusedError(f"the lease of {agent!r} is {lease.phase}; it cannot be renewed")
+            lease = self._renewable(agent, token, force)
             state = file.load(repair=True)
             lease = lease.model_copy(update={"heartbeat": time.time(), "ttl": repo.settings.lease_ttl})
             state.leases[agent] = lease
             file.save(state)
-        fleet.renew(repo, agent, lease.owner_pid)
         return RenewDoc(agent=agent, heartbeat=lease.heartbeat, ttl=lease.ttl, expires=lease.heartbeat + lease.ttl)
+
+    def _renewable(self, agent: str, token: str | None, force: bool) -> Lease:
+        lease = self._owned(agent, token, force, "renew")
+        if lease.phase != "active":
+            raise RefusedError(f"the lease of {agent!r} is {lease.phase}; it cannot be renewed")
+        return lease
 
     def _owned(self, agent: str, token: str | None, force: bool, verb: str) -> Lease:
         lease = leases.load_records(self.repo).get(agent)

@@ -503,7 +503,7 @@ def sweep(
             dry_run=True, ended=[_preview(s) for s in chosen], kept=kept, relocked=unlocked(repo, records, entries)
         )
         if registry is not None:
-            ended_here = {s.lease.agent for s in chosen if s.lease is not None}
+            ended_here = {s.lease.agent: s.lease for s in chosen if s.lease is not None}
             preview.claims_ended = fleet.end_claims(repo, registry, ended_here=ended_here, dry_run=True)
         return preview
     repo.store.ensure("locks", "state")
@@ -529,7 +529,12 @@ def sweep(
             )
             report.relocked.append(agent)
         if registry is not None:
-            ended_here = {e.agent for e in report.ended if e.agent and not e.error and e.agent not in records}
+            planned = {s.lease.agent: s.lease for s in steps if s.lease is not None}
+            ended_here = {
+                e.agent: planned[e.agent]
+                for e in report.ended
+                if e.agent in planned and not e.error and e.agent not in records
+            }
             report.claims_ended = fleet.end_claims(repo, registry, ended_here=ended_here, dry_run=False)
     return report
 

@@ -30,6 +30,9 @@ class EndDoc(BaseModel):
     #: Why the branch was deleted: the integration rule that matched (``landed on main``, ...).
     branch_integrated: str | None = None
     branch_kept_reason: str | None = None
+    #: PostgreSQL: why the fleet's claim did not end with the lease (it was not its own any
+    #: more: expired while this host was cut off, and taken over or reaped elsewhere).
+    claim_left: str | None = None
     error: str | None = None
 
 
