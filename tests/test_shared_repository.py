@@ -290,5 +290,8 @@ def test_two_members_counting_at_once_lose_no_increment(team: Team) -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=30)
+            for pipe in (proc.stdout, proc.stderr):  # read or not, closed: no ResourceWarning later
+                if pipe is not None:
+                    pipe.close()
     assert ok(team.b.gitxact("tracker", "get", "n", cwd=repo)).strip() == str(2 * rounds)
     ok(team.a.git("fsck", "--strict", cwd=repo))

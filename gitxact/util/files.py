@@ -56,11 +56,28 @@ def file_mode_in(folder_mode: int) -> int:
     return (folder_mode & 0o666) | FILE_MODE
 
 
+def _unmask_group() -> int:
+    """Let the umask keep group bits (never others'): a shared file or folder is then made
+    with its mode at once, so another member never finds it half-made (0644, 2755) between
+    the create and the ``chmod`` that git's ``adjust_shared_perm`` does after. Returns the
+    umask to put back. Read by setting a stricter one first, so no moment is looser."""
+    old = os.umask(0o077)
+    os.umask(old & ~0o070)
+    return old
+
+
 def open_state_file(path: str | os.PathLike[str], flags: int, mode: int = FILE_MODE) -> int:
     """``os.open(path, flags, mode)`` for a file of gitxact's folder, with *mode* exactly
     when this call created it: the umask (022) would take a shared file's group bits away,
-    so, like git's ``adjust_shared_perm``, the mode is set again after the open."""
-    fd = os.open(path, flags, mode)
+    so it is lifted for the group around the open, and, like git's ``adjust_shared_perm``,
+    the mode is set again after it (a umask that masks more than 022)."""
+    if mode == FILE_MODE:
+        return os.open(path, flags, mode)
+    umask = _unmask_group()
+    try:
+        fd = os.open(path, flags, mode)
+    finally:
+        os.umask(umask)
     if mode != FILE_MODE:
         try:
             info = os.fstat(fd)
@@ -86,9 +103,15 @@ def ensure_private_dir(path: Path | str) -> int:
         try:
             mode = dir_mode_under(os.stat(os.path.dirname(os.fspath(path)) or ".").st_mode)
             try:
-                os.mkdir(path, mode)
-                if mode != DIR_MODE:  # the umask took the group bits: set again right after, as git does
-                    set_mode_no_follow(path, mode)
+                if mode == DIR_MODE:
+                    os.mkdir(path, mode)
+                else:
+                    umask = _unmask_group()
+                    try:
+                        os.mkdir(path, mode)
+                    finally:
+                        os.umask(umask)
+                    set_mode_no_follow(path, mode)  # a umask that masks more: set again, as git does
             except FileExistsError:
                 pass
             info = os.lstat(path)
