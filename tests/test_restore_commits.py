@@ -247,3 +247,68 @@ def test_a_commit_that_cannot_be_picked_changes_nothing(repo: Path) -> None:
     assert git("rev-parse", "HEAD", cwd=repo).strip() == head
     assert git("status", "--porcelain", cwd=repo) == ""
     assert_fsck_clean(repo)
+
+
+def test_a_restore_killed_after_moving_head_is_finished_by_restoring_again(repo: Path, tmp_path: Path) -> None:
+    Workspace(repo).init()
+    name, red_commit = crash_during_green(repo, tmp_path)
+    with owner_process() as owner:
+        path = acquire(repo, "agent-2", owner.pid)
+        killed = gitxact(
+            "snapshots",
+            "restore",
+            name,
+            "--into",
+            "agent-2",
+            "--with-commits",
+            cwd=repo,
+            env={"GITXACT_TEST_CRASHPOINT": "restore-head-moved"},
+        )
+        assert killed.returncode == -signal.SIGKILL
+        assert git("rev-parse", "HEAD", cwd=path).strip() == red_commit, "the branch moved first"
+        assert gitxact("recover", cwd=repo).returncode == 0
+        assert_clean_error(gitxact("snapshots", "restore", name, "--into", "agent-2", cwd=repo), 3)
+        again = gitxact("snapshots", "restore", name, "--into", "agent-2", "--force", cwd=repo)
+        assert again.returncode == 0, again.stderr
+        assert "exact: HEAD is where it was taken" in again.stdout, "its commits are there now: nothing to bring"
+        assert (path / "test_p.py").exists()
+        assert git("status", "--porcelain", cwd=path) == "?? notes.txt\n?? p.py\n"
+        assert_fsck_clean(repo)
+
+
+def test_an_unborn_or_detached_target_gets_the_commits_too(repo: Path) -> None:
+    ws = Workspace(repo)
+    ws.init()
+    git("switch", "-q", "-c", "topic", cwd=repo)
+    (repo / "feature.txt").write_text("feature\n")
+    git("add", "feature.txt", cwd=repo)
+    git("commit", "-q", "-m", "feature", cwd=repo)
+    base = git("rev-parse", "HEAD", cwd=repo).strip()
+    (repo / "wip.txt").write_text("uncommitted\n")
+    from gitxact.git import snapshots as git_snapshots
+
+    ref = git_snapshots.save(ws.layout.common_dir, repo, "worktree@main/manual", "test", {})
+    (repo / "wip.txt").unlink()
+
+    git("switch", "-q", "--orphan", "fresh", cwd=repo)
+    with pytest.raises(RefusedError, match="not in HEAD unborn"):
+        ws.snapshots.restore(ref)
+    doc = ws.snapshots.restore(ref, with_commits=True)
+    assert (doc.method, doc.commits, doc.moved_from) == ("exact", "fast-forward", None)
+    assert git("rev-parse", "fresh", cwd=repo).strip() == base, "the unborn branch was created at the base"
+    assert len(doc.missing) == 2, "the whole history under it"
+
+    (repo / "wip.txt").unlink()
+    git("switch", "-q", "--detach", "main", cwd=repo)
+    (repo / "mine.txt").write_text("detached work\n")
+    git("add", "mine.txt", cwd=repo)
+    git("commit", "-q", "-m", "detached commit", cwd=repo)
+    own = git("rev-parse", "HEAD", cwd=repo).strip()
+    doc = ws.snapshots.restore(ref, with_commits=True)
+    assert (doc.commits, doc.moved_from) == ("cherry-pick", own)
+    assert git("symbolic-ref", "-q", "HEAD", cwd=repo, check=False) == "", "HEAD stays detached"
+    assert git("rev-parse", "HEAD^", cwd=repo).strip() == own
+    assert (repo / "feature.txt").exists()
+    assert (repo / "mine.txt").exists()
+    assert git("status", "--porcelain", cwd=repo) == "?? wip.txt\n"
+    assert git("rev-parse", "main", cwd=repo).strip() != git("rev-parse", "HEAD", cwd=repo).strip()

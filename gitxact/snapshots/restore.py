@@ -36,6 +36,7 @@ from gitxact.leases import records as leases
 from gitxact.snapshots import catalog, commits
 from gitxact.snapshots.detail import changes
 from gitxact.snapshots.results import BaseCommit, RestoreDoc
+from gitxact.util.faults import crashpoint
 from gitxact.util.names import validate_agent
 
 if TYPE_CHECKING:
@@ -104,6 +105,7 @@ def restore(
             # staged changes, and restoring again with --force finishes (the snapshot is kept).
             commits.move_head(worktree, head, brought.head, env, f"gitxact: restore {info.name} with its commits")
             doc.moved_from = head
+            crashpoint("restore-head-moved")
         if merged is None:
             snapshots.restore_files(worktree, target.git_dir, snap, env)
         else:
