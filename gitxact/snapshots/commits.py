@@ -47,7 +47,13 @@ def missing(worktree: Path, head: str | None, base: str | None) -> list[str]:
 def subjects(worktree: Path, commits: list[str]) -> dict[str, str]:
     if not commits:
         return {}
-    out = git.run(["show", "-s", "--format=%H %s", *commits, "--"], worktree, read_only=True).lines()
+    # On stdin: a new lease's whole history can be under a snapshot, too long for argv.
+    out = git.run(
+        ["log", "--no-walk=unsorted", "--stdin", "--format=%H %s"],
+        worktree,
+        read_only=True,
+        input="\n".join(commits) + "\n",
+    ).lines()
     return dict(line.partition(" ")[::2] for line in out)
 
 
@@ -66,7 +72,7 @@ def refusal(
     name: str, worktree: Path, head: str | None, base: str, commits: list[str], *, command: str
 ) -> RefusedError:
     """Exit 3: restoring the work alone would leave *commits* out; nothing was changed."""
-    titles = subjects(worktree, commits)
+    titles = subjects(worktree, commits[: _SHOWN + 1])
     named = _listed([f"{c[:12]} ({titles.get(c, '')})" for c in commits])
     where = _listed(kept_in(worktree, base))
     return RefusedError(
