@@ -246,7 +246,8 @@ def render_restore(doc: RestoreDoc) -> str:
         lines.append(f"  brought {len(doc.missing)} commit(s) it was taken on first ({doc.commits}, HEAD {moved}):")
         for item in doc.missing:
             became = "already there" if item.brought_as is None else item.brought_as[:12]
-            lines.append(f"    {item.commit[:12]} {item.subject} -> {became}")
+            arrow = "" if item.brought_as == item.commit else f" -> {became}"
+            lines.append(f"    {item.commit[:12]} {item.subject}{arrow}")
     elif doc.commits == "left-out":
         left = f"  left out {len(doc.missing)} commit(s) it was taken on (--without-commits):"
         lines.append(style(left, fg="yellow"))

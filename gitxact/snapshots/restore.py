@@ -78,7 +78,8 @@ def restore(
             )
         lacking = commits.missing(worktree, head, snap.head)
         if lacking and with_commits is None and snap.head is not None:
-            raise commits.refusal(info.name, worktree, head, snap.head, lacking, command=_command(info.name, into))
+            again = _command(info.name, into, force=force)
+            raise commits.refusal(info.name, worktree, head, snap.head, lacking, command=again)
         brought = None
         if lacking and with_commits and snap.head is not None:
             brought = commits.bring(worktree, head, snap.head, lacking, env)
@@ -115,9 +116,9 @@ def restore(
     return doc
 
 
-def _command(name: str, into: str | Path | None) -> str:
+def _command(name: str, into: str | Path | None, *, force: bool) -> str:
     where = f" --into {shlex.quote(str(into))}" if into is not None else ""
-    return f"gitxact snapshots restore {shlex.quote(name)}{where}"
+    return f"gitxact snapshots restore {shlex.quote(name)}{where}" + (" --force" if force else "")
 
 
 def _describe_commits(
