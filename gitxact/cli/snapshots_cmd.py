@@ -87,10 +87,24 @@ def show_(app: AppContext, snapshot: str, as_json: bool) -> int:
     "--into", metavar="WORKTREE", help="A worktree folder, or an agent whose leased worktree (default: this one)."
 )
 @click.option("--force", is_flag=True, help="Restore over local changes (they are saved to a snapshot ref first).")
+@click.option(
+    "--with-commits/--without-commits",
+    default=None,
+    help="When HEAD lacks commits the snapshot was taken on: bring them first (fast-forward, or "
+    "cherry-picked onto HEAD), or restore the work alone. Neither: refused (exit 3), naming them.",
+)
 @timeout_option
 @json_option
 @pass_app
-def restore(app: AppContext, snapshot: str, into: str | None, force: bool, timeout: float | None, as_json: bool) -> int:
+def restore(
+    app: AppContext,
+    snapshot: str,
+    into: str | None,
+    force: bool,
+    with_commits: bool | None,
+    timeout: float | None,
+    as_json: bool,
+) -> int:
     """Put a snapshot's work (staged, unstaged and untracked files) back into a worktree.
 
     Where HEAD is the commit the snapshot was taken on, files and index become exactly
@@ -98,12 +112,19 @@ def restore(app: AppContext, snapshot: str, into: str | None, force: bool, timeo
     stash apply`), and a conflict changes nothing (exit 1). A worktree with local
     changes is refused (exit 3) unless --force. The snapshot itself is kept.
 
+    When HEAD lacks commits the snapshot stands on (after a crash, `recover` rolls
+    an open TDD sequence back: its commits are then only under the snapshot), the
+    restore is refused (exit 3) and names them; --with-commits brings them first
+    (the branch fast-forwards, or they are cherry-picked onto HEAD's own commits).
+
     \b
     Examples:
       gitxact snapshots restore agent-7/20260130T102822.050885Z
       gitxact snapshots restore agent-7/20260130T102822.050885Z --into ../repo.worktrees/agent-7
+      gitxact snapshots restore agent-7/20260130T102822.050885Z --into agent-7 --with-commits
     """
-    doc = app.workspace(timeout=timeout).snapshots.restore(snapshot, into=into, force=force)
+    ws = app.workspace(timeout=timeout)
+    doc = ws.snapshots.restore(snapshot, into=into, force=force, with_commits=with_commits)
     show(doc, as_json, lambda: render_restore(doc))
     return 0
 
@@ -220,6 +241,18 @@ def render_restore(doc: RestoreDoc) -> str:
         else f"applied onto HEAD {(doc.head or 'unborn')[:12]}; it was taken on {(doc.snapshot_head or 'unborn')[:12]}"
     )
     lines = [f"restored {doc.snapshot} into {doc.into} ({doc.files} file(s); {how})"]
+    if doc.commits in ("fast-forward", "cherry-pick"):
+        moved = f"{(doc.moved_from or 'unborn')[:12]} -> {(doc.head or 'unborn')[:12]}" if doc.moved_from else "no move"
+        lines.append(f"  brought {len(doc.missing)} commit(s) it was taken on first ({doc.commits}, HEAD {moved}):")
+        for item in doc.missing:
+            became = "already there" if item.brought_as is None else item.brought_as[:12]
+            arrow = "" if item.brought_as == item.commit else f" -> {became}"
+            lines.append(f"    {item.commit[:12]} {item.subject}{arrow}")
+    elif doc.commits == "left-out":
+        left = f"  left out {len(doc.missing)} commit(s) it was taken on (--without-commits):"
+        lines.append(style(left, fg="yellow"))
+        lines += [f"    {item.commit[:12]} {item.subject}" for item in doc.missing]
+        lines.append(f"  they are kept in {', '.join(doc.kept_in)}")
     if doc.saved_ref:
         lines.append(f"  the worktree's own uncommitted work was saved first to {doc.saved_ref}")
     if not doc.index_restored:

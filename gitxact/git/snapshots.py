@@ -22,17 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitxact.errors import GitError, OperationFailedError
-from gitxact.git import refs
+from gitxact.git import merges, refs
 from gitxact.git import run as git
 
-#: Snapshot commits are internal objects; a fixed identity keeps them working when
-#: the user has no ``user.name`` configured and marks where they came from.
-_IDENTITY = {
-    "GIT_AUTHOR_NAME": "gitxact",
-    "GIT_AUTHOR_EMAIL": "gitxact@localhost",
-    "GIT_COMMITTER_NAME": "gitxact",
-    "GIT_COMMITTER_EMAIL": "gitxact@localhost",
-}
+#: Snapshot commits are internal objects (see :data:`gitxact.git.merges.INTERNAL_IDENTITY`).
+_IDENTITY = merges.INTERNAL_IDENTITY
 
 
 @dataclass(frozen=True)
@@ -185,44 +179,18 @@ class Merged:
 def merge_onto(worktree: Path, snapshot: Snapshot, head: str | None, env: dict[str, str] | None = None) -> Merged:
     """The snapshot's changes (from its HEAD to W, and to I) applied on top of *head*.
 
-    This is ``git stash apply``'s three-way merge with the snapshot's HEAD as the base,
-    done with ``merge-tree --write-tree`` so no file is touched until the result is
-    known to be clean. git 2.39 cannot name the base (``--merge-base`` came in 2.40), so a
-    throwaway commit with *head*'s tree and the snapshot's HEAD as its parent makes
-    that HEAD the merge base of the two sides. An unborn side merges from the empty tree.
+    This is ``git stash apply``'s three-way merge with the snapshot's HEAD as the base
+    (:func:`gitxact.git.merges.three_way`), so no file is touched until the result is
+    known to be clean.
     """
-    ids = {**(env or {}), **_IDENTITY}
-    head_tree = [head + "^{tree}"] if head else [empty_tree(worktree)]
-    parents = ["-p", snapshot.head] if snapshot.head else []
-    ours = git.run(["commit-tree", *head_tree, *parents, "-m", "gitxact: restore base"], worktree, env=ids)
-    side = ours.stdout.strip()
-    files_tree, conflicts = _merge_tree(worktree, side, snapshot.commit, unrelated=snapshot.head is None, env=env)
+    head_tree = merges.tree_of(worktree, head)
+    files_tree, conflicts = merges.three_way(worktree, head_tree, snapshot.head, snapshot.commit, env)
     index_tree: str | None = None
     if not conflicts:
-        index_tree, index_conflicts = _merge_tree(
-            worktree, side, snapshot.index_commit, unrelated=snapshot.head is None, env=env
-        )
+        index_tree, index_conflicts = merges.three_way(worktree, head_tree, snapshot.head, snapshot.index_commit, env)
         if index_conflicts:
             index_tree = None
     return Merged(files_tree=files_tree, index_tree=index_tree, conflicts=conflicts)
-
-
-def _merge_tree(
-    worktree: Path, ours: str, theirs: str, *, unrelated: bool, env: dict[str, str] | None
-) -> tuple[str, list[str]]:
-    args = ["merge-tree", "--write-tree", "--name-only", "--no-messages", "-z"]
-    if unrelated:
-        args.append("--allow-unrelated-histories")
-    result = git.run([*args, ours, theirs], worktree, env=env, check=False)
-    fields = result.zfields()
-    if result.returncode not in (0, 1) or not fields:
-        raise GitError(args, result.returncode, result.stderr)
-    return fields[0], sorted({name for name in fields[1:] if name})
-
-
-def empty_tree(worktree: Path) -> str:
-    # Not the well-known SHA-1 constant: a SHA-256 repository has another one.
-    return git.run(["hash-object", "-w", "-t", "tree", "--stdin"], worktree, input=b"").stdout.strip()
 
 
 def _install_index(git_dir: Path, replacement: Path) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gitxact.git import merges, snapshots
 from gitxact.git import run as git
-from gitxact.git import snapshots
 from gitxact.snapshots import catalog
 from gitxact.snapshots.results import FileChange, SnapshotShowDoc
 
@@ -35,7 +35,7 @@ def changes(cwd: Path, snap: snapshots.Snapshot) -> list[FileChange]:
     that is neither in I nor in HEAD was untracked (``??``), because W holds the
     untracked files in the same tree as the tracked ones.
     """
-    head = snap.head or snapshots.empty_tree(cwd)
+    head = snap.head or merges.empty_tree(cwd)
     staged = _name_status(cwd, head, snap.index_commit)
     unstaged = _name_status(cwd, snap.index_commit, snap.commit)
     found: list[FileChange] = []

@@ -44,8 +44,12 @@ class Snapshots:
     def show(self, name: str) -> SnapshotShowDoc:
         return detail.show(self.repo, name)
 
-    def restore(self, name: str, *, into: str | Path | None = None, force: bool = False) -> RestoreDoc:
-        return restore.restore(self.repo, name, into=into, force=force)
+    def restore(
+        self, name: str, *, into: str | Path | None = None, force: bool = False, with_commits: bool | None = None
+    ) -> RestoreDoc:
+        """*with_commits*: the commits under the snapshot that HEAD lacks are refused
+        (``None``, exit 3, named), brought first (``True``) or left out and named (``False``)."""
+        return restore.restore(self.repo, name, into=into, force=force, with_commits=with_commits)
 
     def drop(
         self,

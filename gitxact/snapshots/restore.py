@@ -9,6 +9,11 @@ Two cases, told apart by HEAD:
   onto it like ``git stash apply`` would, computed as trees first; if any path
   conflicts, nothing is touched and the conflicting paths are named.
 
+The snapshot's own commits come whole or are named: when HEAD lacks commits the
+snapshot stands on (a red commit ``recover`` rolled back, a deleted branch), the
+restore refuses (exit 3) unless told to bring them or to leave them out
+(:mod:`gitxact.snapshots.commits`), so it never succeeds with part of the work missing.
+
 Either way the worktree's own uncommitted work is never overwritten silently:
 without ``force`` a dirty worktree is refused (exit 3); with it, that work goes to
 a snapshot ref of its own first (``<ns>/before-restore/<time>``), so a restore can
@@ -19,17 +24,19 @@ from __future__ import annotations
 
 import datetime
 import os
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitxact.errors import OperationFailedError, RefusedError, StateError, UsageError
+from gitxact.git import merges, snapshots
 from gitxact.git import run as git
-from gitxact.git import snapshots
 from gitxact.leases import reader as lease_reader
 from gitxact.leases import records as leases
-from gitxact.snapshots import catalog
+from gitxact.snapshots import catalog, commits
 from gitxact.snapshots.detail import changes
-from gitxact.snapshots.results import RestoreDoc
+from gitxact.snapshots.results import BaseCommit, RestoreDoc
+from gitxact.util.faults import crashpoint
 from gitxact.util.names import validate_agent
 
 if TYPE_CHECKING:
@@ -39,7 +46,20 @@ if TYPE_CHECKING:
 _SHOWN = 10
 
 
-def restore(repo: Repo, name: str, *, into: str | Path | None = None, force: bool = False) -> RestoreDoc:
+def restore(
+    repo: Repo,
+    name: str,
+    *,
+    into: str | Path | None = None,
+    force: bool = False,
+    with_commits: bool | None = None,
+) -> RestoreDoc:
+    """Put snapshot *name*'s work back into a worktree (see the module's docstring).
+
+    *with_commits*: when the target's HEAD lacks commits the snapshot stands on
+    (:mod:`gitxact.snapshots.commits`), ``None`` refuses (exit 3, naming them), ``True``
+    brings them first, ``False`` restores the work alone and names them in the result.
+    """
     info = catalog.find(repo, name)
     target = target_layout(repo, into)
     worktree = target.require_worktree()
@@ -56,27 +76,59 @@ def restore(repo: Repo, name: str, *, into: str | Path | None = None, force: boo
                 f"worktree {worktree} has uncommitted or untracked work; restoring {info.name} would overwrite it",
                 hint="commit it first, or pass --force to save it to a snapshot ref and restore anyway",
             )
-        exact = head == snap.head
-        merged = None if exact else snapshots.merge_onto(worktree, snap, head, env)
+        lacking = commits.missing(worktree, head, snap.head)
+        if lacking and with_commits is None and snap.head is not None:
+            again = _command(info.name, into, force=force)
+            raise commits.refusal(info.name, worktree, head, snap.head, lacking, command=again)
+        brought = None
+        if lacking and with_commits and snap.head is not None:
+            brought = commits.bring(worktree, head, snap.head, lacking, env)
+        onto = brought.head if brought is not None else head
+        exact = onto == snap.head
+        merged = None if exact else snapshots.merge_onto(worktree, snap, onto, env)
         if merged is not None and merged.conflicts:
             raise _conflict(info.name, worktree, merged.conflicts, snap.head)
         doc = RestoreDoc(
             snapshot=info.name,
             into=str(worktree),
             method="exact" if exact else "applied",
-            head=head,
+            head=onto,
             snapshot_head=snap.head,
             files=len(changes(worktree, snap)),
         )
+        if lacking and snap.head is not None:
+            _describe_commits(doc, worktree, snap.head, lacking, brought)
         if dirty:
             doc.saved_ref = _save_replaced(repo, worktree, target.worktree_id, info.name, env)
+        if brought is not None and brought.head != head:
+            # The ref first, by compare-and-swap, so a raw git that moved it changes nothing
+            # here; killed before the files follow, the worktree shows the old files as
+            # staged changes, and restoring again with --force finishes (the snapshot is kept).
+            commits.move_head(worktree, head, brought.head, env, f"gitxact: restore {info.name} with its commits")
+            doc.moved_from = head
+            crashpoint("restore-head-moved")
         if merged is None:
             snapshots.restore_files(worktree, target.git_dir, snap, env)
         else:
             doc.index_restored = merged.index_tree is not None
-            index_tree = merged.index_tree or (head + "^{tree}" if head else snapshots.empty_tree(worktree))
+            index_tree = merged.index_tree or merges.tree_of(worktree, onto)
             snapshots.restore_trees(worktree, target.git_dir, merged.files_tree, index_tree, env)
     return doc
+
+
+def _command(name: str, into: str | Path | None, *, force: bool) -> str:
+    where = f" --into {shlex.quote(str(into))}" if into is not None else ""
+    return f"gitxact snapshots restore {shlex.quote(name)}{where}" + (" --force" if force else "")
+
+
+def _describe_commits(
+    doc: RestoreDoc, worktree: Path, base: str, lacking: list[str], brought: commits.Brought | None
+) -> None:
+    titles = commits.subjects(worktree, lacking)
+    became = brought.became if brought is not None else {}
+    doc.commits = brought.how if brought is not None else "left-out"
+    doc.missing = [BaseCommit(commit=c, subject=titles.get(c, ""), brought_as=became.get(c)) for c in lacking]
+    doc.kept_in = commits.kept_in(worktree, base)
 
 
 def target_layout(repo: Repo, into: str | Path | None) -> git.RepoLayout:

@@ -64,14 +64,34 @@ class SnapshotShowDoc(Document):
     size: int
 
 
+class BaseCommit(BaseModel):
+    """A commit under the snapshot (its HEAD or that HEAD's history) the target's HEAD did not have."""
+
+    commit: str
+    subject: str
+    #: What it is on the target now: itself (fast-forward), its cherry-pick, or ``None``
+    #: (its change was already there, or it was left out: ``commits == "left-out"``).
+    brought_as: str | None = None
+
+
 class RestoreDoc(Document):
     snapshot: str
     into: str
     #: ``exact``: HEAD is where the snapshot was taken, files and index are exactly the snapshot;
     #: ``applied``: HEAD moved since, so the snapshot's changes were merged onto it.
     method: Literal["exact", "applied"]
+    #: HEAD the work was restored onto (after the commits were brought, if they were).
     head: str | None
     snapshot_head: str | None
+    #: The snapshot's own commits: ``present`` (HEAD had them), ``fast-forward`` or
+    #: ``cherry-pick`` (brought by ``with_commits``), ``left-out`` (``without``: named in ``missing``).
+    commits: Literal["present", "fast-forward", "cherry-pick", "left-out"] = "present"
+    #: The commits HEAD lacked, oldest first (empty when ``present``).
+    missing: list[BaseCommit] = Field(default_factory=list)
+    #: Refs that hold them (a branch, a savepoint, the snapshot ref itself).
+    kept_in: list[str] = Field(default_factory=list)
+    #: HEAD before the commits were brought (``None``: HEAD did not move).
+    moved_from: str | None = None
     #: Where the worktree's own uncommitted work went first (``--force``), or ``None``.
     saved_ref: str | None = None
     #: The staging could not be merged onto HEAD: files are back, nothing is staged.

@@ -28,14 +28,15 @@ def latest_left_by(repo: Repo, agent: str) -> SnapshotInfo | None:
     return found[-1] if found else None
 
 
-def resume(repo: Repo, agent: str, worktree: Path | str) -> RestoreDoc | None:
+def resume(repo: Repo, agent: str, worktree: Path | str, *, with_commits: bool | None = None) -> RestoreDoc | None:
     """Restore *agent*'s newest lease-end snapshot into *worktree* (its new, clean lease).
 
     ``None`` when there is nothing to resume. A conflict with the new HEAD raises
     :class:`~gitxact.errors.OperationFailedError` (exit 1) and changes nothing; the
-    lease itself stays, as acquired.
+    lease itself stays, as acquired. Commits under the snapshot that the worktree
+    lacks are refused, brought or left out as *with_commits* says (``restore``'s rule).
     """
     info = latest_left_by(repo, agent)
     if info is None:
         return None
-    return restore(repo, info.name, into=worktree)
+    return restore(repo, info.name, into=worktree, with_commits=with_commits)
