@@ -9,10 +9,13 @@ Three agents on real git: two edit the same lines of one file, the third another
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 from support.leases import acquire
-from support.proc import GX, git, gitxact, run
+from support.proc import GITXACT, GX, git, gitxact, run
 
 
 def _commit(wt: Path, name: str, text: str) -> None:
@@ -137,3 +140,55 @@ def test_stats_counts_the_queue_by_why(repo: Path) -> None:
     assert 'gitxact_land_refusals{why="conflict"} 1' in metrics
     assert "gitxact_land_queue_wait_seconds_count 3" in metrics
     assert "landing queue  1 landed, 2 not (check 1, conflict 1)" in gitxact("stats", cwd=repo).stdout
+
+
+def test_the_listings_show_what_each_lease_would_conflict_with(repo: Path) -> None:
+    a1, a2, a3 = _three_agents(repo)
+    before = _everything(repo, [repo, a1, a2, a3])
+    doc = json.loads(gitxact("worktree", "list", "--conflicts", "--json", cwd=repo).stdout)
+    assert {info["agent"]: info["conflicts"] for info in doc["leases"]} == {
+        "a1": {"a2": ["shared.py"]},
+        "a2": {"a1": ["shared.py"]},
+        "a3": {},
+    }
+    plain = json.loads(gitxact("worktree", "list", "--json", cwd=repo).stdout)
+    assert all(info["conflicts"] is None for info in plain["leases"])  # only when asked: no merge-tree by default
+    table = gitxact("worktree", "list", "--conflicts", "--onto", "main", cwd=repo).stdout
+    assert "CONFLICTS" in table
+    assert "a2: shared.py" in table
+    status = json.loads(gitxact("status", "--conflicts", "--json", cwd=repo).stdout)
+    assert {info["agent"]: info["conflicts"] for info in status["leases"]}["a3"] == {}
+    frame = gitxact("watch", "--once", "--conflicts", cwd=repo, env={"COLUMNS": "220"})
+    assert frame.returncode == 0, frame.stderr
+    assert "a1: shared.py" in frame.stdout
+    assert gitxact("worktree", "list", "--onto", "main", cwd=repo).returncode == 2  # --onto goes with --conflicts
+    assert _everything(repo, [repo, a1, a2, a3]) == before
+
+
+def test_land_status_says_what_a_waiting_request_would_conflict_on(repo: Path) -> None:
+    a1, a2, _ = _three_agents(repo)
+    assert gitxact("land", "--onto", "main", cwd=a1).returncode == 0
+    from gitxact import Workspace
+
+    ws = Workspace(repo)
+    with ws.locks.resource("land.main"):  # the queue's lock: the request files, then waits
+        waiting = subprocess.Popen(
+            [*GITXACT, "land", "--onto", "main", "--json"], cwd=a2, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+            doc: dict[str, Any] = {}
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                doc = json.loads(gitxact("land", "--status", "--json", cwd=repo).stdout)
+                if doc["queues"] and doc["queues"][0]["waiting"]:
+                    break
+                time.sleep(0.1)
+            (item,) = doc["queues"][0]["waiting"]
+            assert (item["branch"], item["conflicts"]) == ("gitxact/a2", ["shared.py"])
+            assert "conflicts with main in: shared.py" in gitxact("land", "--status", cwd=repo).stdout
+        except BaseException:
+            waiting.kill()
+            waiting.communicate(timeout=60)
+            raise
+    _, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 3, err  # and land itself refuses it, for that conflict

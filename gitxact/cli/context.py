@@ -66,3 +66,29 @@ def lock_timeout_option(flag: str = "--timeout") -> Callable[[click.decorators.F
 
 
 timeout_option = lock_timeout_option()
+
+
+def conflicts_option(func: click.decorators.FC) -> click.decorators.FC:
+    """``--conflicts`` of the lease listings: what each branch would conflict with, by ``git
+    merge-tree`` (one per pair of branches: asked for, never on by default)."""
+    func = click.option(
+        "--onto", "conflicts_onto", metavar="TARGET", help="With --conflicts: the target [the main worktree's branch]."
+    )(func)
+    return click.option(
+        "--conflicts",
+        is_flag=True,
+        help="Show what each lease's branch would conflict with: the target and the other leases.",
+    )(func)
+
+
+def conflicts_target(app: AppContext, conflicts: bool, onto: str | None) -> str | None:
+    """The target to reckon conflicts against, or ``None`` when they were not asked for."""
+    if not conflicts:
+        if onto is not None:
+            raise click.UsageError("--onto goes with --conflicts")
+        return None
+    if onto is not None:
+        return onto
+    from gitxact.land.foresight import default_target
+
+    return default_target(app.workspace())

@@ -122,7 +122,8 @@ def land(
             step = f" ({queue.step}, {queue.lander})" if queue.step else ""
             click.echo(f"{where}: {len(queue.serving)} landing{step}, {len(queue.waiting)} waiting")
             for item in queue.serving + queue.waiting:
-                click.echo(f"  {item.state:8} {item.branch} {item.tip[:12]} (pid {item.pid}, {item.age:.0f}s)")
+                clash = f"; conflicts with {queue.target} in: {', '.join(item.conflicts)}" if item.conflicts else ""
+                click.echo(f"  {item.state:8} {item.branch} {item.tip[:12]} (pid {item.pid}, {item.age:.0f}s){clash}")
             for item in queue.recent:
                 click.echo(f"  {item.state:8} {item.branch} {item.tip[:12]}: {item.reason}")
         return 0

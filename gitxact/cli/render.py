@@ -115,6 +115,7 @@ def render_status(doc: StatusDoc, *, dirty: bool = True) -> str:
                     *work,
                     f"heartbeat {_age(lease.heartbeat_age)}",
                     *([f"ports {_ports(lease.ports)}"] if any(item.ports for item in doc.leases) else []),
+                    *([f"conflicts {conflicts_cell(lease)}"] if lease.conflicts is not None else []),
                     lease.path,
                 ]
             )
@@ -342,6 +343,7 @@ def render_lease_list(doc: LeaseListDoc, *, dirty: bool = True) -> str:
     if not doc.leases:
         return "no leases"
     with_ports = any(item.ports for item in doc.leases)
+    with_conflicts = any(item.conflicts is not None for item in doc.leases)
     rows = [
         [
             "AGENT",
@@ -353,6 +355,7 @@ def render_lease_list(doc: LeaseListDoc, *, dirty: bool = True) -> str:
             *(["WORK"] if dirty else []),
             "AHEAD/BEHIND",
             *(["PORTS"] if with_ports else []),
+            *(["CONFLICTS"] if with_conflicts else []),
             "PATH",
         ]
     ]
@@ -379,11 +382,21 @@ def render_lease_list(doc: LeaseListDoc, *, dirty: bool = True) -> str:
                 *work,
                 ahead,
                 *([_ports(item.ports)] if with_ports else []),
+                *([conflicts_cell(item)] if with_conflicts else []),
                 item.path,
             ]
         )
     listing = "\n".join([table(rows, indent=""), *_lease_warnings(doc.leases, indent="")])
     return listing if dirty else listing + "\n(dirty or clean not looked at: gitxact worktree list --dirty)"
+
+
+def conflicts_cell(item: LeaseInfo) -> str:
+    """``main: a.py; agent-2: b.py, c.py``, ``none``, or ``?`` (not looked at, or no live branch)."""
+    if item.conflicts is None:
+        return "?"
+    if not item.conflicts:
+        return "none"
+    return "; ".join(f"{who}: {', '.join(paths)}" for who, paths in item.conflicts.items())
 
 
 def _lease_warnings(leases: list[LeaseInfo], *, indent: str = "  ") -> list[str]:

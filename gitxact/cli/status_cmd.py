@@ -5,15 +5,16 @@ from __future__ import annotations
 import click
 
 from gitxact.cli.app import AppContext
-from gitxact.cli.context import dirty_option, json_option, pass_app, show
+from gitxact.cli.context import conflicts_option, conflicts_target, dirty_option, json_option, pass_app, show
 from gitxact.cli.render import render_status
 
 
 @click.command()
 @dirty_option
+@conflicts_option
 @json_option
 @pass_app
-def status(app: AppContext, dirty: bool | None, as_json: bool) -> int:
+def status(app: AppContext, dirty: bool | None, conflicts: bool, conflicts_onto: str | None, as_json: bool) -> int:
     """Show locks (holders and waiters), state files, leases, transactions and lock wait times.
 
     Holders that died are recognised and cleared, never shown. Whether each leased
@@ -23,11 +24,12 @@ def status(app: AppContext, dirty: bool | None, as_json: bool) -> int:
     Examples:
       gitxact status
       gitxact status --dirty
+      gitxact status --conflicts
       gitxact status --json | jq '.locks'
     """
     from gitxact.health.status import collect
 
     checked = as_json if dirty is None else dirty
-    doc = collect(app.workspace(), dirty=checked)
+    doc = collect(app.workspace(), dirty=checked, conflicts_onto=conflicts_target(app, conflicts, conflicts_onto))
     show(doc, as_json, lambda: render_status(doc, dirty=checked))
     return 0

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import click
 
 from gitxact.cli.app import AppContext
-from gitxact.cli.context import pass_app
+from gitxact.cli.context import conflicts_option, conflicts_target, pass_app
 from gitxact.errors import UsageError
 
 if TYPE_CHECKING:
@@ -37,8 +37,11 @@ if TYPE_CHECKING:
     help="Time between two frames.",
 )
 @click.option("--since", metavar="DURATION", help="Judge the targets on the events of the last DURATION only.")
+@conflicts_option
 @pass_app
-def watch(app: AppContext, once: bool, interval: float, since: str | None) -> int:
+def watch(
+    app: AppContext, once: bool, interval: float, since: str | None, conflicts: bool, conflicts_onto: str | None
+) -> int:
     """Watch locks (holders, waiters in order), leases, recent events and the targets.
 
     Refreshed every --interval seconds; q or Ctrl-C quits. The health line says whether
@@ -49,6 +52,7 @@ def watch(app: AppContext, once: bool, interval: float, since: str | None) -> in
     Examples:
       gitxact watch
       gitxact watch --once > frame.txt
+      gitxact watch --conflicts
     """
     try:
         from rich.console import Console
@@ -62,9 +66,16 @@ def watch(app: AppContext, once: bool, interval: float, since: str | None) -> in
 
     window = parse_duration(since, "--since") if since is not None else None
     repo = app.workspace()
+    onto = conflicts_target(app, conflicts, conflicts_onto)
+    merges = None
+    if onto is not None:
+        from gitxact.land.foresight import MergeTrees
+
+        merges = MergeTrees(repo)  # kept across frames: a pair of tips is merged once
 
     def frame() -> Group:
-        return render(collect_frame(repo, since=None if window is None else time.time() - window))
+        since_t = None if window is None else time.time() - window
+        return render(collect_frame(repo, since=since_t, conflicts_onto=onto, merges=merges))
 
     if once:
         console = Console(width=_width(), highlight=False, no_color=bool(os.environ.get("NO_COLOR")))
@@ -90,7 +101,7 @@ def render(frame: Frame) -> Group:
     from rich.table import Table
     from rich.text import Text
 
-    from gitxact.cli.render import duration
+    from gitxact.cli.render import conflicts_cell, duration
     from gitxact.observe.frame import describe_event
 
     status = frame.status
@@ -135,6 +146,7 @@ def render(frame: Frame) -> Group:
     if not locks.row_count:
         locks.add_row("(none held)", "", "", "", "", "")
 
+    with_conflicts = any(lease.conflicts is not None for lease in status.leases)
     leases = Table(
         "agent",
         "branch",
@@ -142,6 +154,7 @@ def render(frame: Frame) -> Group:
         "heartbeat",
         "work",
         "transaction",
+        *(["conflicts"] if with_conflicts else []),
         title="leases",
         box=box.SIMPLE,
         title_justify="left",
@@ -158,9 +171,12 @@ def render(frame: Frame) -> Group:
         work = {True: Text("dirty", "yellow"), False: Text("clean"), None: Text("?")}[lease.dirty]
         tx = frame.transaction_of(lease)
         doing = "-" if tx is None else f"{tx.tx_id} {'TDD ' + tx.tdd.step if tx.tdd else tx.state}"
-        leases.add_row(lease.agent, lease.branch, owner, beat, work, doing)
+        cells: list[str | Text] = [lease.agent, lease.branch, owner, beat, work, doing]
+        if with_conflicts:
+            cells.append(Text(conflicts_cell(lease), "" if not lease.conflicts else "yellow"))
+        leases.add_row(*cells)
     if not leases.row_count:
-        leases.add_row("(no leases)", "", "", "", "", "")
+        leases.add_row("(no leases)", "", "", "", "", "", *([""] if with_conflicts else []))
 
     events = Table("time", "event", "agent", "what", title="recent events", box=box.SIMPLE, title_justify="left")
     for event in reversed(frame.recent):

@@ -7,7 +7,15 @@ import os
 import click
 
 from gitxact.cli.app import AppContext
-from gitxact.cli.context import dirty_option, json_option, pass_app, show, timeout_option
+from gitxact.cli.context import (
+    conflicts_option,
+    conflicts_target,
+    dirty_option,
+    json_option,
+    pass_app,
+    show,
+    timeout_option,
+)
 from gitxact.cli.render import (
     render_acquire,
     render_fleet,
@@ -178,9 +186,18 @@ def renew(app: AppContext, agent: str, token: str | None, force: bool, timeout: 
     "--all-hosts", is_flag=True, help="Every host's leased agents, from the fleet's registry (PostgreSQL backend)."
 )
 @dirty_option
+@conflicts_option
 @json_option
 @pass_app
-def list_(app: AppContext, kept: bool, all_hosts: bool, dirty: bool | None, as_json: bool) -> int:
+def list_(
+    app: AppContext,
+    kept: bool,
+    all_hosts: bool,
+    dirty: bool | None,
+    conflicts: bool,
+    conflicts_onto: str | None,
+    as_json: bool,
+) -> int:
     """Every lease: path, branch, owner alive?, age, heartbeat, ahead/behind, and (--dirty,
     or --json) whether its worktree holds uncommitted work.
 
@@ -192,6 +209,7 @@ def list_(app: AppContext, kept: bool, all_hosts: bool, dirty: bool | None, as_j
     Examples:
       gitxact worktree list
       gitxact worktree list --dirty
+      gitxact worktree list --conflicts --onto main
       gitxact worktree list --json | jq '.leases[] | select(.dirty)'
       gitxact worktree list --branches
     """
@@ -206,7 +224,12 @@ def list_(app: AppContext, kept: bool, all_hosts: bool, dirty: bool | None, as_j
     from gitxact.worktrees.listing import collect  # not ws.worktrees: the manager imports pydantic
 
     checked = as_json if dirty is None else dirty
+    onto = conflicts_target(app, conflicts, conflicts_onto)
     doc = collect(app.workspace(), dirty=checked)
+    if onto is not None and doc.leases:
+        from gitxact.land.foresight import annotate
+
+        annotate(app.workspace(), doc.leases, onto)
     show(doc, as_json, lambda: render_lease_list(doc, dirty=checked))
     return 0
 

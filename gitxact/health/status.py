@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from gitxact.backends.overview import DatabaseDoc
+    from gitxact.land.foresight import MergeTrees
     from gitxact.locking.tickets import Party
     from gitxact.snapshots.usage import SnapshotUsage
     from gitxact.tx.results import TxInfo
@@ -166,8 +167,12 @@ class StatusDoc(PlainDocument):
         self.database = database
 
 
-def collect(repo: Repo, *, dirty: bool = True) -> StatusDoc:
-    """The status document; *dirty* looks whether each leased worktree holds uncommitted work."""
+def collect(
+    repo: Repo, *, dirty: bool = True, conflicts_onto: str | None = None, merges: MergeTrees | None = None
+) -> StatusDoc:
+    """The status document; *dirty* looks whether each leased worktree holds uncommitted work,
+    *conflicts_onto* what each lease's branch would conflict with (that target, the others;
+    *merges* keeps the merges already done, for a caller that asks again and again)."""
     now = time.time()
     locks: list[LockDoc] = []
     for key in repo.locks.known_keys():
@@ -204,7 +209,7 @@ def collect(repo: Repo, *, dirty: bool = True) -> StatusDoc:
         locks=locks,
         state_files=files,
         lock_times=summarize_waits(repo.locks.stats()),
-        leases=_leases(repo, dirty),
+        leases=_leases(repo, dirty, conflicts_onto, merges),
         transactions=_transactions(repo, state_dir),
         last_recover=last_recover(repo),
         snapshots=_snapshots(repo),
@@ -242,13 +247,18 @@ def _checked_out_branch(repo: Repo) -> str | None:
     return ref.removeprefix("refs/heads/") if ref is not None and ref.startswith("refs/heads/") else None
 
 
-def _leases(repo: Repo, dirty: bool) -> list[LeaseInfo]:
+def _leases(repo: Repo, dirty: bool, conflicts_onto: str | None, merges: MergeTrees | None) -> list[LeaseInfo]:
     from gitxact.worktrees.listing import collect
 
     try:
-        return collect(repo, dirty=dirty).leases
+        infos = collect(repo, dirty=dirty).leases
     except StateError:
         return []  # the state_files section already names the damaged file
+    if conflicts_onto is not None and infos:
+        from gitxact.land.foresight import annotate
+
+        annotate(repo, infos, conflicts_onto, merges=merges)
+    return infos
 
 
 def _health(repo: Repo, name: str) -> StateFileDoc | None:

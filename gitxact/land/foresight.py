@@ -29,6 +29,7 @@ from gitxact.leases import records as leases
 
 if TYPE_CHECKING:
     from gitxact.land.results import LandDoc
+    from gitxact.worktrees.lease_info import LeaseInfo
 
 #: merge-tree processes at once: git spends most of a small merge starting up and
 #: reading objects, so two overlap well on the two cores the suite and CI have.
@@ -125,8 +126,12 @@ def target_tip(repo: Repo, target: str) -> str:
     return tip
 
 
-def conflicts(repo: Repo, onto: str) -> ConflictsDoc:
-    """Every live lease's branch against *onto* and against every other live lease's branch."""
+def conflicts(repo: Repo, onto: str, *, merges: MergeTrees | None = None) -> ConflictsDoc:
+    """Every live lease's branch against *onto* and against every other live lease's branch.
+
+    *merges* keeps its answers between calls (``watch`` asks every second; only pairs of
+    commits it has not merged yet cost a ``git merge-tree``).
+    """
     from gitxact.land.candidate import check_target
 
     target = check_target(onto)
@@ -138,7 +143,7 @@ def conflicts(repo: Repo, onto: str) -> ConflictsDoc:
         branch_tip = refs.read(repo.layout.common_dir, lease.branch)
         if branch_tip is not None:
             tips.append((lease.agent, lease.branch.removeprefix("refs/heads/"), branch_tip))
-    merges = MergeTrees(repo)
+    merges = merges if merges is not None else MergeTrees(repo)
     pairs = [(tips[i], tips[j]) for i in range(len(tips)) for j in range(i + 1, len(tips))]
     merges.prefetch([(tip, t) for _, _, t in tips] + [(a[2], b[2]) for a, b in pairs if a[2] != b[2]])
     against = []
@@ -158,6 +163,22 @@ def conflicts(repo: Repo, onto: str) -> ConflictsDoc:
         pairs=conflicting,
         pairs_checked=len(pairs),
     )
+
+
+def annotate(repo: Repo, infos: list[LeaseInfo], onto: str, *, merges: MergeTrees | None = None) -> None:
+    """Set each listed lease's ``conflicts`` (the target and the other live leases its branch
+    would conflict with, by the paths), from the one reckoning :func:`conflicts` makes."""
+    doc = conflicts(repo, onto, merges=merges)
+    found: dict[str, dict[str, list[str]]] = {check.agent: {} for check in doc.against_target}
+    for check in doc.against_target:
+        if check.paths:
+            found[check.agent][doc.target] = check.paths
+    for pair in doc.pairs:
+        first, second = pair.agents
+        found[first][second] = pair.paths
+        found[second][first] = pair.paths
+    for info in infos:
+        info.conflicts = found.get(info.agent)
 
 
 class DryRunDoc(Document):

@@ -224,12 +224,33 @@ def _file_and_wait(
 
 
 def status(repo: Repo) -> QueueDoc:
-    """``land --status``: every queue of this backend (on PostgreSQL, the fleet's) and its requests."""
+    """``land --status``: every queue of this backend (on PostgreSQL, the fleet's) and its requests.
+
+    Each open request of a local target says what its tip would conflict on with the
+    target now (a remote target's tip is not fetched for a status).
+    """
     lf = open_landing(repo)
     try:
-        return queue_doc(lf.peek())
+        doc = queue_doc(lf.peek())
     finally:
         lf.close()
+    from gitxact.land.foresight import MergeTrees
+
+    merges = MergeTrees(repo)
+    for queue in doc.queues:
+        target_tip = refs.read(repo.layout.common_dir, f"refs/heads/{queue.target}") if queue.remote is None else None
+        if target_tip is None:
+            continue
+        for item in queue.serving + queue.waiting:
+            if _has(repo, item.tip):
+                item.conflicts = merges.conflicts(target_tip, item.tip)
+    return doc
+
+
+def _has(repo: Repo, commit: str) -> bool:
+    """Whether *commit* is here (a request of another host's clone may not be)."""
+    found = repo.git(["cat-file", "-e", f"{commit}^{{commit}}"], cwd=repo.layout.common_dir, check=False)
+    return found.ok
 
 
 def default_branch(repo: Repo) -> str:

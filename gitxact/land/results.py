@@ -98,6 +98,9 @@ class RequestInfo(BaseModel):
     filed: float
     age: float
     reason: str | None = None
+    #: A waiting or served request of a local target: the paths its tip would conflict on
+    #: with the target's tip now (``git merge-tree``; empty: none). ``None``: not looked at.
+    conflicts: list[str] | None = None
 
 
 class QueueInfo(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitxact.core.repo import Repo
 from gitxact.health.status import StatusDoc, collect
@@ -17,6 +17,9 @@ from gitxact.observe.stats import StatsDoc
 from gitxact.observe.stats import collect as collect_stats
 from gitxact.tx.results import TxInfo
 from gitxact.worktrees.lease_info import LeaseInfo
+
+if TYPE_CHECKING:
+    from gitxact.land.foresight import MergeTrees
 
 #: Events listed under "recent events".
 RECENT = 12
@@ -34,11 +37,21 @@ class Frame:
         return next((tx for tx in self.status.transactions if tx.worktree_id == lease.worktree_id), None)
 
 
-def collect_frame(repo: Repo, *, recent: int = RECENT, since: float | None = None) -> Frame:
-    """One frame; the targets are judged on the events after *since* (all that are kept by default)."""
+def collect_frame(
+    repo: Repo,
+    *,
+    recent: int = RECENT,
+    since: float | None = None,
+    conflicts_onto: str | None = None,
+    merges: MergeTrees | None = None,
+) -> Frame:
+    """One frame; the targets are judged on the events after *since* (all that are kept by default).
+
+    *conflicts_onto*: each lease's conflicts too, *merges* keeping what was merged for the
+    frames before (only branches that moved cost a ``git merge-tree``)."""
     return Frame(
         at=time.time(),
-        status=collect(repo),
+        status=collect(repo, conflicts_onto=conflicts_onto, merges=merges),
         stats=collect_stats(repo.locks.events, since),
         recent=repo.locks.events.tail(recent),
     )

@@ -51,6 +51,7 @@ class LeaseInfo(PlainModel):
         "behind",
         "warning",
         "ports",
+        "conflicts",
     )
     __slots__ = FIELDS
 
@@ -79,6 +80,7 @@ class LeaseInfo(PlainModel):
         behind: int | None = None,
         warning: str | None = None,
         ports: list[int] | None = None,
+        conflicts: dict[str, list[str]] | None = None,
     ) -> None:
         self.agent = agent
         self.path = path
@@ -107,6 +109,9 @@ class LeaseInfo(PlainModel):
         self.warning = warning
         #: Loopback ports allocated to the lease (``.gitxact.toml``'s ``lease.ports``).
         self.ports: list[int] = [] if ports is None else ports
+        #: Asked for (``--conflicts``): the target and the other live leases its branch would
+        #: conflict with, each with the paths (empty: none). ``None``: not looked at.
+        self.conflicts = conflicts
 
 
 class LeaseListDoc(PlainDocument):

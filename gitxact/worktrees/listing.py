@@ -56,7 +56,10 @@ def owner_doc(lease: Lease) -> OwnerDoc:
 
 
 def collect(repo: Repo, *, details: bool = True, dirty: bool | None = None) -> LeaseListDoc:
-    """Every lease; *details* adds ahead/behind and, unless *dirty* is False, dirty/clean."""
+    """Every lease; *details* adds ahead/behind and, unless *dirty* is False, dirty/clean.
+
+    (What each would conflict with is :func:`gitxact.land.foresight.annotate`'s to add.)
+    """
     now = time.time()
     records = leases.load(repo)
     if not records:
