@@ -1187,6 +1187,47 @@ def _git_floor(tmp: Path, rounds: int) -> None:
         )
 
 
+def bench_foresight(tmp: Path, quick: bool) -> None:
+    """``gitxact conflicts`` at 20 leases on 10,000 files against the loop a user scripts:
+    one ``git merge-tree`` per branch and per pair, one after another (issue 28: <= 2 s)."""
+    repo = make_big_repo(tmp)
+    ws = Workspace(repo)
+    ws.init()
+    agents = [f"a{i}" for i in range(20)]
+    branches = []
+    for i, agent in enumerate(agents):
+        path = Path(ws.worktrees.acquire(agent, base="main", owner_pid=os.getpid()).path)
+        touched = sorted(p for p in path.glob("d*/f*") if p.is_file())[: 2 + i % 3]
+        for file in (*touched[i % 2 :], path / "shared.txt" if i % 5 == 0 else path / f"own-{i}.txt"):
+            file.write_text(f"{agent}\n")
+        subprocess.run(["git", "add", "-A"], cwd=path, check=True, env={**os.environ, **AUTHOR}, stderr=sys.stderr)
+        subprocess.run(["git", "commit", "-qm", agent], cwd=path, check=True, env={**os.environ, **AUTHOR})
+        branches.append(f"gitxact/{agent}")
+    pairs = [("main", b) for b in branches] + [(a, b) for n, a in enumerate(branches) for b in branches[n + 1 :]]
+
+    def ours() -> None:
+        _quiet([*GITXACT_SCRIPT, "conflicts", "--onto", "main", "--json"], repo)
+
+    def raw() -> None:
+        for a, b in pairs:
+            subprocess.run(
+                ["git", "merge-tree", "--write-tree", "--name-only", a, b],
+                cwd=repo,
+                stdout=subprocess.DEVNULL,
+                check=False,  # 1: the pair conflicts, which is an answer
+            )
+
+    mine, theirs = interleaved(ours, raw, 3 if quick else 7)
+    verdict = "met" if mine <= 2.0 else "NOT met"
+    row(
+        f"conflicts: 20 leases ({len(pairs) - len(branches)} pairs + {len(branches)} vs main), 10,000 files",
+        ms(mine),
+        f"{ms(theirs)} (git merge-tree, one per pair, in turn)",
+        f"{mine / theirs:.2f}x",
+        f"goal <= 2 s: {verdict}",
+    )
+
+
 SECTIONS: list[tuple[str, Callable[[Path, bool], None]]] = [
     ("gx", bench_gx),
     ("hooks", bench_hooks),
@@ -1199,6 +1240,7 @@ SECTIONS: list[tuple[str, Callable[[Path, bool], None]]] = [
     ("worktrees", bench_worktrees),
     ("transactions", bench_transactions),
     ("land", bench_land),
+    ("foresight", bench_foresight),
     ("demo", bench_demo),
     ("postgresql", bench_postgres),
     ("fleet", bench_fleet),
