@@ -26,7 +26,7 @@ pytest.importorskip("mcp")
 
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
-from gitxact.mcp.server import TOOLS
+from gitxact.mcp.catalog import TOOLS
 
 CHECK = "test -f feature.txt"  # the "test": passes once the feature exists
 
@@ -101,8 +101,9 @@ def test_an_agent_leases_runs_tdd_lands_and_releases_through_mcp(repo: Path) -> 
             released = await call(client, "release")
             assert released["agent"] == "agent-1"
             assert not worktree.exists()
-            status = await call(client, "status")
-            assert (status["agent"], status["worktree"], status["leases"]) == ("agent-1", None, [])
+            status = await call(client, "status", all=True)
+            assert (status["agent"], status["worktree"], status["lease"]) == ("agent-1", None, None)
+            assert status["fleet"]["leases"] == []
 
     asyncio.run(scenario())
     counts = json.loads(gitxact("stats", "--json", cwd=repo).stdout)["agents"]["agent-1"]
@@ -132,8 +133,8 @@ def test_two_servers_for_two_agents_keep_their_boundaries(repo: Path) -> None:
             assert sorted(c["value"] for c in counts) == list(range(1, 11))
             await call(alice, "tx_commit")
             await call(bob, "tx_rollback")
-            status = await call(alice, "status")
-            assert {lease["agent"] for lease in status["leases"]} == {"alice", "bob"}
+            status = await call(alice, "status", all=True)
+            assert {lease["agent"] for lease in status["fleet"]["leases"]} == {"alice", "bob"}
             assert status["worktree"] == first["path"]
             await call(alice, "release")
             await call(bob, "release")
@@ -185,7 +186,8 @@ def test_bad_arguments_are_tool_errors_with_their_reason(repo: Path) -> None:
         async with session(repo, "agent-1") as client:
             await call(client, "lease")
             cases = [
-                ("land", {"onto": "x" * 1_000_000}, "argument 'onto' is longer than 65536 bytes"),
+                ("land", {"onto": "x" * 1_000_000}, "argument 'onto': String should have at most 4096 characters"),
+                ("tracker_get", {"key": "x" * 1_000_000}, "argument 'key' is longer than 65536 bytes"),
                 ("land", {"onto": "main\0"}, "argument 'onto' holds a NUL byte"),
                 ("tracker_set", {"key": "k\0", "value": 1}, "argument 'key' holds a NUL byte"),
                 ("tracker_set", {"key": "k", "value": {"a": "b\0"}}, "argument 'value' holds a NUL byte"),
