@@ -15,10 +15,12 @@ from gitxact.errors import UsageError
 def mcp(app: AppContext, agent: str | None) -> int:
     """Run an MCP server over stdio for one agent (start one per agent).
 
-    Tools: lease, release, renew; tx_begin, tx_savepoint, tx_rollback, tx_commit;
-    tdd_red, tdd_green, tdd_refactor, tdd_done; land; tracker_get, tracker_set,
-    tracker_incr, tracker_compare_and_set; status. Refusals come back as tool errors
-    with gitxact's message. Needs the [mcp] extra (the official MCP Python SDK).
+    Tools: lease, release, renew; commit, diff, log, sync, sync_continue, sync_abort,
+    conflicts; land (dry_run); tx_begin, tx_savepoint, tx_rollback, tx_commit; tdd_red,
+    tdd_green, tdd_refactor, tdd_done; snapshots_list, snapshots_restore, recover;
+    tracker_get, tracker_set, tracker_incr, tracker_compare_and_set; status. Every
+    result is structured; refusals are tool errors with error.reason. Needs the [mcp]
+    extra (the official MCP Python SDK).
 
     \b
     Examples:
