@@ -32,9 +32,12 @@ CHECK = "test -f feature.txt"  # the "test": passes once the feature exists
 
 
 @asynccontextmanager
-async def session(repo: Path, agent: str) -> AsyncIterator[ClientSession]:
+async def session(repo: Path, agent: str, *args: str) -> AsyncIterator[ClientSession]:
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "gitxact", "mcp", "--agent", agent], cwd=str(repo), env=dict(os.environ)
+        command=sys.executable,
+        args=["-m", "gitxact", "mcp", "--agent", agent, *args],
+        cwd=str(repo),
+        env=dict(os.environ),
     )
     async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
         await client.initialize()

@@ -11,11 +11,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support.proc import git, gitxact
+from support.leases import acquire_json
+from support.proc import git, gitxact, owner_process, wait_for_file
+from support.tx import fingerprint
 
 pytest.importorskip("mcp")
 
@@ -214,3 +218,90 @@ def test_a_session_that_ends_without_release_is_reaped_with_its_work_saved(repo:
     assert git("show", f"{ended[0]['snapshot_ref']}:draft.txt", cwd=repo) == "work in progress\n"
     assert not Path(path).exists()
     assert json.loads(gitxact("worktree", "list", "--json", cwd=repo).stdout)["leases"] == []
+
+
+def test_the_runtime_can_name_the_process_its_leases_live_with(repo: Path) -> None:
+    """``--owner-pid``: the lease outlives the server while that process lives, and ends with it."""
+    assert gitxact("init", cwd=repo).returncode == 0
+
+    async def scenario(owner: int) -> dict[str, Any]:
+        async with session(repo, "agent-1", "--owner-pid", str(owner)) as client:
+            lease = await call(client, "lease")
+            (Path(lease["path"]) / "draft.txt").write_text("kept while the runtime lives\n")
+            return lease
+
+    with owner_process() as runtime:
+        lease = asyncio.run(scenario(runtime.pid))
+        assert lease["owner_pid"] == runtime.pid
+        reaped = json.loads(gitxact("worktree", "reap", "--json", cwd=repo).stdout)
+        assert "agent-1" in reaped["kept"], reaped
+        assert Path(lease["path"]).is_dir()
+    reaped = json.loads(gitxact("worktree", "reap", "--json", cwd=repo).stdout)
+    assert [item["agent"] for item in reaped["ended"]] == ["agent-1"]
+    assert git("show", f"{reaped['ended'][0]['snapshot_ref']}:draft.txt", cwd=repo) == "kept while the runtime lives\n"
+
+
+def test_snapshots_and_recover_act_on_the_agents_own_work_only(repo: Path, tmp_path: Path) -> None:
+    assert gitxact("init", cwd=repo).returncode == 0
+    # bob's work, kept in a snapshot; bob's lease then left with a dead owner
+    bob = acquire_json(repo, "bob")
+    (Path(str(bob["path"])) / "bobs.txt").write_text("bob's draft\n")
+    ended = gitxact("worktree", "release", "bob", "--force", "--json", cwd=repo)
+    assert ended.returncode == 0, ended.stderr
+    bobs_snapshot = json.loads(ended.stdout)["snapshot_ref"].removeprefix("refs/gitxact/snapshots/")
+    with owner_process() as doomed:
+        acquire_json(repo, "carol", "--owner-pid", str(doomed.pid))
+    ready = tmp_path / "ready"
+
+    async def scenario() -> None:
+        async with session(repo, "agent-1") as client:
+            worktree = Path((await call(client, "lease"))["path"])
+            (worktree / "draft.txt").write_text("agent-1's draft\n")
+            await call(client, "release", save_dirty=True)
+            worktree = Path((await call(client, "lease"))["path"])
+            listed = await call(client, "snapshots_list")
+            assert [(s["agent"], s["kind"]) for s in listed["snapshots"]] == [("agent-1", "released")]
+            restored = await call(client, "snapshots_restore", name=listed["snapshots"][0]["name"])
+            assert restored["into"] == str(worktree)
+            assert (worktree / "draft.txt").read_text() == "agent-1's draft\n"
+            theirs = await refusal(client, "snapshots_restore", name=bobs_snapshot)
+            assert theirs["error"]["reason"] == "not_yours"
+            assert not (worktree / "bobs.txt").exists()
+
+            # A transaction whose holder was SIGKILLed in the agent's worktree: recover rolls it back.
+            git("add", "draft.txt", cwd=worktree)
+            git("commit", "-q", "-m", "draft", cwd=worktree)
+            before = fingerprint(worktree)
+            holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(worktree), str(ready)])
+            try:
+                wait_for_file(ready, "the holder's commit", holder)
+            finally:
+                holder.kill()
+                holder.wait()
+            assert fingerprint(worktree) != before
+            recovered = await call(client, "recover")
+            assert recovered["ok"] is True
+            assert [step["name"] for step in recovered["steps"]] == ["journals"]
+            assert recovered["steps"][0]["actions"], recovered
+            assert fingerprint(worktree) == before
+            leases = json.loads(gitxact("worktree", "list", "--json", cwd=repo).stdout)["leases"]
+            assert "carol" in {item["agent"] for item in leases}, (
+                "another agent's dead lease is not this agent's to end"
+            )
+            await call(client, "release")
+
+    asyncio.run(scenario())
+
+
+#: A library transaction in the worktree argv[1] that commits, says so, and waits to be killed.
+HOLDER = """
+import pathlib, subprocess, sys, time
+from gitxact import Workspace
+worktree = pathlib.Path(sys.argv[1])
+with Workspace(worktree, agent="agent-1").transaction():
+    (worktree / "x.txt").write_text("x")
+    subprocess.run(["git", "add", "x.txt"], cwd=worktree, check=True)
+    subprocess.run(["git", "commit", "-qm", "x"], cwd=worktree, check=True)
+    pathlib.Path(sys.argv[2]).touch()
+    time.sleep(120)
+"""

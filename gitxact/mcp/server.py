@@ -84,10 +84,12 @@ SnapshotName = Annotated[str, Field(min_length=1, max_length=4096, pattern=NOT_A
 class Tools:
     """The tools of one server: one agent, one repository, the token it was handed."""
 
-    def __init__(self, repo_path: str | None, agent: str) -> None:
+    def __init__(self, repo_path: str | None, agent: str, *, owner_pid: int | None = None) -> None:
         self.repo_path = repo_path
         self.workspace = Workspace(repo_path, agent=agent)
         self.agent = self.workspace.agent or agent
+        #: Whose life the leases follow: this server's unless the runtime named its own process.
+        self.owner_pid = owner_pid or os.getpid()
         self._token: str | None = None
         self._lock = threading.Lock()
 
@@ -96,7 +98,7 @@ class Tools:
     def lease(self, base: Ref | None = None, branch: Branch | None = None) -> AcquireDoc:
         """Lease a worktree and branch of your own (idempotent while the lease lives)."""
         doc = self.workspace.worktrees.acquire(
-            self.agent, base=base, branch=branch, token=self._token, owner_pid=os.getpid()
+            self.agent, base=base, branch=branch, token=self._token, owner_pid=self.owner_pid
         )
         with self._lock:
             if doc.token is not None:
@@ -346,16 +348,16 @@ class Tools:
         )
 
 
-def build_server(repo_path: str | None, agent: str) -> MCPServer[Any]:
+def build_server(repo_path: str | None, agent: str, *, owner_pid: int | None = None) -> MCPServer[Any]:
     """The server for *agent* on the repository at *repo_path* (any folder inside it)."""
     from gitxact.mcp.catalog import GitxactServer, register
 
     server = GitxactServer("gitxact", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING")
-    register(Tools(repo_path, agent), server)
+    register(Tools(repo_path, agent, owner_pid=owner_pid), server)
     return server
 
 
-def serve(repo_path: Path | None, agent: str) -> None:
+def serve(repo_path: Path | None, agent: str, *, owner_pid: int | None = None) -> None:
     """Serve over stdio until the client closes stdin, through :func:`gitxact.mcp.wire.guarded_stdio`.
 
     That needs the SDK's low-level server (``MCPServer.run_stdio_async`` opens its own
@@ -363,7 +365,7 @@ def serve(repo_path: Path | None, agent: str) -> None:
     """
     import anyio
 
-    server = build_server(str(repo_path) if repo_path is not None else None, agent)
+    server = build_server(str(repo_path) if repo_path is not None else None, agent, owner_pid=owner_pid)
     lowlevel = getattr(server, "_lowlevel_server", None)
     if lowlevel is None:  # pragma: no cover - another SDK version
         server.run("stdio")
