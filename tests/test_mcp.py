@@ -78,6 +78,7 @@ def test_an_agent_leases_runs_tdd_lands_and_releases_through_mcp(repo: Path) -> 
             (worktree / "spec.txt").write_text("feature.txt must exist\n")
             red = await call(client, "tdd_red", check=CHECK, paths=["spec.txt"])
             assert red["step"] == "red"
+            assert (red["check"]["passed"], red["check"]["log"]) == (False, red["check_log"])
             (worktree / "wrong.txt").write_text("not the feature\n")
             message = await refused(client, "tdd_green", check=CHECK, paths=["wrong.txt"])
             assert "rolled back" in message

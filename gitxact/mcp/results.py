@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from gitxact.tx.results import CheckDoc
+
 
 class TxState(BaseModel):
     tx_id: str
@@ -16,11 +18,15 @@ class TxState(BaseModel):
 
 
 class TddStep(BaseModel):
+    """``tdd red|green|refactor|done --json``'s fields, and ``check_log`` (the check's log, as before)."""
+
     tx_id: str
     step: str
     commit: str | None
     commits: list[str]
     check_log: str | None
+    closed: bool = False
+    check: CheckDoc | None = None
 
 
 class TrackerEntry(BaseModel):

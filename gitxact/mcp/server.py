@@ -50,6 +50,7 @@ from gitxact.mcp.results import (
     TxState,
 )
 from gitxact.snapshots.results import RestoreDoc, SnapshotListDoc
+from gitxact.tx.results import CheckDoc
 from gitxact.workspace import Workspace
 from gitxact.worktrees.results import AcquireDoc, ReleaseDoc, RenewDoc
 
@@ -209,7 +210,7 @@ class Tools:
 
         record = done(self._own()[0])
         commits = record.tdd.commits if record.tdd else []
-        return TddStep(tx_id=record.tx_id, step="done", commit=None, commits=commits, check_log=None)
+        return TddStep(tx_id=record.tx_id, step="done", commit=None, commits=commits, check_log=None, closed=True)
 
     def _tdd(
         self, op: Literal["red", "green", "refactor"], check: str, paths: list[str], message: str | None
@@ -227,6 +228,7 @@ class Tools:
             commit=result.commit,
             commits=tdd.commits if tdd else [],
             check_log=str(result.check.log) if result.check else None,
+            check=CheckDoc.of(result.check) if result.check else None,
         )
 
     # -- landing, snapshots, recover --------------------------------------------------------
