@@ -131,9 +131,15 @@ def test_an_agents_whole_loop_through_mcp(repo: Path) -> None:
             assert "<<<<<<<" in (worktree / "shared.txt").read_text()
             markers = await refusal(client, "sync_continue")
             assert markers["error"]["reason"] == "conflict"
+            midway = await refusal(client, "commit", paths=["shared.txt"], message="m")
+            assert midway["error"]["reason"] == "in_progress"
             (worktree / "shared.txt").write_text("main's two, and agent-1's\n")
             resumed = await call(client, "sync_continue")
             assert resumed["synced"] is True
+            failing = await refusal(client, "land", onto="main", check="false")
+            assert (failing["error"]["reason"], failing["state"]) == ("check_failed", "refused")
+            assert failing["check_log"]
+            assert git("show", "main:shared.txt", cwd=repo) == "main's two\n", "the target did not move"
             landed = await call(client, "land", onto="main")
             assert (landed["state"], landed["target"]) == ("landed", "main")
             assert git("show", "main:shared.txt", cwd=repo) == "main's two, and agent-1's\n"
@@ -305,3 +311,28 @@ with Workspace(worktree, agent="agent-1").transaction():
     pathlib.Path(sys.argv[2]).touch()
     time.sleep(120)
 """
+
+
+def test_a_sync_that_git_stops_for_an_untracked_file_leaves_everything_as_it_was(repo: Path) -> None:
+    assert gitxact("init", cwd=repo).returncode == 0
+
+    async def scenario() -> None:
+        async with session(repo, "agent-1") as client:
+            worktree = Path((await call(client, "lease"))["path"])
+            (worktree / "mine.txt").write_text("committed\n")
+            await call(client, "commit", paths=["mine.txt"], message="mine")
+            (worktree / "new.txt").write_text("my untracked notes\n")
+            commit_on_main(repo, "new.txt", "main's new file\n")
+            head = git("rev-parse", "HEAD", cwd=worktree)
+            for strategy in ("rebase", "merge"):
+                stopped = await refusal(client, "sync", onto="main", strategy=strategy, keep_conflict=True)
+                assert stopped["error"]["reason"] in ("git_failed", "refused"), stopped
+                assert (stopped["conflicts"], stopped["kept"]) == ([], False)
+                assert git("rev-parse", "HEAD", cwd=worktree) == head
+                assert (worktree / "new.txt").read_text() == "my untracked notes\n"
+                assert git("status", "--porcelain", cwd=worktree) == "?? new.txt\n"
+            (worktree / "new.txt").unlink()
+            assert (await call(client, "sync", onto="main"))["synced"] is True
+            await call(client, "release")
+
+    asyncio.run(scenario())

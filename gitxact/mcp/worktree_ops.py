@@ -23,7 +23,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from gitxact.core.documents import Document
-from gitxact.errors import EXIT_REFUSED, OperationFailedError, UsageError
+from gitxact.errors import EXIT_FAILED, EXIT_REFUSED, OperationFailedError, UsageError
 from gitxact.git.run import REPO_LOCATING_VARS
 from gitxact.leases.reader import TOKEN_ENV
 from gitxact.leases.records import Lease
@@ -128,6 +128,14 @@ def commit(ws: Workspace, agent: str, token: str | None, paths: list[str], messa
     ``gx add -A -- PATHS && gx commit -- PATHS``: other staged changes stay staged and out."""
     if not message.strip():
         raise UsageError("the commit message is empty")
+    doing = _in_progress(ws)
+    if doing is not None:  # `git commit -- PATHS` would commit mid-rebase, or refuse mid-merge
+        raise ToolRefusal(
+            f"a {doing} is in progress in this worktree",
+            reason="in_progress",
+            exit_code=EXIT_REFUSED,
+            hint="finish it with sync_continue (or give it up with sync_abort) first",
+        )
     resolved = staging.resolve_paths(ws, paths)
     specs = staging.pathspecs(resolved)
     parent = _rev(ws, "HEAD")
@@ -232,7 +240,7 @@ def sync(
         reason = {EXIT_REFUSED: "refused", 75: TIMEOUT}.get(code, "git_failed")
         raise ToolRefusal(f"gx {strategy} failed: {doc.output}", reason=reason, exit_code=code, doc=doc)
     doc.conflicts = ws.git(["diff", "--name-only", "--diff-filter=U", "-z"], read_only=True).zfields()
-    if keep_conflict:
+    if keep_conflict and doc.conflicts:
         doc.kept = True
         doc.head = _rev(ws, "HEAD") or before
         go_on = "gx rebase --continue" if doing == "rebase" else "gx commit --no-edit"
@@ -243,6 +251,13 @@ def sync(
         doc.head = _rev(ws, "HEAD") or before
         if doc.head != before or _in_progress(ws) is not None:
             raise OperationFailedError(f"the {strategy} could not be aborted cleanly: {doc.output}")
+        if not doc.conflicts:  # stopped for another reason (an untracked file in the way): said as git said it
+            raise ToolRefusal(
+                f"{strategy} onto {target} stopped: {doc.output}; aborted, nothing changed",
+                reason="git_failed",
+                exit_code=EXIT_FAILED,
+                doc=doc,
+            )
         doc.next_steps = [f"sync again with keep_conflict=true to resolve them (onto {target})"]
         message = f"{strategy} onto {target} conflicts in: {', '.join(doc.conflicts)}; aborted, nothing changed"
     raise ToolRefusal(message, reason=CONFLICT, exit_code=EXIT_REFUSED, doc=doc)
