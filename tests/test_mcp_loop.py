@@ -147,8 +147,10 @@ def test_an_agents_whole_loop_through_mcp(repo: Path) -> None:
 
             released = await call(client, "release")
             assert released["agent"] == "agent-1"
-            gone = await refusal(client, "commit", paths=["x"], message="m")
-            assert gone["error"]["reason"] == "lease_lost"
+            for tool in ("commit", "renew", "release"):
+                arguments = {"paths": ["x"], "message": "m"} if tool == "commit" else {}
+                gone = await refusal(client, tool, **arguments)
+                assert gone["error"]["reason"] == "lease_lost", (tool, gone)
 
     asyncio.run(scenario())
     assert git("fsck", "--no-progress", "--no-dangling", cwd=repo) == ""

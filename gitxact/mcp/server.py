@@ -109,12 +109,14 @@ class Tools:
     def release(self, token: str | None = None, keep_branch: bool = False, save_dirty: bool = False) -> ReleaseDoc:
         """End your lease: the worktree goes, the branch too if merged elsewhere. Uncommitted work
         refuses the release unless save_dirty (then it is kept in a snapshot ref)."""
+        self._own()  # no lease, or the one this server took has ended: said so (no_lease, lease_lost)
         return self.workspace.worktrees.release(
             self.agent, token=token or self._token, keep_branch=keep_branch, save_dirty=save_dirty
         )
 
     def renew(self, token: str | None = None) -> RenewDoc:
         """Heartbeat: your lease lives another gitxact.leaseTtl seconds."""
+        self._own()
         return self.workspace.worktrees.renew(self.agent, token=token or self._token)
 
     # -- the everyday git of your worktree --------------------------------------------------
