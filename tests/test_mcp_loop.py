@@ -338,3 +338,31 @@ def test_a_sync_that_git_stops_for_an_untracked_file_leaves_everything_as_it_was
             await call(client, "release")
 
     asyncio.run(scenario())
+
+
+def test_a_branch_left_by_an_earlier_lease_is_resumed_or_started_fresh_when_asked(repo: Path) -> None:
+    assert gitxact("init", cwd=repo).returncode == 0
+
+    async def scenario() -> None:
+        async with session(repo, "agent-1") as client:
+            worktree = Path((await call(client, "lease"))["path"])
+            (worktree / "wip.txt").write_text("not landed yet\n")
+            tip = (await call(client, "commit", paths=["wip.txt"], message="wip"))["commit"]
+            released = await call(client, "release")
+            assert released["branch_deleted"] is False
+            left = await refusal(client, "lease")
+            assert (left["error"]["reason"], left["error"]["exit_code"]) == ("refused", 3)
+            assert "left from an earlier lease" in left["error"]["message"]
+            resumed = await call(client, "lease", reuse="resume")
+            assert (resumed["reused"], resumed["branch_ahead"]) == ("resume", 1)
+            assert git("rev-parse", "HEAD", cwd=Path(resumed["path"])).strip() == tip
+            await call(client, "release")
+            fresh = await call(client, "lease", reuse="fresh")
+            assert (
+                git("rev-parse", "HEAD", cwd=Path(fresh["path"])).strip() == git("rev-parse", "main", cwd=repo).strip()
+            )
+            assert tip in git("for-each-ref", "--format=%(objectname)", "refs/heads/gitxact/", cwd=repo), "kept"
+            assert (await refusal(client, "lease", reuse="sideways"))["error"]["reason"] == "invalid_argument"
+            await call(client, "release")
+
+    asyncio.run(scenario())

@@ -96,10 +96,14 @@ class Tools:
 
     # -- leases ---------------------------------------------------------------------------
 
-    def lease(self, base: Ref | None = None, branch: Branch | None = None) -> AcquireDoc:
-        """Lease a worktree and branch of your own (idempotent while the lease lives)."""
+    def lease(
+        self, base: Ref | None = None, branch: Branch | None = None, reuse: Literal["resume", "fresh"] | None = None
+    ) -> AcquireDoc:
+        """Lease a worktree and branch of your own (idempotent while the lease lives). Your branch left
+        by an earlier lease (not landed) is refused unless reuse: resume continues on it as it
+        is, fresh starts it again from the base (its old commits kept as <branch>-<time>)."""
         doc = self.workspace.worktrees.acquire(
-            self.agent, base=base, branch=branch, token=self._token, owner_pid=self.owner_pid
+            self.agent, base=base, branch=branch, token=self._token, owner_pid=self.owner_pid, reuse=reuse
         )
         with self._lock:
             if doc.token is not None:

@@ -1,7 +1,7 @@
 """The everyday git of an agent's own worktree, as tools: commit, diff, log, sync.
 
 ``commit`` and ``sync`` change the worktree, so they run as the agent's own ``gx``
-would (a ``gitxact git`` child in the worktree, ``GITXACT_AGENT`` set): the same locks,
+would (a ``gx`` child in the worktree, ``GITXACT_AGENT`` set): the same locks,
 the same guard, the same hooks, and nothing of git's output reaches the protocol's
 stdout (it is captured). ``diff`` and ``log`` only read, with ``GIT_OPTIONAL_LOCKS=0``,
 and are bounded: an agent's context is small.
@@ -33,6 +33,8 @@ from gitxact.util import process
 from gitxact.util.names import AGENT_ENV
 from gitxact.workspace import Workspace
 
+#: ``gx`` as bin/gx runs it (its fast path, not the click CLI of ``gitxact git``), by this interpreter.
+GX = [sys.executable, "-c", "import sys; from gitxact.gx.main import main; sys.exit(main())"]
 #: One gx child (a commit with its hooks, a rebase) at most this long.
 GX_TIMEOUT = 600.0
 #: Output bounds: what a tool returns by default, and the most it returns when asked.
@@ -105,7 +107,7 @@ def gx(ws: Workspace, agent: str, token: str | None, args: list[str]) -> tuple[i
     if token:
         env[TOKEN_ENV] = token
     worktree = ws.layout.require_worktree()
-    proc = process.start([sys.executable, "-m", "gitxact", "git", *args], env=env, cwd=worktree, capture=True)
+    proc = process.start([*GX, *args], env=env, cwd=worktree, capture=True)
     try:
         out, _ = proc.communicate(timeout=GX_TIMEOUT)
     except subprocess.TimeoutExpired:
