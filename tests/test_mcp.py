@@ -253,6 +253,7 @@ def test_a_message_nested_past_any_parser_is_answered_and_the_server_keeps_servi
         assert tool_error["result"]["isError"] is True
         text = tool_error["result"]["content"][0]["text"]
         assert "nested deeper than 128 levels [exit 2, reason invalid_argument]" in text
+        assert tool_error["result"]["structuredContent"]["error"]["reason"] == "invalid_argument"
         invalid = exchange(proc, f'{{"jsonrpc": "2.0", "id": 3, "method": "ping", "params": {{"x": {deep}}}}}')
         assert (invalid["id"], invalid["error"]["code"]) == (3, -32600)
         later = {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "tracker_get", "arguments": {}}}

@@ -195,6 +195,7 @@ def test_hostile_arguments_are_refused_before_anything_runs(repo: Path, tmp_path
                 assert answer["error"]["reason"] == "invalid_argument", (tool, arguments, answer)
                 assert answer["error"]["exit_code"] == 2, (tool, arguments)
             assert (await refusal(client, "diff", ref="no-such-ref"))["error"]["reason"] == "invalid_argument"
+            assert (await refusal(client, "no_such_tool"))["error"]["reason"] == "invalid_argument"
             assert not written.exists()
             assert git("rev-parse", "HEAD", cwd=worktree) == head
             assert git("status", "--porcelain", "--untracked-files=no", cwd=worktree) == ""

@@ -18,7 +18,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import ValidationError
 
-from gitxact.errors import GitxactError
+from gitxact.errors import GitxactError, UsageError
 from gitxact.mcp import replies
 from gitxact.util import inputs
 
@@ -73,8 +73,8 @@ class GitxactServer(MCPServer[Any]):
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
             cause = exc.__cause__
-            if not isinstance(cause, ValidationError):
-                raise
+            if not isinstance(cause, ValidationError):  # an unknown tool: said the same way
+                return replies.failure(UsageError(str(exc), hint="list the tools (tools/list)"))
             # Field names and pydantic's reason only: the rejected values are the caller's data.
             fields = [(".".join(str(part) for part in err["loc"]), err["msg"]) for err in cause.errors()]
             return replies.invalid_arguments(fields)
