@@ -367,3 +367,33 @@ def test_a_branch_left_by_an_earlier_lease_is_resumed_or_started_fresh_when_aske
             await call(client, "release")
 
     asyncio.run(scenario())
+
+
+def test_two_agents_commit_and_land_at_once_through_their_servers(repo: Path) -> None:
+    """Real processes: two servers, five commits each in flight together, then both land."""
+    assert gitxact("init", cwd=repo).returncode == 0
+    assert gitxact("hooks", "install", cwd=repo).returncode == 0
+    base = git("rev-parse", "main", cwd=repo).strip()
+
+    async def work(client: ClientSession, agent: str) -> Path:
+        worktree = Path((await call(client, "lease"))["path"])
+        for i in range(5):
+            (worktree / f"{agent}-{i}.txt").write_text(f"{agent} {i}\n")
+            await call(client, "commit", paths=[f"{agent}-{i}.txt"], message=f"{agent} {i}")
+        return worktree
+
+    async def scenario() -> None:
+        async with session(repo, "alice") as alice, session(repo, "bob") as bob:
+            trees = await asyncio.gather(work(alice, "alice"), work(bob, "bob"))
+            for worktree, agent in zip(trees, ("alice", "bob"), strict=True):
+                subjects = git("log", "--format=%s", f"{base}..HEAD", cwd=worktree).split("\n")[:-1]
+                assert subjects == [f"{agent} {i}" for i in reversed(range(5))]
+            landed = await asyncio.gather(call(alice, "land", onto="main"), call(bob, "land", onto="main"))
+            assert [doc["state"] for doc in landed] == ["landed", "landed"]
+            await asyncio.gather(call(alice, "release"), call(bob, "release"))
+
+    asyncio.run(scenario())
+    on_main = git("log", "--format=%s", f"{base}..main", cwd=repo).split("\n")[:-1]
+    assert sorted(on_main) == sorted(f"{agent} {i}" for agent in ("alice", "bob") for i in range(5))
+    assert git("ls-tree", "--name-only", "main", cwd=repo).count(".txt\n") == 10
+    git("fsck", "--strict", cwd=repo)
