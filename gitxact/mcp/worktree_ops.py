@@ -217,7 +217,7 @@ def sync(
             f"a {_in_progress(ws)} is in progress in this worktree",
             reason="in_progress",
             exit_code=EXIT_REFUSED,
-            hint="resolve it and continue (`gx rebase --continue`, `gx commit`), or abort it first",
+            hint="resolve it and call sync_continue, or give it up with sync_abort",
         )
     dirty = ws.git(["status", "--porcelain", "-z", "--untracked-files=no"], read_only=True).stdout
     if dirty:
@@ -245,8 +245,11 @@ def sync(
     if keep_conflict and doc.conflicts:
         doc.kept = True
         doc.head = _rev(ws, "HEAD") or before
-        go_on = "gx rebase --continue" if doing == "rebase" else "gx commit --no-edit"
-        doc.next_steps = ["edit the conflicting files", f"gx add -- {' '.join(doc.conflicts)}", go_on]
+        doc.next_steps = [
+            f"edit {', '.join(doc.conflicts)} to the content you want (no conflict markers left)",
+            "sync_continue (or sync_abort to give it up)",
+            f"land onto {target}",
+        ]
         message = f"{strategy} onto {target} stopped on conflicts in: {', '.join(doc.conflicts)}; left to resolve"
     else:
         _gx_checked(ws, agent, token, [doing, "--abort"])
