@@ -124,6 +124,7 @@ def test_an_agents_whole_loop_through_mcp(repo: Path) -> None:
             assert (refused_land["state"], refused_land["conflicts"]) == ("refused", ["shared.txt"])
             assert refused_land["conflict_commits"] == [git("rev-parse", "main", cwd=repo).strip()]
             assert refused_land["next_steps"]
+            assert refused_land["error"]["next_tools"][0] == 'sync(onto="main", keep_conflict=true)'
 
             # kept to resolve, resolved, continued; then it lands
             kept = await refusal(client, "sync", onto="main", keep_conflict=True)

@@ -43,12 +43,21 @@ class ToolRefusal(GitxactError):
     """A refusal this server decides itself (a sync that conflicts, no lease), with its document."""
 
     def __init__(
-        self, message: str, *, reason: str, exit_code: int, doc: BaseModel | None = None, hint: str | None = None
+        self,
+        message: str,
+        *,
+        reason: str,
+        exit_code: int,
+        doc: BaseModel | None = None,
+        hint: str | None = None,
+        next_tools: list[str] | None = None,
     ) -> None:
         super().__init__(message, hint=hint)
         self.reason = reason
         self.exit_code = exit_code
         self.doc = doc
+        #: What to call next, as tool calls (the document's own ``next_steps`` are shell commands).
+        self.next_tools = next_tools or []
 
 
 def success(result: BaseModel | dict[str, Any]) -> CallToolResult:
@@ -67,6 +76,8 @@ def failure(error: GitxactError) -> CallToolResult:
         "message": error.message,
         "hint": error.hint,
     }
+    if isinstance(error, ToolRefusal) and error.next_tools:
+        data["error"]["next_tools"] = error.next_tools
     return CallToolResult(
         content=[TextContent(type="text", text=describe(error))], structured_content=data, is_error=True
     )

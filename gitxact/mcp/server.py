@@ -36,7 +36,7 @@ from gitxact.errors import EXIT_FAILED, EXIT_REFUSED, OperationFailedError
 from gitxact.health.recover import RecoverDoc
 from gitxact.land.foresight import ConflictsDoc
 from gitxact.mcp import worktree_ops
-from gitxact.mcp.replies import LEASE_LOST, NO_LEASE, ToolRefusal
+from gitxact.mcp.replies import CONFLICT, LEASE_LOST, NO_LEASE, ToolRefusal
 from gitxact.mcp.results import (
     Fleet,
     LeaseView,
@@ -251,7 +251,22 @@ class Tools:
         no ref moved, the check not run: would it land now, with which conflicts, after whom)."""
         if dry_run:
             return self.workspace.would_land(self._own()[1].branch, onto=onto).model_dump(mode="json", by_alias=True)
-        doc = self.workspace.land(onto=onto, check=check, shell=True, strategy=strategy)  # noqa: S604 - as above
+        from gitxact.land.results import LandRefusedError
+
+        try:
+            doc = self.workspace.land(onto=onto, check=check, shell=True, strategy=strategy)  # noqa: S604 - as above
+        except LandRefusedError as refused:
+            if not refused.doc.conflicts:
+                raise
+            steps = [f'sync(onto="{onto}", keep_conflict=true)', "sync_continue()", f'land(onto="{onto}")']
+            raise ToolRefusal(
+                refused.message,
+                reason=CONFLICT,
+                exit_code=refused.exit_code,
+                doc=refused.doc,
+                hint=refused.hint,
+                next_tools=steps,
+            ) from refused
         return doc.model_dump(mode="json", by_alias=True)
 
     def snapshots_list(self) -> SnapshotListDoc:
