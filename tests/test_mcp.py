@@ -26,15 +26,18 @@ pytest.importorskip("mcp")
 
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
-from gitxact.mcp.server import TOOLS
+from gitxact.mcp.catalog import TOOLS
 
 CHECK = "test -f feature.txt"  # the "test": passes once the feature exists
 
 
 @asynccontextmanager
-async def session(repo: Path, agent: str) -> AsyncIterator[ClientSession]:
+async def session(repo: Path, agent: str, *args: str) -> AsyncIterator[ClientSession]:
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "gitxact", "mcp", "--agent", agent], cwd=str(repo), env=dict(os.environ)
+        command=sys.executable,
+        args=["-m", "gitxact", "mcp", "--agent", agent, *args],
+        cwd=str(repo),
+        env=dict(os.environ),
     )
     async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
         await client.initialize()
@@ -75,6 +78,7 @@ def test_an_agent_leases_runs_tdd_lands_and_releases_through_mcp(repo: Path) -> 
             (worktree / "spec.txt").write_text("feature.txt must exist\n")
             red = await call(client, "tdd_red", check=CHECK, paths=["spec.txt"])
             assert red["step"] == "red"
+            assert (red["check"]["passed"], red["check"]["log"]) == (False, red["check_log"])
             (worktree / "wrong.txt").write_text("not the feature\n")
             message = await refused(client, "tdd_green", check=CHECK, paths=["wrong.txt"])
             assert "rolled back" in message
@@ -101,8 +105,9 @@ def test_an_agent_leases_runs_tdd_lands_and_releases_through_mcp(repo: Path) -> 
             released = await call(client, "release")
             assert released["agent"] == "agent-1"
             assert not worktree.exists()
-            status = await call(client, "status")
-            assert (status["agent"], status["worktree"], status["leases"]) == ("agent-1", None, [])
+            status = await call(client, "status", all=True)
+            assert (status["agent"], status["worktree"], status["lease"]) == ("agent-1", None, None)
+            assert status["fleet"]["leases"] == []
 
     asyncio.run(scenario())
     counts = json.loads(gitxact("stats", "--json", cwd=repo).stdout)["agents"]["agent-1"]
@@ -132,8 +137,8 @@ def test_two_servers_for_two_agents_keep_their_boundaries(repo: Path) -> None:
             assert sorted(c["value"] for c in counts) == list(range(1, 11))
             await call(alice, "tx_commit")
             await call(bob, "tx_rollback")
-            status = await call(alice, "status")
-            assert {lease["agent"] for lease in status["leases"]} == {"alice", "bob"}
+            status = await call(alice, "status", all=True)
+            assert {lease["agent"] for lease in status["fleet"]["leases"]} == {"alice", "bob"}
             assert status["worktree"] == first["path"]
             await call(alice, "release")
             await call(bob, "release")
@@ -185,7 +190,8 @@ def test_bad_arguments_are_tool_errors_with_their_reason(repo: Path) -> None:
         async with session(repo, "agent-1") as client:
             await call(client, "lease")
             cases = [
-                ("land", {"onto": "x" * 1_000_000}, "argument 'onto' is longer than 65536 bytes"),
+                ("land", {"onto": "x" * 1_000_000}, "argument 'onto': String should have at most 4096 characters"),
+                ("tracker_get", {"key": "x" * 1_000_000}, "argument 'key' is longer than 65536 bytes"),
                 ("land", {"onto": "main\0"}, "argument 'onto' holds a NUL byte"),
                 ("tracker_set", {"key": "k\0", "value": 1}, "argument 'key' holds a NUL byte"),
                 ("tracker_set", {"key": "k", "value": {"a": "b\0"}}, "argument 'value' holds a NUL byte"),
@@ -247,6 +253,7 @@ def test_a_message_nested_past_any_parser_is_answered_and_the_server_keeps_servi
         assert tool_error["result"]["isError"] is True
         text = tool_error["result"]["content"][0]["text"]
         assert "nested deeper than 128 levels [exit 2, reason invalid_argument]" in text
+        assert tool_error["result"]["structuredContent"]["error"]["reason"] == "invalid_argument"
         invalid = exchange(proc, f'{{"jsonrpc": "2.0", "id": 3, "method": "ping", "params": {{"x": {deep}}}}}')
         assert (invalid["id"], invalid["error"]["code"]) == (3, -32600)
         later = {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "tracker_get", "arguments": {}}}

@@ -11,19 +11,32 @@ from gitxact.errors import UsageError
 
 @click.command()
 @click.option("--agent", envvar="GITXACT_AGENT", metavar="NAME", help="The agent this server acts for [GITXACT_AGENT].")
+@click.option(
+    "--owner-pid",
+    envvar="GITXACT_OWNER_PID",
+    type=click.IntRange(min=1),
+    metavar="PID",
+    help="The process the leases live with [GITXACT_OWNER_PID]; default: this server.",
+)
 @pass_app
-def mcp(app: AppContext, agent: str | None) -> int:
+def mcp(app: AppContext, agent: str | None, owner_pid: int | None) -> int:
     """Run an MCP server over stdio for one agent (start one per agent).
 
-    Tools: lease, release, renew; tx_begin, tx_savepoint, tx_rollback, tx_commit;
-    tdd_red, tdd_green, tdd_refactor, tdd_done; land; tracker_get, tracker_set,
-    tracker_incr, tracker_compare_and_set; status. Refusals come back as tool errors
-    with gitxact's message. Needs the [mcp] extra (the official MCP Python SDK).
+    Tools: lease, release, renew; commit, diff, log, sync, sync_continue, sync_abort,
+    conflicts; land (dry_run); tx_begin, tx_savepoint, tx_rollback, tx_commit; tdd_red,
+    tdd_green, tdd_refactor, tdd_done; snapshots_list, snapshots_restore, recover;
+    tracker_get, tracker_set, tracker_incr, tracker_compare_and_set; status. Every
+    result is structured; refusals are tool errors with error.reason. Needs the [mcp]
+    extra (the official MCP Python SDK).
 
     \b
     Examples:
       gitxact -C /path/to/repo mcp --agent agent-1
       claude mcp add gitxact-agent-1 -- gitxact -C /path/to/repo mcp --agent agent-1
+
+    The leases the server takes are owned by the server process (it ends with the
+    agent's session, and so does the lease's liveness), or by --owner-pid when the
+    runtime names its own process.
     """
     if not agent:
         raise UsageError("gitxact mcp needs the agent it acts for", hint="pass --agent NAME or set GITXACT_AGENT")
@@ -37,5 +50,5 @@ def mcp(app: AppContext, agent: str | None) -> int:
         ) from None
     from gitxact.util.names import validate_agent
 
-    serve(app.path(), validate_agent(agent))
+    serve(app.path(), validate_agent(agent), owner_pid=owner_pid)
     return 0

@@ -18,6 +18,8 @@ import shlex
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import BaseModel
+
 from gitxact.core.documents import Document
 from gitxact.errors import RefusedError, UsageError
 
@@ -27,11 +29,22 @@ _OURS = re.compile(r"(^|[\s/])gitxact\s+hook-claude\s+(create|remove)\b")
 Action = Literal["installed", "updated", "unchanged", "removed", "absent"]
 
 
+class McpRegistration(BaseModel):
+    """The ``gitxact`` entry of ``.mcp.json`` (written by :mod:`gitxact.integrations.claude_mcp`)."""
+
+    config: str
+    action: Action
+    #: The entry Claude Code starts (``None`` once removed).
+    server: dict[str, Any] | None
+
+
 class IntegrateDoc(Document):
     settings: str
     action: Action
     #: event -> the command Claude Code runs for it.
     hooks: dict[str, str]
+    #: With ``--mcp``: the ``.mcp.json`` entry (:mod:`gitxact.integrations.claude_mcp`).
+    mcp: McpRegistration | None = None
 
 
 def hook_command(gitxact: str, verb: str) -> str:
@@ -45,7 +58,7 @@ def is_ours(hook: Any) -> bool:
 def integrate(settings: Path, *, gitxact: str = "gitxact", remove: bool = False) -> IntegrateDoc:
     """Add (or with *remove*, take out) gitxact's two hooks; write only if something changed."""
     existed = settings.exists()
-    data = _load(settings)
+    data = read_json_object(settings)
     before = json.dumps(data, sort_keys=False)
     hooks = data.get("hooks", {})
     if not isinstance(hooks, dict):
@@ -90,7 +103,7 @@ def integrate(settings: Path, *, gitxact: str = "gitxact", remove: bool = False)
     else:
         action = "unchanged" if not changed else ("updated" if had_ours else "installed")
     if changed and (existed or data):
-        _write(settings, data)
+        write_json_atomically(settings, data)
     shown_hooks = {} if remove else {event: hook_command(gitxact, verb) for event, verb in EVENTS.items()}
     return IntegrateDoc(settings=str(settings), action=action, hooks=shown_hooks)
 
@@ -99,7 +112,7 @@ def _describe(hook: Any) -> str:
     return str(hook.get("command", hook)) if isinstance(hook, dict) else str(hook)
 
 
-def _load(settings: Path) -> dict[str, Any]:
+def read_json_object(settings: Path) -> dict[str, Any]:
     try:
         text = settings.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -117,7 +130,7 @@ def _load(settings: Path) -> dict[str, Any]:
     return data
 
 
-def _write(settings: Path, data: dict[str, Any]) -> None:
+def write_json_atomically(settings: Path, data: dict[str, Any]) -> None:
     """Replace the file atomically: Claude Code may be reading it right now."""
     settings.parent.mkdir(parents=True, exist_ok=True)
     tmp = settings.with_name(f".{settings.name}.gitxact-{os.getpid()}")

@@ -22,7 +22,7 @@ from typing import Any, cast
 import anyio
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
-from mcp_types import INVALID_REQUEST, CallToolResult, ErrorData, JSONRPCError, JSONRPCResponse, TextContent
+from mcp_types import INVALID_REQUEST, ErrorData, JSONRPCError, JSONRPCResponse
 
 from gitxact.util import inputs
 
@@ -78,8 +78,9 @@ def answer(line: str, why: str) -> SessionMessage | None:
         return None
     text = f"{why} [exit 2, reason {inputs.INVALID_ARGUMENT}]"
     if top.get("method") == "tools/call":
-        result = CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
-        dumped = result.model_dump(by_alias=True, exclude_none=True)
+        from gitxact.mcp.replies import failure
+
+        dumped = failure(inputs.InvalidInputError(why)).model_dump(by_alias=True, exclude_none=True)
         return SessionMessage(JSONRPCResponse(jsonrpc="2.0", id=request_id, result=dumped))
     return SessionMessage(
         JSONRPCError(jsonrpc="2.0", id=request_id, error=ErrorData(code=INVALID_REQUEST, message=text))
