@@ -273,9 +273,13 @@ class Tools:
         """Your snapshots (work kept by a release, a rollback, a reap), oldest first."""
         return self.workspace.snapshots.list(agent=self.agent)
 
-    def snapshots_restore(self, name: SnapshotName, force: bool = False) -> RestoreDoc:
+    def snapshots_restore(
+        self, name: SnapshotName, force: bool = False, with_commits: bool | None = None
+    ) -> RestoreDoc:
         """Put one of your snapshots back into your worktree; uncommitted work there refuses it
-        unless force (then that work is saved to a snapshot ref first)."""
+        unless force (then that work is saved to a snapshot ref first). Commits the snapshot
+        stands on that your HEAD lacks refuse it, named (with_commits unset), are brought
+        first (true), or are left out and named (false)."""
         from gitxact.snapshots.catalog import find
 
         ws, lease = self._own()
@@ -284,7 +288,7 @@ class Tools:
             raise ToolRefusal(
                 f"snapshot {info.name} is not {self.agent!r}'s", reason="not_yours", exit_code=EXIT_REFUSED
             )
-        return ws.snapshots.restore(info.name, into=lease.path, force=force)
+        return ws.snapshots.restore(info.name, into=lease.path, force=force, with_commits=with_commits)
 
     def recover(self) -> RecoverDoc:
         """Finish or roll back an interrupted transaction or TDD step in your worktree (recover's table)."""
