@@ -1,0 +1,230 @@
+"""``gitxact land --parallel N``: the speculative queue, through real git and real processes.
+
+- four branches, ``--parallel 3``, the second failing its check: the three checks of the
+  first round run at once (a barrier in the check proves it, no clock), the first lands,
+  the second is refused, the third is built again on the target without it and checked
+  again with the fourth; every landed first-parent commit passes the check when checked out;
+- ``--batch 2 --parallel 2``: a failing batch is bisected, the others land in order;
+- a SIGKILL at each new step (crash points and every journal step), then ``recover``:
+  nothing landed twice or lost, the target only ever at a commit whose check passed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from support.proc import GITXACT, git, gitxact, kill_group
+
+from fixtures.repos import make_repo
+from gitxact import Workspace
+from gitxact.land.records import FINAL, LandingFile
+
+pytestmark = pytest.mark.slow
+
+#: Logs the commit it runs on; waits (bounded) until BARRIER checks have started, so the
+#: log shows whether they ran at once; fails on bad.txt or a branch file with the wrong text.
+CHECK = """set -e
+echo "start $(git rev-parse HEAD)" >> %(log)s
+i=0
+while [ "$(grep -c start %(log)s)" -lt %(barrier)d ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done
+echo "end $(git rev-parse HEAD)" >> %(log)s
+test ! -f bad.txt
+for f in b*.txt; do test "$(cat "$f")" = "${f%%.txt}"; done
+"""
+
+
+def write_check(tmp_path: Path, barrier: int) -> tuple[Path, Path]:
+    log = tmp_path / "checked"
+    script = tmp_path / "check.sh"
+    script.write_text(CHECK % {"log": log, "barrier": barrier})
+    return script, log
+
+
+def make_branches(repo: Path, names: list[str], bad: set[str]) -> None:
+    """One commit per branch off main, each on its own file; those in *bad* break the check."""
+    for name in names:
+        where = repo.parent / f"wt-{name}"
+        git("worktree", "add", "-q", "-b", name, str(where), "main", cwd=repo)
+        (where / f"{name}.txt").write_text(name)
+        if name in bad:
+            (where / "bad.txt").write_text("breaks the check")
+        git("add", ".", cwd=where)
+        git("commit", "-q", "-m", f"{name} work", cwd=where)
+        git("worktree", "remove", str(where), cwd=repo)
+
+
+def land_queued(
+    repo: Path, names: list[str], extra: list[str], env: dict[str, str] | None = None
+) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Land *names*, filed in that order while the queue is held, then served; each one's result."""
+    lf = LandingFile(Workspace(repo))
+    procs: dict[str, subprocess.Popen[str]] = {}
+    try:
+        with Workspace(repo).locks.resource("land.main"):
+            for count, name in enumerate(names, 1):
+                procs[name] = subprocess.Popen(
+                    [*GITXACT, "land", name, "--onto", "main", "--json", "--timeout", "300", *extra],
+                    cwd=repo,
+                    env={**os.environ, **(env or {})},
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    start_new_session=True,
+                )
+                deadline = time.monotonic() + 120
+                while len([r for r in lf.peek().requests if r.state == "pending"]) < count:
+                    assert time.monotonic() < deadline, f"{name}'s request was never filed"
+                    time.sleep(0.05)
+        results = {}
+        for name, proc in procs.items():
+            out, err = proc.communicate(timeout=300)
+            results[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        return results
+    finally:
+        for proc in procs.values():
+            if proc.returncode is None:
+                kill_group(proc)  # type: ignore[arg-type]
+
+
+def first_parent_since(repo: Path, since: str) -> list[str]:
+    return git("rev-list", "--reverse", "--first-parent", f"{since}..main", cwd=repo).split()
+
+
+def subject(repo: Path, commit: str) -> str:
+    return git("log", "-1", "--format=%s", commit, cwd=repo).strip()
+
+
+def recheck(repo: Path, tmp_path: Path, script: Path, commit: str) -> None:
+    """The check, run again on *commit* checked out on its own: it passes."""
+    again = tmp_path / f"again-{commit[:10]}"
+    git("worktree", "add", "-q", "--detach", str(again), commit, cwd=repo)
+    rerun = subprocess.run(["sh", str(script)], cwd=again, capture_output=True, text=True, check=False)
+    assert rerun.returncode == 0, (commit, rerun.stderr)
+    git("worktree", "remove", "--force", str(again), cwd=repo)
+
+
+def assert_nothing_left(repo: Path) -> None:
+    assert len(git("worktree", "list", "--porcelain", cwd=repo).split("worktree ")) == 2, "only the main worktree"
+    land_dir = repo / ".git" / "gitxact" / "land"
+    assert not land_dir.exists() or not list(land_dir.iterdir()), "every candidate worktree removed"
+    state = LandingFile(Workspace(repo)).peek()
+    assert state.work == []
+    assert all(r.state in FINAL for r in state.requests)
+    fsck = subprocess.run(["git", "fsck", "--strict"], cwd=repo, capture_output=True, text=True, check=False)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+
+
+def test_parallel_three_with_a_failing_middle_branch(repo: Path, tmp_path: Path) -> None:
+    names = ["b1", "b2", "b3", "b4"]
+    make_branches(repo, names, bad={"b2"})
+    script, log = write_check(tmp_path, barrier=3)
+    before = git("rev-parse", "main", cwd=repo).strip()
+    results = land_queued(repo, names, ["--parallel", "3", "--check", f"sh {script}"])
+    codes = {name: r.returncode for name, r in results.items()}
+    assert codes == {"b1": 0, "b2": 3, "b3": 0, "b4": 0}, {n: r.stderr[-1500:] for n, r in results.items()}
+    docs = {name: json.loads(r.stdout) for name, r in results.items()}
+    assert "the check" in docs["b2"]["reason"]
+    assert docs["b2"]["check_log"]
+    lines = log.read_text().split("\n")
+    assert [line.split()[0] for line in lines[:3]] == ["start"] * 3, "the first round's three checks ran at once"
+    started = [line.split()[1] for line in lines if line.startswith("start")]
+    assert len(started) == 5, "3 at once; then b3 again (without b2) and b4, not b1 again"
+    landed = first_parent_since(repo, before)
+    assert [subject(repo, c) for c in landed] == ["b1 work", "b3 work", "b4 work"], "in queue order, b2 not"
+    assert [docs[n]["landed_tip"] for n in ("b1", "b3", "b4")] == landed, "each landed as its own candidate"
+    assert (docs["b1"]["attempts"], docs["b3"]["attempts"], docs["b4"]["attempts"]) == (1, 2, 1)
+    assert set(landed) <= set(started), "the target only ever at a commit whose check ran"
+    for commit in landed:
+        recheck(repo, tmp_path, script, commit)
+    assert not (repo / "bad.txt").exists()
+    assert git("status", "--porcelain", cwd=repo) == "", "the main worktree followed main"
+    assert_nothing_left(repo)
+
+
+def test_batches_run_in_parallel_and_a_failing_batch_is_bisected(repo: Path, tmp_path: Path) -> None:
+    names = ["b1", "b2", "b3", "b4", "b5", "b6"]
+    make_branches(repo, names, bad={"b3"})
+    script, log = write_check(tmp_path, barrier=2)
+    before = git("rev-parse", "main", cwd=repo).strip()
+    results = land_queued(repo, names, ["--batch", "2", "--parallel", "2", "--check", f"sh {script}"])
+    codes = {name: r.returncode for name, r in results.items()}
+    assert codes == {"b1": 0, "b2": 0, "b3": 3, "b4": 0, "b5": 0, "b6": 0}, {
+        n: r.stderr[-1500:] for n, r in results.items()
+    }
+    docs = {name: json.loads(r.stdout) for name, r in results.items()}
+    lines = log.read_text().split("\n")
+    assert [line.split()[0] for line in lines[:2]] == ["start"] * 2, "the two batches were checked at once"
+    started = [line.split()[1] for line in lines if line.startswith("start")]
+    assert len(started) == 5, "[b1 b2] and [b3 b4] at once; b3 alone, b4 alone; then [b5 b6]"
+    landed = first_parent_since(repo, before)
+    assert [subject(repo, c) for c in landed] == ["b1 work", "b2 work", "b4 work", "b5 work", "b6 work"]
+    assert docs["b1"]["batch"] == [docs["b1"]["request"], docs["b2"]["request"]], "checked together"
+    assert docs["b1"]["landed_tip"] == docs["b2"]["landed_tip"] == landed[1]
+    for name in ("b2", "b4", "b6"):
+        assert docs[name]["landed_tip"] in started, f"{name}'s landed tip is a commit that was checked"
+        recheck(repo, tmp_path, script, docs[name]["landed_tip"])
+    assert_nothing_left(repo)
+
+
+# -- SIGKILLs ---------------------------------------------------------------------------------
+
+
+def _crash_and_recover(tmp_path: Path, name: str, env: dict[str, str]) -> bool:
+    """Land b1, b2 (failing), b3 with --parallel 3 under a crash switch, recover, and check it
+    all adds up; then land whatever is left. True if some process was killed."""
+    repo = make_repo(tmp_path / name / "repo")
+    names = ["b1", "b2", "b3"]
+    make_branches(repo, names, bad={"b2"})
+    script, _log = write_check(tmp_path / name, barrier=0)
+    before = git("rev-parse", "main", cwd=repo).strip()
+    extra = ["--parallel", "3", "--check", f"sh {script}"]
+    results = land_queued(repo, names, extra, env=env)
+    codes = [r.returncode for r in results.values()]
+    assert set(codes) <= {0, 1, 3, -9}, {n: r.stderr[-1500:] for n, r in results.items()}
+    recover = gitxact("recover", "--json", cwd=repo)
+    assert recover.returncode == 0, (name, recover.stdout, recover.stderr)
+    landed = first_parent_since(repo, before)
+    subjects = [subject(repo, c) for c in landed]
+    assert len(subjects) == len(set(subjects)), f"{name}: nothing landed twice"
+    assert "b2 work" not in subjects, f"{name}: the failing branch never landed"
+    assert subjects == sorted(subjects), f"{name}: in queue order"
+    for commit in landed:
+        recheck(repo, tmp_path / name, script, commit)
+    state = LandingFile(Workspace(repo)).peek()
+    landed_branches = {r.branch for r in state.requests if r.state == "landed"}
+    assert landed_branches == {s.split()[0] for s in subjects}, f"{name}: the records say what main says"
+    assert git("status", "--porcelain", cwd=repo) == "", name
+    assert_nothing_left(repo)
+    rest = [
+        n
+        for n in names
+        if n not in landed_branches and not any(r.branch == n and r.state == "refused" for r in state.requests)
+    ]
+    if rest:
+        again = land_queued(repo, rest, extra)
+        assert {n: r.returncode for n, r in again.items()} == {n: 3 if n == "b2" else 0 for n in rest}
+    final = [subject(repo, c) for c in first_parent_since(repo, before)]
+    assert final == ["b1 work", "b3 work"], f"{name}: nothing lost"
+    assert_nothing_left(repo)
+    shutil.rmtree(repo.parent)
+    return -9 in codes
+
+
+@pytest.mark.parametrize("point", ["land-candidates-built", "land-checks-done", "land-moved", "land-candidate-landed"])
+def test_sigkill_at_a_speculative_crash_point_then_recover(tmp_path: Path, point: str) -> None:
+    assert _crash_and_recover(tmp_path, point, {"GITXACT_TEST_CRASHPOINT": point}), f"nobody reached {point}"
+
+
+def test_sigkill_after_every_journal_step_of_a_speculative_round(tmp_path: Path) -> None:
+    killed = 0
+    for step in range(1, 40):
+        if not _crash_and_recover(tmp_path, f"step-{step}", {"GITXACT_TEST_CRASH_AFTER_STEP": str(step)}):
+            break
+        killed += 1
+    assert killed >= 12, "claim, three builds, checks, move, cleanup, requeue, refusal: every step was a kill point"
