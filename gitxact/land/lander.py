@@ -247,7 +247,7 @@ class Lander:
                 landed_tip=tip,
                 commits=commits.get(r.id, []),
                 already=r in already,
-                attempts=attempt,
+                attempts=attempt + r.requeued,  # every candidate it was built in
                 batch=ids,
                 served_by=os.getpid(),
             )
