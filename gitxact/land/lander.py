@@ -12,6 +12,10 @@ transaction, every step journaled before it is taken (:mod:`gitxact.land.records
    if the target moved meanwhile (outside the queue), back to 1, a bounded number of times;
 4. cleanup: outcomes recorded, the temporary worktree removed.
 
+With ``--parallel N`` the head of the queue is taken as up to N candidates (each a batch),
+built on top of each other and checked at once, then landed in order:
+:mod:`gitxact.land.speculative`. One candidate is served as above.
+
 An error at any step hands the attempt to :func:`gitxact.land.recovery.finish_work`, the
 same function ``recover`` uses, so the live path and recovery cannot disagree.
 """
