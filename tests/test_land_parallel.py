@@ -11,9 +11,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -228,3 +230,120 @@ def test_sigkill_after_every_journal_step_of_a_speculative_round(tmp_path: Path)
             break
         killed += 1
     assert killed >= 12, "claim, three builds, checks, move, cleanup, requeue, refusal: every step was a kill point"
+
+
+# -- several checks at once: each its own group, nothing shared ---------------------------------
+
+
+def test_checks_run_at_once_share_no_pipe_and_leave_nothing_running(tmp_path: Path) -> None:
+    """A check that finished is told so while another still runs (had its output pipe leaked
+    into the other's processes, its end of output would wait for them); what it left running
+    in the background is ended; each verdict is its own."""
+    import threading
+
+    from gitxact.tx import checks
+
+    logs = tmp_path / "logs"
+    release = tmp_path / "release"
+    background = tmp_path / "background.pid"
+    waits = f"i=0; while [ ! -f {release} ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; test -f {release}"
+    jobs = [
+        (checks.parse(f"sleep 300 & echo $! > {background}; echo first", timeout=120), tmp_path),
+        (checks.parse(waits, timeout=120), tmp_path),
+        (checks.parse("echo third; exit 4", timeout=120), tmp_path),
+    ]
+    found: list[list[checks.CheckResult]] = []
+    runner = threading.Thread(target=lambda: found.append(checks.run_all(jobs, log_dir=logs, label="t")))
+    runner.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not all(any("# exit" in p.read_text() for p in logs.glob(f"check-*-t-{n}-*.log")) for n in (1, 3)):
+            assert time.monotonic() < deadline, "the first and third checks were never done while the second ran"
+            assert runner.is_alive()
+            time.sleep(0.05)
+    finally:
+        release.touch()
+        runner.join(timeout=120)
+    assert not runner.is_alive()
+    [results] = found
+    assert [r.returncode for r in results] == [0, 0, 4]
+    assert [r.passed for r in results] == [True, True, False]
+    assert "first" in results[0].log.read_text()
+    assert "third" in results[2].log.read_text()
+    groups = {next(line for line in r.log.read_text().splitlines() if "process group" in line) for r in results}
+    assert len(groups) == 3, "each check in a process group of its own"
+    pid = int(background.read_text())
+    deadline = time.monotonic() + 30
+    try:
+        while _alive(pid):
+            assert time.monotonic() < deadline, "the first check's background sleep outlived it"
+            time.sleep(0.02)
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_sigkilled_parallel_lander_takes_every_check_with_it(repo: Path, tmp_path: Path) -> None:
+    names = ["b1", "b2", "b3"]
+    make_branches(repo, names, bad=set())
+    groups = tmp_path / "groups"
+    groups.mkdir()
+    before = git("rev-parse", "main", cwd=repo).strip()
+    check = f"sleep 300 & echo $$ > {groups}/$$.tmp; mv {groups}/$$.tmp {groups}/$$.pgid; sleep 300"
+    lf = LandingFile(Workspace(repo))
+    procs = []
+    try:
+        with Workspace(repo).locks.resource("land.main"):
+            for count, name in enumerate(names, 1):
+                procs.append(
+                    subprocess.Popen(
+                        [*GITXACT, "land", name, "--onto", "main", "--parallel", "3", "--shell", "--check", check],
+                        cwd=repo,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                        start_new_session=True,
+                    )
+                )
+                deadline = time.monotonic() + 120
+                while len([r for r in lf.peek().requests if r.state == "pending"]) < count:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+        deadline = time.monotonic() + 120
+        while len(list(groups.glob("*.pgid"))) < 3:
+            assert time.monotonic() < deadline, "the three checks never all started"
+            time.sleep(0.05)
+    finally:
+        for proc in procs:
+            kill_group(proc)  # type: ignore[arg-type]
+    pgids = [int(p.read_text()) for p in groups.glob("*.pgid")]
+    assert len(set(pgids)) == 3
+    deadline = time.monotonic() + 30
+    try:
+        while alive := [g for g in pgids if _group_alive(g)]:
+            assert time.monotonic() < deadline, f"check groups outlived their lander: {alive}"
+            time.sleep(0.05)
+    finally:
+        for pgid in pgids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
+    assert gitxact("recover", "--json", cwd=repo).returncode == 0
+    assert git("rev-parse", "main", cwd=repo).strip() == before, "killed while checking: nothing moved"
+    assert_nothing_left(repo)
+
+
+def _alive(pid: int) -> bool:
+    """*pid* runs (a zombie has ended; only its parent has not read its status)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _group_alive(pgid: int) -> bool:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[2]) == pgid and fields[0] != "Z":
+                    return True
+    return False
