@@ -347,3 +347,57 @@ def _group_alive(pgid: int) -> bool:
                 if int(fields[2]) == pgid and fields[0] != "Z":
                     return True
     return False
+
+
+def test_a_target_moved_outside_the_queue_during_a_round_rebuilds_every_candidate(repo: Path, tmp_path: Path) -> None:
+    """The first check to run pushes a commit onto the target behind the queue's back: the
+    first move's compare-and-swap fails, so every candidate is rebuilt on the new tip and
+    checked again; all land after the outside commit, none over it."""
+    git("branch", "trunk", cwd=repo)  # a target no worktree has checked out
+    names = ["b1", "b2", "b3"]
+    for name in names:
+        git("branch", name, "trunk", cwd=repo)
+        where = tmp_path / f"wt-{name}"
+        git("worktree", "add", "-q", str(where), name, cwd=repo)
+        (where / f"{name}.txt").write_text(name)
+        git("add", ".", cwd=where)
+        git("commit", "-q", "-m", f"{name} work", cwd=where)
+        git("worktree", "remove", str(where), cwd=repo)
+    once = tmp_path / "moved-once"
+    outside = (
+        f"if mkdir {once} 2>/dev/null; then"
+        " c=$(git commit-tree 'trunk^{tree}' -p trunk -m outside) && git update-ref refs/heads/trunk $c; fi"
+    )
+    before = git("rev-parse", "trunk", cwd=repo).strip()
+    lf = LandingFile(Workspace(repo))
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with Workspace(repo).locks.resource("land.trunk"):
+            for count, name in enumerate(names, 1):
+                argv = [*GITXACT, "land", name, "--onto", "trunk", "--parallel", "3", "--json", "--timeout", "300"]
+                procs.append(
+                    subprocess.Popen(
+                        [*argv, "--shell", "--check", outside],
+                        cwd=repo,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        text=True,
+                        start_new_session=True,
+                    )
+                )
+                deadline = time.monotonic() + 120
+                while len([r for r in lf.peek().requests if r.state == "pending"]) < count:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+        outputs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                kill_group(proc)  # type: ignore[arg-type]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err[-1500:] for _out, err in outputs]
+    docs = [json.loads(out) for out, _err in outputs]
+    history = git("rev-list", "--reverse", "--first-parent", f"{before}..trunk", cwd=repo).split()
+    assert [subject(repo, c) for c in history] == ["outside", "b1 work", "b2 work", "b3 work"], "nothing overwritten"
+    assert [d["landed_tip"] for d in docs] == history[1:]
+    assert all(d["attempts"] == 2 for d in docs), "each built on the old tip, then again on the new one"
+    assert_nothing_left(repo)

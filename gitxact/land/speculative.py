@@ -56,7 +56,7 @@ class _Slot:
     applied: list[Request] = field(default_factory=list)
     already: list[Request] = field(default_factory=list)
     conflicts: dict[str, list[str]] = field(default_factory=dict)  # request id -> paths
-    commits: dict[str, list[str]] = field(default_factory=dict)
+    applies: dict[str, candidate.Applied] = field(default_factory=dict)  # request id -> what applying it gave
     verdict: checks.CheckResult | None = None
     done: bool = False  # its record is dropped or finished
 
@@ -127,13 +127,13 @@ def _build_all(lander: Lander, groups: list[list[Request]], slots: list[_Slot]) 
             result = candidate.apply(
                 repo, wt, request.tip, strategy=request.strategy, branch=request.branch, target=request.target
             )
+            slot.applies[request.id] = result
             if result.conflicts:
                 slot.conflicts[request.id] = result.conflicts
             elif result.already:
                 slot.already.append(request)
             else:
                 slot.applied.append(request)
-                slot.commits[request.id] = result.commits
         work.base = base
         work.candidate = base = candidate.head(repo, wt)
         if slot.needs_check:
@@ -191,7 +191,7 @@ def _land(lander: Lander, slot: _Slot, *, later: list[_Slot]) -> bool:
         r.id: Outcome(
             reason="landed" if r in slot.applied else "already on the target",
             landed_tip=work.candidate,
-            commits=slot.commits.get(r.id, []),
+            commits=slot.applies[r.id].commits,
             already=r in slot.already,
             attempts=r.requeued + 1,
             batch=ids,
