@@ -403,3 +403,61 @@ def test_a_target_moved_outside_the_queue_during_a_round_rebuilds_every_candidat
     assert [d["landed_tip"] for d in docs] == history[1:]
     assert all(d["attempts"] == 2 for d in docs), "each built on the old tip, then again on the new one"
     assert_nothing_left(repo)
+
+
+def test_a_request_put_back_is_seen_through_though_its_requester_died(repo: Path, tmp_path: Path) -> None:
+    """Taken up by a round and put back when an earlier candidate failed: the lander that took
+    it up lands it, although its requester was SIGKILLed meanwhile (as a batch's would be)."""
+    names = ["b1", "b2", "b3", "b4"]
+    make_branches(repo, names, bad={"b2"})
+    gate = tmp_path / "gate"
+    started = tmp_path / "started"
+    check = (
+        f"echo x >> {started}; i=0; while [ ! -f {gate} ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done;"
+        " test ! -f bad.txt"
+    )
+    ws = Workspace(repo)
+    lf = LandingFile(ws)
+    procs: dict[str, subprocess.Popen[str]] = {}
+    try:
+        with ws.locks.resource("land.main"):
+            for count, name in enumerate(names, 1):
+                argv = [*GITXACT, "land", name, "--onto", "main", "--parallel", "4", "--json", "--timeout", "300"]
+                procs[name] = subprocess.Popen(
+                    [*argv, "--shell", "--check", check],
+                    cwd=repo,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    start_new_session=True,
+                )
+                deadline = time.monotonic() + 120
+                while len([r for r in lf.peek().requests if r.state == "pending"]) < count:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+        deadline = time.monotonic() + 120
+        while not started.exists() or len(started.read_text().split()) < 4:
+            assert time.monotonic() < deadline, "the round's four checks never all started"
+            time.sleep(0.05)
+        lander = {w.owner.pid for w in lf.peek().work}
+        assert len(lander) == 1
+        victim = next(n for n in ("b3", "b4") if procs[n].pid not in lander)
+        kill_group(procs[victim])  # type: ignore[arg-type]
+        gate.touch()
+        outputs = {n: p.communicate(timeout=300) for n, p in procs.items()}
+    finally:
+        gate.touch()
+        for proc in procs.values():
+            if proc.returncode is None:
+                kill_group(proc)  # type: ignore[arg-type]
+    codes = {n: p.returncode for n, p in procs.items()}
+    assert codes == {"b1": 0, "b2": 3, "b3": 0, "b4": 0} | {victim: -9}, {
+        n: e[-1500:] for n, (_o, e) in outputs.items()
+    }
+    state = {r.branch: r for r in lf.peek().requests}
+    assert {n: state[n].state for n in names} == {"b1": "landed", "b2": "refused", "b3": "landed", "b4": "landed"}
+    assert state[victim].outcome is not None
+    assert state[victim].outcome.served_by in lander, "seen through by the lander that took it up"
+    landed = [subject(repo, c) for c in first_parent_since(repo, git("rev-parse", "main~3", cwd=repo).strip())]
+    assert landed == ["b1 work", "b3 work", "b4 work"]
+    assert_nothing_left(repo)

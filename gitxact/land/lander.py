@@ -95,14 +95,20 @@ class Lander:
                 speculative.serve_round(self, groups)
 
     def _claim(self, request_id: str) -> list[list[Request]] | None:
-        """The head of the queue, taken up (``serving``) in candidates (:func:`claim_groups`)."""
+        """The head of the queue, taken up (``serving``) in candidates (:func:`claim_groups`).
+
+        Until our request is final, and then while a speculative round left requests back in
+        the queue (``requeued``): they were taken up, and a request taken up is seen through,
+        its requester alive or not, as a batch's are.
+        """
         with self.lf.change() as state:
             mine = state.request(request_id)
-            if mine is None or mine.state in FINAL:
+            pending = state.pending(self.queue)
+            if mine is None or (mine.state in FINAL and not any(r.requeued for r in pending)):
                 return None
             alive: list[Request] = []
-            for request in state.pending(self.queue):
-                if request.owner.is_dead():
+            for request in pending:
+                if request.owner.is_dead() and not request.requeued:
                     state.finish(request, "withdrawn", Outcome(reason="its requester died before its turn", code=1))
                 else:
                     alive.append(request)

@@ -296,10 +296,11 @@ def _next_step(doc: LandDoc) -> str | None:
 
 
 def _withdraw(lf: LandingFile, request_id: str, reason: str, *, code: int) -> bool:
-    """Withdraw a request nobody has taken up yet; False if a lander already has it."""
+    """Withdraw a request nobody has taken up yet; False if a lander already has it (or had it,
+    and a speculative round put it back in the queue: it is seen through all the same)."""
     with lf.change() as state:
         request = state.request(request_id)
-        if request is None or request.state != "pending":
+        if request is None or request.state != "pending" or request.requeued:
             return False
         state.finish(request, "withdrawn", Outcome(reason=reason, code=code))
         return True
