@@ -6,7 +6,11 @@
   again with the fourth; every landed first-parent commit passes the check when checked out;
 - ``--batch 2 --parallel 2``: a failing batch is bisected, the others land in order;
 - a SIGKILL at each new step (crash points and every journal step), then ``recover``:
-  nothing landed twice or lost, the target only ever at a commit whose check passed.
+  nothing landed twice or lost, the target only ever at a commit whose check passed;
+- checks run at once share no pipe, leave nothing running and die with their lander;
+- a target moved outside the queue mid-round: every candidate rebuilt, nothing overwritten;
+- a request put back in the queue is seen through though its requester was killed;
+- ``gitxact.landParallel`` is the default (a bad value: exit 2).
 """
 
 from __future__ import annotations
@@ -460,4 +464,21 @@ def test_a_request_put_back_is_seen_through_though_its_requester_died(repo: Path
     assert state[victim].outcome.served_by in lander, "seen through by the lander that took it up"
     landed = [subject(repo, c) for c in first_parent_since(repo, git("rev-parse", "main~3", cwd=repo).strip())]
     assert landed == ["b1 work", "b3 work", "b4 work"]
+    assert_nothing_left(repo)
+
+
+def test_the_setting_gives_the_default_and_a_bad_value_is_a_usage_error(repo: Path, tmp_path: Path) -> None:
+    names = ["b1", "b2"]
+    make_branches(repo, names, bad=set())
+    git("config", "gitxact.landParallel", "0", cwd=repo)
+    bad = gitxact("land", "b1", "--onto", "main", cwd=repo)
+    assert bad.returncode == 2, bad.stderr
+    assert "gitxact.landParallel" in bad.stderr
+    git("config", "gitxact.landParallel", "2", cwd=repo)
+    script, log = write_check(tmp_path, barrier=2)
+    before = git("rev-parse", "main", cwd=repo).strip()
+    results = land_queued(repo, names, ["--check", f"sh {script}"])
+    assert {n: r.returncode for n, r in results.items()} == {"b1": 0, "b2": 0}
+    assert [line.split()[0] for line in log.read_text().split("\n")[:2]] == ["start"] * 2, "checked at once"
+    assert [subject(repo, c) for c in first_parent_since(repo, before)] == ["b1 work", "b2 work"]
     assert_nothing_left(repo)
