@@ -93,6 +93,7 @@ class Workspace(Repo):
         check_timeout: float | None = None,
         strategy: Strategy = "rebase",
         batch: int = 1,
+        parallel: int | None = None,
         retries: int = 5,
         timeout: float | None = None,
         progress: Progress | None = None,
@@ -104,6 +105,8 @@ class Workspace(Repo):
         outcome in ``.doc``; the target never moves then. A target leased to another agent
         than this one (``agent=``, else the lease of the worktree at *path*) raises
         ``LeasedByOtherError`` (exit 3, ``reason == "leased_by_other"``) before anything is queued.
+        *parallel* (default: ``gitxact.landParallel``) is how many candidates the queue's
+        server builds, each on the ones before it, and checks at once.
         """
         from gitxact.land.queue import land
 
@@ -117,6 +120,7 @@ class Workspace(Repo):
             check_timeout=check_timeout,
             strategy=strategy,
             batch=batch,
+            parallel=parallel,
             retries=retries,
             timeout=timeout,
             progress=progress,

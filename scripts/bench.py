@@ -465,8 +465,9 @@ def _branches(repo: Path, names: list[str]) -> None:
         subprocess.run(["git", "worktree", "remove", str(where)], cwd=repo, check=True)
 
 
-def _land_queued(repo: Path, names: list[str], extra: list[str]) -> float:
-    """Seconds to land *names*, all queued before the first is served (the queue held meanwhile)."""
+def _land_queued(repo: Path, names: list[str], extra: list[str], refused: frozenset[str] = frozenset()) -> float:
+    """Seconds to land *names*, all queued before the first is served (the queue held meanwhile);
+    those in *refused* must be refused (exit 3), the others land."""
     from gitxact.land.records import LandingFile
 
     ws = Workspace(repo)
@@ -487,9 +488,56 @@ def _land_queued(repo: Path, names: list[str], extra: list[str]) -> float:
         start = time.perf_counter()
     codes = [proc.wait() for proc in procs]
     took = time.perf_counter() - start
-    if codes != [0] * len(names):
-        raise SystemExit(f"land failed: {codes}")
+    if codes != [3 if n in refused else 0 for n in names]:
+        raise SystemExit(f"land failed: {dict(zip(names, codes, strict=True))}")
     return took
+
+
+def _recheck_first_parents(repo: Path, since: str, check: str) -> tuple[int, int]:
+    """(passed, all): *check* run again on each first-parent commit landed on main since *since*."""
+    commits = subprocess.run(
+        ["git", "rev-list", "--first-parent", f"{since}..main"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.split()
+    passed = 0
+    for commit in commits:
+        where = repo.parent / f"recheck-{commit[:10]}"
+        subprocess.run(["git", "worktree", "add", "-q", "--detach", str(where), commit], cwd=repo, check=True)
+        passed += subprocess.run(["sh", "-c", check], cwd=where, check=False).returncode == 0
+        subprocess.run(["git", "worktree", "remove", "--force", str(where)], cwd=repo, check=True)
+    return passed, len(commits)
+
+
+def bench_land_parallel(tmp: Path, quick: bool) -> None:
+    """The speculative queue: 8 branches with a ~2 s check, ``--parallel 4`` against serial,
+    then the same with one failing branch (refused; the candidates after it rebuilt)."""
+    count, pause = (4, 0.5) if quick else (8, 2.0)
+    names = [f"b{i}" for i in range(count)]
+    bad = names[count // 2 - 1]
+    took: dict[str, float] = {}
+    rechecked = (0, 0)
+    for failing in (False, True):
+        for mode, extra in (("serial", []), ("parallel", ["--parallel", "4"])):
+            repo = make_repo(tmp, f"land-{mode}-{'fail' if failing else 'pass'}")
+            _branches(repo, names)
+            since = subprocess.run(
+                ["git", "rev-parse", "main"], cwd=repo, capture_output=True, text=True, check=True
+            ).stdout
+            check = f"sleep {pause}; test ! -f {bad}.txt" if failing else f"sleep {pause}"
+            refused = frozenset({bad}) if failing else frozenset()
+            took[f"{mode}-{failing}"] = _land_queued(repo, names, [*extra, "--shell", "--check", check], refused)
+            if failing and mode == "parallel":
+                rechecked = _recheck_first_parents(repo, since.strip(), f"test ! -f {bad}.txt")
+    for failing, goal in ((False, 0.35), (True, 0.5)):
+        ratio = took[f"parallel-{failing}"] / took[f"serial-{failing}"]
+        what = f"land {count} branches, check ~{pause:g} s" + (", one failing" if failing else "")
+        note = f"; {rechecked[0]}/{rechecked[1]} landed first-parent commits re-checked pass" if failing else ""
+        row(
+            what,
+            f"--parallel 4: {took[f'parallel-{failing}']:.1f} s",
+            f"serial: {took[f'serial-{failing}']:.1f} s",
+            f"{ratio:.2f}x",
+            f"goal: <= {goal}x: " + ("met" if ratio <= goal else "NOT met") + note,
+        )
 
 
 def bench_land(tmp: Path, quick: bool) -> None:
@@ -1241,6 +1289,7 @@ SECTIONS: list[tuple[str, Callable[[Path, bool], None]]] = [
     ("transactions", bench_transactions),
     ("land", bench_land),
     ("foresight", bench_foresight),
+    ("land parallel", bench_land_parallel),
     ("demo", bench_demo),
     ("postgresql", bench_postgres),
     ("fleet", bench_fleet),

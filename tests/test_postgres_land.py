@@ -226,3 +226,94 @@ def test_an_unreachable_database_is_exit_75_and_nothing_is_filed(repo: Path) -> 
     assert_clean_error(proc, 75)
     assert "cannot reach PostgreSQL" in proc.stderr
     assert not (repo / ".git" / "gitxact" / "state" / "landing.json").exists(), "never a fall-back to files"
+
+
+@pytest.mark.parametrize("crash", [None, "land-candidate-landed"])
+def test_a_speculative_round_serves_three_hosts_with_a_failing_middle_one(
+    tmp_path: Path, postgres_server: PostgresServer, crash: str | None
+) -> None:
+    """``--parallel 3`` on the shared queue: one lander builds the three hosts' candidates on
+    each other, checks them at once, lands host 1's, refuses host 2's; host 3's is rebuilt
+    without it (by whichever lander holds the queue next) and lands. Killed after the first
+    landed: the others are settled from the database (their candidates never moved: failed),
+    and landing host 3's again lands it once."""
+    bare, clones = _fleet(tmp_path, postgres_server, 3)
+    log = tmp_path / "checked"
+    script = tmp_path / "check.sh"
+    script.write_text(CHECK % {"log": log})
+    before = git("rev-parse", "main", cwd=bare).strip()
+    for h, clone in enumerate(clones, 1):
+        _branch(clone, f"agent-{h}-1")
+    # Host 2's change breaks the check: its file does not hold its own name.
+    git("checkout", "-q", "agent-2-1", cwd=clones[1])
+    (clones[1] / "agent-2-1.txt").write_text("wrong")
+    git("commit", "-q", "-am", "agent-2-1 breaks it", cwd=clones[1])
+    git("checkout", "-q", "--detach", cwd=clones[1])
+    extra = ["--parallel", "3", "--check", f"sh {script}"]
+    ws = Workspace(clones[0])
+    locks = open_named_locks(ws)
+    queue = queue_name("main", str(bare))
+    env = {"GITXACT_TEST_CRASHPOINT": crash} if crash else {}
+    procs = []
+    with locks.hold(queue):
+        for h, clone in enumerate(clones, 1):
+            procs.append(
+                subprocess.Popen(
+                    [
+                        *GITXACT,
+                        "land",
+                        f"agent-{h}-1",
+                        "--onto",
+                        "main",
+                        "--remote",
+                        "origin",
+                        "--json",
+                        "--timeout",
+                        "300",
+                        *extra,
+                    ],
+                    cwd=clone,
+                    env={**_env(), **_host(h), **(env if h == 1 else {})},
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    start_new_session=True,
+                )
+            )
+            deadline = time.monotonic() + 120
+            while len(_rows(postgres_server, tmp_path)) < h or len(locks.waiting_sessions(queue)) < h:
+                assert time.monotonic() < deadline, f"host {h}'s request never queued"
+                assert all(p.poll() is None for p in procs)
+                time.sleep(0.05)
+    locks.close()
+    outputs = [p.communicate(timeout=300) for p in procs]
+    codes = [p.returncode for p in procs]
+    states = {r[3]: r[4] for r in _rows(postgres_server, tmp_path)}
+    landed = [git("log", "-1", "--format=%s", c, cwd=bare).strip() for c in _first_parents(bare, before)]
+    if crash is None:
+        assert codes == [0, 3, 0], [err[-2000:] for _out, err in outputs]
+        assert states == {"agent-1-1": "landed", "agent-2-1": "refused", "agent-3-1": "landed"}
+        docs = [json.loads(out) for out, _err in outputs]
+        assert docs[2]["attempts"] == 2, "host 3's candidate was built again without host 2's"
+    else:
+        assert codes[0] in (-9, 137), outputs[0][1][-2000:]
+        assert landed == ["agent-1-1 work"], "the first candidate landed before the kill, the others did not"
+        assert states["agent-1-1"] == "landed"
+        assert states["agent-2-1"] == "failed", "its lander died at the check step: not landed, not refused"
+        assert states["agent-3-1"] == "failed"
+        recover = gitxact("recover", "--json", cwd=clones[0], env=_host(1))
+        assert recover.returncode == 0, recover.stderr
+        assert len(git("worktree", "list", "--porcelain", cwd=clones[0]).split("worktree ")) == 2
+        again = gitxact(
+            "land", "agent-3-1", "--onto", "main", "--remote", "origin", *extra, cwd=clones[2], env=_host(3)
+        )
+        assert again.returncode == 0, again.stderr
+        landed = [git("log", "-1", "--format=%s", c, cwd=bare).strip() for c in _first_parents(bare, before)]
+    assert landed == ["agent-1-1 work", "agent-3-1 work"], "in queue order, each once, host 2's never"
+    checked = set(log.read_text().split())
+    assert set(_first_parents(bare, before)) <= checked, "the remote only ever at a commit whose check passed"
+    left = git("for-each-ref", "--format=%(refname)", "refs/gitxact/", cwd=bare).split()
+    # A requester killed before it finished leaves its carried ref (gitxact.land.carry says so): only that one.
+    killed = [f"refs/gitxact/land/requests/{r[0]}" for r in _rows(postgres_server, tmp_path) if r[3] == "agent-1-1"]
+    assert left == ([] if crash is None else killed[:1])
+    _fsck(bare)

@@ -54,6 +54,13 @@ def _ordinal(n: int) -> str:
     help="Check up to N queued requests together; a failing batch is bisected.",
 )
 @click.option(
+    "--parallel",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Build the next N candidates, each on the ones before it, and check them at once; they land in"
+    " queue order. Default: gitxact.landParallel (1).",
+)
+@click.option(
     "--retries",
     type=click.IntRange(min=0),
     default=5,
@@ -82,6 +89,7 @@ def land(
     check_timeout: float | None,
     strategy: str,
     batch: int,
+    parallel: int | None,
     retries: int,
     timeout: float | None,
     show_status: bool,
@@ -104,6 +112,7 @@ def land(
       gitxact land --onto main --check "pytest -q"
       gitxact land gitxact/agent-3 --onto main --strategy merge --json
       gitxact land --onto main --remote origin --check "make test" --batch 4
+      gitxact land --onto main --check "make test" --parallel 4
       gitxact land --onto main --dry-run
       gitxact land --status
     """
@@ -145,6 +154,7 @@ def land(
             check_timeout=check_timeout,
             strategy="merge" if strategy == "merge" else "rebase",
             batch=batch,
+            parallel=parallel,
             retries=retries,
             timeout=timeout,
             progress=_Progress(onto),

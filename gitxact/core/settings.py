@@ -22,6 +22,7 @@ KEYS: dict[str, tuple[str, str]] = {
     "gitxact.leaseTtl": ("3600", "seconds a lease lives without a heartbeat before reap may end it"),
     "gitxact.savepointKeep": ("0", "seconds to keep a committed transaction's savepoint refs (audit/undo)"),
     "gitxact.checkTimeout": ("600", "default seconds a tdd --check command may run"),
+    "gitxact.landParallel": ("1", "candidates a landing queue builds and checks at once (land --parallel)"),
     "gitxact.snapshotExpiry": (
         "never",
         "age (12h, 7d) after which gitxact gc drops snapshots no live lease or transaction holds",
@@ -40,6 +41,7 @@ class Settings(Value):
         "backend",
         "branch_prefix",
         "check_timeout",
+        "land_parallel",
         "lease_port_range",
         "lease_ports",
         "lease_ttl",
@@ -58,6 +60,7 @@ class Settings(Value):
         lease_ttl: float = 3600.0,
         savepoint_keep: float = 0.0,
         check_timeout: float = 600.0,
+        land_parallel: int = 1,
         backend: str | None = None,
         namespace: str | None = None,
         lease_ports: str | None = None,
@@ -69,6 +72,7 @@ class Settings(Value):
         self.lease_ttl = lease_ttl
         self.savepoint_keep = savepoint_keep
         self.check_timeout = check_timeout
+        self.land_parallel = land_parallel
         # Kept as written: only gitxact.backends reads them, and only when a tracker or a
         # named lock is opened (gx never does).
         self.backend = backend
@@ -88,6 +92,16 @@ def _seconds(key: str, value: str, *, allow_negative: bool = False) -> float:
     return number
 
 
+def _count(key: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise UsageError(f"git config {key}={value!r} is not a whole number") from None
+    if number < 1:
+        raise UsageError(f"git config {key}={value!r} must be at least 1")
+    return number
+
+
 def load(cwd: Path) -> Settings:
     """Settings for the repository at *cwd*, validated (a bad value is exit 2 naming the key)."""
     values = dict(git.config_regexp(cwd, r"^gitxact\."))
@@ -100,6 +114,8 @@ def load(cwd: Path) -> Settings:
         settings.savepoint_keep = _seconds("gitxact.savepointKeep", values["gitxact.savepointkeep"])
     if "gitxact.checktimeout" in values:
         settings.check_timeout = _seconds("gitxact.checkTimeout", values["gitxact.checktimeout"])
+    if "gitxact.landparallel" in values:
+        settings.land_parallel = _count("gitxact.landParallel", values["gitxact.landparallel"])
     if "gitxact.branchprefix" in values:
         prefix = values["gitxact.branchprefix"]
         if not prefix or not git.check_ref_format(f"refs/heads/{prefix}x"):

@@ -49,6 +49,12 @@ class TargetMovedError(OperationFailedError):
     """The target was not at the tip the candidate was built on: build and check again."""
 
 
+class MovedError(Exception):
+    """Not an error: the lander's signal that the target moved between build and move, so it
+    builds again from the new tip (kept apart from :class:`TargetMovedError`, which a lander
+    would record as a failure)."""
+
+
 @dataclass
 class Applied:
     """One branch applied to the candidate: its new commits, or the paths it conflicts on."""

@@ -12,6 +12,10 @@ transaction, every step journaled before it is taken (:mod:`gitxact.land.records
    if the target moved meanwhile (outside the queue), back to 1, a bounded number of times;
 4. cleanup: outcomes recorded, the temporary worktree removed.
 
+With ``--parallel N`` the head of the queue is taken as up to N candidates (each a batch),
+built on top of each other and checked at once, then landed in order:
+:mod:`gitxact.land.speculative`. One candidate is served as above.
+
 An error at any step hands the attempt to :func:`gitxact.land.recovery.finish_work`, the
 same function ``recover`` uses, so the live path and recovery cannot disagree.
 """
@@ -26,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from gitxact.errors import EXIT_REFUSED, GitxactError, OperationFailedError
 from gitxact.git import refs
-from gitxact.land import boundary, candidate, carry, recovery
+from gitxact.land import boundary, candidate, carry, recovery, speculative
 from gitxact.land.records import FINAL, LandingFile, Outcome, Request, RequestState, Work, new_id
 from gitxact.tx import checks
 from gitxact.tx.journal import Owner
@@ -42,8 +46,20 @@ class LandBlockedError(GitxactError):
     exit_code = EXIT_REFUSED
 
 
-class _Moved(Exception):
-    """The target moved between build and move: build again from its new tip."""
+def claim_groups(alive: list[Request]) -> list[list[Request]]:
+    """The head of the queue in candidates: up to its ``parallel`` of them, each up to its ``batch``
+    of requests that can share a check (:meth:`Request.same_run`); the first that cannot ends it."""
+    head = alive[0]
+    groups = [[head]]
+    for request in alive[1:]:
+        if not head.same_run(request):
+            break
+        if len(groups[-1]) >= head.batch:
+            if len(groups) >= head.parallel:
+                break
+            groups.append([])
+        groups[-1].append(request)
+    return groups
 
 
 class Lander:
@@ -59,6 +75,8 @@ class Lander:
         # The remote as *this* clone names it: a shared queue holds requests filed in clones
         # that may call the same remote (one URL, one queue) by another name.
         self.remote = remote
+        #: Speculative rounds: how often each request found the target moved outside the queue.
+        self.moves: dict[str, int] = {}
 
     def serve_until(self, request_id: str) -> None:
         while True:
@@ -68,64 +86,69 @@ class Lander:
                     "the queue holds a landing that could not be finished: " + "; ".join(problems),
                     hint="run `gitxact recover`",
                 )
-            group = self._claim(request_id)
-            if group is None:
+            groups = self._claim(request_id)
+            if groups is None:
                 return
-            self._serve(group)
+            if len(groups) == 1:
+                self.serve_group(groups[0])
+            else:
+                speculative.serve_round(self, groups)
 
-    def _claim(self, request_id: str) -> list[Request] | None:
-        """The head of the queue, up to its batch size of requests that can share a check."""
+    def _claim(self, request_id: str) -> list[list[Request]] | None:
+        """The head of the queue, taken up (``serving``) in candidates (:func:`claim_groups`).
+
+        Until our request is final, and then while a speculative round left requests back in
+        the queue (``requeued``): they were taken up, and a request taken up is seen through,
+        its requester alive or not, as a batch's are.
+        """
         with self.lf.change() as state:
             mine = state.request(request_id)
-            if mine is None or mine.state in FINAL:
+            pending = state.pending(self.queue)
+            if mine is None or (mine.state in FINAL and not any(r.requeued for r in pending)):
                 return None
             alive: list[Request] = []
-            for request in state.pending(self.queue):
-                if request.owner.is_dead():
+            for request in pending:
+                if request.owner.is_dead() and not request.requeued:
                     state.finish(request, "withdrawn", Outcome(reason="its requester died before its turn", code=1))
                 else:
                     alive.append(request)
             if not alive:  # ours is not pending (nor final): nothing here for this lander to serve
                 return None
-            head = alive[0]
-            group = [head]
-            for request in alive[1:]:
-                if len(group) >= head.batch or not head.same_run(request):
-                    break
-                group.append(request)
+            groups = claim_groups(alive)
             now = time.time()
-            for request in group:
+            for request in (r for group in groups for r in group):
                 request.state = "serving"
                 request.started = now
-            return [r.model_copy(deep=True) for r in group]
+            return [[r.model_copy(deep=True) for r in group] for group in groups]
 
     # -- one batch -----------------------------------------------------------------------------
 
-    def _serve(self, group: list[Request]) -> None:
+    def serve_group(self, group: list[Request]) -> None:
         """Land *group*, bisecting on a failing check until each culprit is refused alone."""
         try:
             failed = self._attempts(group)
         except GitxactError as exc:
-            self._finish_all(
-                group, "failed" if exc.exit_code != EXIT_REFUSED else "refused", exc.message, exc.exit_code
-            )
+            self.finish_all(group, "failed" if exc.exit_code != EXIT_REFUSED else "refused", exc.message, exc.exit_code)
             return
         if failed is None:
             return
-        survivors, result = failed
+        self.bisect(*failed)
+
+    def bisect(self, survivors: list[Request], result: checks.CheckResult) -> None:
+        """*survivors* failed their check together: the culprit alone is refused, each half served again."""
         if len(survivors) == 1:
-            self._refuse_check(survivors[0], result)
+            self.refuse_check(survivors[0], result)
             return
         half = len(survivors) // 2
-        self._serve(survivors[:half])
-        self._serve(survivors[half:])
+        self.serve_group(survivors[:half])
+        self.serve_group(survivors[half:])
 
     def _attempts(self, group: list[Request]) -> tuple[list[Request], checks.CheckResult] | None:
         retries = group[0].retries
         for attempt in range(1, retries + 2):
             try:
                 return self._attempt(group, attempt)
-            except _Moved:
+            except candidate.MovedError:
                 group = self._still_serving(group)
                 if not group:
                     return None
@@ -155,11 +178,11 @@ class Lander:
             worktree=str(candidate.worktree_folder(self.repo, work_id)),
             fetch_ref=f"{candidate.FETCH_PREFIX}{work_id}" if remote is not None else None,
         )
-        self._save(work)
+        self.save(work)
         try:
             return self._build_check_move(work, group, attempt)
-        except _Moved:
-            self._drop(work)
+        except candidate.MovedError:
+            self.drop(work)
             raise
         except BaseException as exc:
             reason = exc.message if isinstance(exc, GitxactError) else f"interrupted ({type(exc).__name__})"
@@ -169,7 +192,7 @@ class Lander:
             except GitxactError as cleanup:
                 with contextlib.suppress(GitxactError):
                     work.failed = f"{reason}; then {cleanup.message}"
-                    self._save(work)
+                    self.save(work)
             if isinstance(exc, GitxactError):
                 return None  # recorded on its requests; the queue moves on
             raise
@@ -195,7 +218,7 @@ class Lander:
             )
             if result.conflicts:
                 paths = ", ".join(result.conflicts)
-                self._finish_one(
+                self.finish_one(
                     request,
                     "refused",
                     Outcome(
@@ -216,18 +239,18 @@ class Lander:
         work.candidate = tip
         if tip != base and head.check is not None:
             work.phase = "check"
-            self._save(work)
+            self.save(work)
             spec = checks.CheckSpec(head.check.argv, head.check.display, head.check.shell, head.check.timeout)
             verdict = checks.run(spec, cwd=wt, log_dir=repo.log_dir(), label="land", echo=self.echo)
             if verdict.interrupted:
                 raise OperationFailedError("the check was interrupted")
             if not verdict.passed:
                 if len(applied) == 1:
-                    self._finish_all(already, "landed", "already on the target", 0, landed_tip=base, already=True)
-                    self._drop(work)
-                    self._refuse_check(applied[0], verdict)
+                    self.finish_all(already, "landed", "already on the target", 0, landed_tip=base, already=True)
+                    self.drop(work)
+                    self.refuse_check(applied[0], verdict)
                     return None
-                self._drop(work)
+                self.drop(work)
                 return [*applied, *already], verdict
         ids = [r.id for r in group]
         outcomes = {
@@ -237,7 +260,7 @@ class Lander:
                 commits=commits.get(r.id, []),
                 landed_as=landed_as.get(r.id, {}),
                 already=r in already,
-                attempts=attempt,
+                attempts=attempt + r.requeued,  # every candidate it was built in
                 batch=ids,
                 served_by=os.getpid(),
             )
@@ -245,13 +268,13 @@ class Lander:
         }
         work.landed = outcomes
         if tip != base:
-            self._move(work, head.target, base, tip)
+            self.move(work, head.target, base, tip)
         work.phase = "cleanup"
-        self._save(work)
-        self._drop(work, outcomes=work.landed)
+        self.save(work)
+        self.drop(work, outcomes=work.landed)
         return None
 
-    def _move(self, work: Work, target: str, base: str, tip: str) -> None:
+    def move(self, work: Work, target: str, base: str, tip: str) -> None:
         repo = self.repo
         if work.remote is None:
             boundary.check_target(repo, target)  # again: a lease may have been taken while the request waited
@@ -259,7 +282,7 @@ class Lander:
         checked = candidate.checked_out_at(repo, target) if work.remote is None else None
         work.phase = "move"
         work.checked_out = str(checked) if checked is not None else None
-        self._save(work)
+        self.save(work)
         # Shared queue: the step where another host can read it, and proof that the lock is still ours.
         self.lf.publish_step(work)
         try:
@@ -277,7 +300,7 @@ class Lander:
                     for outcome in work.landed.values():
                         outcome.warning = warning
         except candidate.TargetMovedError as exc:
-            raise _Moved from exc
+            raise candidate.MovedError from exc
         faults.crashpoint("land-moved")
 
     def _move_checked_out(self, target: str, wt: Path, base: str, tip: str, message: str) -> str | None:
@@ -297,11 +320,11 @@ class Lander:
 
     # -- records --------------------------------------------------------------------------------
 
-    def _save(self, work: Work) -> None:
+    def save(self, work: Work) -> None:
         with self.lf.change() as state:
             state.work = [w for w in state.work if w.id != work.id] + [work]
 
-    def _drop(self, work: Work, outcomes: dict[str, Outcome] | None = None) -> None:
+    def drop(self, work: Work, outcomes: dict[str, Outcome] | None = None) -> None:
         """Remove the temporary worktree and fetched ref, then the step (recording *outcomes*)."""
         candidate.remove_worktree(self.repo, Path(work.worktree))
         candidate.delete_fetch_ref(self.repo, work.fetch_ref)
@@ -313,14 +336,14 @@ class Lander:
                     state.finish(request, "landed", outcome)
             state.work = [w for w in state.work if w.id != work.id]
 
-    def _finish_one(self, request: Request, final: RequestState, outcome: Outcome) -> None:
+    def finish_one(self, request: Request, final: RequestState, outcome: Outcome) -> None:
         outcome.served_by = os.getpid()
         with self.lf.change() as state:
             current = state.request(request.id)
             if current is not None and current.state not in FINAL:
                 state.finish(current, final, outcome)
 
-    def _finish_all(
+    def finish_all(
         self,
         group: list[Request],
         final: RequestState,
@@ -331,10 +354,10 @@ class Lander:
         already: bool = False,
     ) -> None:
         for request in group:
-            self._finish_one(request, final, Outcome(reason=reason, code=code, landed_tip=landed_tip, already=already))
+            self.finish_one(request, final, Outcome(reason=reason, code=code, landed_tip=landed_tip, already=already))
 
-    def _refuse_check(self, request: Request, result: checks.CheckResult) -> None:
-        self._finish_one(
+    def refuse_check(self, request: Request, result: checks.CheckResult) -> None:
+        self.finish_one(
             request,
             "refused",
             Outcome(

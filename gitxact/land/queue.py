@@ -83,6 +83,7 @@ def land(
     check_timeout: float | None = None,
     strategy: Strategy = "rebase",
     batch: int = 1,
+    parallel: int | None = None,
     retries: int = 5,
     timeout: float | None = None,
     progress: Progress | None = None,
@@ -99,8 +100,10 @@ def land(
     target = candidate.check_target(onto)
     if strategy not in ("rebase", "merge"):
         raise UsageError(f"unknown strategy {strategy!r}", hint="use rebase or merge")
-    if batch < 1 or retries < 0:
-        raise UsageError("--batch must be at least 1 and --retries at least 0")
+    if parallel is None:
+        parallel = repo.settings.land_parallel
+    if batch < 1 or parallel < 1 or retries < 0:
+        raise UsageError("--batch and --parallel must be at least 1 and --retries at least 0")
     name = branch if branch is not None else default_branch(repo)
     name = name.removeprefix("refs/heads/")
     if remote is None and name == target:
@@ -120,7 +123,7 @@ def land(
         locks = open_named_locks(repo)
         try:
             fields: dict[str, Any] = {"target": target, "remote": remote, "branch": name, "tip": tip}
-            fields |= {"strategy": strategy, "batch": batch, "retries": retries}
+            fields |= {"strategy": strategy, "batch": batch, "parallel": parallel, "retries": retries}
             doc, final = _file_and_wait(
                 repo,
                 lf,
@@ -201,12 +204,11 @@ def _file_and_wait(
             except LockTimeoutError:
                 if _withdraw(lf, request.id, "its turn did not come in time", code=75):
                     raise
-                # Already taken up by a lander ahead: its outcome is on the way.
-                if not lf.shared:
-                    _await(lf, request.id)
-                else:
-                    # That lander may be on another host: the lock is free once it finished or
-                    # died, and whoever holds it then settles what a dead one left.
+                # Already taken up by a lander ahead: its outcome is on the way, unless a
+                # speculative round put it back in the queue (an earlier candidate failed).
+                # On PostgreSQL that lander may be on another host: the lock is free once it
+                # finished or died, and whoever holds it then settles what a dead one left.
+                if lf.shared or not _await(lf, request.id):
                     with locks.hold(queue, timeout=-1) as grant:
                         lf.holding(getattr(grant, "session", None))
                         lander.serve_until(request.id)
@@ -315,22 +317,26 @@ def _next_step(doc: LandDoc) -> str | None:
 
 
 def _withdraw(lf: LandingFile, request_id: str, reason: str, *, code: int) -> bool:
-    """Withdraw a request nobody has taken up yet; False if a lander already has it."""
+    """Withdraw a request nobody has taken up yet; False if a lander already has it (or had it,
+    and a speculative round put it back in the queue: it is seen through all the same)."""
     with lf.change() as state:
         request = state.request(request_id)
-        if request is None or request.state != "pending":
+        if request is None or request.state != "pending" or request.requeued:
             return False
         state.finish(request, "withdrawn", Outcome(reason=reason, code=code))
         return True
 
 
-def _await(lf: LandingFile, request_id: str) -> None:
-    """Wait for a lander that took our request up to finish it (or to be found dead)."""
+def _await(lf: LandingFile, request_id: str) -> bool:
+    """Wait for a lander that took our request up to finish it (or to be found dead); False
+    when it put the request back in the queue instead (it is ours to wait for again)."""
     while True:
         state = lf.peek()
         request = state.request(request_id)
         if request is None or request.state in FINAL:
-            return
+            return True
+        if request.state == "pending":
+            return False
         works = [w for w in state.work if request_id in w.requests]
         if works and all(w.owner.is_dead() for w in works):
             raise OperationFailedError(

@@ -89,6 +89,8 @@ class Request(BaseModel):
     strategy: Strategy = "rebase"
     check: CheckRecord | None = None
     batch: int = 1
+    parallel: int = 1  # candidates built and checked at once, each on the ones before it (land --parallel)
+    requeued: int = 0  # times a speculative round discarded its candidate and put it back in the queue
     retries: int = 5
     owner: Owner  # the requester: its death before its turn withdraws the request
     filed: float

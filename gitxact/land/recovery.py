@@ -32,7 +32,7 @@ from gitxact.backends.named import open_named_locks
 from gitxact.errors import GitxactError, LockTimeoutError
 from gitxact.git import run as git
 from gitxact.land import candidate
-from gitxact.land.records import FINAL, LandingFile, Outcome, Work
+from gitxact.land.records import FINAL, LandingFile, Outcome, Request, Work
 from gitxact.land.store import open_landing
 from gitxact.util import console
 from gitxact.worktrees import landed
@@ -134,16 +134,24 @@ def _sync(repo: Repo, wt: Path, old: str, new: str, *, hold: bool) -> str | None
         return f"{wt} was not brought along ({exc.message}); run `git -C {wt} read-tree -m -u {old} {new}`"
 
 
-def settle_queue(repo: Repo, lf: LandingFile, queue: str, *, hold_worktree: bool = True) -> tuple[list[str], list[str]]:
+def settle_queue(
+    repo: Repo, lf: LandingFile, queue: str, *, hold_worktree: bool = True, idle: bool = False
+) -> tuple[list[str], list[str]]:
     """Finish every step and request a dead lander left in *queue*; the caller holds the queue's lock.
 
-    Returns (actions, problems). Requests whose requester died before its turn are withdrawn.
+    Returns (actions, problems). Requests whose requester died before its turn are withdrawn;
+    but one a speculative round put back (``requeued``) was taken up, and the lander calling
+    this serves it next: only ``recover`` (*idle*: no lander at work) withdraws it.
     """
     actions: list[str] = lf.settle_foreign(queue)  # shared queue: other clones' dead landers
     problems: list[str] = []
     state = lf.peek()
     stale = [r for r in state.requests if r.queue == queue and r.state in ("pending", "serving")]
-    if not state.work_of(queue) and not any(r.state == "serving" or r.owner.is_dead() for r in stale):
+
+    def orphaned(request: Request) -> bool:
+        return request.state == "pending" and request.owner.is_dead() and (idle or not request.requeued)
+
+    if not state.work_of(queue) and not any(r.state == "serving" or orphaned(r) for r in stale):
         return actions, problems  # the usual case: nothing to write
     for work in state.work_of(queue):
         why = f"its lander ({work.owner.describe()}) stopped at the {work.phase} step"
@@ -162,7 +170,7 @@ def settle_queue(repo: Repo, lf: LandingFile, queue: str, *, hold_worktree: bool
                     request, "failed", Outcome(reason="its lander stopped; request it again", code=EXIT_FAILED)
                 )
                 actions.append(f"{request.id}: failed (its lander stopped before it landed)")
-            elif request.state == "pending" and request.owner.is_dead():
+            elif orphaned(request):
                 state.finish(
                     request, "withdrawn", Outcome(reason="its requester died before its turn", code=EXIT_FAILED)
                 )
@@ -206,7 +214,7 @@ def _settle_idle_queues(repo: Repo, lf: LandingFile) -> tuple[list[str], list[st
             try:
                 with locks.hold(queue, timeout=0) as grant:
                     lf.holding(getattr(grant, "session", None))
-                    done, failed = settle_queue(repo, lf, queue, hold_worktree=False)
+                    done, failed = settle_queue(repo, lf, queue, hold_worktree=False, idle=True)
             except LockTimeoutError:
                 actions.append(f"{queue}: left alone, a lander is at work")
                 continue

@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -166,6 +166,75 @@ def run(
     echo: Echo | None = stderr_echo,
 ) -> CheckResult:
     """Run the check to completion (or its timeout) and return its verdict."""
+    interrupted: list[int] = []
+    running: list[supervised.Supervised] = []
+    with _forward_signals(running, interrupted):
+        return _run_one(
+            spec, cwd, log_dir=log_dir, label=label, env=env, echo=echo, running=running, interrupted=interrupted
+        )
+
+
+def run_all(
+    jobs: Sequence[tuple[CheckSpec, Path]],
+    *,
+    log_dir: Path,
+    label: str,
+    env: Mapping[str, str] | None = None,
+) -> list[CheckResult]:
+    """Run several checks at once (one thread each), each in its own cwd; their verdicts, in order.
+
+    Each check has its own supervisor and process group, as :func:`run` gives one. The
+    signal handlers are installed once, here in the calling thread (Python allows them only
+    in the main thread), and pass a Ctrl-C or SIGTERM on to every check started, or about
+    to start: each thread looks at the shared *interrupted* list once its check is running.
+    Output goes only to each check's log: several checks' lines interleaved would be noise.
+    An error starting one check (it cannot run) is raised once all have ended.
+    """
+    interrupted: list[int] = []
+    running: list[supervised.Supervised] = []
+    results: list[CheckResult | None] = [None] * len(jobs)
+    errors: list[BaseException] = []
+
+    def one(index: int, spec: CheckSpec, cwd: Path) -> None:
+        try:
+            results[index] = _run_one(
+                spec,
+                cwd,
+                log_dir=log_dir,
+                label=f"{label}-{index + 1}",
+                env=env,
+                echo=None,
+                running=running,
+                interrupted=interrupted,
+            )
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread below
+            errors.append(exc)
+
+    with _forward_signals(running, interrupted):
+        threads = [
+            threading.Thread(target=one, args=(i, spec, cwd), name=f"check-{i + 1}", daemon=True)
+            for i, (spec, cwd) in enumerate(jobs)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
+    return [r for r in results if r is not None]
+
+
+def _run_one(
+    spec: CheckSpec,
+    cwd: Path,
+    *,
+    log_dir: Path,
+    label: str,
+    env: Mapping[str, str] | None,
+    echo: Echo | None,
+    running: list[supervised.Supervised],
+    interrupted: list[int],
+) -> CheckResult:
     child_env = dict(os.environ if env is None else env)
     child_env.pop(LOCKS_ENV, None)  # the check runs with no gitxact lock held: it must not claim any
     prune_logs(log_dir, LOG_KEEP - 1)
@@ -174,26 +243,23 @@ def run(
     try:
         header = f"$ {spec.display}\n# cwd {cwd}\n# started {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n"
         os.write(fd, header.encode())
-        interrupted: list[int] = []
-        running: list[supervised.Supervised] = []
         deadline = None if spec.timeout is None else started + spec.timeout
-        with _forward_signals(running, interrupted):
-            try:
-                check = supervised.start(spec.argv, env=child_env, cwd=cwd)
-            except CommandNotRunnableError as exc:
-                os.write(fd, f"# {exc.message}\n".encode())
-                # Unlike `gitxact lock -- CMD`, whose exit is CMD's (126/127 as a shell says),
-                # a check that cannot start is a mistake in the --check argument: exit 2.
-                raise UsageError(f"the --check command cannot run: {exc.message}", hint=exc.hint) from exc
-            running.append(check)
-            if interrupted:  # it came while the check was starting
-                check.signal(interrupted[0])
-            try:
-                os.write(fd, f"# process group {check.pgid}\n".encode())
-                timed_out = _pump(check, fd, echo, deadline)
-                returncode = check.wait()
-            finally:
-                check.close()  # after an exception here (a broken log) too: nothing is left running
+        try:
+            check = supervised.start(spec.argv, env=child_env, cwd=cwd)
+        except CommandNotRunnableError as exc:
+            os.write(fd, f"# {exc.message}\n".encode())
+            # Unlike `gitxact lock -- CMD`, whose exit is CMD's (126/127 as a shell says),
+            # a check that cannot start is a mistake in the --check argument: exit 2.
+            raise UsageError(f"the --check command cannot run: {exc.message}", hint=exc.hint) from exc
+        running.append(check)
+        if interrupted:  # it came while the check was starting
+            check.signal(interrupted[0])
+        try:
+            os.write(fd, f"# process group {check.pgid}\n".encode())
+            timed_out = _pump(check, fd, echo, deadline)
+            returncode = check.wait()
+        finally:
+            check.close()  # after an exception here (a broken log) too: nothing is left running
         seconds = time.monotonic() - started
         code = None if timed_out or interrupted else returncode
         verdict = "timed out" if timed_out else "interrupted" if interrupted else f"exit {code}"
@@ -245,5 +311,6 @@ __all__ = [
     "parse_codes",
     "prune_logs",
     "run",
+    "run_all",
     "stderr_echo",
 ]
