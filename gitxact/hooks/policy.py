@@ -19,6 +19,10 @@ Rules (exit 3 refuses; git aborts the commit, the ref update or the auto-gc):
   ``packed-refs`` shows as a deletion too; it loses nothing and is let through.
 * ``pre-auto-gc``: auto-gc is refused while any lease is active.
 
+One Python per commit: ``pre-commit`` applies the branch rule too, to the branch HEAD
+names, and vouches for it to the same git process's ``reference-transaction``
+(:func:`vouch_for_commit`), whose script then stays in ``sh`` for that one update.
+
 Hooks never take a gitxact lock and never run a git command that takes
 ``index.lock`` (git holds it during ``pre-commit``; ``GIT_INDEX_FILE`` may point at
 ``index.lock`` or ``next-index-*``), so they cannot deadlock against their caller.
@@ -43,6 +47,9 @@ if TYPE_CHECKING:
     from gitxact.leases.reader import LeaseView
 
 ZERO_OID_CHARS = frozenset("0")
+#: In a worktree's git dir: ``<boot id> <pid> <start time> <branch>``, the branch a commit's
+#: pre-commit check let that git process move (:func:`vouch_for_commit`); ``hook-tmpl`` reads it.
+VOUCH_FILE = "gitxact-commit-vouch"
 HOOKS = ("pre-commit", "pre-auto-gc", "reference-transaction")
 
 
@@ -139,7 +146,8 @@ def pre_commit(where: Location) -> int:
     token = lease_reader.env_token()
     if not (agent or token) or where.worktree is None:
         return 0
-    owner = lease_of_worktree(_leases(where, strict=False), where)
+    leases = _leases(where, strict=False)
+    owner = lease_of_worktree(leases, where)
     why = None if owner is None else lease_reader.trespass(owner.agent, owner.token_hash, agent, token)
     if owner is not None and why is not None:
         _say(
@@ -147,7 +155,76 @@ def pre_commit(where: Location) -> int:
             "\nhint: commit from your own worktree (`gitxact worktree list`)"
         )
         return EXIT_REFUSED
+    vouch_for_commit(where, leases, agent, token)
     return 0
+
+
+def vouch_for_commit(where: Location, leases: list[LeaseView], agent: str | None, token: str | None) -> None:
+    """Spare this commit's reference-transaction hook a second Python for the branch it moves.
+
+    A commit's one ref update moves HEAD's branch, for the agent this check has just let
+    commit; the hook would load and verify the leases again only to apply
+    :func:`branch_refusal` to it. So when that branch passes the rule now, its name goes
+    into the worktree's git dir (:data:`VOUCH_FILE`), keyed by the git process that runs
+    both hooks (:func:`hook_git_process`). The hook script (``hook-tmpl``: ``vouched_branch``)
+    skips Python only for that branch, updated (not deleted), by that same process: a
+    ``--no-verify`` commit or a ``git branch -f`` ran no pre-commit of its own, and a
+    HEAD switched to another branch meanwhile names another ref, so they get the full check.
+    """
+    ref = _head_branch(where.git_dir)
+    process = hook_git_process() if ref is not None else None
+    if ref is None or process is None or branch_refusal(leases, ref, agent, token) is not None:
+        return
+    path = os.path.join(where.git_dir, VOUCH_FILE)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:  # replaced whole, so the hook never reads half a line; lost in a crash, it costs a check
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, f"{process} {ref}\n".encode())
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        try:  # noqa: SIM105 - contextlib would add its imports to every hook run
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def hook_git_process() -> str | None:
+    """``"<boot id> <pid> <start time>"`` of the git running this hook, as ``hook-tmpl`` reads it.
+
+    git runs the hook script, which runs this Python: git is our grandparent. Boot, pid
+    and start time together name one process for good (a pid alone is reused). Only the
+    hooks that very process runs can match it; beneath the pre-commit framework our
+    grandparent is the framework's hook, which runs no reference-transaction, so nothing
+    there is spared. ``None`` without ``/proc``: nothing is vouched.
+    """
+    try:
+        pid = _parent_pid(os.getppid())
+        if pid is None:
+            return None
+        with open("/proc/sys/kernel/random/boot_id", "rb") as handle:
+            boot = handle.read().strip()
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 1 :].split()  # field 3 (state) onwards: comm may hold spaces
+    if not boot or len(fields) < 20:
+        return None
+    return b" ".join((boot, str(pid).encode(), fields[19])).decode()  # field 22: start time, clock ticks after boot
+
+
+def _head_branch(git_dir: str) -> str | None:
+    """The branch HEAD names (``refs/heads/...``), or ``None`` when detached or unreadable."""
+    try:
+        with open(os.path.join(git_dir, "HEAD"), encoding="utf-8") as handle:
+            head = handle.readline().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    ref = head.removeprefix("ref: ")
+    return ref if ref != head and ref.startswith("refs/heads/") and " " not in ref else None
 
 
 def transaction_blocks_commit(common_dir: str, worktree_id: str) -> str | None:
@@ -210,13 +287,12 @@ def reference_transaction(where: Location, state: str, updates: str) -> int:
             continue
         if leases is None:
             leases = _leases(where, strict=False)
-        lease = lease_reader.for_branch(leases, ref)
-        if lease is None:
-            continue
         if deleting:
-            problems.append(f"{ref}: the branch is leased to {lease.agent!r} (worktree {lease.path})")
+            lease = lease_reader.for_branch(leases, ref)
+            if lease is not None:
+                problems.append(f"{ref}: the branch is leased to {lease.agent!r} (worktree {lease.path})")
         else:
-            why = lease_reader.trespass(lease.agent, lease.token_hash, agent, token)
+            why = branch_refusal(leases, ref, agent, token)
             if why is not None:
                 problems.append(f"{ref}: {why}")
     if problems:
@@ -224,6 +300,12 @@ def reference_transaction(where: Location, state: str, updates: str) -> int:
         _say("hint: leased branches and refs/gitxact/* change through their owner or gitxact itself")
         return EXIT_REFUSED
     return 0
+
+
+def branch_refusal(leases: list[LeaseView], ref: str, agent: str | None, token: str | None) -> str | None:
+    """Why a process acting for *agent* with *token* may not move branch *ref*, or ``None``."""
+    lease = lease_reader.for_branch(leases, ref)
+    return None if lease is None else lease_reader.trespass(lease.agent, lease.token_hash, agent, token)
 
 
 def _packing(common_dir: str, ref: str, old: str) -> bool:
@@ -250,19 +332,27 @@ def _packing(common_dir: str, ref: str, old: str) -> bool:
 def _ancestor_commands(depth: int) -> list[list[bytes]] | None:
     """The argv of our parent, grandparent...; ``None`` where ``/proc`` is not there."""
     found: list[list[bytes]] = []
-    pid = os.getppid()
+    pid: int | None = os.getppid()
     for _ in range(depth):
+        if pid is None or pid <= 1:
+            break
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as handle:
                 found.append(handle.read().split(b"\0"))
-            with open(f"/proc/{pid}/stat", "rb") as handle:
-                stat = handle.read()
         except OSError:
             return found or None
-        pid = int(stat[stat.rfind(b")") + 1 :].split()[1])  # field 4: the parent's pid
-        if pid <= 1:
-            break
+        pid = _parent_pid(pid)
     return found
+
+
+def _parent_pid(pid: int) -> int | None:
+    """The parent of process *pid*, from ``/proc`` (field 4 of its ``stat``); ``None`` if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+        return int(stat[stat.rfind(b")") + 1 :].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _say(message: str) -> None:
