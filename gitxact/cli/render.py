@@ -215,6 +215,10 @@ def render_acquire(doc: AcquireDoc) -> str:
     ]
     if doc.ports:
         lines.append(f"  ports   {', '.join(str(port) for port in doc.ports)}")
+    if doc.sparse:
+        lines.append(f"  sparse  {', '.join(doc.sparse)} (only these folders checked out)")
+    if doc.include_linked:
+        lines.append(f"  linked  {', '.join(doc.include_linked)} (the main worktree's, shared)")
     if doc.setup_log is not None:
         lines.append(
             f"  setup   {'FAILED, kept (--keep-failed): ' if doc.setup_failed else 'done, '}log {doc.setup_log}"
@@ -334,6 +338,7 @@ def render_lease_list(doc: LeaseListDoc, *, dirty: bool = True) -> str:
     if not doc.leases:
         return "no leases"
     with_ports = any(item.ports for item in doc.leases)
+    with_sparse = any(item.sparse for item in doc.leases)
     rows = [
         [
             "AGENT",
@@ -345,6 +350,7 @@ def render_lease_list(doc: LeaseListDoc, *, dirty: bool = True) -> str:
             *(["WORK"] if dirty else []),
             "AHEAD/BEHIND",
             *(["PORTS"] if with_ports else []),
+            *(["SPARSE"] if with_sparse else []),
             "PATH",
         ]
     ]
@@ -371,6 +377,7 @@ def render_lease_list(doc: LeaseListDoc, *, dirty: bool = True) -> str:
                 *work,
                 ahead,
                 *([_ports(item.ports)] if with_ports else []),
+                *([",".join(item.sparse) or "-"] if with_sparse else []),
                 item.path,
             ]
         )

@@ -11,6 +11,12 @@ descriptor), and the file itself is created with ``O_CREAT | O_EXCL | O_NOFOLLOW
 link, not even one swapped in between two steps, is ever followed below the worktree's
 top folder. A path that meets one raises :class:`ThroughSymlinkError`, which callers
 report as a skip.
+
+Files are read the same way from the folder they come from (:func:`copy_beneath`'s
+*source*): each folder opened no-follow, so a link swapped into the main worktree between
+git's listing and the copy is never read through either. Bytes are shared rather than
+copied where the filesystem can (``FICLONE``, what ``cp --reflink=auto`` does: XFS,
+btrfs), so a 20,000-file cache costs each lease its inodes, not its data.
 """
 
 from __future__ import annotations
@@ -20,9 +26,19 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK  # a FIFO swapped in never blocks
+#: ``FICLONE`` from ``<linux/fs.h>`` (``_IOW(0x94, 9, int)``): the destination shares the
+#: source's extents, copy-on-write. Not in Python's ``fcntl`` module.
+FICLONE = 0x40049409
+#: errnos saying this filesystem (or this pair of files) cannot share extents: copy instead.
+_NO_REFLINK = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EPERM}
 
 
 class ThroughSymlinkError(OSError):
@@ -41,14 +57,15 @@ def _parts(rel: str) -> list[str]:
     return parts
 
 
-def _open_parent(top: int, rel: str, parts: list[str]) -> int:
+def _open_parent(top: int, rel: str, parts: list[str], *, make: bool = True) -> int:
     """A descriptor of the folder that holds *rel*'s last part, each folder opened no-follow
-    relative to the one before (and made when missing)."""
+    relative to the one before (and made when missing, with *make*)."""
     fd = os.dup(top)
     try:
         for i, part in enumerate(parts[:-1]):
-            with contextlib.suppress(FileExistsError):  # there already (or a link: the open refuses it)
-                os.mkdir(part, 0o777, dir_fd=fd)
+            if make:
+                with contextlib.suppress(FileExistsError):  # there already (or a link: the open refuses it)
+                    os.mkdir(part, 0o777, dir_fd=fd)
             try:
                 child = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
@@ -63,48 +80,135 @@ def _open_parent(top: int, rel: str, parts: list[str]) -> int:
     return fd
 
 
-def copy_beneath(origin: Path, root: Path, rel: str) -> None:
+class Copied(NamedTuple):
+    """How one file was copied: ``"reflink"`` (extents shared), ``"copy"`` (bytes written)
+    or ``"symlink"`` (a link copied as a link)."""
+
+    how: str
+
+
+def copy_beneath(origin: Path, root: Path, rel: str, *, source: Path | None = None) -> Copied:
     """Copy the file *origin* to *rel* under the folder *root*: bytes, mode and times, a
     symlink as a symlink; missing folders on the way are made. Raises
     :class:`FileExistsError` when *rel* exists, and :class:`ThroughSymlinkError` when it is
     a link or a folder on the way is a link (or a file): never replaced, never followed.
-    *root* itself may be reached through links: it is the worktree gitxact made."""
+    *root* itself may be reached through links: it is the worktree gitxact made.
+
+    With *source* (the folder *origin* is ``source / rel`` of), *origin* is opened the same
+    way beneath it, no link followed on the way: a :class:`ThroughSymlinkError` names it.
+    Regular files are reflinked where the filesystem shares extents, else copied.
+    """
     parts = _parts(rel)
-    info = os.lstat(origin)
+    reader = _open_source(source, rel, parts) if source is not None else None
+    try:
+        if reader is not None:
+            info = os.fstat(reader)
+        elif source is not None:  # _open_source met a link as the last part
+            info = os.lstat(origin)
+            if not stat.S_ISLNK(info.st_mode):
+                raise ValueError(f"{origin} changed while it was copied")
+        else:
+            info = os.lstat(origin)
+            if stat.S_ISREG(info.st_mode):
+                reader = os.open(origin, _READ_FLAGS)
+        top = os.open(root, _DIR_FLAGS & ~os.O_NOFOLLOW)
+        try:
+            parent = _open_parent(top, rel, parts)
+        finally:
+            os.close(top)
+        name = parts[-1]
+        try:
+            if stat.S_ISLNK(info.st_mode):
+                os.symlink(_read_link(source, origin, parts), name, dir_fd=parent)
+                return Copied("symlink")
+            if stat.S_ISREG(info.st_mode) and reader is not None:
+                return Copied(_copy_regular(reader, parent, name, info))
+            raise ValueError(f"{origin} is not a regular file")
+        except FileExistsError:
+            # O_EXCL fails on a link too, dangling or not, without following it: say which it was.
+            if stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+                raise ThroughSymlinkError(rel, rel) from None
+            raise
+        finally:
+            os.close(parent)
+    finally:
+        if reader is not None:
+            os.close(reader)
+
+
+def link_beneath(target: str, root: Path, rel: str) -> None:
+    """Make *rel* under *root* a symbolic link to *target*, the folders on the way opened
+    as :func:`copy_beneath` opens them; an existing *rel* is never replaced
+    (:class:`FileExistsError`, or :class:`ThroughSymlinkError` for a link)."""
+    parts = _parts(rel)
     top = os.open(root, _DIR_FLAGS & ~os.O_NOFOLLOW)
     try:
         parent = _open_parent(top, rel, parts)
     finally:
         os.close(top)
-    name = parts[-1]
     try:
-        if stat.S_ISLNK(info.st_mode):
-            os.symlink(os.readlink(origin), name, dir_fd=parent)
-        elif stat.S_ISREG(info.st_mode):
-            _copy_regular(origin, parent, name, info)
-        else:
-            raise ValueError(f"{origin} is not a regular file")
+        os.symlink(target, parts[-1], dir_fd=parent)
     except FileExistsError:
-        # O_EXCL fails on a link too, dangling or not, without following it: say which it was.
-        if stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+        if stat.S_ISLNK(os.stat(parts[-1], dir_fd=parent, follow_symlinks=False).st_mode):
             raise ThroughSymlinkError(rel, rel) from None
         raise
     finally:
         os.close(parent)
 
 
-def _copy_regular(origin: Path, parent: int, name: str, info: os.stat_result) -> None:
+def real_folder_beneath(root: Path, rel: str) -> bool:
+    """Whether *rel* under *root* is a folder reached without following any link."""
+    parts = _parts(rel)
+    top = os.open(root, _DIR_FLAGS & ~os.O_NOFOLLOW)
+    try:
+        fd = _open_parent(top, rel, [*parts, "."], make=False)
+    except (ThroughSymlinkError, FileNotFoundError):
+        return False
+    finally:
+        os.close(top)
+    os.close(fd)
+    return True
+
+
+def _open_source(source: Path, rel: str, parts: list[str]) -> int | None:
+    """A no-follow descriptor of *rel* under *source* (``None`` for a symbolic link, read
+    with :func:`_read_link`); each folder on the way opened no-follow."""
+    top = os.open(source, _DIR_FLAGS & ~os.O_NOFOLLOW)
+    try:
+        parent = _open_parent(top, rel, parts, make=False)
+    finally:
+        os.close(top)
+    try:
+        return os.open(parts[-1], _READ_FLAGS, dir_fd=parent)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # the file itself is a link: copied as one
+            return None
+        raise
+    finally:
+        os.close(parent)
+
+
+def _read_link(source: Path | None, origin: Path, parts: list[str]) -> str:
+    if source is None:
+        return os.readlink(origin)
+    top = os.open(source, _DIR_FLAGS & ~os.O_NOFOLLOW)
+    try:
+        parent = _open_parent(top, "/".join(parts), parts, make=False)
+    finally:
+        os.close(top)
+    try:
+        return os.readlink(parts[-1], dir_fd=parent)
+    finally:
+        os.close(parent)
+
+
+def _copy_regular(source: int, parent: int, name: str, info: os.stat_result) -> str:
     out = os.open(name, _NEW_FILE_FLAGS, 0o600, dir_fd=parent)
     done = False
     try:
-        source = os.open(origin, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            while chunk := os.read(source, 1 << 20):
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(out, view) :]
-        finally:
-            os.close(source)
+        how = "reflink" if _reflink(source, out) else "copy"
+        if how == "copy":
+            _copy_bytes(source, out, info.st_size)
         os.fchmod(out, stat.S_IMODE(info.st_mode))
         os.utime(out, ns=(info.st_atime_ns, info.st_mtime_ns))
         done = True
@@ -113,3 +217,52 @@ def _copy_regular(origin: Path, parent: int, name: str, info: os.stat_result) ->
         if not done:
             with contextlib.suppress(OSError):
                 os.unlink(name, dir_fd=parent)
+    return how
+
+
+def _reflink(source: int, out: int) -> bool:
+    """Share *source*'s extents with the empty *out*; ``False`` where the filesystem cannot."""
+    import fcntl  # here: only an include copy needs it
+
+    try:
+        fcntl.ioctl(out, FICLONE, source)
+    except OSError as exc:
+        if exc.errno in _NO_REFLINK:
+            return False
+        raise
+    return True
+
+
+def _copy_in_kernel(copy_range: Callable[[int, int, int], int], source: int, out: int, size: int) -> bool:
+    """``copy_file_range`` all of *source* into *out*; ``False`` (both rewound) where this
+    pair of files does not support it, for the read/write loop to do it."""
+    try:
+        left = size
+        while left > 0:
+            sent = copy_range(source, out, left)
+            if sent == 0:
+                break  # the file shrank meanwhile
+            left -= sent
+        while copy_range(source, out, 1 << 20):  # ... or grew
+            pass
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+        os.lseek(source, 0, os.SEEK_SET)
+        os.ftruncate(out, 0)
+        os.lseek(out, 0, os.SEEK_SET)
+        return False
+    return True
+
+
+def _copy_bytes(source: int, out: int, size: int) -> None:
+    """All of *source* into *out*: ``copy_file_range`` (in the kernel, no user-space buffer;
+    NFS and others copy server-side), else a read/write loop where it is not supported."""
+    os.lseek(source, 0, os.SEEK_SET)
+    copy_range = getattr(os, "copy_file_range", None)
+    if copy_range is not None and _copy_in_kernel(copy_range, source, out, size):
+        return
+    while chunk := os.read(source, 1 << 20):
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(out, view) :]

@@ -51,6 +51,7 @@ class LeaseInfo(PlainModel):
         "behind",
         "warning",
         "ports",
+        "sparse",
     )
     __slots__ = FIELDS
 
@@ -79,6 +80,7 @@ class LeaseInfo(PlainModel):
         behind: int | None = None,
         warning: str | None = None,
         ports: list[int] | None = None,
+        sparse: list[str] | None = None,
     ) -> None:
         self.agent = agent
         self.path = path
@@ -107,6 +109,8 @@ class LeaseInfo(PlainModel):
         self.warning = warning
         #: Loopback ports allocated to the lease (``.gitxact.toml``'s ``lease.ports``).
         self.ports: list[int] = [] if ports is None else ports
+        #: The folders a sparse lease checks out (cone mode); empty: every file.
+        self.sparse: list[str] = [] if sparse is None else sparse
 
 
 class LeaseListDoc(PlainDocument):
