@@ -9,6 +9,7 @@ a restore, not a commit, not a land.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -153,3 +154,36 @@ def test_tdd_land_and_release_in_a_sparse_lease(mono: Path) -> None:
     assert not here.exists()
     assert git("branch", "--list", "gitxact/d1", cwd=mono) == "", "landed on main: its branch went"
     git("fsck", "--no-progress", cwd=mono)
+
+
+def test_a_tdd_step_naming_a_folder_wider_than_the_cone_commits_no_deletion(mono: Path) -> None:
+    doc = acquire(mono, "d2", "--sparse", "svc/api")
+    here = Path(str(doc["path"]))
+    check = f"{sys.executable} svc/api/check.py"
+    (here / "svc/api/check.py").write_text(
+        "import pathlib, sys\nsys.exit(0 if pathlib.Path('svc/api/app.txt').read_text() == 'v2\\n' else 1)\n"
+    )
+    red = gitxact("tdd", "red", "--check", check, "svc/api/check.py", cwd=here)
+    assert red.returncode == 0, red.stderr
+    (here / "svc/api/app.txt").write_text("v2\n")
+    step = gitxact("tdd", "green", "--check", check, "svc", cwd=here)  # svc/web is outside the cone
+    assert step.returncode == 0, step.stderr
+    tree = git("ls-tree", "-r", "--name-only", "HEAD", cwd=here).split()
+    assert {"lib/core/util.txt", "svc/web/page.txt", "svc/api/check.py"} <= set(tree), "not checked out is not deleted"
+    assert git("show", "HEAD:svc/api/app.txt", cwd=here) == "v2\n"
+    assert git("status", "--porcelain", "--untracked-files=all", cwd=here) == ""
+
+
+@pytest.mark.parametrize("point", ["worktree-acquire-added", "worktree-acquire-checked-out"])
+def test_a_sparse_acquire_killed_midway_is_undone_by_recover(mono: Path, point: str) -> None:
+    crash = {"GITXACT_TEST_CRASHPOINT": point}
+    killed = gitxact("worktree", "acquire", "k1", "--sparse", "svc/api", cwd=mono, env=crash)
+    assert killed.returncode == -signal.SIGKILL
+    recovered = gitxact("recover", cwd=mono)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert json.loads(gitxact("worktree", "list", "--json", cwd=mono).stdout)["leases"] == []
+    assert git("worktree", "list", "--porcelain", cwd=mono).count("worktree ") == 1
+    git("fsck", "--no-progress", cwd=mono)
+    again = acquire(mono, "k1", "--sparse", "svc/api")
+    assert files_of(Path(str(again["path"]))) == {"README", "top.txt", "svc/api/app.txt", "svc/api/deep/mod.txt"}
+    assert git("status", "--porcelain", "--untracked-files=all", cwd=Path(str(again["path"]))) == ""

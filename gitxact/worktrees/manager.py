@@ -174,6 +174,7 @@ class Worktrees:
             "included": included.copied,
             "include_skipped": included.skipped,
             "include_linked": included.linked,
+            "include_reflinked": included.reflinked,
         }
         if provisioned is not None:
             update["setup_log"] = str(provisioned.log)
