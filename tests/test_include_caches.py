@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import pytest
 from support.proc import git, gitxact
 
 from fixtures.repos import make_repo
+from gitxact.util.beneath import Copier, ThroughSymlinkError
 
 
 def tree_digest(top: Path) -> dict[str, str]:
@@ -199,3 +201,35 @@ def test_the_plain_copy_where_the_filesystem_shares_nothing(tmp_path: Path) -> N
     assert len(doc["included"]) == 300
     assert tree_digest(here / "target") == tree_digest(repo / "target")
     assert (here / "target/d0/o0.bin").stat().st_mode & 0o777 == 0o751, "modes are kept"
+
+
+def test_the_copier_reads_and_writes_through_no_link_and_keeps_few_folders_open(tmp_path: Path) -> None:
+    source, root, outside = tmp_path / "main", tmp_path / "lease", tmp_path / "outside"
+    for folder in (source / "target/a", root, outside / "a"):
+        folder.mkdir(parents=True)
+    (outside / "a/secret").write_text("outside\n")
+    (source / "target/a/kept").write_text("inside\n")
+    (source / "swapped").symlink_to(outside)  # as if swapped in after git listed swapped/a/secret
+    (root / "conf").symlink_to(outside)
+    (source / "conf").mkdir()
+    (source / "conf/x").write_text("x\n")
+    with Copier(source, root) as copier:
+        assert copier.copy("target/a/kept").how in ("reflink", "copy")
+        with pytest.raises(ThroughSymlinkError):
+            copier.copy("swapped/a/secret")
+        with pytest.raises(ThroughSymlinkError):
+            copier.copy("conf/x")  # the lease's conf is a link: nothing written through it
+        for i in range(2000):
+            (source / f"many/f{i}").mkdir(parents=True)
+            (source / f"many/f{i}/file").write_text(str(i))
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))  # fewer descriptors than folders
+        try:
+            for i in range(2000):
+                copier.copy(f"many/f{i}/file")
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert (root / "target/a/kept").read_text() == "inside\n"
+    assert not (outside / "a/x").exists()
+    assert sorted(os.listdir(outside / "a")) == ["secret"]
+    assert (root / "many/f1999/file").read_text() == "1999"

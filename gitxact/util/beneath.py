@@ -12,8 +12,8 @@ link, not even one swapped in between two steps, is ever followed below the work
 top folder. A path that meets one raises :class:`ThroughSymlinkError`, which callers
 report as a skip.
 
-Files are read the same way from the folder they come from (:func:`copy_beneath`'s
-*source*): each folder opened no-follow, so a link swapped into the main worktree between
+Files are read the same way from the folder they come from (:class:`Copier`): each
+folder opened no-follow (once for all the files in it), so a link swapped into the main worktree between
 git's listing and the copy is never read through either. Bytes are shared rather than
 copied where the filesystem can (``FICLONE``, what ``cp --reflink=auto`` does: XFS,
 btrfs), so a 20,000-file cache costs each lease its inodes, not its data.
@@ -57,29 +57,6 @@ def _parts(rel: str) -> list[str]:
     return parts
 
 
-def _open_parent(top: int, rel: str, parts: list[str], *, make: bool = True) -> int:
-    """A descriptor of the folder that holds *rel*'s last part, each folder opened no-follow
-    relative to the one before (and made when missing, with *make*)."""
-    fd = os.dup(top)
-    try:
-        for i, part in enumerate(parts[:-1]):
-            if make:
-                with contextlib.suppress(FileExistsError):  # there already (or a link: the open refuses it)
-                    os.mkdir(part, 0o777, dir_fd=fd)
-            try:
-                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise ThroughSymlinkError(rel, "/".join(parts[: i + 1])) from exc
-                raise
-            os.close(fd)
-            fd = child
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
 class Copied(NamedTuple):
     """How one file was copied: ``"reflink"`` (extents shared), ``"copy"`` (bytes written)
     or ``"symlink"`` (a link copied as a link)."""
@@ -95,45 +72,124 @@ def copy_beneath(origin: Path, root: Path, rel: str, *, source: Path | None = No
     *root* itself may be reached through links: it is the worktree gitxact made.
 
     With *source* (the folder *origin* is ``source / rel`` of), *origin* is opened the same
-    way beneath it, no link followed on the way: a :class:`ThroughSymlinkError` names it.
+    way beneath it, no link followed on the way (many files: :class:`Copier`).
     Regular files are reflinked where the filesystem shares extents, else copied.
     """
+    if source is not None:
+        with Copier(source, root) as copier:
+            return copier.copy(rel)
     parts = _parts(rel)
-    reader = _open_source(source, rel, parts) if source is not None else None
+    info = os.lstat(origin)
+    reader = os.open(origin, _READ_FLAGS) if stat.S_ISREG(info.st_mode) else None
     try:
-        if reader is not None:
-            info = os.fstat(reader)
-        elif source is not None:  # _open_source met a link as the last part
-            info = os.lstat(origin)
-            if not stat.S_ISLNK(info.st_mode):
-                raise ValueError(f"{origin} changed while it was copied")
-        else:
-            info = os.lstat(origin)
-            if stat.S_ISREG(info.st_mode):
-                reader = os.open(origin, _READ_FLAGS)
-        top = os.open(root, _DIR_FLAGS & ~os.O_NOFOLLOW)
-        try:
-            parent = _open_parent(top, rel, parts)
-        finally:
-            os.close(top)
-        name = parts[-1]
-        try:
-            if stat.S_ISLNK(info.st_mode):
-                os.symlink(_read_link(source, origin, parts), name, dir_fd=parent)
-                return Copied("symlink")
-            if stat.S_ISREG(info.st_mode) and reader is not None:
-                return Copied(_copy_regular(reader, parent, name, info))
-            raise ValueError(f"{origin} is not a regular file")
-        except FileExistsError:
-            # O_EXCL fails on a link too, dangling or not, without following it: say which it was.
-            if stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
-                raise ThroughSymlinkError(rel, rel) from None
-            raise
-        finally:
-            os.close(parent)
+        with _Folders(root, make=True) as folders:
+            link = os.readlink(origin) if stat.S_ISLNK(info.st_mode) else None
+            return _write(folders.parent(rel, parts), parts[-1], rel, reader=reader, info=info, link=link)
     finally:
         if reader is not None:
             os.close(reader)
+
+
+class Copier:
+    """Copies of many files from the folder *source* to the same paths under *root*, as
+    :func:`copy_beneath` makes them, each folder of both sides opened (no-follow) once for
+    the files in it rather than once a file: git lists a folder's files together, so only
+    the descriptors along the current path are kept open."""
+
+    def __init__(self, source: Path, root: Path) -> None:
+        self._source = _Folders(source, make=False)
+        self._root = _Folders(root, make=True)
+
+    def __enter__(self) -> Copier:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._source.close()
+        self._root.close()
+
+    def copy(self, rel: str) -> Copied:
+        """*rel* from *source* to *root*; raises as :func:`copy_beneath` does, and
+        :class:`ValueError` for what is neither a file nor a link (or changed meanwhile)."""
+        parts = _parts(rel)
+        above = self._source.parent(rel, parts)
+        link = None
+        try:
+            reader: int | None = os.open(parts[-1], _READ_FLAGS, dir_fd=above)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            reader, link = None, os.readlink(parts[-1], dir_fd=above)  # the file itself is a link: copied as one
+        try:
+            info = os.fstat(reader) if reader is not None else os.stat(parts[-1], dir_fd=above, follow_symlinks=False)
+            return _write(self._root.parent(rel, parts), parts[-1], rel, reader=reader, info=info, link=link)
+        finally:
+            if reader is not None:
+                os.close(reader)
+
+
+def _write(parent: int, name: str, rel: str, *, reader: int | None, info: os.stat_result, link: str | None) -> Copied:
+    """Make *name* in the folder *parent*: the link *link*, or a copy of the open *reader*."""
+    try:
+        if link is not None:
+            os.symlink(link, name, dir_fd=parent)
+            return Copied("symlink")
+        if reader is not None and stat.S_ISREG(info.st_mode):
+            return Copied(_copy_regular(reader, parent, name, info))
+        raise ValueError(f"{rel} is not a regular file")
+    except FileExistsError:
+        # O_EXCL fails on a link too, dangling or not, without following it: say which it was.
+        if stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+            raise ThroughSymlinkError(rel, rel) from None
+        raise
+
+
+class _Folders:
+    """Descriptors of folders under *top*, each opened with ``O_NOFOLLOW`` relative to the
+    one above (made when missing, with *make*) and kept while later paths go through it.
+    A folder once opened stays that folder: a link swapped in at its name later is never
+    seen through this descriptor."""
+
+    def __init__(self, top: Path, *, make: bool) -> None:
+        self._make = make
+        self._open: dict[str, int] = {"": os.open(top, _DIR_FLAGS & ~os.O_NOFOLLOW)}
+
+    def __enter__(self) -> _Folders:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for fd in self._open.values():
+            os.close(fd)
+        self._open.clear()
+
+    def parent(self, rel: str, parts: list[str]) -> int:
+        """The folder holding *rel*'s last part (owned here: not to be closed)."""
+        key = "/".join(parts[:-1])
+        if key in self._open:
+            return self._open[key]
+        for other in [k for k in self._open if k and not (key + "/").startswith(k + "/")]:
+            os.close(self._open.pop(other))  # off the current path
+        return self._folder(rel, parts[:-1])
+
+    def _folder(self, rel: str, folder: list[str]) -> int:
+        key = "/".join(folder)
+        found = self._open.get(key)
+        if found is not None:
+            return found
+        above = self._folder(rel, folder[:-1])
+        if self._make:
+            with contextlib.suppress(FileExistsError):  # there already (or a link: the open refuses it)
+                os.mkdir(folder[-1], 0o777, dir_fd=above)
+        try:
+            fd = os.open(folder[-1], _DIR_FLAGS, dir_fd=above)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise ThroughSymlinkError(rel, key) from exc
+            raise
+        self._open[key] = fd
+        return fd
 
 
 def link_beneath(target: str, root: Path, rel: str) -> None:
@@ -141,65 +197,25 @@ def link_beneath(target: str, root: Path, rel: str) -> None:
     as :func:`copy_beneath` opens them; an existing *rel* is never replaced
     (:class:`FileExistsError`, or :class:`ThroughSymlinkError` for a link)."""
     parts = _parts(rel)
-    top = os.open(root, _DIR_FLAGS & ~os.O_NOFOLLOW)
-    try:
-        parent = _open_parent(top, rel, parts)
-    finally:
-        os.close(top)
-    try:
-        os.symlink(target, parts[-1], dir_fd=parent)
-    except FileExistsError:
-        if stat.S_ISLNK(os.stat(parts[-1], dir_fd=parent, follow_symlinks=False).st_mode):
-            raise ThroughSymlinkError(rel, rel) from None
-        raise
-    finally:
-        os.close(parent)
+    with _Folders(root, make=True) as folders:
+        parent = folders.parent(rel, parts)
+        try:
+            os.symlink(target, parts[-1], dir_fd=parent)
+        except FileExistsError:
+            if stat.S_ISLNK(os.stat(parts[-1], dir_fd=parent, follow_symlinks=False).st_mode):
+                raise ThroughSymlinkError(rel, rel) from None
+            raise
 
 
 def real_folder_beneath(root: Path, rel: str) -> bool:
     """Whether *rel* under *root* is a folder reached without following any link."""
     parts = _parts(rel)
-    top = os.open(root, _DIR_FLAGS & ~os.O_NOFOLLOW)
-    try:
-        fd = _open_parent(top, rel, [*parts, "."], make=False)
-    except (ThroughSymlinkError, FileNotFoundError):
-        return False
-    finally:
-        os.close(top)
-    os.close(fd)
+    with _Folders(root, make=False) as folders:
+        try:
+            folders.parent(rel, [*parts, "."])
+        except (ThroughSymlinkError, FileNotFoundError):
+            return False
     return True
-
-
-def _open_source(source: Path, rel: str, parts: list[str]) -> int | None:
-    """A no-follow descriptor of *rel* under *source* (``None`` for a symbolic link, read
-    with :func:`_read_link`); each folder on the way opened no-follow."""
-    top = os.open(source, _DIR_FLAGS & ~os.O_NOFOLLOW)
-    try:
-        parent = _open_parent(top, rel, parts, make=False)
-    finally:
-        os.close(top)
-    try:
-        return os.open(parts[-1], _READ_FLAGS, dir_fd=parent)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:  # the file itself is a link: copied as one
-            return None
-        raise
-    finally:
-        os.close(parent)
-
-
-def _read_link(source: Path | None, origin: Path, parts: list[str]) -> str:
-    if source is None:
-        return os.readlink(origin)
-    top = os.open(source, _DIR_FLAGS & ~os.O_NOFOLLOW)
-    try:
-        parent = _open_parent(top, "/".join(parts), parts, make=False)
-    finally:
-        os.close(top)
-    try:
-        return os.readlink(parts[-1], dir_fd=parent)
-    finally:
-        os.close(parent)
 
 
 def _copy_regular(source: int, parent: int, name: str, info: os.stat_result) -> str:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from gitxact.git import run as git
 from gitxact.util import console
-from gitxact.util.beneath import ThroughSymlinkError, copy_beneath, link_beneath, real_folder_beneath
+from gitxact.util.beneath import Copier, ThroughSymlinkError, link_beneath, real_folder_beneath
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -104,25 +104,25 @@ def copy_included(source: Path, target: Path, patterns: Sequence[str] = ()) -> I
     skipped: list[str] = []
     reflinked = 0
     linked = _link_folders(source, target, linked_folders(source, patterns), skipped)
-    for rel in included_files(source, patterns):
-        if any(rel.startswith(folder) for folder in linked):
-            continue  # the link already brings it
-        origin = source / rel
-        try:
-            kind = os.lstat(origin).st_mode
-        except FileNotFoundError:
-            continue
-        if not (stat.S_ISREG(kind) or stat.S_ISLNK(kind)):  # a nested repository ("dir/"), a FIFO
-            continue
-        try:
-            how = copy_beneath(origin, target, rel, source=source)
-        except (FileExistsError, FileNotFoundError, ValueError):  # there already; gone or changed meanwhile
-            continue
-        except ThroughSymlinkError:
-            skipped.append(rel)
-            continue
-        reflinked += how.how == "reflink"
-        copied.append(rel)
+    with Copier(source, target) as copier:
+        for rel in included_files(source, patterns):
+            if any(rel.startswith(folder) for folder in linked):
+                continue  # the link already brings it
+            try:
+                kind = os.lstat(source / rel).st_mode
+            except FileNotFoundError:
+                continue
+            if not (stat.S_ISREG(kind) or stat.S_ISLNK(kind)):  # a nested repository ("dir/"), a FIFO
+                continue
+            try:
+                how = copier.copy(rel)
+            except (FileExistsError, FileNotFoundError, ValueError):  # there already; gone or changed meanwhile
+                continue
+            except ThroughSymlinkError:
+                skipped.append(rel)
+                continue
+            reflinked += how.how == "reflink"
+            copied.append(rel)
     return Included(copied, skipped, linked, reflinked)
 
 
