@@ -112,19 +112,20 @@ class Copier:
         :class:`ValueError` for what is neither a file nor a link (or changed meanwhile)."""
         parts = _parts(rel)
         above = self._source.parent(rel, parts)
-        link = None
+        info = os.stat(parts[-1], dir_fd=above, follow_symlinks=False)
+        if stat.S_ISLNK(info.st_mode):  # copied as the link it is
+            link = os.readlink(parts[-1], dir_fd=above)
+            return _write(self._root.parent(rel, parts), parts[-1], rel, reader=None, info=info, link=link)
+        if not stat.S_ISREG(info.st_mode):  # never opened: a FIFO would block, a device act
+            raise ValueError(f"{rel} is not a regular file")
+        reader = os.open(parts[-1], _READ_FLAGS, dir_fd=above)
         try:
-            reader: int | None = os.open(parts[-1], _READ_FLAGS, dir_fd=above)
-        except OSError as exc:
-            if exc.errno != errno.ELOOP:
-                raise
-            reader, link = None, os.readlink(parts[-1], dir_fd=above)  # the file itself is a link: copied as one
-        try:
-            info = os.fstat(reader) if reader is not None else os.stat(parts[-1], dir_fd=above, follow_symlinks=False)
-            return _write(self._root.parent(rel, parts), parts[-1], rel, reader=reader, info=info, link=link)
+            opened = os.fstat(reader)
+            if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
+                raise ValueError(f"{rel} changed while it was copied")
+            return _write(self._root.parent(rel, parts), parts[-1], rel, reader=reader, info=opened, link=None)
         finally:
-            if reader is not None:
-                os.close(reader)
+            os.close(reader)
 
 
 def _write(parent: int, name: str, rel: str, *, reader: int | None, info: os.stat_result, link: str | None) -> Copied:

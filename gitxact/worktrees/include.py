@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -109,15 +108,9 @@ def copy_included(source: Path, target: Path, patterns: Sequence[str] = ()) -> I
             if any(rel.startswith(folder) for folder in linked):
                 continue  # the link already brings it
             try:
-                kind = os.lstat(source / rel).st_mode
-            except FileNotFoundError:
-                continue
-            if not (stat.S_ISREG(kind) or stat.S_ISLNK(kind)):  # a nested repository ("dir/"), a FIFO
-                continue
-            try:
                 how = copier.copy(rel)
-            except (FileExistsError, FileNotFoundError, ValueError):  # there already; gone or changed meanwhile
-                continue
+            except (FileExistsError, FileNotFoundError, ValueError):
+                continue  # there already; gone or changed meanwhile; a nested repository ("dir/"), a FIFO
             except ThroughSymlinkError:
                 skipped.append(rel)
                 continue
