@@ -187,3 +187,13 @@ def test_a_sparse_acquire_killed_midway_is_undone_by_recover(mono: Path, point: 
     again = acquire(mono, "k1", "--sparse", "svc/api")
     assert files_of(Path(str(again["path"]))) == {"README", "top.txt", "svc/api/app.txt", "svc/api/deep/mod.txt"}
     assert git("status", "--porcelain", "--untracked-files=all", cwd=Path(str(again["path"]))) == ""
+
+
+def test_the_library_lease_takes_sparse_folders_too(mono: Path) -> None:
+    from gitxact import Workspace
+
+    with Workspace(mono).worktrees.lease("lib1", sparse=["lib"], heartbeat=False) as wt:
+        assert files_of(wt.path) == {"README", "top.txt", "lib/core/util.txt"}
+        listed = json.loads(gitxact("worktree", "list", "--json", cwd=mono).stdout)["leases"]
+        assert [item["sparse"] for item in listed] == [["lib"]]
+    assert not wt.path.exists()

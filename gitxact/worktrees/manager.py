@@ -578,6 +578,7 @@ class Worktrees:
         keep_branch: bool = False,
         heartbeat: bool = True,
         reuse: str | None = None,
+        sparse: Sequence[str] | None = None,
     ) -> contextlib.AbstractContextManager[LeasedWorktree]:
         """Hold a fresh lease for the ``with`` block, then release it, always.
 
@@ -591,11 +592,19 @@ class Worktrees:
         ``refs/gitxact/snapshots/<agent>/<time>`` (named in ``wt.released``) before the
         worktree is removed. With *heartbeat*, a background thread renews the lease
         every third of its TTL, so a long block is not reaped while this process lives.
+        *sparse* is :meth:`acquire`'s.
         """
         from gitxact.worktrees.scoped import leased_worktree
 
         return leased_worktree(
-            self, agent, base=base, branch=branch, keep_branch=keep_branch, heartbeat=heartbeat, reuse=reuse
+            self,
+            agent,
+            base=base,
+            branch=branch,
+            keep_branch=keep_branch,
+            heartbeat=heartbeat,
+            reuse=reuse,
+            sparse=sparse,
         )
 
 
