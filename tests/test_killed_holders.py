@@ -125,7 +125,7 @@ def test_parallel_descendants_of_one_holder_take_its_lock_in_turn(repo: Path) ->
     gx = " ".join([sys.executable, "-c", "'import sys; from gitxact.gx.main import main; sys.exit(main())'"])
     lines = ["#!/bin/sh", "set -e", "unset GIT_INDEX_FILE", "pids="]
     for i in range(4):
-        lines += [f"echo {i} > hook-{i}.txt", f'({gx} add hook-{i}.txt) & pids="$pids $!"']
+        lines += [f"echo {i} > hook-{i}.txt", f"({gx} add hook-{i}.txt) & pids=\"$pids $!\""]
     lines += ["for p in $pids; do wait $p; done", ""]
     hook = hooks / "pre-commit"
     hook.write_text("\n".join(lines))
