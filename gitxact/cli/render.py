@@ -216,6 +216,10 @@ def render_acquire(doc: AcquireDoc) -> str:
     ]
     if doc.ports:
         lines.append(f"  ports   {', '.join(str(port) for port in doc.ports)}")
+    if doc.sparse:
+        lines.append(f"  sparse  {', '.join(doc.sparse)} (only these folders checked out)")
+    if doc.include_linked:
+        lines.append(f"  linked  {', '.join(doc.include_linked)} (the main worktree's, shared)")
     if doc.setup_log is not None:
         lines.append(
             f"  setup   {'FAILED, kept (--keep-failed): ' if doc.setup_failed else 'done, '}log {doc.setup_log}"
@@ -344,6 +348,7 @@ def render_lease_list(doc: LeaseListDoc, *, dirty: bool = True) -> str:
         return "no leases"
     with_ports = any(item.ports for item in doc.leases)
     with_conflicts = any(item.conflicts is not None for item in doc.leases)
+    with_sparse = any(item.sparse for item in doc.leases)
     rows = [
         [
             "AGENT",
@@ -356,6 +361,7 @@ def render_lease_list(doc: LeaseListDoc, *, dirty: bool = True) -> str:
             "AHEAD/BEHIND",
             *(["PORTS"] if with_ports else []),
             *(["CONFLICTS"] if with_conflicts else []),
+            *(["SPARSE"] if with_sparse else []),
             "PATH",
         ]
     ]
@@ -383,6 +389,7 @@ def render_lease_list(doc: LeaseListDoc, *, dirty: bool = True) -> str:
                 ahead,
                 *([_ports(item.ports)] if with_ports else []),
                 *([conflicts_cell(item)] if with_conflicts else []),
+                *([",".join(item.sparse) or "-"] if with_sparse else []),
                 item.path,
             ]
         )

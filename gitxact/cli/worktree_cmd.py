@@ -73,6 +73,14 @@ def worktree() -> None:
 @click.option(
     "--keep-failed", is_flag=True, help="If .gitxact.toml's setup fails, keep the lease to look into (exit 1 still)."
 )
+@click.option(
+    "--sparse",
+    "sparse",
+    multiple=True,
+    metavar="FOLDER",
+    help="Check out only FOLDER (repeatable; cone mode: the top's files too). Default: .gitxact.toml's lease.sparse.",
+)
+@click.option("--no-sparse", is_flag=True, help="Check out every file, whatever .gitxact.toml's lease.sparse says.")
 @token_option
 @timeout_option
 @json_option
@@ -86,6 +94,8 @@ def acquire(
     resume: bool,
     fresh: bool,
     keep_failed: bool,
+    sparse: tuple[str, ...],
+    no_sparse: bool,
     token: str | None,
     timeout: float | None,
     as_json: bool,
@@ -109,18 +119,29 @@ def acquire(
     (GITXACT_PORT, GITXACT_PORTS), and its setup commands run in the new worktree once
     the clone trusts them (`gitxact trust`; else exit 3, nothing made). Their log is
     named; a failing setup is exit 1 and leaves nothing behind, unless --keep-failed.
+    With --sparse FOLDER (or the file's lease.sparse) only those folders are checked out.
 
     \b
     Examples:
       gitxact worktree acquire agent-7
+      gitxact worktree acquire agent-7 --sparse services/api --sparse libs/common
       TOKEN=$(gitxact worktree acquire agent-7 --owner-pid $$ --json | jq -r .token)
     """
     if resume and fresh:
         raise UsageError("--resume and --fresh contradict each other", hint="give one of them")
+    if sparse and no_sparse:
+        raise UsageError("--sparse and --no-sparse contradict each other", hint="give one of them")
     reuse = "resume" if resume else "fresh" if fresh else None
     pid = os.getppid() if owner_pid is None else owner_pid
     doc = app.workspace(timeout=timeout).worktrees.acquire(
-        agent, base=base, branch=branch, token=token, owner_pid=pid, reuse=reuse, keep_failed=keep_failed
+        agent,
+        base=base,
+        branch=branch,
+        token=token,
+        owner_pid=pid,
+        reuse=reuse,
+        keep_failed=keep_failed,
+        sparse=() if no_sparse else sparse or None,
     )
     show(doc, as_json, lambda: render_acquire(doc))
     if doc.setup_failed:

@@ -7,6 +7,11 @@ in the same tree:
 * ``W`` — the whole worktree as a tree: tracked files as they are on disk *and*
   untracked, not-ignored files; parents HEAD and ``I``.
 
+In a sparse worktree (cone mode, :mod:`gitxact.worktrees.sparse`) the paths outside the
+cone are index entries with the skip-worktree bit and no file: ``add -A --sparse`` keeps
+them as they are (never "deleted") and records whatever *is* on disk out there (a file
+an agent made or edited outside its cone is work too); a restore writes those files back.
+
 Held by a ref (``refs/gitxact/...``) the objects survive ``gc``. Restoring brings
 files, index and the set of files back exactly: files created since are removed,
 deleted ones return, ignored files are never touched. It runs under the worktree
@@ -66,12 +71,19 @@ def _temp_index(git_dir: Path) -> Path:
     return path
 
 
+#: ``git add`` of every file as it is: ``--sparse`` also takes a file outside a sparse cone
+#: (without it git refuses such a path and exits 1), while entries with the skip-worktree
+#: bit and no file stay as they are: not checked out is not deleted.
+_ADD_ALL = ["add", "-A", "--sparse", "--", "."]
+
+
 def worktree_tree(worktree: Path, git_dir: Path, env: dict[str, str] | None = None) -> str:
-    """The worktree as it is on disk (tracked + untracked, not ignored) as a tree id."""
+    """The worktree as it is on disk (tracked + untracked, not ignored) as a tree id; in a
+    sparse worktree, the paths outside the cone that are not on disk as HEAD has them."""
     index = _temp_index(git_dir)
     child = {**(env or {}), "GIT_INDEX_FILE": str(index)}
     try:
-        git.run(["add", "-A", "--", "."], worktree, env=child)
+        git.run(_ADD_ALL, worktree, env=child)
         return git.run(["write-tree"], worktree, env=child).stdout.strip()
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -154,15 +166,42 @@ def restore_trees(
     scratch = _temp_index(git_dir)
     child = {**(env or {}), "GIT_INDEX_FILE": str(scratch)}
     try:
-        git.run(["add", "-A", "--", "."], worktree, env=child)
+        git.run(_ADD_ALL, worktree, env=child)
         current = git.run(["write-tree"], worktree, env=child).stdout.strip()
         git.run(["read-tree", "--reset", "-u", current, files_tree], worktree, env=child)
+        if (git_dir / "info" / "sparse-checkout").is_file():
+            _write_outside_cone(worktree, files_tree, child)
         git.run(["read-tree", "--reset", index_tree], worktree, env=child)
         _install_index(git_dir, scratch)
     finally:
         for leftover in (scratch, scratch.with_name(scratch.name + ".lock")):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
+
+
+def _write_outside_cone(worktree: Path, files_tree: str, env: dict[str, str]) -> None:
+    """Write the files of *files_tree* outside a sparse cone that differ from HEAD.
+
+    ``read-tree -u`` in a sparse worktree applies the cone: an entry outside it gets the
+    skip-worktree bit and no file, right for what HEAD has there, but work an agent made
+    out there (in the snapshot because :data:`_ADD_ALL` took it) would stay in the tree
+    only. Those entries lose the bit and ``checkout-index`` writes them (git's own
+    checks against writing through a symlink apply).
+    """
+    listed = git.run(["ls-files", "-t", "-z"], worktree, env=env, read_only=True).zfields()
+    skipped = {entry[2:] for entry in listed if entry.startswith("S ")}
+    if not skipped:
+        return
+    head = git.rev_parse(worktree, "HEAD")
+    base = head + "^{tree}" if head else merges.empty_tree(worktree)
+    changed = git.run(
+        ["diff-tree", "-r", "-z", "--no-renames", "--name-only", base, files_tree], worktree, read_only=True
+    ).zfields()
+    work = sorted(skipped.intersection(changed))
+    if work:
+        listing = "\0".join(work) + "\0"
+        git.run(["update-index", "--no-skip-worktree", "-z", "--stdin"], worktree, env=env, input=listing)
+        git.run(["checkout-index", "-f", "-z", "--stdin"], worktree, env=env, input=listing)
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ class Lease:
         "path",
         "phase",
         "ports",
+        "sparse",
         "teardown",
         "token_hash",
         "ttl",
@@ -86,6 +87,7 @@ class Lease:
         ports: list[int] | None = None,
         teardown: list[str] | None = None,
         config_sha: str | None = None,
+        sparse: list[str] | None = None,
     ) -> None:
         self.agent = agent
         self.path = path
@@ -113,6 +115,8 @@ class Lease:
         #: SHA-256: a release runs these, never the file as the agent may have edited it since.
         self.teardown: list[str] = [] if teardown is None else list(teardown)
         self.config_sha = config_sha
+        #: The folders a sparse lease checks out (cone mode); empty: every file.
+        self.sparse: list[str] = [] if sparse is None else list(sparse)
 
     @classmethod
     def model_validate(cls, data: Any) -> Lease:
@@ -196,6 +200,7 @@ _LEASE_SPEC: fields.Spec = (
     ("ports", fields.INTEGERS, []),
     ("teardown", fields.STRINGS, []),
     ("config_sha", fields.OPTIONAL_STRING, None),
+    ("sparse", fields.STRINGS, []),
 )
 
 

@@ -44,7 +44,7 @@ class LeaseConfig:
     port_range: tuple[int, int] = DEFAULT_PORT_RANGE
     #: More paths, as lines of ``.worktreeinclude`` (gitignore syntax).
     include: tuple[str, ...] = ()
-    #: Default sparse paths: parsed and checked, not used yet (sparse leases are to come).
+    #: Default sparse folders (cone mode) of a lease made without ``--sparse``/``--no-sparse``.
     sparse: tuple[str, ...] = ()
     #: Where it was read (``<commit>:.gitxact.toml``), ``None`` when there is no file.
     source: str | None = None
@@ -76,7 +76,7 @@ def parse(data: bytes, where: str) -> LeaseConfig:
         setup=_strings(table, "setup", where),
         teardown=_strings(table, "teardown", where),
         include=_strings(table, "include", where),
-        sparse=tuple(_sparse_path(path, where) for path in _strings(table, "sparse", where)),
+        sparse=tuple(sparse_path(path, f"{where}: lease.sparse") for path in _strings(table, "sparse", where)),
         source=where,
         sha256=hashlib.sha256(data).hexdigest(),
     )
@@ -149,8 +149,10 @@ def _strings(table: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _sparse_path(path: str, where: str) -> str:
+def sparse_path(path: str, what: str) -> str:
+    """A sparse folder as ``git sparse-checkout set --cone`` takes it: relative to the
+    worktree, without ``..``, on one line (they go to its ``--stdin``); *what* names it."""
     parts = path.strip("/").split("/")
-    if path.startswith("/") or ".." in parts or "\n" in path:
-        raise UsageError(f"{where}: lease.sparse path {path!r} must be relative to the worktree, without '..'")
+    if not path.strip("/") or path.startswith("/") or ".." in parts or "\n" in path or "\0" in path:
+        raise UsageError(f"{what} path {path!r} must be a folder relative to the worktree, without '..'")
     return path

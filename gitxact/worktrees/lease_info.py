@@ -52,6 +52,7 @@ class LeaseInfo(PlainModel):
         "warning",
         "ports",
         "conflicts",
+        "sparse",
     )
     __slots__ = FIELDS
 
@@ -81,6 +82,7 @@ class LeaseInfo(PlainModel):
         warning: str | None = None,
         ports: list[int] | None = None,
         conflicts: dict[str, list[str]] | None = None,
+        sparse: list[str] | None = None,
     ) -> None:
         self.agent = agent
         self.path = path
@@ -112,6 +114,8 @@ class LeaseInfo(PlainModel):
         #: Asked for (``--conflicts``): the target and the other live leases its branch would
         #: conflict with, each with the paths (empty: none). ``None``: not looked at.
         self.conflicts = conflicts
+        #: The folders a sparse lease checks out (cone mode); empty: every file.
+        self.sparse: list[str] = [] if sparse is None else sparse
 
 
 class LeaseListDoc(PlainDocument):

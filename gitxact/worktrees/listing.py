@@ -97,6 +97,7 @@ def collect(repo: Repo, *, details: bool = True, dirty: bool | None = None) -> L
             locked=entry is not None and entry.locked is not None,
             warning=stale_warning(lease, now) if live and expired and alive else None,
             ports=list(lease.ports),
+            sparse=list(lease.sparse),
         )
         if not missing and entry is not None:
             whole.append((lease, info))

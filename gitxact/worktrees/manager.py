@@ -51,11 +51,14 @@ from gitxact.worktrees import (
     registration,
     setup,
 )
+from gitxact.worktrees import sparse as sparse_paths
 from gitxact.worktrees.lease_info import LeaseListDoc
 from gitxact.worktrees.results import AcquireDoc, EndDoc, ReapDoc, ReleaseDoc, RenewDoc
 from gitxact.worktrees.trace import trace
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from gitxact.core.repo import Repo
     from gitxact.worktrees.scoped import LeasedWorktree
 
@@ -78,6 +81,7 @@ class Worktrees:
         owner_pid: int | None = None,
         reuse: str | None = None,
         keep_failed: bool = False,
+        sparse: Sequence[str] | None = None,
     ) -> AcquireDoc:
         """Lease a worktree and branch to *agent*; idempotent while its lease lives.
 
@@ -110,6 +114,9 @@ class Worktrees:
         anything is made), run after the checkout, still outside the repository lock. A
         failing setup undoes the acquire (exit 1) unless *keep_failed*, which keeps the
         lease and returns it with ``setup_failed`` saying why.
+
+        With *sparse* (folders, cone mode; ``None``: the file's ``lease.sparse``, ``()``: none)
+        only those folders and the files at the top are checked out (:mod:`gitxact.worktrees.sparse`).
         """
         repo = self.repo
         validate_agent(agent)
@@ -120,6 +127,7 @@ class Worktrees:
         branch_name = branches.validate_branch(branch) if branch is not None else repo.settings.branch_prefix + agent
         owner = _owner(owner_pid)
         explicit_base = branches.resolve_base(repo, base) if base is not None else None
+        wanted = None if sparse is None else sparse_paths.checked(sparse)
         repo.store.ensure("locks", "state")
         budget = repo.locks.default_timeout
         deadline = time.monotonic() + (budget if budget >= 0 else float("inf"))
@@ -132,6 +140,7 @@ class Worktrees:
                 owner=owner,
                 explicit_base=explicit_base,
                 reuse=reuse,
+                sparse=wanted,
             )
             if not isinstance(outcome, _Busy):
                 break
@@ -173,7 +182,13 @@ class Worktrees:
             self._undo(lease, f"its checkout failed: {failed.message}")
             raise failed
         doc = _acquire_doc(lease, token=outcome.token, existing=False, replaced=outcome.replaced)
-        update: dict[str, object] = {**outcome.kept, "included": included.copied, "include_skipped": included.skipped}
+        update: dict[str, object] = {
+            **outcome.kept,
+            "included": included.copied,
+            "include_skipped": included.skipped,
+            "include_linked": included.linked,
+            "include_reflinked": included.reflinked,
+        }
         if provisioned is not None:
             update["setup_log"] = str(provisioned.log)
             if provisioned.failed is not None:
@@ -190,6 +205,7 @@ class Worktrees:
         owner: ProcessIdentity,
         explicit_base: tuple[str, str] | None,
         reuse: str | None = None,
+        sparse: tuple[str, ...] | None = None,
     ) -> AcquireDoc | _Busy | _Registered:
         """Under the repository lock: the lease record, the folder, the locked registration on
         its branch (no file checked out), the mark; returns holding the new worktree's lock."""
@@ -278,6 +294,7 @@ class Worktrees:
                     branch_created=tip is None,
                     teardown=list(config.teardown),
                     config_sha=config.sha256 if config.has_commands else None,
+                    sparse=list(config.sparse if sparse is None else sparse),
                 )
                 lease = ports.record_with_ports(repo, lease, config.ports, config.port_range)
                 crashpoint("worktree-acquire-recorded")
@@ -415,6 +432,7 @@ class Worktrees:
                 leases.save_record(repo, lease)
             crashpoint("worktree-acquire-claimed")
             registration.add_worktree(repo, Path(lease.path), lease.branch, start, create=not exists, reason=reason)
+            sparse_paths.set_cone(repo, Path(lease.path), lease.sparse)
             ownership.mark(Path(lease.path), lease.token_hash)
         except GitxactError:
             try:
@@ -591,6 +609,7 @@ class Worktrees:
         keep_branch: bool = False,
         heartbeat: bool = True,
         reuse: str | None = None,
+        sparse: Sequence[str] | None = None,
     ) -> contextlib.AbstractContextManager[LeasedWorktree]:
         """Hold a fresh lease for the ``with`` block, then release it, always.
 
@@ -604,11 +623,19 @@ class Worktrees:
         ``refs/gitxact/snapshots/<agent>/<time>`` (named in ``wt.released``) before the
         worktree is removed. With *heartbeat*, a background thread renews the lease
         every third of its TTL, so a long block is not reaped while this process lives.
+        *sparse* is :meth:`acquire`'s.
         """
         from gitxact.worktrees.scoped import leased_worktree
 
         return leased_worktree(
-            self, agent, base=base, branch=branch, keep_branch=keep_branch, heartbeat=heartbeat, reuse=reuse
+            self,
+            agent,
+            base=base,
+            branch=branch,
+            keep_branch=keep_branch,
+            heartbeat=heartbeat,
+            reuse=reuse,
+            sparse=sparse,
         )
 
 
@@ -698,5 +725,6 @@ def _acquire_doc(lease: Lease, *, token: str | None, existing: bool, replaced: E
         ttl=lease.ttl,
         replaced=replaced,
         ports=lease.ports,
+        sparse=lease.sparse,
         env=setup.lease_env(lease),
     )

@@ -73,6 +73,12 @@ class AcquireDoc(Document):
     #: Those not copied: the destination, or a folder on its way, is a symbolic link in the
     #: new worktree (the checkout brought it), and nothing is written through one.
     include_skipped: list[str] = Field(default_factory=list)
+    #: Folders a ``link FOLDER/`` line named, linked to the main worktree's instead of copied.
+    include_linked: list[str] = Field(default_factory=list)
+    #: How many of ``included`` share their bytes with the original (reflinks: XFS, btrfs).
+    include_reflinked: int = 0
+    #: The folders a sparse lease checks out (cone mode: ``--sparse``, ``lease.sparse``); empty: all.
+    sparse: list[str] = Field(default_factory=list)
     #: Loopback ports allocated to the lease (``.gitxact.toml``'s ``lease.ports``).
     ports: list[int] = Field(default_factory=list)
     #: The lease's variables (GITXACT_AGENT, _BRANCH, _WORKTREE, _PORT, _PORTS), as setup saw them.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,7 +25,13 @@ class Worktrees(Protocol):
     """What a scoped lease needs of :class:`gitxact.worktrees.manager.Worktrees` (which builds it)."""
 
     def acquire(
-        self, agent: str, *, base: str | None = ..., branch: str | None = ..., reuse: str | None = ...
+        self,
+        agent: str,
+        *,
+        base: str | None = ...,
+        branch: str | None = ...,
+        reuse: str | None = ...,
+        sparse: Sequence[str] | None = ...,
     ) -> AcquireDoc: ...
 
     def release(
@@ -75,9 +81,10 @@ def leased_worktree(
     keep_branch: bool,
     heartbeat: bool,
     reuse: str | None = None,
+    sparse: Sequence[str] | None = None,
 ) -> Iterator[LeasedWorktree]:
     """See :meth:`gitxact.worktrees.manager.Worktrees.lease`."""
-    acquired = worktrees.acquire(agent, base=base, branch=branch, reuse=reuse)
+    acquired = worktrees.acquire(agent, base=base, branch=branch, reuse=reuse, sparse=sparse)
     if acquired.existing or acquired.token is None:
         raise RefusedError(
             f"agent {agent!r} already holds a live lease: {acquired.path} on branch {acquired.branch!r}, "
