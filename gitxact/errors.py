@@ -1,6 +1,6 @@
 """The exception hierarchy: every failure a user can cause is one of these.
 
-Each class carries its exit code (the table in README.md), so the single handler in
+Each class carries its exit code (the table in docs/commands.md), so the single handler in
 ``error_handler`` can turn any of them into one line (plus a hint) and a code
 without a table of special cases. Anything that is not a ``GitxactError`` is a bug.
 """

@@ -52,7 +52,7 @@ from gitxact.git import lite  # noqa: E402
 from gitxact.gx import shim  # noqa: E402
 
 #: The scripts run by default, by the git area gx wraps: about 2,300 tests, 17-19 minutes on
-#: 2 cores for both runs (gx's run takes most of it: see the README's "git's own test suite").
+#: 2 cores for both runs (gx's run takes most of it: see docs/benchmark.md, "git's own test suite").
 AREAS: dict[str, tuple[str, ...]] = {
     "init": ("t0001",),
     "config": ("t1300",),
@@ -687,7 +687,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--test-opts", default="", help="extra options for every test script, e.g. '-v --run=51'")
     parser.add_argument("--timeout", type=float, default=1200.0, help="seconds one script may run (default 1200)")
     parser.add_argument("--keep-trash", action="store_true", help="keep each script's trash directory")
-    parser.add_argument("--markdown", action="store_true", help="print the table in Markdown (for the README)")
+    parser.add_argument("--markdown", action="store_true", help="print the table in Markdown (for docs/benchmark.md)")
     parser.add_argument("--from-json", type=Path, help="print the report of an earlier --json file; run nothing")
     parser.add_argument("--prepare-only", action="store_true", help="fetch and build, run no test")
     args = parser.parse_args(argv)

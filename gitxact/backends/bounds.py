@@ -5,7 +5,7 @@ server ends a silent client's session (and its advisory locks) no sooner than th
 seconds after it last heard from it, and a holder gives its lock up at
 :data:`HOLDER_BOUND`, half of it, after the last statement it sent that the server
 answered. Between the two lie :data:`STOP_GRACE` for the holder's command to stop and a
-SIGKILL's margin (the README's "Beyond one machine" argues it). No psycopg here: the CLI
+SIGKILL's margin (docs/postgresql.md argues it). No psycopg here: the CLI
 reads the grace without loading the driver.
 """
 

@@ -14,7 +14,7 @@ from gitxact.errors import UsageError
 from gitxact.git import run as git
 from gitxact.util.value import Value
 
-#: Every key gitxact reads, its default and what it means (README "Configuration").
+#: Every key gitxact reads, its default and what it means (docs/configuration.md).
 KEYS: dict[str, tuple[str, str]] = {
     "gitxact.lockTimeout": ("60", "seconds to wait for a lock before exit 75 (negative: wait forever)"),
     "gitxact.worktreeRoot": ("../<repo>.worktrees", "folder that holds agents' worktrees"),

@@ -2,8 +2,8 @@
 
 ``GITXACT_TEST_CRASHPOINT`` (a comma-separated list of crash point names) makes the
 process SIGKILL itself when it reaches one of those points, so the test suite can
-prove that a crash at that exact moment is recoverable. It is documented in the
-README as a test switch; it has no effect unless set.
+prove that a crash at that exact moment is recoverable. It is documented in
+CONTRIBUTING.md as a test switch; it has no effect unless set.
 
 ``GITXACT_TEST_CRASH_AFTER_STEP=N`` (also test-only) makes the process SIGKILL itself
 right after its N-th write-ahead journal step (counted per process, from 1), so a
