@@ -91,7 +91,7 @@ def capture(args: Sequence[str], env: Mapping[str, str]) -> tuple[int, str]:
     """
     # posix_spawn with a pipe, not subprocess (whose import brings signal's enums):
     # stdin and stderr are /dev/null, as a captured query's were.
-    # start-up: saves over 0.1 S on gx status's alias lookup (README, Benchmark: start-up tricks)
+    # start-up: saves over 0.1 S on gx st, an alias (README, Benchmark: start-up tricks)
     out, into = os.pipe2(os.O_CLOEXEC)
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     try:
