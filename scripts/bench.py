@@ -1237,6 +1237,7 @@ TRICKS = [
     ("util/identity.py, not socket", "socket", ["gx commit"]),
     ("util/jsontext.py, not json", "json", ["gx commit", "hooks"]),
     ("util/names.py and bin/gx, not re", "re", ["gx commit"]),
+    ("str paths in gx's modules and util/files.py, not pathlib", "pathlib", ["gx commit", "gx status"]),
     ("_signal, not signal", "signal", ["gx commit"]),
     ("plain ints, not enum", "enum", ["gx commit"]),
     ("_thread._local, not threading", "threading", ["gx commit"]),
