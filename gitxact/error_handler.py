@@ -47,7 +47,7 @@ def _private(folder: Path) -> bool:
 
 def crash_log(exc: BaseException) -> Path | None:
     """Append *exc*'s traceback to the crash log; its path, or ``None`` where no private folder could hold it."""
-    # Imported here, on the crash path only: ~5 ms every gx and gitxact call is spared.
+    # Imported here, on the crash path only: every gx and gitxact call is spared them.
     import datetime
     import tempfile
     import traceback

@@ -1526,6 +1526,74 @@ def bench_caches(tmp: Path, quick: bool) -> None:
         image.unlink(missing_ok=True)
 
 
+#: Each start-up trick (docs/benchmark.md, "Start-up tricks"): the standard module it avoids,
+#: and the paths of this table it is on. Kept only where it saves at least 0.1 S.
+TRICKS = [
+    ("`TYPE_CHECKING = False`, not typing", "typing", ["gx commit", "gx status", "hooks", "--version"]),
+    ("util/value.py, not dataclasses", "dataclasses", ["gx commit"]),
+    ("git/lite.py, not subprocess", "subprocess", ["gx commit", "gx status"]),
+    ("util/identity.py, not socket", "socket", ["gx commit"]),
+    ("util/jsontext.py, not json", "json", ["gx commit", "hooks"]),
+    ("util/names.py and bin/gx, not re", "re", ["gx commit"]),
+    ("str paths in gx's modules and util/files.py, not pathlib", "pathlib", ["gx commit", "gx status"]),
+    ("_signal, not signal", "signal", ["gx commit"]),
+    ("plain ints, not enum", "enum", ["gx commit"]),
+    ("_thread._local, not threading", "threading", ["gx commit"]),
+    ("lock context managers as classes, not contextlib", "contextlib", ["gx commit"]),
+    ("util/digest.py, not hashlib", "hashlib", ["hooks"]),
+    ("_ctypes, not ctypes", "ctypes", ["gx commit"]),
+    ("cli/fast.py, not click", "click", ["tracker incr"]),
+    ("core/plain.py and state/fields.py, not pydantic", "pydantic", ["status"]),
+    ("gx/refresh.py's copy of CHOOSING_PREFIX, not locking/tickets.py", "gitxact.locking.tickets", ["gx status"]),
+]
+
+
+def bench_tricks(tmp: Path, quick: bool) -> None:
+    """Each start-up trick against the standard module it avoids, imported first on the same
+    command: what the plain code would import. Needs valgrind; one run each (it is exact)."""
+    if shutil.which("valgrind") is None:
+        print("tricks: valgrind not installed, skipped", file=sys.stderr)
+        return
+    seeded = {**os.environ, "PYTHONHASHSEED": "0"}  # the same hash seed: the same dict work each run
+
+    def counted(argv: list[str], cwd: Path) -> int:
+        total = instructions(argv, cwd, seeded)
+        assert total is not None  # valgrind was found above
+        return total
+
+    plain = make_repo(tmp, "plain")
+    inited = make_repo(tmp, "inited")
+    Workspace(inited).init()
+    gx = "import sys\nfrom gitxact.gx.main import main\nsys.exit(main())"
+    cli = "import re, sys\nfrom gitxact.cli.entry import main\nsys.exit(main())"  # re: pip's launcher
+    hooks = f"import sys; sys.path.insert(0, {str(ROOT)!r}); import gitxact.hooks.policy, gitxact.tx.journal_reader"
+    paths: dict[str, Callable[[str], list[str]]] = {
+        "gx commit": lambda pre: [sys.executable, "-c", pre + gx, "commit", "-q", "--allow-empty", "-m", "x"],
+        "gx status": lambda pre: [sys.executable, "-c", pre + gx, "status"],
+        "hooks": lambda pre: [sys.executable, "-I", "-S", "-c", pre + hooks],
+        "--version": lambda pre: [sys.executable, "-c", pre + cli, "--version"],
+        "tracker incr": lambda pre: [sys.executable, "-c", pre + cli, "tracker", "incr", "n"],
+        "status": lambda pre: [sys.executable, "-c", pre + cli, "status"],
+    }
+
+    def where(path: str) -> Path:
+        return plain if path.startswith("gx") else inited
+
+    start = counted([sys.executable, "-c", "pass"], plain)
+    base = {path: counted(argv(""), where(path)) for path, argv in paths.items()}
+    for label, module, on in TRICKS:
+        for path in on:
+            without = counted(paths[path](f"import {module}\n"), where(path))
+            saved = (without - base[path]) / start
+            row(
+                f"start-up trick: {label}, on `{path}`",
+                f"{base[path] / 1e6:.1f} M instructions",
+                f"{without / 1e6:.1f} M with `import {module}`; S = {start / 1e6:.1f} M",
+                f"{saved:.2f} S saved",
+                "keep if >= 0.1 S: " + ("met" if saved >= 0.1 else "NOT met"),
+            )
+
+
 SECTIONS: list[tuple[str, Callable[[Path, bool], None]]] = [
     ("gx", bench_gx),
     ("hooks", bench_hooks),
@@ -1534,6 +1602,7 @@ SECTIONS: list[tuple[str, Callable[[Path, bool], None]]] = [
     ("event cost", bench_event_cost),
     ("tracker", bench_tracker),
     ("start-up", bench_startup),
+    ("tricks", bench_tricks),
     ("contention", bench_contention),
     ("worktrees", bench_worktrees),
     ("transactions", bench_transactions),

@@ -66,7 +66,7 @@ def test_gitpython_clients_through_gx_lose_nothing(repo: Path) -> None:
 
     4 processes x 5 add+commit in one worktree: every commit lands, 0 failures. (What
     GitPython does in Python, e.g. ``repo.index.add``, writes the index without git: only
-    its git commands go through gx; README "Worktrees and leases" says so.)
+    its git commands go through gx; docs/leases.md says so.)
     """
     gx = Path(sys.executable).parent / "gx"
     env = {**os.environ, "GIT_PYTHON_GIT_EXECUTABLE": str(gx), "GIT_PYTHON_REFRESH": "quiet"}

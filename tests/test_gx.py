@@ -179,10 +179,10 @@ def test_locked_path_imports_only_what_it_uses(repo: Path) -> None:
     modules = _imported(["commit", "-q", "--allow-empty", "-m", "x"], repo)
     assert {"gitxact.gx.locked", "gitxact.locking.locks", "gitxact.leases.reader"} <= modules
     assert not modules & HEAVY
-    assert not {"typing", "dataclasses", "inspect", "socket", "hashlib", "tempfile", "traceback"} & modules
-    # The standard library's expensive imports too (valgrind: 154 M -> 91 M instructions for
-    # a gx commit, a bare Python start being 39 M): json and pathlib bring re and enum,
-    # subprocess brings signal's enums, threading and contextlib bring collections.
+    assert not {"typing", "dataclasses", "inspect", "socket", "hashlib", "ctypes", "tempfile", "traceback"} & modules
+    # The standard library's expensive imports too (each saves over 0.1 S: README, Benchmark:
+    # start-up tricks): json and pathlib bring re and enum, subprocess brings signal's enums,
+    # threading and contextlib bring collections.
     expensive = {"re", "enum", "json", "pathlib", "subprocess", "signal", "contextlib", "collections", "threading"}
     assert not expensive & modules, expensive & modules
     assert not {"random", "shlex", "functools", "locale", "gitxact.git.run", "gitxact.git.lockfiles"} & modules

@@ -23,6 +23,8 @@ def test_version_imports_no_click(repo: Path) -> None:
     modules, out = _imported(["--version"], repo)
     assert out.startswith("gitxact, version ")
     assert "click" not in modules
+    # cli/entry.py's start-up trick (TYPE_CHECKING = False): docs/benchmark.md, "Start-up tricks"
+    assert "typing" not in modules
 
 
 def test_tracker_and_lock_import_no_pydantic(repo: Path) -> None:

@@ -45,7 +45,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
             # Who holds a named lock; the lock itself is an advisory lock of the session
             # ``session`` (a backend pid), so a row whose session is gone is stale.
-            # Unlogged: no WAL flush per acquire and release (7 ms each with fsync on);
+            # Unlogged: no WAL flush per acquire and release (each an fsync when on);
             # a crash empties it, and takes every advisory lock with it anyway.
             """CREATE UNLOGGED TABLE gitxact.lock_holders (
                 ns text NOT NULL,

@@ -7,11 +7,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gitxact import error_handler
 from gitxact.errors import UsageError
 
-TYPE_CHECKING = False  # see gitxact/__init__.py
 if TYPE_CHECKING:
     from gitxact.locking.locks import LockKey
     from gitxact.locking.tickets import Mode, Party

@@ -29,8 +29,8 @@ def dirty_option(func: click.decorators.FC) -> click.decorators.FC:
     """``--dirty/--no-dirty`` of the lease listings (``worktree list``, ``status``).
 
     Whether a worktree holds uncommitted work takes a ``git status`` in it: one process
-    per lease, the only part of a listing that grows with the number of leases (+113 ms at
-    100 leases, issue 14). A person reading the table asks for it with ``--dirty``; a
+    per lease, the only part of a listing that grows with the number of leases (see the
+    bench's lease-scaling rows, issue 14). A person reading the table asks for it with ``--dirty``; a
     ``--json`` document keeps it by default, since a program may decide on it and must not
     silently get "unknown". Nothing gitxact decides depends on a listing: release, reap and
     ``snapshots restore`` run their own check, in the worktree, under its lock, at the moment

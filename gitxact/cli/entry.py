@@ -1,7 +1,7 @@
 """The ``gitxact`` console script: what can be answered without click, before click.
 
-Importing click costs more than a bare interpreter start (measured: 131 M instructions
-against 38 M). ``gitxact --version`` is what scripts and installers call to probe for
+Importing click costs more than a bare interpreter start (see the bench's CLI rows).
+``gitxact --version`` is what scripts and installers call to probe for
 gitxact, and ``tracker incr`` / ``lock -- CMD`` are what agents run in loops
 (:mod:`gitxact.cli.fast`). Everything else goes to :func:`gitxact.cli.main.main`.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-TYPE_CHECKING = False  # see gitxact/__init__.py
+TYPE_CHECKING = False  # start-up: saves over 0.1 S on gitxact --version (docs/benchmark.md, "Start-up tricks")
 if TYPE_CHECKING:
     from collections.abc import Sequence
 

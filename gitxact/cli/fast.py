@@ -1,7 +1,8 @@
 """The commands agents run in loops, without click: ``tracker incr`` and ``lock -- CMD``.
 
-Importing click costs 131 M instructions, 3.4 bare Python start-ups, before any gitxact
-code runs: more than the whole command's work. These two run in agents' loops (count a
+Importing click costs more than the whole command's work, before any gitxact code runs.
+Start-up: saves over 0.1 S on tracker incr and lock -- true (docs/benchmark.md,
+"Start-up tricks"). These two run in agents' loops (count a
 finished task, serialize a step), so the plain shapes of their command lines are read
 here by hand:
 
@@ -19,10 +20,10 @@ from __future__ import annotations
 
 import math
 import os
+from typing import TYPE_CHECKING
 
 from gitxact.cli.app import AppContext
 
-TYPE_CHECKING = False  # see gitxact/__init__.py
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 

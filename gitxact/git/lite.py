@@ -1,8 +1,8 @@
 """The stdlib-only part of running git: what ``gx``'s fast path and the git hooks need.
 
 :mod:`gitxact.git.run` is the module that runs git, but importing it costs subprocess and
-dataclasses (measured: ~12 ms, more than half of a bare Python start-up). ``gx status``
-must cost at most 1.5 Python start-ups over ``git status``, and the reference-transaction
+dataclasses (see docs/benchmark.md, "Start-up tricks"). ``gx status`` must cost
+at most 1.5 Python start-ups over ``git status``, and the reference-transaction
 hook runs on every ref update, so the few primitives those paths need live here and
 :mod:`gitxact.git.run` re-exports them. Nothing here imports more than ``os`` at module level.
 
@@ -89,8 +89,9 @@ def capture(args: Sequence[str], env: Mapping[str, str]) -> tuple[int, str]:
     For ``gx``'s alias lookup, which must see the repository exactly as the user's git
     will (same cwd, same ``GIT_DIR``), so the environment is passed through as given.
     """
-    # posix_spawn with a pipe, not subprocess (whose import costs gx ~30 M instructions,
-    # with signal's enums): stdin and stderr are /dev/null, as a captured query's were.
+    # posix_spawn with a pipe, not subprocess (whose import brings signal's enums):
+    # stdin and stderr are /dev/null, as a captured query's were.
+    # start-up: saves over 0.1 S on gx st, an alias (docs/benchmark.md, "Start-up tricks")
     out, into = os.pipe2(os.O_CLOEXEC)
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     try:
@@ -145,9 +146,9 @@ def run_tied(
     :func:`gitxact.util.tie.die_with_parent`): a SIGKILLed ``gx`` cannot leave its
     git working under locks it no longer holds. *started* is told git's pid.
 
-    ``fork`` + ``exec`` by hand rather than ``subprocess`` (whose import, with ``signal``'s
-    ``enum``, costs every locked ``gx`` call more than a third of a Python start-up); an
-    exec that fails is reported back through a close-on-exec pipe, as subprocess does.
+    ``fork`` + ``exec`` by hand rather than ``subprocess`` (whose import brings ``signal``'s
+    ``enum``); an exec that fails is reported back through a close-on-exec pipe, as
+    subprocess does. Start-up: saves over 0.1 S on gx commit (docs/benchmark.md, "Start-up tricks").
     """
     from gitxact.util.tie import die_with_parent
 
@@ -194,7 +195,8 @@ def wait_forwarding(pid: int) -> int:
         import signal as signals
     else:
         try:
-            import _signal as signals  # the C module: signal.py's enums cost ~20 M instructions
+            # start-up: saves over 0.1 S on gx commit (docs/benchmark.md, "Start-up tricks")
+            import _signal as signals  # the C module: signal.py builds enums on import
         except ImportError:  # pragma: no cover - another Python
             import signal as signals
 

@@ -32,12 +32,12 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gitxact.git import run as git
 from gitxact.git import started
 from gitxact.util.value import Value
 
-TYPE_CHECKING = False  # see gitxact/__init__.py: gx's locked path imports no typing
 if TYPE_CHECKING:
     from collections.abc import Iterator
 

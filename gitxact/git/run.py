@@ -21,6 +21,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gitxact.errors import GitError, GitMissingError, NotARepositoryError
 from gitxact.git import lite
@@ -33,7 +34,6 @@ from gitxact.git.lite import (
 from gitxact.util.startup import child_environ
 from gitxact.util.value import Value
 
-TYPE_CHECKING = False  # see gitxact/__init__.py: gx's locked path imports no typing/dataclasses
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 

@@ -54,7 +54,7 @@ class Snapshot:
 
 def _temp_index(git_dir: Path) -> Path:
     """A private copy of the worktree's index (stat data included, so ``add -A`` is fast)."""
-    import secrets  # here: its import (hashlib, random, base64) is 16 M instructions `status` need not pay
+    import secrets  # here: its import (hashlib, random, base64) is one `status` need not pay
 
     path = git_dir / f"gitxact-index-{secrets.token_hex(6)}"
     source = git_dir / "index"

@@ -31,7 +31,8 @@ from gitxact.util.files import ensure_private_dir, open_state_file
 
 #: A hidden ticket being chosen: someone is about to queue. ``locking/tickets.py``'s
 #: constant, repeated because importing that module (the queue and holder records) would
-#: cost every ``gx status`` ~2 M instructions more (tests/test_gx.py pins them equal).
+#: add to ``gx status``'s pinned imports (tests/test_gx.py pins the two equal). Under the
+#: start-up rule's 0.1 S (docs/benchmark.md, "Start-up tricks"): it goes with issue 26's lean core.
 CHOOSING_PREFIX = ".new-"
 _LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 

@@ -2,8 +2,9 @@
 
 The reference-transaction hook runs on every ref update of every git command, and
 ``gx`` checks the leases on every mutating command (auto-gc is turned off while any
-is active). Importing pydantic costs more than git's own work there (measured: ~140
-ms), so this reads the same file the same way :class:`gitxact.state.store.StateFile` does,
+is active). Importing pydantic costs more than git's own work there (docs/benchmark.md,
+"Start-up tricks"), so this reads the same file the same way
+:class:`gitxact.state.store.StateFile` does,
 with the standard library only: the envelope's format, kind, schema and checksum
 (the one definition in :mod:`gitxact.state.checksums`) must be right, a bad or missing file
 falls back to its ``.bak``, and with no good generation :class:`StateError` names the

@@ -6,9 +6,8 @@ a stale lock behind. Shared and exclusive are the kernel's own ``LOCK_SH`` and
 ``LOCK_EX``, which is all the repository's reader/writer lock needs.
 
 This used to be filelock (a ``FileLock`` per lock, a SQLite ``ReadWriteLock`` for the
-repository). Measured on the 2-core machine, ``import filelock`` 4.3 cost 27 ms, more
-than a whole interpreter start-up, on every ``gx`` and ``gitxact`` call; the system
-call it wraps costs microseconds and this module about 0.2 ms to import. gitxact runs
+repository). ``import filelock`` cost more than a whole interpreter start-up, on every
+``gx`` and ``gitxact`` call, for one system call that this module makes itself. gitxact runs
 on POSIX only (it relies on fcntl elsewhere too), so filelock's portability bought
 nothing here. Lock files are created no-follow, private, and never unlinked (unlinking
 a flock file lets two processes each lock a different inode of the "same" lock).

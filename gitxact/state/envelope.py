@@ -4,7 +4,7 @@ Same envelope rules as :class:`gitxact.state.store.StateFile` (format, kind, sch
 checksum of :mod:`gitxact.state.checksums`), the same ``.bak`` fallback, and with no good
 generation a :class:`StateError` naming the file. It only reads: repairing is the
 job of commands that hold the file's lock. Importing pydantic would cost more than
-the git command a hook guards (measured: ~140 ms).
+the git command a hook guards.
 """
 
 from __future__ import annotations

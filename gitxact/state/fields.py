@@ -1,7 +1,7 @@
 """Checks for state models validated by hand (the leases', ``meta``'s, ``recover``'s).
 
-Those models are read by commands that must not import pydantic (350 M instructions, nine
-bare interpreter start-ups: issue 14). Each model's ``model_validate`` lists its fields
+Those models are read by commands that must not import pydantic (several bare interpreter
+start-ups: issue 14; see :mod:`gitxact.core.plain`). Each model's ``model_validate`` lists its fields
 with their JSON types and defaults and calls :func:`checked`; a failure is a ``ValueError``
 naming the field, which the state store reports as "does not validate" (and falls back to
 the backup), as it did pydantic's. The types are strict JSON ones (``true`` is no number,

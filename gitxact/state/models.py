@@ -1,7 +1,7 @@
 """The pydantic base of the state models that need pydantic's validation.
 
 Kept apart from :mod:`gitxact.state.store` so that reading and writing a state file
-does not import pydantic (350 M instructions, nine bare interpreter starts): the store
+does not import pydantic (several bare interpreter starts, issue 14): the store
 works with any class that has the few members :class:`~gitxact.state.store.Persisted`
 names, and the tracker (a hot command) implements them by hand.
 """

@@ -197,7 +197,7 @@ class StateFile(Generic[M]):
             # The very file this object verified (usually by the load of this read-modify-write,
             # under the same lock): every write is a new inode renamed into place, and an edit in
             # place changes its size or times, so it needs no second parse, checksum and
-            # validation (each ~1 ms at 100 leases, inside the repository lock's hold).
+            # validation (each grows with the leases, inside the repository lock's hold).
             previous, keep = self._verified[1], True
         elif current is not None:
             try:
@@ -220,8 +220,8 @@ class StateFile(Generic[M]):
         }
         wrapped["checksum"] = checksum_of(wrapped)
         # Compact, as the checksum's canonical form is: any ``indent`` sends json.dumps to its
-        # pure-Python encoder, which at 100 leases made each leases.json save ~7 ms of the
-        # repository lock's hold (issue 14). ``python -m json.tool FILE`` shows it to people.
+        # pure-Python encoder, which at 100 leases made each leases.json save a large part of
+        # the repository lock's hold (issue 14). ``python -m json.tool FILE`` shows it to people.
         payload = canonical_json(wrapped) + b"\n"
         if len(payload) > files.MAX_STATE_BYTES:
             # A file over the limit could not be read back: the next read would fall back

@@ -1,10 +1,10 @@
 """SHA-256 for the light paths, without ``hashlib``'s OpenSSL start-up.
 
-``import hashlib`` loads OpenSSL's bindings: measured 2.6 ms against 0.9 ms for
-CPython's own built-in SHA-256 module, on every ``gx`` call in a repository with
-leases (``leases.json`` is checksummed). The digests are the same; the built-in module
-is private to CPython (``_sha2`` since 3.12, ``_sha256`` before), so ``hashlib`` stays
-the fallback for a build without it.
+``import hashlib`` loads OpenSSL's bindings, CPython's own built-in SHA-256 module does not,
+and every ``gx`` call in a repository with leases checksums ``leases.json``. Start-up: saves
+over 0.1 S on gx commit and the hooks (docs/benchmark.md, "Start-up tricks"). The digests are
+the same; the built-in module is private to CPython (``_sha2`` since 3.12, ``_sha256``
+before), so ``hashlib`` stays the fallback for a build without it.
 """
 
 from __future__ import annotations

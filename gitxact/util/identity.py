@@ -101,7 +101,8 @@ def host_name() -> str:
     Two containers can share a host name while numbering processes on their own: a pid
     recorded in one says nothing in the other, so they must count as different hosts.
     The name is the kernel's (``uname``, what ``gethostname`` returns on Linux), read
-    without importing ``socket`` (1.5 ms on every locked ``gx`` call). Read once per process.
+    without importing ``socket``, on every locked ``gx`` call; read once per process.
+    Start-up: saves over 0.1 S on gx commit (docs/benchmark.md, "Start-up tricks").
     """
     global _host  # noqa: PLW0603 - a per-process cache
     if _host is None:

@@ -17,10 +17,10 @@ import signal
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from gitxact.util import process
 
-TYPE_CHECKING = False  # see gitxact/__init__.py
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
     from types import FrameType

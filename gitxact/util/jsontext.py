@@ -1,8 +1,8 @@
 """JSON for the paths every ``gx`` call takes, through CPython's C accelerator, without ``re``.
 
 ``import json`` imports ``re`` three times over (decoder, scanner, encoder), and ``re``
-imports ``enum``: measured with valgrind, 23 M instructions, more than half a bare
-interpreter start (39 M), on every ``gx commit`` that only reads a lock record or two.
+imports ``enum``, on every ``gx commit`` that only reads a lock record or two.
+Start-up: saves over 0.1 S on gx commit and the hooks (docs/benchmark.md, "Start-up tricks").
 The parsing and the writing are done in C anyway (``_json``); only the Python wrappers
 around them need ``re`` (for whitespace and, on the pure-Python fallback, numbers). So
 :func:`loads` and :func:`dumps` call ``_json`` with the arguments ``json`` itself passes

@@ -12,7 +12,8 @@ from gitxact.errors import InvalidNameError, UsageError
 
 AGENT_ENV = "GITXACT_AGENT"
 # Character sets, not regular expressions: this module is on gx's locked path, which
-# does not import re (and the enum it brings): ~25 M instructions, 0.6 of a Python start.
+# does not import re (and the enum it brings).
+# start-up: saves over 0.1 S on gx commit (docs/benchmark.md, "Start-up tricks")
 _FIRST = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_"
 _NAME_CHARS = _FIRST + ".-"
 _KEY_CHARS = _FIRST + ".:/-"

@@ -16,11 +16,11 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gitxact.errors import CommandNotRunnableError, UsageError
 from gitxact.util.tie import die_with_parent
 
-TYPE_CHECKING = False  # see gitxact/__init__.py: gx's locked path imports no typing
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
     from types import FrameType

@@ -1,7 +1,7 @@
 """Start-up tweaks of the CLI process that must not leak into the commands it runs.
 
 pydantic scans every installed package's entry points for plugins the first time a
-model is built (``importlib.metadata``: about 40 ms of each CLI call). gitxact uses
+model is built (``importlib.metadata``, on every CLI call that builds one). gitxact uses
 no pydantic plugin, so the CLI turns the scan off for itself, and removes the switch
 again from the environment of every child, so a user's own program run under
 ``gitxact lock -- CMD`` sees their environment unchanged.

@@ -43,8 +43,9 @@ def die_with_parent() -> Callable[[], None] | None:
 
 def _prctl() -> Callable[..., int] | None:
     """libc's ``prctl``, through ``_ctypes``: the ``ctypes`` package defines some hundred
-    classes on import (8 M instructions, a fifth of a Python start, on every locked ``gx``)
-    where one C function type is needed. ``ctypes`` itself where ``_ctypes`` differs."""
+    classes on import, on every locked ``gx``, where one C function type is needed.
+    ``ctypes`` itself where ``_ctypes`` differs. Start-up: saves over 0.1 S on gx commit
+    (docs/benchmark.md, "Start-up tricks")."""
     try:
         import _ctypes
 

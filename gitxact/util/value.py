@@ -1,8 +1,8 @@
 """A value object without ``dataclasses``: equality, hash and repr from ``__slots__``.
 
-``import dataclasses`` pulls in ``inspect`` (with ``ast``, ``dis`` and ``tokenize``):
-measured 3.5 ms, a fifth of a bare interpreter start-up, on every ``gx`` call that
-takes a lock. The few records that path builds (lock keys, ticket names, the
+``import dataclasses`` pulls in ``inspect`` (with ``ast``, ``dis`` and ``tokenize``) on
+every ``gx`` call that takes a lock. Start-up: saves over 0.1 S on gx commit (docs/benchmark.md,
+"Start-up tricks"). The few records that path builds (lock keys, ticket names, the
 repository layout, process identities) derive from :class:`Value` instead and write
 their ``__init__`` by hand. They are treated as immutable: nothing assigns to them after
 construction (``cached_property`` needs a ``__dict__``, so a class may add one).
