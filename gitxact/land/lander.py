@@ -161,12 +161,16 @@ class Lander:
         state = self.lf.peek()
         return [r for r in group if (now := state.request(r.id)) is not None and now.state == "serving"]
 
-    def _attempt(self, group: list[Request], attempt: int) -> tuple[list[Request], checks.CheckResult] | None:
-        """One build-check-move; returns the requests whose check failed together, if it did."""
+    def new_work(self, group: list[Request], *, reads_target: bool = True) -> Work:
+        """The record of one candidate for *group*, in its first step (``build``); not saved yet.
+
+        *reads_target*: whether it fetches a remote target's tip (a speculative round's later
+        candidates build on the one before, not on the target).
+        """
         head = group[0]
         remote = self.remote if head.remote is not None and self.remote is not None else head.remote
         work_id = new_id("work")
-        work = Work(
+        return Work(
             id=work_id,
             queue=self.queue,
             target=head.target,
@@ -176,8 +180,12 @@ class Lander:
             owner=Owner.current(self.repo.agent, "land"),
             started=time.time(),
             worktree=str(candidate.worktree_folder(self.repo, work_id)),
-            fetch_ref=f"{candidate.FETCH_PREFIX}{work_id}" if remote is not None else None,
+            fetch_ref=f"{candidate.FETCH_PREFIX}{work_id}" if remote is not None and reads_target else None,
         )
+
+    def _attempt(self, group: list[Request], attempt: int) -> tuple[list[Request], checks.CheckResult] | None:
+        """One build-check-move; returns the requests whose check failed together, if it did."""
+        work = self.new_work(group)
         self.save(work)
         try:
             return self._build_check_move(work, group, attempt)

@@ -31,16 +31,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitxact.errors import EXIT_REFUSED, GitxactError, OperationFailedError
 from gitxact.land import candidate, carry, recovery
-from gitxact.land.records import Outcome, Request, Work, new_id
+from gitxact.land.records import Outcome, Request, Work
 from gitxact.tx import checks
-from gitxact.tx.journal import Owner
 from gitxact.util import faults
 
 if TYPE_CHECKING:
@@ -97,32 +95,19 @@ def serve_round(lander: Lander, groups: list[list[Request]]) -> None:
 def _build_all(lander: Lander, groups: list[list[Request]], slots: list[_Slot]) -> None:
     repo = lander.repo
     head = groups[0][0]
-    remote = lander.remote if head.remote is not None and lander.remote is not None else head.remote
     base: str | None = None
     for number, group in enumerate(groups):
-        work_id = new_id("work")
-        work = Work(
-            id=work_id,
-            queue=lander.queue,
-            target=head.target,
-            remote=remote,
-            requests=[r.id for r in group],
-            phase="build",
-            owner=Owner.current(repo.agent, "land"),
-            started=time.time(),
-            worktree=str(candidate.worktree_folder(repo, work_id)),
-            # Only the first candidate reads the target; the others build on the one before.
-            fetch_ref=f"{candidate.FETCH_PREFIX}{work_id}" if remote is not None and number == 0 else None,
-        )
+        # Only the first candidate reads the target; the others build on the one before.
+        work = lander.new_work(group, reads_target=number == 0)
         lander.save(work)
         slot = _Slot(work, group)
         slots.append(slot)
         if base is None:
-            base = candidate.read_target(repo, head.target, remote, work.fetch_ref)
-            if lander.lf.shared and remote is not None:
-                carry.fetch_missing(repo, remote, {r.id: r.tip for g in groups for r in g})
+            base = candidate.read_target(repo, head.target, work.remote, work.fetch_ref)
+            if lander.lf.shared and work.remote is not None:
+                carry.fetch_missing(repo, work.remote, {r.id: r.tip for g in groups for r in g})
         wt = Path(work.worktree)
-        candidate.add_worktree(repo, wt, base, candidate.lock_reason(work_id, os.getpid()))
+        candidate.add_worktree(repo, wt, base, candidate.lock_reason(work.id, os.getpid()))
         for request in group:
             result = candidate.apply(
                 repo, wt, request.tip, strategy=request.strategy, branch=request.branch, target=request.target
