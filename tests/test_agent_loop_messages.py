@@ -113,12 +113,14 @@ def test_a_failing_check_names_its_log_once(repo: Path) -> None:
     assert proc.stderr.count(first_log) == 1
 
 
-def test_a_progress_line_is_printed_once(capsys: pytest.CaptureFixture[str]) -> None:
-    progress = _Progress("main")
-    progress(QueueView(position=0, waiting=2, serving=("a1",), step="check"))
-    progress(QueueView(position=0, waiting=1, serving=("a1",), step="check"))  # one fewer waits: same line
-    progress(QueueView(position=0, waiting=1, serving=("a1",), step="push"))
+def test_a_log_gets_a_line_per_place_in_the_queue_once(capsys: pytest.CaptureFixture[str]) -> None:
+    progress = _Progress("main")  # capsys's stderr is no terminal: the log's lines
+    progress(QueueView(position=2, waiting=2, serving=("a1",), step="check"))
+    progress(QueueView(position=2, waiting=3, serving=("a1",), step="check"))  # one more waits: same line
+    progress(QueueView(position=2, waiting=3, serving=("a1",), step="move"))  # a step: not for a log
+    progress(QueueView(position=1, waiting=2, serving=("a2",), step="build"))
+    progress(QueueView(position=0, waiting=1, serving=("a3",), step="check"))  # its own landing: the outcome says
     assert capsys.readouterr().err.splitlines() == [
-        "gitxact: landing now onto main (check)",
-        "gitxact: landing now onto main (push)",
+        "gitxact: 2nd in the queue for main; landing now: a1",
+        "gitxact: 1st in the queue for main; landing now: a2",
     ]

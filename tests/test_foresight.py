@@ -60,6 +60,7 @@ def test_conflicts_names_the_overlapping_pair_and_changes_nothing(repo: Path) ->
     assert [(p["agents"], p["paths"]) for p in doc["pairs"]] == [(["a1", "a2"], ["shared.py"])]
     assert doc["pairs_checked"] == 3
     assert doc["clean"] is False
+    assert gitxact("conflicts", "--exit-code", "--json", cwd=repo).returncode == 1
     assert _everything(repo, [repo, *worktrees]) == before
 
     text = gitxact("conflicts", cwd=repo).stdout  # the main worktree's branch is the default target
@@ -72,9 +73,13 @@ def test_a_branch_behind_a_conflicting_target_is_seen(repo: Path) -> None:
     landed = gitxact("land", "--onto", "main", cwd=a1)
     assert landed.returncode == 0, landed.stderr
     doc = json.loads(gitxact("conflicts", "--onto", "main", "--json", cwd=repo).stdout)
-    verdicts = {c["agent"]: c["paths"] for c in doc["against_target"]}
-    assert verdicts["a2"] == ["shared.py"]
-    assert verdicts["a3"] == []
+    verdicts = {c["agent"]: (c["paths"], c["integrated"]) for c in doc["against_target"]}
+    assert verdicts["a2"] == (["shared.py"], None)
+    assert verdicts["a3"] == ([], None)
+    assert verdicts["a1"] == ([], "merged into main"), "a landed branch (fast-forwarded) has nothing left"
+    assert doc["pairs"] == [], "a1 x a2 is gone with a1's landing: a2 against main says it"
+    assert gitxact("conflicts", "--exit-code", cwd=repo).returncode == 1
+    assert "a1  gitxact/a1  merged into main" in gitxact("conflicts", cwd=repo).stdout
 
 
 def test_land_dry_run_answers_as_land_would_and_files_nothing(repo: Path) -> None:

@@ -193,7 +193,10 @@ def _dry_run(doc: DryRunDoc, as_json: bool) -> int:
 
 
 class _Progress:
-    """One line per change of place (redrawn in place on a terminal)."""
+    """Where the request stands: on a terminal one line redrawn in place, steps and all; in a
+    log a line each time its place in the queue changes while it waits (the steps of its
+    own landing come and go faster than the queue is looked at, so a log would show some
+    and not others; the outcome line says how it ended)."""
 
     def __init__(self, target: str) -> None:
         self.target = target
@@ -205,8 +208,10 @@ class _Progress:
 
         if not isinstance(view, QueueView):  # pragma: no cover - the queue only sends these
             return
+        if not self.tty and view.position == 0:
+            return
         serving = ", ".join(view.serving) or "nobody"
-        step = f" ({view.step})" if view.step else ""
+        step = f" ({view.step})" if view.step and self.tty else ""
         if view.position == 0:
             line = f"landing now onto {self.target}{step}"
         else:

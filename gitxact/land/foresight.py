@@ -44,6 +44,10 @@ class TargetCheck(BaseModel):
     tip: str
     clean: bool
     paths: list[str] = Field(default_factory=list)
+    #: Already integrated into the target (``landed on main``, ``merged into main``...: the
+    #: rule :mod:`gitxact.worktrees.integration` found): nothing of it is left to conflict,
+    #: so it is in no pair.
+    integrated: str | None = None
 
 
 class PairCheck(BaseModel):
@@ -72,6 +76,18 @@ class MergeTrees:
     def __init__(self, repo: Repo) -> None:
         self.repo = repo
         self._known: dict[tuple[str, str], list[str]] = {}
+        self._integrated: dict[tuple[str, str, str], str | None] = {}
+
+    def integrated(self, branch: str, tip: str, target: str, target_tip: str) -> str | None:
+        """Whether *branch* at *tip* is integrated into *target* (at *target_tip*): the rule, as
+        a phrase, or ``None``; asked once per three commits (a landing moves the target)."""
+        key = (branch, tip, target_tip)
+        if key not in self._integrated:
+            from gitxact.worktrees import integration
+
+            verdict = integration.judge(self.repo, branch, tip, [target])
+            self._integrated[key] = verdict.describe() if verdict.integrated else None
+        return self._integrated[key]
 
     def conflicts(self, ours: str, theirs: str) -> list[str]:
         """The paths a merge of *ours* and *theirs* conflicts on (empty: it merges cleanly)."""
@@ -144,12 +160,18 @@ def conflicts(repo: Repo, onto: str, *, merges: MergeTrees | None = None) -> Con
         if branch_tip is not None:
             tips.append((lease.agent, lease.branch.removeprefix("refs/heads/"), branch_tip))
     merges = merges if merges is not None else MergeTrees(repo)
-    pairs = [(tips[i], tips[j]) for i in range(len(tips)) for j in range(i + 1, len(tips))]
-    merges.prefetch([(tip, t) for _, _, t in tips] + [(a[2], b[2]) for a, b in pairs if a[2] != b[2]])
+    done = {agent: merges.integrated(branch, branch_tip, target, tip) for agent, branch, branch_tip in tips}
+    live = [entry for entry in tips if done[entry[0]] is None]
+    pairs = [(live[i], live[j]) for i in range(len(live)) for j in range(i + 1, len(live))]
+    merges.prefetch([(tip, t) for _, _, t in live] + [(a[2], b[2]) for a, b in pairs if a[2] != b[2]])
     against = []
     for agent, branch, branch_tip in tips:
-        paths = merges.conflicts(tip, branch_tip)
-        against.append(TargetCheck(agent=agent, branch=branch, tip=branch_tip, clean=not paths, paths=paths))
+        paths = [] if done[agent] else merges.conflicts(tip, branch_tip)
+        against.append(
+            TargetCheck(
+                agent=agent, branch=branch, tip=branch_tip, clean=not paths, paths=paths, integrated=done[agent]
+            )
+        )
     conflicting = []
     for (agent_a, branch_a, tip_a), (agent_b, branch_b, tip_b) in pairs:
         paths = [] if tip_a == tip_b else merges.conflicts(tip_a, tip_b)
