@@ -296,7 +296,9 @@ class Worktrees:
                     config_sha=config.sha256 if config.has_commands else None,
                     sparse=list(config.sparse if sparse is None else sparse),
                 )
-                lease = ports.record_with_ports(repo, lease, config.ports, config.port_range)
+                lease = ports.record_with_ports(
+                    repo, lease, config.ports, config.port_range, max_leases=repo.settings.max_leases
+                )
                 crashpoint("worktree-acquire-recorded")
                 lease = self._claim_and_add(lease, root, taken, tip is not None)
                 crashpoint("worktree-acquire-added")
