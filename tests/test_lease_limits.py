@@ -7,6 +7,8 @@ where each record is written, so together they can never pass it.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pytest
 from support.proc import GITXACT, git, gitxact, owner_process, run_parallel
 
 from fixtures.repos import make_repo
+from gitxact.state.checksums import checksum_of
 
 
 @pytest.fixture
@@ -82,3 +85,61 @@ def test_a_bad_max_leases_is_a_usage_error_naming_the_key(repo: Path, value: str
     proc = gitxact("worktree", "acquire", "one", cwd=repo)
     assert proc.returncode == 2, proc.stderr
     assert "gitxact.maxLeases" in proc.stderr
+
+
+def du_bytes(path: Path) -> int:
+    """What coreutils' du says the folder takes on disk (allocated blocks, hard links once)."""
+    out = subprocess.run(["du", "-s", "--block-size=1", str(path)], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[0])
+
+
+def test_each_lease_shows_its_size_as_measured_at_acquire_and_again_only_when_asked(repo: Path, owner: int) -> None:
+    made = {}
+    for agent in ("one", "two"):
+        proc = gitxact("worktree", "acquire", agent, "--owner-pid", str(owner), "--json", cwd=repo)
+        assert proc.returncode == 0, proc.stderr
+        made[agent] = Path(json.loads(proc.stdout)["path"])
+    first = {lease["agent"]: lease for lease in listed(repo)}
+    for agent, path in made.items():
+        assert first[agent]["disk_bytes"] == du_bytes(path)  # the walk at acquire is du's figure
+        assert isinstance(first[agent]["disk_age"], float)
+    # An agent's build adds a MiB: the listing shows the recorded figure (no walk on every call) ...
+    (made["one"] / "build.bin").write_bytes(os.urandom(1 << 20))
+    again = {lease["agent"]: lease for lease in listed(repo)}
+    assert again["one"]["disk_bytes"] == first["one"]["disk_bytes"]
+    # ... until --sizes measures again, and records it for the next listings.
+    sized = gitxact("worktree", "list", "--sizes", "--json", cwd=repo)
+    assert sized.returncode == 0, sized.stderr
+    doc = json.loads(sized.stdout)
+    now = {lease["agent"]: lease for lease in doc["leases"]}
+    assert now["one"]["disk_bytes"] == du_bytes(made["one"])
+    assert now["one"]["disk_bytes"] >= first["one"]["disk_bytes"] + (1 << 20)
+    assert doc["disk_bytes"] == now["one"]["disk_bytes"] + now["two"]["disk_bytes"]
+    assert {lease["agent"]: lease["disk_bytes"] for lease in listed(repo)} == {
+        agent: lease["disk_bytes"] for agent, lease in now.items()
+    }
+    status = gitxact("status", "--json", cwd=repo)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["leases_disk_bytes"] == doc["disk_bytes"]
+    table = gitxact("worktree", "list", cwd=repo)
+    assert table.returncode == 0, table.stderr
+    assert "DISK" in table.stdout
+    assert "disk: " in table.stdout and "in 2 lease(s) as last measured" in table.stdout
+    assert "disk " in gitxact("status", cwd=repo).stdout
+
+
+def test_a_record_written_before_sizes_were_recorded_is_read_and_shown_unknown(repo: Path, owner: int) -> None:
+    proc = gitxact("worktree", "acquire", "old", "--owner-pid", str(owner), "--json", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    state = repo / ".git" / "gitxact" / "state" / "leases.json"
+    envelope = json.loads(state.read_text())
+    record = envelope["data"]["leases"]["old"]
+    del record["disk_bytes"], record["disk_measured"]  # as an older gitxact wrote it
+    envelope["checksum"] = checksum_of(envelope)
+    state.write_text(json.dumps(envelope))
+    (lease,) = listed(repo)
+    assert lease["disk_bytes"] is None and lease["disk_age"] is None
+    table = gitxact("worktree", "list", cwd=repo)
+    assert "1 never measured" in table.stdout, table.stdout
+    sized = gitxact("worktree", "list", "--sizes", "--json", cwd=repo)
+    assert json.loads(sized.stdout)["leases"][0]["disk_bytes"] == du_bytes(Path(lease["path"]))

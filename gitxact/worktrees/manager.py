@@ -41,6 +41,7 @@ from gitxact.util.identity import ProcessIdentity
 from gitxact.util.names import validate_agent
 from gitxact.worktrees import (
     branches,
+    disk,
     fleet,
     include,
     integration,
@@ -379,7 +380,9 @@ class Worktrees:
         """Once its files (and setup) are done, still holding the worktree's lock: ``active``."""
         repo = self.repo
         wid = registration.worktree_id_of(Path(lease.path))
-        lease = lease.model_copy(update={"phase": "active", "worktree_id": wid})
+        # Its size now, files, included caches and setup's output all there: recorded, so
+        # listings show it without walking the folder each time (gitxact.worktrees.disk).
+        lease = lease.model_copy(update={"phase": "active", "worktree_id": wid, **disk.measured(lease.path)})
         if not leases.replace_record(repo, lease):
             raise OperationFailedError(f"the lease of {lease.agent!r} was ended while its worktree was checked out")
         crashpoint("worktree-acquire-done")
