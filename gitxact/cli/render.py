@@ -439,7 +439,7 @@ def _lease_warnings(leases: list[LeaseInfo], *, indent: str = "  ") -> list[str]
 def render_reap(doc: ReapDoc) -> str:
     lines: list[str] = []
     verb = "would end" if doc.dry_run else "ended"
-    if not doc.ended and not doc.claims_ended:
+    if not doc.ended and not doc.claims_ended and not doc.trash_emptied:
         lines.append("nothing to reap")
     for item in doc.ended:
         prefix = f"{verb}: " if doc.dry_run else ""
@@ -450,6 +450,8 @@ def render_reap(doc: ReapDoc) -> str:
         )
     for agent in doc.relocked:
         lines.append(f"locked again: {agent}'s worktree (someone had unlocked it)")
+    for name in doc.trash_emptied:
+        lines.append(f"emptied from the trash: {name} (files of an ended lease)")
     for agent, why in doc.kept.items():
         lines.append(f"kept {agent}: {why}")
     return "\n".join(lines)

@@ -51,6 +51,7 @@ from gitxact.worktrees import (
     reaper,
     registration,
     setup,
+    trash,
 )
 from gitxact.worktrees import sparse as sparse_paths
 from gitxact.worktrees.lease_info import LeaseListDoc
@@ -496,6 +497,7 @@ class Worktrees:
                 if now is None:  # a reap finished it meanwhile
                     emptied.reason += "; finished meanwhile by another gitxact (reap or recover)"
                     emptied.claim_left = fleet.release(repo, lease)
+                    _empty_trash(repo, lease)
                     return ReleaseDoc(**emptied.model_dump(), **torn.fields())
                 ended = reaper.end_lease(repo, now, action="release", reason="released", keep_branch=keep_branch)
                 ended.snapshot_ref = emptied.snapshot_ref
@@ -511,6 +513,7 @@ class Worktrees:
         if not ended.error:
             # The fleet's claim ends with the lease (PostgreSQL backend), if it is still this lease's.
             ended.claim_left = fleet.release(repo, lease)
+        _empty_trash(repo, lease)
         return ReleaseDoc(**ended.model_dump(), **torn.fields())
 
     def _teardown(self, lease: Lease, *, force: bool) -> _Teardown:
@@ -685,6 +688,14 @@ class _Teardown:
 
     def fields(self) -> dict[str, str | None]:
         return {"teardown_log": self.log, "teardown_error": self.error}
+
+
+def _empty_trash(repo: Repo, lease: Lease) -> None:
+    """Once *lease* is gone: its files, renamed into the trash by the release, deleted by a
+    detached process (the release does not wait); a reap finishes what that leaves."""
+    entry = trash.entry_of(paths.worktree_root(repo), lease.agent, lease.token_hash)
+    if leases.current(repo, lease) is None and os.path.lexists(entry):
+        trash.delete_later(entry)
 
 
 def _start_commit(tip: str | None, base_commit: str, branch: str | None, reuse: str | None) -> str:
