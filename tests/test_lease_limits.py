@@ -124,7 +124,8 @@ def test_each_lease_shows_its_size_as_measured_at_acquire_and_again_only_when_as
     table = gitxact("worktree", "list", cwd=repo)
     assert table.returncode == 0, table.stderr
     assert "DISK" in table.stdout
-    assert "disk: " in table.stdout and "in 2 lease(s) as last measured" in table.stdout
+    assert "disk: " in table.stdout
+    assert "in 2 lease(s) as last measured" in table.stdout
     assert "disk " in gitxact("status", cwd=repo).stdout
 
 
@@ -138,7 +139,8 @@ def test_a_record_written_before_sizes_were_recorded_is_read_and_shown_unknown(r
     envelope["checksum"] = checksum_of(envelope)
     state.write_text(json.dumps(envelope))
     (lease,) = listed(repo)
-    assert lease["disk_bytes"] is None and lease["disk_age"] is None
+    assert lease["disk_bytes"] is None
+    assert lease["disk_age"] is None
     table = gitxact("worktree", "list", cwd=repo)
     assert "1 never measured" in table.stdout, table.stdout
     sized = gitxact("worktree", "list", "--sizes", "--json", cwd=repo)
