@@ -219,7 +219,9 @@ def delete_later(entry: Path) -> None:
     """Delete *entry* from a detached process (``python -m gitxact.worktrees.trash``), so
     the release returns now; it checks the mark itself. A shell starts it in the
     background and exits at once, so no child of ours is left to reap."""
-    script = '"$0" -m gitxact.worktrees.trash "$1" </dev/null >/dev/null 2>&1 &'
+    # From /: the caller's folder may be the worktree just released (or an agent's checkout,
+    # whose files `-m` would otherwise put first on the import path).
+    script = 'cd / && "$0" -m gitxact.worktrees.trash "$1" </dev/null >/dev/null 2>&1 &'
     argv = ["/bin/sh", "-c", script, sys.executable, str(entry)]
     try:
         pid = os.posix_spawn("/bin/sh", argv, os.environ, setsid=True)
