@@ -141,3 +141,13 @@ def test_a_trash_folder_others_may_write_is_never_used_nor_emptied(repo: Path) -
     assert gitxact("worktree", "reap", cwd=repo).returncode == 0
     assert planted.exists()
     subprocess.run(["git", "fsck"], cwd=repo, check=True, capture_output=True)
+
+
+def test_a_release_run_from_inside_its_own_worktree_still_empties_the_trash(repo: Path) -> None:
+    """The deleter starts from /: the folder the release was run in is the one it removed."""
+    path = acquire(repo, "a")
+    fill(path)
+    proc = gitxact("worktree", "release", "a", "--force", cwd=path / "dir1")
+    assert proc.returncode == 0, proc.stderr
+    assert not path.exists()
+    wait_gone(repo.parent / "repo.worktrees" / trash.TRASH)
