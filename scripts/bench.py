@@ -1427,6 +1427,137 @@ def bench_sparse(tmp: Path, quick: bool) -> None:
     )
 
 
+def _trash_settled(root: Path) -> None:
+    """Wait (untimed, bounded) until the detached deleters of releases emptied the trash, so
+    one round's deletion does not run into the next round's figures."""
+    from gitxact.worktrees import trash
+
+    deadline = time.monotonic() + 300
+    while trash.entries(root) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def bench_scale(tmp: Path, quick: bool) -> None:
+    """Issue 27's scale figures on a generated 100,000-file repository (10,000 with --quick):
+    a full acquire against ``git worktree add``, a release against ``git worktree remove``
+    (its files renamed into gitxact's trash, deleted by a detached process after it returns),
+    8 acquires at once against 8 plain adds at once; then an acquire among 1,000 leases
+    (100 with --quick) against one beside 1 lease, in a small repository."""
+    files = 10_000 if quick else 100_000
+    repo = make_repo(tmp, "mono", files=files)
+    ws = Workspace(repo)
+    ws.init()
+    owner = os.getpid()
+    root = repo.parent / "mono.worktrees"
+    plain = tmp / "plain"
+    counter = iter(range(1_000_000))
+    spent: dict[str, list[float]] = {}
+
+    def timed(name: str, job: Callable[[], object]) -> None:
+        # The previous step's dirty pages written back first (untimed): on a shared disk the
+        # writeback of one round's 100,000 files otherwise lands in whichever step comes next.
+        os.sync()
+        start = time.perf_counter()
+        job()
+        spent.setdefault(name, []).append(time.perf_counter() - start)
+
+    def ours() -> None:
+        agent = f"f{next(counter)}"
+        docs = []
+        timed("acquire", lambda: docs.append(ws.worktrees.acquire(agent, owner_pid=owner)))
+        timed("release", lambda: ws.worktrees.release(agent, token=docs[0].token))
+        _trash_settled(root)
+
+    def raw() -> None:
+        path = str(plain / f"p{next(counter)}")
+        timed("add", lambda: _quiet(["git", "worktree", "add", "-q", "-b", Path(path).name, path, "HEAD"], repo))
+        timed("remove", lambda: _quiet(["git", "worktree", "remove", "--force", path], repo))
+
+    interleaved(ours, raw, 3 if quick else 5)
+    med = {name: statistics.median(values) for name, values in spent.items()}
+    for figure, a, b, goal in (
+        ("full acquire", "acquire", "add", 1.1),
+        ("release (its files deleted after it returns)", "release", "remove", 1.0),
+    ):
+        ratio = med[a] / med[b]
+        row(
+            f"{figure}, {files:,} files (library)",
+            ms(med[a]),
+            f"{ms(med[b])} (git worktree {b})",
+            f"{ratio:.2f}x",
+            f"goal <= {goal:g}x: " + ("met" if ratio <= goal else "NOT met"),
+        )
+    go = tmp / "go"
+    eight: dict[str, list[float]] = {"ours": [], "raw": []}
+    for _ in range(1 if quick else 3):
+        agents = [f"e{next(counter)}" for _ in range(8)]
+        os.sync()
+        took, tokens = _ready_at_once(repo, go, "acquire", [(agent, str(owner)) for agent in agents])
+        eight["ours"].append(took)
+        for agent, token in zip(agents, tokens, strict=True):
+            ws.worktrees.release(agent, token=token)
+        _trash_settled(root)
+        paths = [str(plain / f"q{next(counter)}") for _ in range(8)]
+        os.sync()
+        took, done = _at_once([["git", "worktree", "add", "-q", "-b", Path(p).name, p, "HEAD"] for p in paths], repo)
+        _all_ok(done)
+        eight["raw"].append(took)
+        for path in paths:
+            _quiet(["git", "worktree", "remove", "--force", path], repo)
+    a, b = statistics.median(eight["ours"]), statistics.median(eight["raw"])
+    row(
+        f"8 acquires at once, {files:,} files (library, each in its own process)",
+        ms(a),
+        f"{ms(b)} (8 git worktree add at once)",
+        f"{a / b:.2f}x",
+        "goal <= 1.3x: " + ("met" if a / b <= 1.3 else "NOT met"),
+    )
+    _bench_many_leases(tmp, 100 if quick else 1000, 5 if quick else 9)
+
+
+def _bench_many_leases(tmp: Path, many: int, rounds: int) -> None:
+    """One library acquire's repository-lock hold and wall time among *many* leases against
+    beside 1 lease (small repositories: it is the number of leases that is measured)."""
+    repos = {1: make_repo(tmp, "one-lease"), many: make_repo(tmp, "many-leases")}
+    owner = os.getpid()
+    for count, repo in repos.items():
+        ws = Workspace(repo)
+        ws.init()
+        for i in range(count):
+            ws.worktrees.acquire(f"held-{i}", owner_pid=owner)
+    found: dict[int, list[tuple[float, float]]] = {count: [] for count in repos}
+
+    def probe(repo: Path) -> tuple[float, float]:
+        ws = Workspace(repo)
+
+        def held() -> list[float]:
+            mine = [r for r in _lock_records(repo) if r.get("pid") == os.getpid() and r.get("lock") == "repo"]
+            return [float(str(r["hold"])) for r in mine]
+
+        before = len(held())
+        start = time.perf_counter()
+        doc = ws.worktrees.acquire("probe", owner_pid=owner)
+        wall = time.perf_counter() - start
+        hold = sum(held()[before:])
+        ws.worktrees.release("probe", token=doc.token)
+        _trash_settled(repo.parent / f"{repo.name}.worktrees")
+        return hold, wall
+
+    for _ in range(rounds):
+        for count, repo in repos.items():
+            found[count].append(probe(repo))
+    for index, what in ((0, "repository-lock hold"), (1, "wall time")):
+        a = statistics.median(h[index] for h in found[many])
+        b = statistics.median(h[index] for h in found[1])
+        row(
+            f"one acquire at {many:,} leases vs at 1: {what}",
+            ms(a),
+            f"{ms(b)} (1 lease)",
+            f"{a / b:.2f}x",
+            "goal <= 1.5x: " + ("met" if a / b <= 1.5 else "NOT met"),
+        )
+
+
 def _cannot_mount_xfs() -> str | None:
     import shutil
 
@@ -1615,6 +1746,7 @@ SECTIONS: list[tuple[str, Callable[[Path, bool], None]]] = [
     ("lease scaling", bench_lease_scaling),
     ("sparse", bench_sparse),
     ("caches", bench_caches),
+    ("monorepo", bench_scale),
 ]
 
 

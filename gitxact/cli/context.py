@@ -43,6 +43,14 @@ def dirty_option(func: click.decorators.FC) -> click.decorators.FC:
     )(func)
 
 
+def sizes_option(func: click.decorators.FC) -> click.decorators.FC:
+    """``--sizes`` of the lease listings: each lease's size on disk is the one recorded when
+    it was made; walking every worktree (a stat per file) is asked for, never the default."""
+    return click.option(
+        "--sizes", is_flag=True, help="Measure each worktree's size on disk now (a walk of each) and record it."
+    )(func)
+
+
 def show(doc: JsonDocument | Callable[[], JsonDocument], as_json: bool, text: Callable[[], str]) -> None:
     """The one way a command prints its result: the JSON document, or *text()* for people.
 

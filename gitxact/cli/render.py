@@ -114,12 +114,14 @@ def render_status(doc: StatusDoc, *, dirty: bool = True) -> str:
                     style(state, fg="green" if state == "live" else "yellow"),
                     *work,
                     f"heartbeat {_age(lease.heartbeat_age)}",
+                    f"disk {disk_cell(lease)}",
                     *([f"ports {_ports(lease.ports)}"] if any(item.ports for item in doc.leases) else []),
                     *([f"conflicts {conflicts_cell(lease)}"] if lease.conflicts is not None else []),
                     lease.path,
                 ]
             )
         lines.append(table(lease_rows))
+        lines.append(f"  {disk_total_line(doc.leases)}")
         lines.extend(_lease_warnings(doc.leases))
         if not dirty:
             lines.append("  (dirty or clean not looked at: gitxact status --dirty)")
@@ -359,6 +361,7 @@ def render_lease_list(doc: LeaseListDoc, *, dirty: bool = True) -> str:
             "STATE",
             *(["WORK"] if dirty else []),
             "AHEAD/BEHIND",
+            "DISK",
             *(["PORTS"] if with_ports else []),
             *(["CONFLICTS"] if with_conflicts else []),
             *(["SPARSE"] if with_sparse else []),
@@ -387,14 +390,36 @@ def render_lease_list(doc: LeaseListDoc, *, dirty: bool = True) -> str:
                 state,
                 *work,
                 ahead,
+                disk_cell(item),
                 *([_ports(item.ports)] if with_ports else []),
                 *([conflicts_cell(item)] if with_conflicts else []),
                 *([",".join(item.sparse) or "-"] if with_sparse else []),
                 item.path,
             ]
         )
-    listing = "\n".join([table(rows, indent=""), *_lease_warnings(doc.leases, indent="")])
+    listing = "\n".join([table(rows, indent=""), disk_total_line(doc.leases), *_lease_warnings(doc.leases, indent="")])
     return listing if dirty else listing + "\n(dirty or clean not looked at: gitxact worktree list --dirty)"
+
+
+def disk_cell(item: LeaseInfo) -> str:
+    """``1.2 GiB, 5m ago``: the recorded size and how old it is (``?``: never measured)."""
+    from gitxact.snapshots.usage import human_size
+
+    if item.disk_bytes is None or item.disk_age is None:
+        return "?"
+    return f"{human_size(item.disk_bytes)}, {_age(item.disk_age)}"
+
+
+def disk_total_line(items: list[LeaseInfo]) -> str:
+    from gitxact.snapshots.usage import human_size
+    from gitxact.worktrees.lease_info import disk_total
+
+    unknown = sum(item.disk_bytes is None for item in items)
+    return (
+        f"disk: {human_size(disk_total(items))} in {len(items) - unknown} lease(s) as last measured"
+        + (f", {unknown} never measured" if unknown else "")
+        + " (--sizes measures again)"
+    )
 
 
 def conflicts_cell(item: LeaseInfo) -> str:
@@ -414,7 +439,7 @@ def _lease_warnings(leases: list[LeaseInfo], *, indent: str = "  ") -> list[str]
 def render_reap(doc: ReapDoc) -> str:
     lines: list[str] = []
     verb = "would end" if doc.dry_run else "ended"
-    if not doc.ended and not doc.claims_ended:
+    if not doc.ended and not doc.claims_ended and not doc.trash_emptied:
         lines.append("nothing to reap")
     for item in doc.ended:
         prefix = f"{verb}: " if doc.dry_run else ""
@@ -425,6 +450,8 @@ def render_reap(doc: ReapDoc) -> str:
         )
     for agent in doc.relocked:
         lines.append(f"locked again: {agent}'s worktree (someone had unlocked it)")
+    for name in doc.trash_emptied:
+        lines.append(f"emptied from the trash: {name} (files of an ended lease)")
     for agent, why in doc.kept.items():
         lines.append(f"kept {agent}: {why}")
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from gitxact.cli.context import (
     json_option,
     pass_app,
     show,
+    sizes_option,
     timeout_option,
 )
 from gitxact.cli.render import (
@@ -207,6 +208,7 @@ def renew(app: AppContext, agent: str, token: str | None, force: bool, timeout: 
     "--all-hosts", is_flag=True, help="Every host's leased agents, from the fleet's registry (PostgreSQL backend)."
 )
 @dirty_option
+@sizes_option
 @conflicts_option
 @json_option
 @pass_app
@@ -215,12 +217,14 @@ def list_(
     kept: bool,
     all_hosts: bool,
     dirty: bool | None,
+    sizes: bool,
     conflicts: bool,
     conflicts_onto: str | None,
     as_json: bool,
 ) -> int:
     """Every lease: path, branch, owner alive?, age, heartbeat, ahead/behind, and (--dirty,
-    or --json) whether its worktree holds uncommitted work.
+    or --json) whether its worktree holds uncommitted work; each one's size on disk as
+    recorded at acquire, with its age, and the total (--sizes measures them again).
 
     With --branches: the branches under gitxact.branchPrefix that no lease uses, each
     with the rule that makes it integrated (merged, landed, patches upstream,
@@ -230,6 +234,7 @@ def list_(
     Examples:
       gitxact worktree list
       gitxact worktree list --dirty
+      gitxact worktree list --sizes
       gitxact worktree list --conflicts --onto main
       gitxact worktree list --json | jq '.leases[] | select(.dirty)'
       gitxact worktree list --branches
@@ -246,7 +251,7 @@ def list_(
 
     checked = as_json if dirty is None else dirty
     onto = conflicts_target(app, conflicts, conflicts_onto)
-    doc = collect(app.workspace(), dirty=checked)
+    doc = collect(app.workspace(), dirty=checked, sizes=sizes)
     if onto is not None and doc.leases:
         from gitxact.land.foresight import annotate
 

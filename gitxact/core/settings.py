@@ -31,6 +31,7 @@ KEYS: dict[str, tuple[str, str]] = {
     "gitxact.namespace": ("default", "this project's name in a shared database (beside its root commit)"),
     "gitxact.leasePorts": ("0", "ports allocated to each lease; wins over .gitxact.toml's lease.ports"),
     "gitxact.leasePortRange": ("20000-29999", "where lease ports come from; wins over lease.port-range"),
+    "gitxact.maxLeases": ("none", "leases the clone may hold at once; an acquire beyond them is refused (exit 3)"),
 }
 
 
@@ -46,6 +47,7 @@ class Settings(Value):
         "lease_ports",
         "lease_ttl",
         "lock_timeout",
+        "max_leases",
         "namespace",
         "savepoint_keep",
         "worktree_root",
@@ -65,6 +67,7 @@ class Settings(Value):
         namespace: str | None = None,
         lease_ports: str | None = None,
         lease_port_range: str | None = None,
+        max_leases: int | None = None,
     ) -> None:
         self.lock_timeout = lock_timeout
         self.worktree_root = worktree_root
@@ -80,6 +83,8 @@ class Settings(Value):
         # As written too: gitxact.project.config checks them, with the rules of .gitxact.toml.
         self.lease_ports = lease_ports
         self.lease_port_range = lease_port_range
+        #: ``None``: no limit.
+        self.max_leases = max_leases
 
 
 def _seconds(key: str, value: str, *, allow_negative: bool = False) -> float:
@@ -126,6 +131,8 @@ def load(cwd: Path) -> Settings:
         if not raw.strip():
             raise UsageError("git config gitxact.worktreeRoot is empty")
         settings.worktree_root = raw
+    if "gitxact.maxleases" in values:
+        settings.max_leases = _count("gitxact.maxLeases", values["gitxact.maxleases"])
     settings.backend = values.get("gitxact.backend")
     settings.namespace = values.get("gitxact.namespace")
     settings.lease_ports = values.get("gitxact.leaseports")

@@ -131,6 +131,7 @@ class StatusDoc(PlainDocument):
         "state_files",
         "lock_times",
         "leases",
+        "leases_disk_bytes",
         "transactions",
         "last_recover",
         "snapshots",
@@ -159,6 +160,10 @@ class StatusDoc(PlainDocument):
         self.lock_times = lock_times
         #: Worktree leases, with ahead/behind and, when asked, dirty/clean (never a token or its hash).
         self.leases: list[LeaseInfo] = [] if leases is None else leases
+        from gitxact.worktrees.lease_info import disk_total  # loaded already by whoever listed the leases
+
+        #: The leases' recorded sizes on disk added up (as ``worktree list``'s ``disk_bytes``).
+        self.leases_disk_bytes = disk_total(self.leases)
         self.transactions: list[TxInfo] = [] if transactions is None else transactions
         self.last_recover = last_recover
         #: Kept snapshots: count, size, how many a live lease or transaction protects, the expiry.
@@ -168,11 +173,17 @@ class StatusDoc(PlainDocument):
 
 
 def collect(
-    repo: Repo, *, dirty: bool = True, conflicts_onto: str | None = None, merges: MergeTrees | None = None
+    repo: Repo,
+    *,
+    dirty: bool = True,
+    conflicts_onto: str | None = None,
+    merges: MergeTrees | None = None,
+    sizes: bool = False,
 ) -> StatusDoc:
     """The status document; *dirty* looks whether each leased worktree holds uncommitted work,
     *conflicts_onto* what each lease's branch would conflict with (that target, the others;
-    *merges* keeps the merges already done, for a caller that asks again and again)."""
+    *merges* keeps the merges already done, for a caller that asks again and again); *sizes*
+    measures each lease's size on disk again (else the recorded one is shown)."""
     now = time.time()
     locks: list[LockDoc] = []
     for key in repo.locks.known_keys():
@@ -209,7 +220,7 @@ def collect(
         locks=locks,
         state_files=files,
         lock_times=summarize_waits(repo.locks.stats()),
-        leases=_leases(repo, dirty, conflicts_onto, merges),
+        leases=_leases(repo, dirty, conflicts_onto, merges, sizes),
         transactions=_transactions(repo, state_dir),
         last_recover=last_recover(repo),
         snapshots=_snapshots(repo),
@@ -247,11 +258,13 @@ def _checked_out_branch(repo: Repo) -> str | None:
     return ref.removeprefix("refs/heads/") if ref is not None and ref.startswith("refs/heads/") else None
 
 
-def _leases(repo: Repo, dirty: bool, conflicts_onto: str | None, merges: MergeTrees | None) -> list[LeaseInfo]:
+def _leases(
+    repo: Repo, dirty: bool, conflicts_onto: str | None, merges: MergeTrees | None, sizes: bool
+) -> list[LeaseInfo]:
     from gitxact.worktrees.listing import collect
 
     try:
-        infos = collect(repo, dirty=dirty).leases
+        infos = collect(repo, dirty=dirty, sizes=sizes).leases
     except StateError:
         return []  # the state_files section already names the damaged file
     if conflicts_onto is not None and infos:

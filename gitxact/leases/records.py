@@ -50,6 +50,8 @@ class Lease:
         "branch_created",
         "config_sha",
         "created",
+        "disk_bytes",
+        "disk_measured",
         "heartbeat",
         "keep_branch",
         "owner_host",
@@ -88,6 +90,8 @@ class Lease:
         teardown: list[str] | None = None,
         config_sha: str | None = None,
         sparse: list[str] | None = None,
+        disk_bytes: int | None = None,
+        disk_measured: int | None = None,
     ) -> None:
         self.agent = agent
         self.path = path
@@ -117,6 +121,10 @@ class Lease:
         self.config_sha = config_sha
         #: The folders a sparse lease checks out (cone mode); empty: every file.
         self.sparse: list[str] = [] if sparse is None else list(sparse)
+        #: Bytes its folder took on disk when last measured (:mod:`gitxact.worktrees.disk`), and
+        #: when (Unix seconds); ``None``: never measured (a record older than the field).
+        self.disk_bytes = disk_bytes
+        self.disk_measured = disk_measured
 
     @classmethod
     def model_validate(cls, data: Any) -> Lease:
@@ -201,6 +209,8 @@ _LEASE_SPEC: fields.Spec = (
     ("teardown", fields.STRINGS, []),
     ("config_sha", fields.OPTIONAL_STRING, None),
     ("sparse", fields.STRINGS, []),
+    ("disk_bytes", fields.OPTIONAL_INTEGER, None),
+    ("disk_measured", fields.OPTIONAL_INTEGER, None),
 )
 
 

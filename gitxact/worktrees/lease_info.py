@@ -53,6 +53,8 @@ class LeaseInfo(PlainModel):
         "ports",
         "conflicts",
         "sparse",
+        "disk_bytes",
+        "disk_age",
     )
     __slots__ = FIELDS
 
@@ -83,6 +85,8 @@ class LeaseInfo(PlainModel):
         ports: list[int] | None = None,
         conflicts: dict[str, list[str]] | None = None,
         sparse: list[str] | None = None,
+        disk_bytes: int | None = None,
+        disk_age: float | None = None,
     ) -> None:
         self.agent = agent
         self.path = path
@@ -116,12 +120,23 @@ class LeaseInfo(PlainModel):
         self.conflicts = conflicts
         #: The folders a sparse lease checks out (cone mode); empty: every file.
         self.sparse: list[str] = [] if sparse is None else sparse
+        #: Bytes its folder took on disk as last measured (at acquire, or ``--sizes``), and how
+        #: many seconds ago; ``None``: never measured (gitxact.worktrees.disk).
+        self.disk_bytes = disk_bytes
+        self.disk_age = disk_age
 
 
 class LeaseListDoc(PlainDocument):
     #: The fields, in the order ``--json`` prints them.
-    FIELDS: ClassVar[tuple[str, ...]] = ("leases",)
+    FIELDS: ClassVar[tuple[str, ...]] = ("leases", "disk_bytes")
     __slots__ = FIELDS
 
     def __init__(self, *, leases: list[LeaseInfo] | None = None) -> None:
         self.leases: list[LeaseInfo] = [] if leases is None else leases
+        #: The leases' recorded sizes added up (those never measured count nothing).
+        self.disk_bytes = disk_total(self.leases)
+
+
+def disk_total(infos: list[LeaseInfo]) -> int:
+    """The recorded sizes of *infos* added up: ``worktree list``'s and ``status``'s total."""
+    return sum(info.disk_bytes or 0 for info in infos)

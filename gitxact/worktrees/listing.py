@@ -55,8 +55,10 @@ def owner_doc(lease: Lease) -> OwnerDoc:
     return _Owners().doc(lease)
 
 
-def collect(repo: Repo, *, details: bool = True, dirty: bool | None = None) -> LeaseListDoc:
+def collect(repo: Repo, *, details: bool = True, dirty: bool | None = None, sizes: bool = False) -> LeaseListDoc:
     """Every lease; *details* adds ahead/behind and, unless *dirty* is False, dirty/clean.
+    Each lease's size on disk is the one recorded (at acquire); *sizes* walks each active
+    worktree now and records that (:mod:`gitxact.worktrees.disk`: the one walk per folder).
 
     (What each would conflict with is :func:`gitxact.land.foresight.annotate`'s to add.)
     """
@@ -64,6 +66,12 @@ def collect(repo: Repo, *, details: bool = True, dirty: bool | None = None) -> L
     records = leases.load(repo)
     if not records:
         return LeaseListDoc()
+    if sizes:
+        from gitxact.worktrees import disk
+
+        for agent, fresh in disk.remeasure(repo, list(records.values())).items():
+            records[agent] = records[agent].model_copy(update=fresh)
+        now = time.time()
     entries = registrations_by_real_path(repo)
     owners = _Owners()
     infos: list[LeaseInfo] = []
@@ -98,6 +106,8 @@ def collect(repo: Repo, *, details: bool = True, dirty: bool | None = None) -> L
             warning=stale_warning(lease, now) if live and expired and alive else None,
             ports=list(lease.ports),
             sparse=list(lease.sparse),
+            disk_bytes=lease.disk_bytes,
+            disk_age=None if lease.disk_measured is None else round(max(0.0, now - lease.disk_measured), 3),
         )
         if not missing and entry is not None:
             whole.append((lease, info))

@@ -41,6 +41,7 @@ from gitxact.util.identity import ProcessIdentity
 from gitxact.util.names import validate_agent
 from gitxact.worktrees import (
     branches,
+    disk,
     fleet,
     include,
     integration,
@@ -50,6 +51,7 @@ from gitxact.worktrees import (
     reaper,
     registration,
     setup,
+    trash,
 )
 from gitxact.worktrees import sparse as sparse_paths
 from gitxact.worktrees.lease_info import LeaseListDoc
@@ -296,7 +298,9 @@ class Worktrees:
                     config_sha=config.sha256 if config.has_commands else None,
                     sparse=list(config.sparse if sparse is None else sparse),
                 )
-                lease = ports.record_with_ports(repo, lease, config.ports, config.port_range)
+                lease = ports.record_with_ports(
+                    repo, lease, config.ports, config.port_range, max_leases=repo.settings.max_leases
+                )
                 crashpoint("worktree-acquire-recorded")
                 lease = self._claim_and_add(lease, root, taken, tip is not None)
                 crashpoint("worktree-acquire-added")
@@ -377,7 +381,9 @@ class Worktrees:
         """Once its files (and setup) are done, still holding the worktree's lock: ``active``."""
         repo = self.repo
         wid = registration.worktree_id_of(Path(lease.path))
-        lease = lease.model_copy(update={"phase": "active", "worktree_id": wid})
+        # Its size now, files, included caches and setup's output all there: recorded, so
+        # listings show it without walking the folder each time (gitxact.worktrees.disk).
+        lease = lease.model_copy(update={"phase": "active", "worktree_id": wid, **disk.measured(lease.path)})
         if not leases.replace_record(repo, lease):
             raise OperationFailedError(f"the lease of {lease.agent!r} was ended while its worktree was checked out")
         crashpoint("worktree-acquire-done")
@@ -491,6 +497,7 @@ class Worktrees:
                 if now is None:  # a reap finished it meanwhile
                     emptied.reason += "; finished meanwhile by another gitxact (reap or recover)"
                     emptied.claim_left = fleet.release(repo, lease)
+                    _empty_trash(repo, lease)
                     return ReleaseDoc(**emptied.model_dump(), **torn.fields())
                 ended = reaper.end_lease(repo, now, action="release", reason="released", keep_branch=keep_branch)
                 ended.snapshot_ref = emptied.snapshot_ref
@@ -506,6 +513,7 @@ class Worktrees:
         if not ended.error:
             # The fleet's claim ends with the lease (PostgreSQL backend), if it is still this lease's.
             ended.claim_left = fleet.release(repo, lease)
+        _empty_trash(repo, lease)
         return ReleaseDoc(**ended.model_dump(), **torn.fields())
 
     def _teardown(self, lease: Lease, *, force: bool) -> _Teardown:
@@ -680,6 +688,14 @@ class _Teardown:
 
     def fields(self) -> dict[str, str | None]:
         return {"teardown_log": self.log, "teardown_error": self.error}
+
+
+def _empty_trash(repo: Repo, lease: Lease) -> None:
+    """Once *lease* is gone: its files, renamed into the trash by the release, deleted by a
+    detached process (the release does not wait); a reap finishes what that leaves."""
+    entry = trash.entry_of(paths.worktree_root(repo), lease.agent, lease.token_hash)
+    if leases.current(repo, lease) is None and os.path.lexists(entry):
+        trash.delete_later(entry)
 
 
 def _start_commit(tip: str | None, base_commit: str, branch: str | None, reuse: str | None) -> str:

@@ -63,20 +63,40 @@ def choose(count: int, port_range: tuple[int, int], taken: Iterable[int]) -> lis
     )
 
 
-def record_with_ports(repo: Repo, lease: Lease, count: int, port_range: tuple[int, int]) -> Lease:
+def record_with_ports(
+    repo: Repo, lease: Lease, count: int, port_range: tuple[int, int], *, max_leases: int | None = None
+) -> Lease:
     """Write *lease*'s record with *count* ports of its own (the record as written is returned).
 
     Chosen and written under one hold of the ``leases`` lock, so two acquires can never
     pick the same port: every record written before is seen, and none is written between.
+    The same hold counts the records for ``gitxact.maxLeases`` (:func:`refuse_beyond_limit`),
+    so acquires made at once can never together pass the limit.
     """
-    if count == 0:
-        leases.save_record(repo, lease)
-        return lease
     file = leases.leases_file(repo)
     with repo.locks.resource(LEASES_LOCK):
         state = file.load(repair=True)
-        taken = [port for other in state.leases.values() if other.agent != lease.agent for port in other.ports]
-        lease = lease.model_copy(update={"ports": choose(count, port_range, taken)})
+        refuse_beyond_limit(state.leases, lease.agent, max_leases)
+        if count:
+            taken = [port for other in state.leases.values() if other.agent != lease.agent for port in other.ports]
+            lease = lease.model_copy(update={"ports": choose(count, port_range, taken)})
         state.leases[lease.agent] = lease
         file.save(state)
     return lease
+
+
+def refuse_beyond_limit(records: dict[str, Lease], agent: str, limit: int | None) -> None:
+    """Refuse (exit 3) a new lease for *agent* when *limit* records exist already.
+
+    Every record counts, whatever its phase or owner: a lease being made, released, or
+    left by a dead owner still holds its folder on disk until it is ended; a reap frees those.
+    """
+    others = sorted(name for name in records if name != agent)
+    if limit is None or len(others) < limit:
+        return
+    named = ", ".join(others[:10]) + (f", and {len(others) - 10} more" if len(others) > 10 else "")
+    raise RefusedError(
+        f"gitxact.maxLeases is {limit} and {len(others)} lease(s) exist ({named}); no lease was made for {agent!r}",
+        hint="release a lease (`gitxact worktree release`), reap ended ones (`gitxact worktree reap`), "
+        "or raise git config gitxact.maxLeases",
+    )

@@ -59,7 +59,7 @@ from gitxact.locking.tickets import EXCLUSIVE
 from gitxact.tx import recovery
 from gitxact.util.faults import crashpoint
 from gitxact.util.names import validate_agent
-from gitxact.worktrees import branches, fleet, ownership, paths, registration
+from gitxact.worktrees import branches, fleet, ownership, paths, registration, trash
 from gitxact.worktrees.results import EndDoc, ReapDoc
 from gitxact.worktrees.trace import trace
 
@@ -400,7 +400,8 @@ def empty_for_release(repo: Repo, lease: Lease, *, force: bool, save_dirty: bool
             return None
         crashpoint("worktree-end-removing")
         trace("empty-start", lease.agent)
-        registration.empty_folder(path)
+        # Renamed into gitxact's trash, deleted once the lease is gone (gitxact.worktrees.trash).
+        trash.move_in(paths.worktree_root(repo), path, lease.agent, lease.token_hash)
         trace("empty-end", lease.agent)
         crashpoint("worktree-end-emptied")
     return doc
@@ -536,6 +537,11 @@ def sweep(
                 if e.agent in planned and not e.error and e.agent not in records
             }
             report.claims_ended = fleet.end_claims(repo, registry, ended_here=ended_here, dry_run=False)
+    # Outside the repository lock (deleting takes long): the files of releases killed after
+    # they renamed them into the trash, or whose detached deleter did not finish.
+    report.trash_emptied = trash.purge(
+        paths.worktree_root(repo), lambda: [lease.token_hash for lease in leases.load(repo).values()]
+    )
     return report
 
 

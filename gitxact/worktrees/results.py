@@ -123,6 +123,8 @@ class ReapDoc(Document):
     kept: dict[str, str] = Field(default_factory=dict)
     #: Leased worktrees someone had unlocked, locked again.
     relocked: list[str] = Field(default_factory=list)
+    #: Entries of gitxact's trash (released worktrees' files) deleted: their leases had ended.
+    trash_emptied: list[str] = Field(default_factory=list)
     errors: int = 0
 
 
