@@ -8,6 +8,7 @@ and a failed command leaves nothing behind outside gitxact's own folder.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -32,8 +33,16 @@ def _worktree_root(repo: Path) -> Path:
 def _release_all(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = _worktree_root(repo)
     for agent in sorted(os.listdir(root)) if root.is_dir() else []:
-        main(["worktree", "release", agent, "--force"])
+        if not agent.startswith("."):  # .gitxact-trash: no lease
+            main(["worktree", "release", agent, "--force"])
     capsys.readouterr()
+    # A release's files are deleted by a detached process after it returns: the next
+    # example's "before" must not catch them half gone.
+    trash = root / ".gitxact-trash"
+    deadline = time.monotonic() + 60
+    while trash.is_dir() and any(path.is_file() or path.is_symlink() for path in trash.rglob("*")):
+        assert time.monotonic() < deadline, "the trash of a release was never emptied"
+        time.sleep(0.05)
 
 
 def _acquire(inside: Path, capsys: pytest.CaptureFixture[str], codes: tuple[int, ...], *args: str) -> int:
