@@ -159,3 +159,15 @@ def test_another_hosts_claims_do_not_hold_this_hosts_ports(
         assert acquire(first, "near", owner.pid) == [LOW, LOW + 1]  # the other host's loopback is its own
         assert acquire(elsewhere, "far2", owner.pid, env={"GITXACT_TEST_HOST": "host-far"}) == [LOW + 2, LOW + 3]
         assert claimed_ports(first) == {"far": [LOW, LOW + 1], "near": [LOW, LOW + 1], "far2": [LOW + 2, LOW + 3]}
+
+
+def test_a_failed_setup_leaves_no_claim_and_no_ports(clones: tuple[Path, Path]) -> None:
+    first, second = clones
+    (first / ".gitxact.toml").write_text(f'[lease]\nsetup = ["exit 7"]\nports = 2\nport-range = "{LOW}-{HIGH}"\n')
+    git("commit", "-q", "-am", "a setup that fails", cwd=first)
+    assert gitxact("trust", cwd=first).returncode == 0
+    with owner_process() as owner:
+        failed = gitxact("worktree", "acquire", "a1", "--owner-pid", str(owner.pid), cwd=first)
+        assert failed.returncode == 1, failed.stderr
+        assert claimed_ports(first) == {}, "the acquire is undone with its claim, and the claim's ports"
+        assert acquire(second, "b1", owner.pid) == [LOW, LOW + 1]
