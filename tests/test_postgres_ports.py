@@ -21,6 +21,7 @@ from fixtures.postgres import PostgresServer
 from gitxact import Workspace
 from gitxact.backends.choice import choose
 from gitxact.backends.pg_registry import AgentClaim, AgentRegistry
+from gitxact.backends.postgres import host_identity
 
 LOW, HIGH = 24300, 24399  # apart from test_lease_ports.py's range: both may run at once
 
@@ -159,6 +160,14 @@ def test_another_hosts_claims_do_not_hold_this_hosts_ports(
         assert acquire(first, "near", owner.pid) == [LOW, LOW + 1]  # the other host's loopback is its own
         assert acquire(elsewhere, "far2", owner.pid, env={"GITXACT_TEST_HOST": "host-far"}) == [LOW + 2, LOW + 3]
         assert claimed_ports(first) == {"far": [LOW, LOW + 1], "near": [LOW, LOW + 1], "far2": [LOW + 2, LOW + 3]}
+        listed = gitxact("worktree", "list", "--all-hosts", "--json", cwd=first)
+        assert listed.returncode == 0, listed.stderr
+        assert {(c["agent"], c["host"]): c["ports"] for c in json.loads(listed.stdout)["claims"]} == {
+            ("far", "host-far"): [LOW, LOW + 1],
+            ("near", host_identity()): [LOW, LOW + 1],
+            ("far2", "host-far"): [LOW + 2, LOW + 3],
+        }
+        assert f"{LOW + 2},{LOW + 3}" in gitxact("worktree", "list", "--all-hosts", cwd=first).stdout
 
 
 def test_a_failed_setup_leaves_no_claim_and_no_ports(clones: tuple[Path, Path]) -> None:
@@ -171,3 +180,38 @@ def test_a_failed_setup_leaves_no_claim_and_no_ports(clones: tuple[Path, Path]) 
         assert failed.returncode == 1, failed.stderr
         assert claimed_ports(first) == {}, "the acquire is undone with its claim, and the claim's ports"
         assert acquire(second, "b1", owner.pid) == [LOW, LOW + 1]
+
+
+def test_ports_of_an_acquire_killed_midway_stay_held_until_its_claim_ends(clones: tuple[Path, Path]) -> None:
+    """SIGKILL between the claim's ports and the lease record's: the ports are never handed
+    out twice, the host's lock is not left held, and a reap ends the claim with its owner."""
+    first, second = clones
+    with owner_process() as owner, owner_process() as doomed:
+        killed = gitxact(
+            "worktree",
+            "acquire",
+            "a1",
+            "--owner-pid",
+            str(doomed.pid),
+            cwd=first,
+            env={"GITXACT_TEST_CRASHPOINT": "worktree-acquire-recorded"},
+        )
+        assert killed.returncode == -9
+        assert claimed_ports(first) == {"a1": [LOW, LOW + 1]}
+        # The killed process's session, and the host's lock with it, is gone: the other
+        # clone allocates at once, clear of the ports the half-made lease holds.
+        assert acquire(second, "b1", owner.pid) == [LOW + 2, LOW + 3]
+        recovered = gitxact("recover", cwd=first)
+        assert recovered.returncode == 0, recovered.stderr
+        assert leased_ports(first) == {}
+        # recover never needs the server, so the claim (its owner alive) keeps its ports.
+        assert claimed_ports(first) == {"a1": [LOW, LOW + 1], "b1": [LOW + 2, LOW + 3]}
+        assert acquire(second, "b2", owner.pid) == [LOW + 4, LOW + 5]
+        doomed.kill()
+        doomed.wait()
+        reaped = gitxact("worktree", "reap", "--json", cwd=first)
+        assert reaped.returncode == 0, reaped.stderr
+        assert [c["agent"] for c in json.loads(reaped.stdout)["claims_ended"]] == ["a1"]
+        assert acquire(second, "b3", owner.pid) == [LOW, LOW + 1]
+        for clone in (first, second):
+            assert git("fsck", "--no-progress", cwd=clone) == ""

@@ -191,6 +191,7 @@ def claims(repo: Repo) -> FleetDoc | None:
                 heartbeat=c.heartbeat,
                 ttl=c.ttl,
                 expired=c.expired,
+                ports=c.ports,
             )
             for c in found
         ]
