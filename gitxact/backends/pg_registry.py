@@ -18,19 +18,22 @@ Wired into ``gitxact worktree acquire/release/renew/list`` by :mod:`gitxact.work
 :meth:`AgentRegistry.claim` before ``git worktree add``, :meth:`renew` with the lease's
 heartbeat, :meth:`release` after the worktree is removed, :meth:`list` behind
 ``worktree list --all-hosts``, :meth:`reapable` and :meth:`end` behind ``worktree reap``
-(which ends dead claims of every host without waiting for someone to claim them).
+(which ends dead claims of every host without waiting for someone to claim them), and
+:meth:`assign_ports` behind a lease's ports: a claim carries them, so one host's clones
+never hand out the same port, and they end with it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import errors as pg_errors
 
 from gitxact.backends.base import BackendUnavailableError
+from gitxact.backends.pg_locks import lock_key
 from gitxact.backends.postgres import NOW, Database, host_identity
 from gitxact.errors import RefusedError
 from gitxact.util.identity import ProcessIdentity, host_name, process_start_token
@@ -42,7 +45,7 @@ if TYPE_CHECKING:
     from gitxact.backends.postgres import Conn
     from gitxact.core.repo import Repo
 
-_COLUMNS = "agent, branch, host, pid, start, path, created, heartbeat, ttl, token"
+_COLUMNS = "agent, branch, host, pid, start, path, created, heartbeat, ttl, token, ports"
 #: The claim is the one *ref* names: its owner and its lease's token (a claim written by a
 #: gitxact before schema 4 has no token; then the owner's process start decides).
 _IS_REF = (
@@ -95,10 +98,22 @@ class ClaimRef(Value):
 class AgentClaim(Value):
     """One row of the registry, as ``worktree list --all-hosts`` would show it."""
 
-    __slots__ = ("agent", "branch", "created", "expired", "heartbeat", "now", "owner", "path", "token", "ttl")
+    __slots__ = (
+        "agent",
+        "branch",
+        "created",
+        "expired",
+        "heartbeat",
+        "now",
+        "owner",
+        "path",
+        "ports",
+        "token",
+        "ttl",
+    )
 
     def __init__(self, row: tuple[Any, ...], now: float) -> None:
-        agent, branch, host, pid, start, path, created, heartbeat, ttl, token = row
+        agent, branch, host, pid, start, path, created, heartbeat, ttl, token, ports = row
         self.agent: str = agent
         self.branch: str = branch
         self.owner = Owner(pid=int(pid), host=host, start=int(start) if start is not None else None)
@@ -107,9 +122,16 @@ class AgentClaim(Value):
         self.heartbeat = float(heartbeat)
         self.ttl = float(ttl)
         self.token: str | None = token
+        self.ports: list[int] = [int(port) for port in ports or ()]
         #: The server's clock when the row was read (every host's expiry is judged by it).
         self.now = now
         self.expired = self.heartbeat + self.ttl < now
+
+    @property
+    def lapsed(self) -> bool:
+        """Expired, and its owner not provably running here: a reap ends it, and its ports
+        are free (an expired claim whose owner runs on this host is kept: issue 24)."""
+        return self.expired and not self.owner.provably_alive()
 
     def describe(self) -> str:
         return f"agent {self.agent} (branch {self.branch}) held by pid {self.owner.pid} on {self.owner.host}"
@@ -199,9 +221,10 @@ class AgentRegistry:
                 )
                 rows = conn.execute(
                     f"INSERT INTO gitxact.agents AS a (ns, {_COLUMNS}) VALUES (%(ns)s, %(agent)s, %(branch)s,"
-                    f" %(host)s, %(pid)s, %(start)s, %(path)s, {NOW}, {NOW}, %(ttl)s, %(token)s)"
+                    f" %(host)s, %(pid)s, %(start)s, %(path)s, {NOW}, {NOW}, %(ttl)s, %(token)s, '{{}}')"
                     " ON CONFLICT (ns, agent) DO UPDATE SET branch = EXCLUDED.branch, host = EXCLUDED.host,"
                     " pid = EXCLUDED.pid, start = EXCLUDED.start, path = EXCLUDED.path, token = EXCLUDED.token,"
+                    " ports = '{}',"  # a claim made again is a new lease's: its ports are assigned anew
                     " created = CASE WHEN a.host = EXCLUDED.host AND a.pid = EXCLUDED.pid THEN a.created"
                     " ELSE EXCLUDED.created END, heartbeat = EXCLUDED.heartbeat, ttl = EXCLUDED.ttl"
                     " WHERE a.heartbeat + a.ttl < EXCLUDED.heartbeat OR (a.host = EXCLUDED.host"
@@ -272,6 +295,52 @@ class AgentRegistry:
         )
         return bool(rows)
 
+    def assign_ports(self, agent: str, ref: ClaimRef, pick: Callable[[set[int]], list[int]]) -> list[int]:
+        """Record on *agent*'s claim (if still *ref*'s) the ports *pick* chooses, given those
+        every other claim of the same host holds (any clone's; a lapsed one holds none).
+
+        Read and written in one transaction under an advisory lock of the host
+        (``ports`` and the host name, :func:`lock_key`): two clones allocating at once
+        are serialized, so each sees the other's ports. The caller holds its clone's
+        ``leases`` lock first, the database's lock second, as every allocator does. The
+        lock ends with the transaction, or with the session if the process dies. Exit 3,
+        nothing recorded, when *pick* refuses or the claim is no longer *ref*'s.
+        """
+        host = ref.owner.host
+        params = {"ns": self._db.ns.ident, "agent": agent, **ref.params()}
+        conn = self._connection()
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(self._db.ns, f"ports\0{host}"),))
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS}, {NOW} FROM gitxact.agents WHERE ns = %(ns)s AND host = %(host)s"
+                    " AND agent <> %(agent)s",
+                    params,
+                ).fetchall()
+                claims = [AgentClaim(row[:-1], float(row[-1])) for row in rows]
+                chosen = pick({port for claim in claims if not claim.lapsed for port in claim.ports})
+                if not conn.execute(
+                    f"UPDATE gitxact.agents SET ports = %(ports)s::integer[] WHERE ns = %(ns)s AND agent = %(agent)s"
+                    f" AND {_IS_REF} RETURNING agent",
+                    {**params, "ports": chosen},
+                ).fetchall():
+                    raise RefusedError(
+                        f"the fleet's claim of agent {agent} is no longer this lease's: {self.whose(agent)};"
+                        " no ports were recorded",
+                        hint="acquire again",
+                    )
+        except psycopg.Error as exc:
+            raise self._failure(exc, f"assigning ports to agent {agent}", conn) from None
+        return chosen
+
+    def clear_ports(self, agent: str, ref: ClaimRef) -> None:
+        """The claim (if still *ref*'s) holds no ports: its acquire was undone."""
+        self._rows(
+            f"clearing the ports of agent {agent}",
+            f"UPDATE gitxact.agents SET ports = '{{}}' WHERE ns = %(ns)s AND agent = %(agent)s AND {_IS_REF}",
+            {"agent": agent, **ref.params()},
+        )
+
     def whose(self, agent: str) -> str:
         """Who claims *agent* now, for a message: the claim, or that there is none."""
         holder = self._holder("agent", agent)
@@ -291,7 +360,7 @@ class AgentRegistry:
         found: list[tuple[AgentClaim, str]] = []
         here = host_identity()
         for claim in self.list():
-            if claim.expired and not claim.owner.provably_alive():
+            if claim.lapsed:
                 found.append((claim, f"no heartbeat for {claim.now - claim.heartbeat:.0f}s (ttl {claim.ttl:g}s)"))
             elif claim.owner.host == here and claim.owner.provably_dead():
                 found.append((claim, f"owner pid {claim.owner.pid} on {claim.owner.host} is gone"))

@@ -143,6 +143,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE gitxact.agents ADD COLUMN token text",
         ],
     ),
+    (
+        5,
+        "the loopback ports of each agent claim",
+        [
+            # The ports of the claim's lease (gitxact.worktrees.ports): one host's claims,
+            # whichever clone made them, never share one; they go with the row.
+            "ALTER TABLE gitxact.agents ADD COLUMN ports integer[] NOT NULL DEFAULT '{}'",
+        ],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

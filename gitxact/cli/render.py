@@ -288,7 +288,14 @@ def render_fleet(doc: FleetDoc) -> str:
     if not doc.claims:
         return "no agent is leased on any host"
     rows = [
-        [c.agent, c.branch, c.host, f"pid {c.pid}", style("expired", fg="yellow") if c.expired else "live"]
+        [
+            c.agent,
+            c.branch,
+            c.host,
+            f"pid {c.pid}",
+            style("expired", fg="yellow") if c.expired else "live",
+            ",".join(map(str, c.ports)),
+        ]
         for c in doc.claims
     ]
     return table(rows)

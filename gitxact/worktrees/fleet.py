@@ -5,7 +5,8 @@ On files, ``leases.json`` keeps two agents of one host from leasing one name or 
 it cannot see another host's clone. So with PostgreSQL selected an acquire first claims
 the agent name and branch in the database (refused, exit 3, naming the host that holds
 them), a renew renews the claim with the lease, and a release ends it once the worktree
-is gone. Each of these compares the claim with the lease's own (owner and token): a claim
+is gone. A lease's ports are recorded on its claim (:func:`assign_ports`), so they end
+with it. Each of these compares the claim with the lease's own (owner and token): a claim
 that expired while this host was cut off and went to another host is never touched from
 here. On the file backend every function here is a no-op and imports nothing.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from gitxact.backends.pg_registry import AgentRegistry, ClaimRef
     from gitxact.core.repo import Repo
@@ -47,6 +48,8 @@ class Claimed:
     def undo(self) -> None:
         if self.new:
             self.registry.release(self.agent, self.ref)
+        else:  # a claim taken over stays, as before the acquire, without the ports it was given
+            self.registry.clear_ports(self.agent, self.ref)
 
     def close(self) -> None:
         self.registry.close()
@@ -93,6 +96,19 @@ def renew(repo: Repo, lease: Lease) -> None:
         return
     try:
         fleet.renew(lease.agent, _ref(lease))
+    finally:
+        fleet.close()
+
+
+def assign_ports(repo: Repo, lease: Lease, pick: Callable[[set[int]], list[int]]) -> list[int] | None:
+    """Record on *lease*'s claim the ports *pick* chooses given those every other claim of
+    this host holds, whichever clone made it (:meth:`AgentRegistry.assign_ports`); exit 3
+    if the claim is no longer the lease's. ``None`` on files: *pick* is not called."""
+    fleet = registry(repo)
+    if fleet is None:
+        return None
+    try:
+        return fleet.assign_ports(lease.agent, _ref(lease), pick)
     finally:
         fleet.close()
 
@@ -175,6 +191,7 @@ def claims(repo: Repo) -> FleetDoc | None:
                 heartbeat=c.heartbeat,
                 ttl=c.ttl,
                 expired=c.expired,
+                ports=c.ports,
             )
             for c in found
         ]

@@ -408,6 +408,7 @@ class Worktrees:
         try:
             with self.repo.locks.repository(EXCLUSIVE):
                 reaper.end_lease(self.repo, lease, action="undo-acquire", reason=why, dirty=dirty)
+            fleet.release(self.repo, lease)  # and its fleet claim, with the ports on it (PostgreSQL)
         except GitxactError as cleanup:  # the acquire's own error is the one to report
             console.warn(f"could not undo the failed acquire ({cleanup.message}); `gitxact worktree reap` will")
 

@@ -8,8 +8,12 @@ the lowest ports of the range that no other lease record holds, each probed free
 skipped). They are recorded in the lease, so they are taken until the record is gone:
 a release or a reap drops it, and they are free for the next acquire.
 
-Only this clone's records are seen: two clones sharing a port range rely on the probe,
-which a server not yet started cannot answer; give each its own ``gitxact.leasePortRange``.
+On files only this clone's records are seen: two clones sharing a port range rely on the
+probe, which a server not yet started cannot answer; give each its own
+``gitxact.leasePortRange``. On PostgreSQL the ports are also recorded on the lease's fleet
+claim, chosen clear of every claim of the same host (any clone's), under a lock of that
+host on the database (:func:`gitxact.worktrees.fleet.assign_ports`); they end with the
+claim (release, reap, expiry). Another host's claims do not count: its loopback is its own.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import TYPE_CHECKING
 from gitxact.errors import RefusedError
 from gitxact.leases import records as leases
 from gitxact.leases.records import LEASES_LOCK
+from gitxact.worktrees import fleet
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -72,14 +77,22 @@ def record_with_ports(
     pick the same port: every record written before is seen, and none is written between.
     The same hold counts the records for ``gitxact.maxLeases`` (:func:`refuse_beyond_limit`),
     so acquires made at once can never together pass the limit.
+    On PostgreSQL the fleet's claims of this host are excluded too, and the choice is
+    recorded on the lease's claim before its record is written (a crash between leaves
+    ports on a claim without a lease: held until that claim ends, never handed out twice).
     """
     file = leases.leases_file(repo)
     with repo.locks.resource(LEASES_LOCK):
         state = file.load(repair=True)
         refuse_beyond_limit(state.leases, lease.agent, max_leases)
         if count:
-            taken = [port for other in state.leases.values() if other.agent != lease.agent for port in other.ports]
-            lease = lease.model_copy(update={"ports": choose(count, port_range, taken)})
+            taken = {port for other in state.leases.values() if other.agent != lease.agent for port in other.ports}
+
+            def pick(held_by_host: set[int]) -> list[int]:
+                return choose(count, port_range, taken | held_by_host)
+
+            chosen = fleet.assign_ports(repo, lease, pick)
+            lease = lease.model_copy(update={"ports": pick(set()) if chosen is None else chosen})
         state.leases[lease.agent] = lease
         file.save(state)
     return lease

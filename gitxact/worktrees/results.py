@@ -139,6 +139,7 @@ class ClaimInfo(BaseModel):
     heartbeat: float
     ttl: float
     expired: bool
+    ports: list[int] = []  # the lease's loopback ports, on its claim's host
 
 
 class FleetDoc(Document):
