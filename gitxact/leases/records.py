@@ -223,7 +223,7 @@ class LeaseState:
 
     @classmethod
     def model_validate(cls, data: Any) -> LeaseState:
-        records = fields.mapping(fields.mapping(data, "leases.json", _STATE_FIELDS).get("leases", {}), "leases")
+        records = fields.mapping(fields.mapping(data, LEASES_FILE, _STATE_FIELDS).get("leases", {}), "leases")
         found: dict[str, Lease] = {}
         for agent, record in records.items():
             try:

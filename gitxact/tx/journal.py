@@ -15,7 +15,6 @@ read without a lock; the atomic rename means they see a whole generation.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import time
 from typing import TYPE_CHECKING, ClassVar, Literal
@@ -32,7 +31,6 @@ from gitxact.util.identity import ProcessIdentity, this_host
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
 
-JOURNAL_GLOB = journal_reader.file_name("*")
 HISTORY_LIMIT = 20
 
 Op = Literal["begin", "savepoint", "rollback", "commit", "red", "green", "refactor", "done", "abort"]
@@ -222,8 +220,8 @@ def journal_ids(repo: Repo) -> list[str]:
     folder = repo.state_dir / "state"
     if not folder.is_dir():
         return []
-    names = {p.name.removesuffix(".bak") for p in folder.glob(JOURNAL_GLOB + "*")}
-    return sorted(n[len("journal-") : -len(".json")] for n in names if fnmatch.fnmatchcase(n, JOURNAL_GLOB))
+    names = {p.name.removesuffix(".bak") for p in folder.glob(journal_reader.JOURNAL_GLOB + "*")}
+    return sorted(wid for wid in map(journal_reader.worktree_id_of, names) if wid is not None)
 
 
 def all_journals(repo: Repo) -> dict[str, Journal]:

@@ -28,6 +28,16 @@ def file_name(worktree_id: str) -> str:
     return f"journal-{worktree_id}.json"
 
 
+#: Every worktree's journal file (and, with ``*`` after it, their backups).
+JOURNAL_GLOB = file_name("*")
+
+
+def worktree_id_of(name: str) -> str | None:
+    """The worktree id whose journal file is *name*, or ``None`` if it names no journal."""
+    stem = name.removeprefix("journal-").removesuffix(".json")
+    return stem if stem and name == file_name(stem) else None
+
+
 def journal_path(common_dir: str, worktree_id: str) -> str:
     return os.path.join(common_dir, "gitxact", "state", file_name(worktree_id))
 
