@@ -1675,7 +1675,6 @@ TRICKS = [
     ("_ctypes, not ctypes", "ctypes", ["gx commit"]),
     ("cli/fast.py, not click", "click", ["tracker incr"]),
     ("core/plain.py and state/fields.py, not pydantic", "pydantic", ["status"]),
-    ("gx/refresh.py's copy of CHOOSING_PREFIX, not locking/tickets.py", "gitxact.locking.tickets", ["gx status"]),
 ]
 
 

@@ -16,7 +16,12 @@ import pytest
 from support.proc import git, gitxact, run
 
 from gitxact import Workspace
+from gitxact.git import snapshots as git_snapshots
+from gitxact.land.queue import default_branch
+from gitxact.leases import reader as lease_reader
+from gitxact.leases import records as leases
 from gitxact.leases.records import Lease, LeaseState, leases_file, load
+from gitxact.tx.savepoints import namespace_for
 from gitxact.util.identity import host_name
 
 
@@ -138,3 +143,41 @@ def test_a_forged_record_does_not_lock_anyone_out_of_main(repo: Path, victims: d
     git("add", "f.txt", cwd=repo)
     proc = run(["git", "commit", "-q", "-m", "x"], repo, {"GITXACT_AGENT": "someone"})
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_forged_record_is_no_lease_to_any_lookup(repo: Path, victims: dict[str, Path]) -> None:
+    """Every "the lease of" question has the one, safe answer: no mark in the worktree, no lease.
+
+    The record names a person's worktree and branch; before, the records' lookups believed
+    it (the hooks' did not), so what a transaction, a savepoint, a restore or ``land`` saw
+    depended on which reader its module imported.
+    """
+    mine = victims["mine"]
+    _forge(repo, ghost={"path": str(mine), "branch": "refs/heads/mine"})
+    ws = Workspace(repo)
+    assert leases.for_path(ws, mine / "sub") is None
+    assert leases.for_branch(ws, "mine") is None
+    assert leases.for_agent(ws, "ghost") is None
+    assert "ghost" in load(ws), "reap and doctor still see the record, to report and drop it"
+    views = lease_reader.load(repo / ".git")
+    assert lease_reader.for_path(views, str(mine)) is None
+    assert lease_reader.for_branch(views, "refs/heads/mine") is None
+    assert namespace_for(Workspace(mine, agent="someone")) == "worktree@mine"
+    assert default_branch(Workspace(repo, agent="ghost")) == "refs/heads/main", "not the forged record's branch"
+    # A transaction begun there by another agent is not refused as the ghost's, nor filed under it.
+    someone = {"GITXACT_AGENT": "someone"}
+    assert gitxact("tx", "begin", cwd=mine, env=someone).returncode == 0
+    refs = git("for-each-ref", "--format=%(refname)", "refs/gitxact/snapshots/", cwd=repo).split()
+    assert refs
+    assert all(ref.startswith("refs/gitxact/snapshots/worktree@mine/") for ref in refs), refs
+    assert gitxact("tx", "commit", cwd=mine, env=someone).returncode == 0
+    # Restoring into it is not a restore into a lease, and the ghost's name finds no worktree.
+    name = git_snapshots.save(ws.layout.common_dir, mine, "worktree@mine/manual", "test", {}).removeprefix(
+        git_snapshots.SNAPSHOT_PREFIX
+    )
+    restored = gitxact("snapshots", "restore", name, "--into", str(mine), cwd=repo, env=someone)
+    assert restored.returncode == 0, restored.stderr
+    into_ghost = gitxact("snapshots", "restore", name, "--into", "ghost", cwd=repo)
+    assert into_ghost.returncode == 2, into_ghost.stderr
+    assert "no agent of that name holds a lease" in into_ghost.stderr
+    _intact(repo, victims)

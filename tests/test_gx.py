@@ -533,18 +533,25 @@ def test_gx_status_with_a_locating_option_runs_without_the_refresh(repo: Path, t
 
 
 @pytest.mark.parametrize(
-    "worktree_id", ["main", "agent-1", "a.b_c", "x" * 100, "x" * 101, "wörk", ".hidden", "a..b", "x.lock", "-a"]
+    "worktree_id",
+    ["main", "agent-1", "a.b_c", "_x", "x" * 100, "x" * 101, "wörk", ".hidden", "a..b", "x.lock", "-a", "a b", "x."],
 )
 def test_status_refresh_names_the_lock_as_the_lock_layer_does(worktree_id: str) -> None:
+    from gitxact.errors import InvalidNameError
     from gitxact.gx import refresh
-    from gitxact.locking import tickets
+    from gitxact.locking import naming
     from gitxact.locking.locks import worktree_key
+    from gitxact.util.names import validate_name
 
     slug = worktree_key(worktree_id).slug
     assert refresh.lock_name(worktree_id) in (slug, None)
     if slug == f"worktree.{worktree_id}":
         assert refresh.lock_name(worktree_id) == slug, "a plain id is always refreshed"
-    assert refresh.CHOOSING_PREFIX == tickets.CHOOSING_PREFIX
+    try:
+        spelled = validate_name(worktree_id, "worktree id", limit=naming.WORKTREE_ID_LIMIT) == worktree_id
+    except InvalidNameError:
+        spelled = False
+    assert naming.plain_worktree_id(worktree_id) is spelled, "the lock layer spells names as validate_name does"
 
 
 def test_gx_status_stays_light_with_its_refresh(repo: Path) -> None:
@@ -552,6 +559,9 @@ def test_gx_status_stays_light_with_its_refresh(repo: Path) -> None:
     assert "gitxact.gx.refresh" in modules
     assert not modules & HEAVY
     assert not {"subprocess", "typing", "dataclasses", "json", "pathlib", "gitxact.locking.locks"} & modules
+    # The lock names and the choosing prefix come from the lean core, which brings nothing else.
+    assert "gitxact.locking.naming" in modules
+    assert not {"gitxact.locking.tickets", "gitxact.util.names"} & modules
 
 
 ALIAS_VALUES = [

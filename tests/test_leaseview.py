@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from support.leases import acquire
+from support.proc import git
 
 from gitxact import Workspace
 from gitxact.errors import StateError
@@ -60,3 +61,31 @@ def test_no_good_generation_names_the_file(repo: Path) -> None:
     Path(str(path) + ".bak").unlink(missing_ok=True)
     with pytest.raises(StateError, match=r"leases\.json"):
         lease_reader.load(repo / ".git")
+
+
+def test_both_readers_lookups_have_one_meaning(repo: Path) -> None:
+    """The lean and the rich lookups answer alike: a genuine lease by path and by branch, and a
+    well-formed record whose worktree lost gitxact's mark is no lease to either."""
+    alice = acquire(repo, "alice")
+    bob = acquire(repo, "bob")
+    ws = Workspace(repo)
+    views = lease_reader.load(ws.layout.common_dir)
+    for path, branch in ((alice / "sub", "gitxact/alice"), (bob, "refs/heads/gitxact/bob")):
+        lean, rich = lease_reader.for_path(views, str(path)), leases.for_path(ws, path)
+        assert lean is not None
+        assert rich is not None
+        assert lean.agent == rich.agent
+        by_branch = lease_reader.for_branch(views, branch)
+        assert by_branch is not None
+        assert by_branch.agent == getattr(leases.for_branch(ws, branch), "agent", None)
+    admin = Path(git("rev-parse", "--absolute-git-dir", cwd=bob).strip())
+    git("worktree", "unlock", str(bob), cwd=repo)
+    (admin / lease_reader.MARK).unlink()  # bob's record is intact; its worktree no longer says so
+    views = lease_reader.load(ws.layout.common_dir)
+    assert lease_reader.for_path(views, str(bob)) is None
+    assert leases.for_path(ws, bob) is None
+    assert lease_reader.for_branch(views, "gitxact/bob") is None
+    assert leases.for_branch(ws, "gitxact/bob") is None
+    assert leases.for_agent(ws, "bob") is None
+    assert leases.for_agent(ws, "alice") is not None
+    _same(repo)  # the record itself is still there for reap and doctor

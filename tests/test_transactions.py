@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.leases import acquire
 from support.proc import assert_clean_error, git, gitxact
 from support.tx import fingerprint, gitxact_refs, head, make_work
 
@@ -183,6 +184,18 @@ def test_unborn_branch(tmp_path: Path) -> None:
 
 
 def test_agent_boundaries_and_lease_namespace(repo: Path) -> None:
+    here = acquire(repo, "alice")
+    refused = gitxact("tx", "begin", cwd=here, env={"GITXACT_AGENT": "bob"})
+    assert_clean_error(refused, 3)
+    assert "alice" in refused.stderr
+    assert gitxact("tx", "begin", cwd=here, env={"GITXACT_AGENT": "alice"}).returncode == 0
+    assert all("/alice/tx-" in ref for ref in gitxact_refs(repo)), gitxact_refs(repo)
+    assert_clean_error(gitxact("tx", "rollback", cwd=here, env={"GITXACT_AGENT": "bob"}), 3)
+    assert gitxact("tx", "rollback", cwd=here, env={"GITXACT_AGENT": "alice"}).returncode == 0
+
+
+def test_a_forged_lease_record_of_a_persons_worktree_is_no_lease(repo: Path) -> None:
+    """A well-formed record naming ``main`` (no gitxact mark there) neither refuses nor names."""
     ws = Workspace(repo)
     ws.init()
     with ws.locks.resource("leases"):
@@ -199,13 +212,10 @@ def test_agent_boundaries_and_lease_namespace(repo: Path) -> None:
             ttl=3600,
         )
         leases_file(ws).save(LeaseState(leases={"alice": lease}))
-    refused = gitxact("tx", "begin", cwd=repo, env={"GITXACT_AGENT": "bob"})
-    assert_clean_error(refused, 3)
-    assert "alice" in refused.stderr
-    assert gitxact("tx", "begin", cwd=repo, env={"GITXACT_AGENT": "alice"}).returncode == 0
-    assert all("/alice/tx-" in ref for ref in gitxact_refs(repo)), gitxact_refs(repo)
-    assert_clean_error(gitxact("tx", "rollback", cwd=repo, env={"GITXACT_AGENT": "bob"}), 3)
-    assert gitxact("tx", "rollback", cwd=repo, env={"GITXACT_AGENT": "alice"}).returncode == 0
+    assert gitxact("tx", "begin", cwd=repo, env={"GITXACT_AGENT": "bob"}).returncode == 0
+    assert gitxact_refs(repo)
+    assert all("/worktree@main/tx-" in ref for ref in gitxact_refs(repo)), gitxact_refs(repo)
+    assert gitxact("tx", "rollback", cwd=repo, env={"GITXACT_AGENT": "bob"}).returncode == 0
 
 
 def test_commit_blocker_and_abandoned_journal(repo: Path) -> None:

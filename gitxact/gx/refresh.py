@@ -26,31 +26,20 @@ import os
 
 from gitxact.errors import GitxactError
 from gitxact.git import lite, locate
-from gitxact.locking import kernel
+from gitxact.locking import kernel, naming
 from gitxact.util.files import ensure_private_dir, open_state_file
 
-#: A hidden ticket being chosen: someone is about to queue. ``locking/tickets.py``'s
-#: constant, repeated because importing that module (the queue and holder records) would
-#: add to ``gx status``'s pinned imports (tests/test_gx.py pins the two equal). Under the
-#: start-up rule's 0.1 S (docs/benchmark.md, "Start-up tricks"): it goes with issue 26's lean core.
-CHOOSING_PREFIX = ".new-"
 _LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 
 TYPE_CHECKING = False  # see gitxact/__init__.py
 if TYPE_CHECKING:
     from gitxact.gx.cmdline import Invocation
 
-_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
-
 
 def lock_name(worktree_id: str) -> str | None:
-    """The worktree lock's file name, as :func:`gitxact.locking.locks.worktree_key` names it;
+    """The worktree lock's slug, as :func:`gitxact.locking.locks.worktree_key` names it;
     ``None`` for an id it would hash (then no refresh: hashing is not worth its import here)."""
-    if not 1 <= len(worktree_id) <= 100 or worktree_id[0] in ".-" or not set(worktree_id) <= _ID_CHARS:
-        return None
-    if ".." in worktree_id or worktree_id.endswith((".lock", ".")):
-        return None
-    return f"worktree.{worktree_id}"
+    return naming.worktree_slug(worktree_id) if naming.plain_worktree_id(worktree_id) else None
 
 
 def try_hold(lock_dir: str, worktree_id: str) -> int | None:
@@ -64,13 +53,13 @@ def try_hold(lock_dir: str, worktree_id: str) -> int | None:
     name = lock_name(worktree_id)
     if name is None:
         return None
-    queue = os.path.join(lock_dir, name + ".q")
+    queue = os.path.join(lock_dir, name + naming.QUEUE_SUFFIX)
     try:
         ensure_private_dir(os.path.dirname(lock_dir))
         mode = ensure_private_dir(lock_dir)
         if any(_queued(os.path.join(queue, entry)) for entry in _entries(queue)):
             return None
-        fd = open_state_file(os.path.join(lock_dir, name + ".lock"), _LOCK_FLAGS, mode)
+        fd = open_state_file(os.path.join(lock_dir, name + naming.LOCK_SUFFIX), _LOCK_FLAGS, mode)
     except (OSError, GitxactError):
         return None
     if kernel.try_lock(fd):
@@ -97,7 +86,7 @@ def _queued(ticket: str) -> bool:
     try:
         if kernel.try_lock(fd):
             kernel.unlock(fd)
-            return os.path.basename(ticket).startswith(CHOOSING_PREFIX)  # a chooser not yet locked: busy
+            return os.path.basename(ticket).startswith(naming.CHOOSING_PREFIX)  # a chooser not yet locked: busy
         return True
     finally:
         os.close(fd)

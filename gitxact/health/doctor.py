@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from gitxact.core.documents import Document
 from gitxact.core.repo import STATE_DIR, Repo
 from gitxact.health.state_files import model_for
-from gitxact.locking import kernel, tickets
+from gitxact.locking import kernel, naming, tickets
 
 
 @dataclass
@@ -131,7 +131,7 @@ def check_lock_records(repo: Repo, fix: bool) -> list[Finding]:
         with contextlib.suppress(FileNotFoundError):
             for entry in sorted(os.listdir(queue)):
                 parsed = tickets.TicketName.parse(entry)
-                if parsed is None and not entry.startswith(tickets.CHOOSING_PREFIX):
+                if parsed is None and not entry.startswith(naming.CHOOSING_PREFIX):
                     continue
                 path = Path(queue) / entry
                 if _owner_alive(path):
@@ -177,7 +177,7 @@ def _owner_alive(path: os.PathLike[str]) -> bool:
     try:
         if kernel.try_lock(fd):
             kernel.unlock(fd)
-            return str(path).rsplit("/", 1)[-1].startswith(tickets.CHOOSING_PREFIX) and _recent(path)
+            return str(path).rsplit("/", 1)[-1].startswith(naming.CHOOSING_PREFIX) and _recent(path)
         return True
     finally:
         os.close(fd)

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import fnmatch
 
+from gitxact.leases.reader import LEASES_FILE
 from gitxact.state.store import Persisted
+from gitxact.tx.journal_reader import JOURNAL_GLOB
 
 #: The file-name globs :func:`model_for` knows, in its order.
 PATTERNS = (
     "meta.json",
     "tracker.json",
-    "leases.json",
-    "journal-*.json",
+    LEASES_FILE,
+    JOURNAL_GLOB,
     "recover.json",
     "landing.json",
     "trust.json",
@@ -35,11 +37,11 @@ def model_for(name: str) -> type[Persisted] | None:
         from gitxact.tracker import TrackerState
 
         return TrackerState
-    if pattern == "leases.json":
+    if pattern == LEASES_FILE:
         from gitxact.leases.records import LeaseState
 
         return LeaseState
-    if pattern == "journal-*.json":
+    if pattern == JOURNAL_GLOB:
         from gitxact.tx.journal import Journal
 
         return Journal

@@ -21,6 +21,7 @@ from gitxact.errors import StateError
 from gitxact.health.database import database_overview
 from gitxact.health.last_recover import LastRecover, last_recover
 from gitxact.locking.locks import Level, summarize_waits
+from gitxact.tx import journal_reader
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -230,7 +231,7 @@ def collect(
 
 def _transactions(repo: Repo, state_dir: Path) -> list[TxInfo]:
     """Open transactions; the journal model (pydantic) is imported only when a journal exists."""
-    if not state_dir.is_dir() or not any(state_dir.glob("journal-*.json*")):
+    if not state_dir.is_dir() or not any(state_dir.glob(journal_reader.JOURNAL_GLOB + "*")):
         return []
     from gitxact.tx.results import list_transactions
 

@@ -28,8 +28,10 @@ if TYPE_CHECKING:
 #: on the light path, for the hooks; gitxact.worktrees.ownership and .registration use these.
 MARK = "gitxact-lease"
 LOCK_REASON_PREFIX = "gitxact lease "
-LEASES_FILE = "leases.json"  # = gitxact.leases.records.LEASES_FILE, which imports pydantic
-_SCHEMA = 1  # = gitxact.leases.records.LeaseState.SCHEMA
+#: The one name of the leases file and its schema number (:class:`gitxact.leases.records.LeaseState`
+#: uses these): the rich module imports the lean one, never the other way.
+LEASES_FILE = "leases.json"
+SCHEMA = 1
 
 
 class LeaseView:
@@ -132,7 +134,7 @@ def exists(common_dir: str | os.PathLike[str]) -> bool:
 
 def load(common_dir: str | os.PathLike[str]) -> list[LeaseView]:
     """Every lease record of the repository whose common dir is *common_dir*, by agent."""
-    data = envelope.load(leases_path(common_dir), "leases", _SCHEMA, _records)
+    data = envelope.load(leases_path(common_dir), "leases", SCHEMA, _records)
     leases = [] if data is None else _records(data)
     for lease in leases:
         lease.common_dir = os.fspath(common_dir)
@@ -147,7 +149,14 @@ def _records(data: dict[str, Any]) -> list[LeaseView]:
 
 
 def for_branch(leases: list[LeaseView], ref: str) -> LeaseView | None:
-    """The genuine lease of a branch given as ``gitxact/x`` or ``refs/heads/gitxact/x``."""
+    """The genuine lease of a branch given as ``gitxact/x`` or ``refs/heads/gitxact/x``.
+
+    This and :func:`for_path` are the one meaning of "the lease of": a well-formed record
+    counts only when the worktree it names carries gitxact's mark for it
+    (:meth:`LeaseView.genuine`), so a forged record naming a person's worktree or branch
+    neither locks them out nor lends that worktree an agent's name.
+    :func:`gitxact.leases.records.for_branch` and ``for_path`` answer through these.
+    """
     short = ref.removeprefix("refs/heads/")
     return next((lease for lease in leases if lease.short_branch == short and lease.genuine()), None)
 

@@ -19,9 +19,11 @@ from gitxact.state.store import StateFile
 from gitxact.util.identity import ProcessIdentity
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from gitxact.core.repo import Repo
 
-LEASES_FILE = "leases.json"
+LEASES_FILE = lease_reader.LEASES_FILE
 LEASES_LOCK = "leases"
 
 #: Where a lease is in its life, so a crash at any step leaves a record that says what to
@@ -218,7 +220,7 @@ class LeaseState:
     """``leases.json``: agent -> :class:`Lease`; exactly the field ``leases`` (``extra="forbid"``)."""
 
     KIND: ClassVar[str] = "leases"
-    SCHEMA: ClassVar[int] = 1
+    SCHEMA: ClassVar[int] = lease_reader.SCHEMA
 
     __slots__ = ("leases",)
 
@@ -231,7 +233,7 @@ class LeaseState:
 
     @classmethod
     def model_validate(cls, data: Any) -> LeaseState:
-        records = fields.mapping(fields.mapping(data, "leases.json", _STATE_FIELDS).get("leases", {}), "leases")
+        records = fields.mapping(fields.mapping(data, LEASES_FILE, _STATE_FIELDS).get("leases", {}), "leases")
         found: dict[str, Lease] = {}
         for agent, record in records.items():
             try:
@@ -273,26 +275,39 @@ def active(repo: Repo) -> list[Lease]:
 
 
 def for_agent(repo: Repo, agent: str) -> Lease | None:
-    return load(repo).get(agent)
+    """*agent*'s lease, only if its worktree carries gitxact's mark for it (see :func:`for_path`)."""
+    lease = load(repo).get(agent)
+    return lease if lease is not None and _view(repo, lease).genuine() else None
 
 
 def for_path(repo: Repo, path: os.PathLike[str] | str) -> Lease | None:
-    """The lease whose worktree contains *path* (compared by real path)."""
-    target = os.path.realpath(path)
-    for lease in load(repo).values():
-        root = os.path.realpath(lease.path)
-        if target == root or target.startswith(root + os.sep):
-            return lease
-    return None
+    """The genuine lease whose worktree contains *path*: :func:`gitxact.leases.reader.for_path`'s
+    answer, the one meaning the hooks and ``gx`` use too."""
+    return _lookup(repo, lambda views: lease_reader.for_path(views, os.fspath(path)))
 
 
 def for_branch(repo: Repo, branch: str) -> Lease | None:
-    """The lease of a branch, given as ``gitxact/x`` or ``refs/heads/gitxact/x``."""
-    short = branch.removeprefix("refs/heads/")
-    for lease in load(repo).values():
-        if lease.branch.removeprefix("refs/heads/") == short:
-            return lease
-    return None
+    """The genuine lease of a branch (``gitxact/x`` or ``refs/heads/gitxact/x``), as
+    :func:`gitxact.leases.reader.for_branch` tells."""
+    return _lookup(repo, lambda views: lease_reader.for_branch(views, branch))
+
+
+def _view(repo: Repo, lease: Lease) -> lease_reader.LeaseView:
+    view = lease_reader.LeaseView(lease.agent, lease.path, lease.branch, lease.worktree_id, lease.token_hash)
+    view.common_dir = os.fspath(repo.layout.common_dir)
+    return view
+
+
+def _lookup(repo: Repo, find: Callable[[list[lease_reader.LeaseView]], lease_reader.LeaseView | None]) -> Lease | None:
+    """Ask the lean lookup *find* over this read's records; the record it picks, or ``None``.
+
+    Reap and doctor must still see records that are not genuine, to report and drop them:
+    they iterate :func:`load`, never these lookups.
+    """
+    records = sorted(load(repo).values(), key=lambda lease: lease.agent)
+    views = [_view(repo, lease) for lease in records]
+    found = find(views)
+    return next((lease for lease, view in zip(records, views, strict=True) if view is found), None)
 
 
 # -- changes (read-modify-write under the leases lock) ---------------------------------------

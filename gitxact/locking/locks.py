@@ -29,7 +29,8 @@ import time
 # start-up: saves over 0.1 S on gx commit (docs/benchmark.md, "Start-up tricks")
 from _thread import _local  # threading.local itself: threading imports collections
 
-from gitxact.errors import InvalidNameError, LockOrderError, LockTimeoutError, StateError
+from gitxact.errors import LockOrderError, LockTimeoutError, StateError
+from gitxact.locking import naming
 from gitxact.locking.kernel import KernelLock
 from gitxact.locking.tickets import EXCLUSIVE, SHARED, Mode, Party, Ticket, TicketName, parties, probe_alive
 from gitxact.util import jsontext
@@ -85,8 +86,8 @@ class LockKey(Value):
     @property
     def slug(self) -> str:
         if self.level == Level.REPOSITORY:
-            return "repo"
-        return f"{'worktree' if self.level == Level.WORKTREE else 'resource'}.{self.name}"
+            return naming.REPOSITORY_SLUG
+        return (naming.worktree_slug if self.level == Level.WORKTREE else naming.resource_slug)(self.name)
 
     def describe(self) -> str:
         if self.level == Level.REPOSITORY:
@@ -108,10 +109,9 @@ REPOSITORY = LockKey(Level.REPOSITORY, "repo")
 def worktree_key(worktree_id: str) -> LockKey:
     """The lock of a worktree. git names worktrees after their folder, keeping non-ASCII
     letters (``wörk``); such an id is not a lock file name, so it is named by its hash."""
-    try:
-        return LockKey(Level.WORKTREE, validate_name(worktree_id, "worktree id", limit=100))
-    except InvalidNameError:
-        return LockKey(Level.WORKTREE, "id-" + sha256_hex(worktree_id.encode())[:24])
+    if naming.plain_worktree_id(worktree_id):
+        return LockKey(Level.WORKTREE, worktree_id)
+    return LockKey(Level.WORKTREE, "id-" + sha256_hex(worktree_id.encode())[:24])
 
 
 def resource_key(name: str) -> LockKey:
@@ -375,10 +375,10 @@ class Locks:
         return {LOCKS_ENV: jsontext.dumps(tokens)} if tokens else {}
 
     def queue_dir(self, key: LockKey) -> str:
-        return os.path.join(self.lock_dir, f"{key.slug}.q")
+        return os.path.join(self.lock_dir, key.slug + naming.QUEUE_SUFFIX)
 
     def nest_dir(self, key: LockKey) -> str:
-        return os.path.join(self.lock_dir, f"{key.slug}.nest")
+        return os.path.join(self.lock_dir, key.slug + naming.NEST_SUFFIX)
 
     def parties(self, key: LockKey) -> list[Party]:
         return parties(self.queue_dir(key))
@@ -391,15 +391,15 @@ class Locks:
             entries = []
         if entries:
             for entry in entries:
-                if not entry.endswith(".q"):
+                if not entry.endswith(naming.QUEUE_SUFFIX):
                     continue
-                slug = entry[:-2]
-                if slug == "repo":
+                slug = entry.removesuffix(naming.QUEUE_SUFFIX)
+                if slug == naming.REPOSITORY_SLUG:
                     keys.append(REPOSITORY)
-                elif slug.startswith("worktree."):
-                    keys.append(LockKey(Level.WORKTREE, slug[len("worktree.") :]))
-                elif slug.startswith("resource."):
-                    keys.append(LockKey(Level.RESOURCE, slug[len("resource.") :]))
+                elif slug.startswith(naming.WORKTREE_PREFIX):
+                    keys.append(LockKey(Level.WORKTREE, slug.removeprefix(naming.WORKTREE_PREFIX)))
+                elif slug.startswith(naming.RESOURCE_PREFIX):
+                    keys.append(LockKey(Level.RESOURCE, slug.removeprefix(naming.RESOURCE_PREFIX)))
         return keys
 
     # -- acquire / release ---------------------------------------------------------------
@@ -538,7 +538,7 @@ class Locks:
         slot = (self._dir_key, key)
         backend = _THREAD.backends.get(slot)
         if backend is None:
-            backend = KernelLock(os.path.join(self.lock_dir, f"{key.slug}.lock"), self.file_mode)
+            backend = KernelLock(os.path.join(self.lock_dir, key.slug + naming.LOCK_SUFFIX), self.file_mode)
             _THREAD.backends[slot] = backend
         return backend
 

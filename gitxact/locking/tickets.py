@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import time
 
+from gitxact.locking import naming
 from gitxact.locking.kernel import try_lock
 from gitxact.util import jsontext
 from gitxact.util.files import FILE_MODE, open_state_file
@@ -37,7 +38,6 @@ SHARED: Mode = "shared"
 EXCLUSIVE: Mode = "exclusive"
 _MODE_CODE = {SHARED: "s", EXCLUSIVE: "x"}
 _CODE_MODE: dict[str, Mode] = {"s": SHARED, "x": EXCLUSIVE}
-CHOOSING_PREFIX = ".new-"
 #: A hidden ticket is created, then flock'd a few microseconds later; only one that
 #: is unlocked *and* older than this is a crashed chooser's.
 _CHOOSING_GRACE = 1.0
@@ -144,7 +144,7 @@ class Ticket:
         ident = f"{self.chosen_ns:020d}-{os.getpid()}-{os.urandom(4).hex()}"
         # The mode shows in the hidden name too: a shared waiter need not wait for a shared
         # ticket still being chosen (two readers never conflict, whichever goes first).
-        hidden = os.path.join(queue_dir, f"{CHOOSING_PREFIX}{ident}.{_MODE_CODE[mode]}")
+        hidden = os.path.join(queue_dir, f"{naming.CHOOSING_PREFIX}{ident}.{_MODE_CODE[mode]}")
         self.fd = open_state_file(hidden, _OPEN_FLAGS, file_mode)
         try:
             try_lock(self.fd)  # a brand-new file: nobody else can hold it
@@ -173,7 +173,7 @@ class Ticket:
         ahead: list[str] = []
         choosing: list[str] = []
         for entry in os.listdir(self.queue_dir):
-            if entry.startswith(CHOOSING_PREFIX):
+            if entry.startswith(naming.CHOOSING_PREFIX):
                 if not (self.mode == SHARED and entry.endswith(f".{_MODE_CODE[SHARED]}")):
                     choosing.append(entry)
                 continue
@@ -258,7 +258,7 @@ def parties(queue_dir: str) -> list[Party]:
     now = time.time()
     for entry in names:
         path = os.path.join(queue_dir, entry)
-        if entry.startswith(CHOOSING_PREFIX):
+        if entry.startswith(naming.CHOOSING_PREFIX):
             if not _young(path):
                 probe_alive(path)  # clears a chooser that died before its ticket became visible
             continue

@@ -26,6 +26,7 @@ from gitxact.errors import StateError, UsageError
 from gitxact.git import refs
 from gitxact.git import run as git
 from gitxact.git.snapshots import SNAPSHOT_PREFIX
+from gitxact.tx import journal_reader
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -110,7 +111,7 @@ def protections(repo: Repo) -> Protections:
     journals = all_journals(repo)
     missing = sorted(set(journal_ids(repo)) - set(journals))
     if missing:
-        found.unreadable_journal = ", ".join(f"journal-{wid}.json" for wid in missing)
+        found.unreadable_journal = ", ".join(journal_reader.file_name(wid) for wid in missing)
     for worktree_id, journal in journals.items():
         for kept in journal.kept:
             until = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(kept.expires))

@@ -15,7 +15,6 @@ read without a lock; the atomic rename means they see a whole generation.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import time
 from typing import TYPE_CHECKING, ClassVar, Literal
@@ -25,13 +24,13 @@ from pydantic import BaseModel, Field
 from gitxact.errors import StateError
 from gitxact.state.models import StateModel
 from gitxact.state.store import StateFile
+from gitxact.tx import journal_reader
 from gitxact.util import faults
 from gitxact.util.identity import ProcessIdentity, this_host
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
 
-JOURNAL_GLOB = "journal-*.json"
 HISTORY_LIMIT = 20
 
 Op = Literal["begin", "savepoint", "rollback", "commit", "red", "green", "refactor", "done", "abort"]
@@ -166,7 +165,7 @@ class Finished(BaseModel):
 
 class Journal(StateModel):
     KIND: ClassVar[str] = "journal"
-    SCHEMA: ClassVar[int] = 1
+    SCHEMA: ClassVar[int] = journal_reader.SCHEMA
 
     worktree_id: str = ""
     tx: TxRecord | None = None
@@ -181,8 +180,7 @@ class Journal(StateModel):
         self.tx = None
 
 
-def file_name(worktree_id: str) -> str:
-    return f"journal-{worktree_id}.json"
+file_name = journal_reader.file_name
 
 
 class JournalFile:
@@ -222,8 +220,8 @@ def journal_ids(repo: Repo) -> list[str]:
     folder = repo.state_dir / "state"
     if not folder.is_dir():
         return []
-    names = {p.name.removesuffix(".bak") for p in folder.glob(JOURNAL_GLOB + "*")}
-    return sorted(n[len("journal-") : -len(".json")] for n in names if fnmatch.fnmatchcase(n, JOURNAL_GLOB))
+    names = {p.name.removesuffix(".bak") for p in folder.glob(journal_reader.JOURNAL_GLOB + "*")}
+    return sorted(wid for wid in map(journal_reader.worktree_id_of, names) if wid is not None)
 
 
 def all_journals(repo: Repo) -> dict[str, Journal]:
@@ -248,25 +246,7 @@ def commit_blocker(repo: Repo, worktree_id: str) -> str | None:
 
     Cheap on purpose (one small file read, no git, no lock): a commit landing while
     gitxact rolls the worktree back, or before ``recover`` has repaired an interrupted
-    step, would be overwritten or would confuse the repair.
+    step, would be overwritten or would confuse the repair. The rule is defined once, in
+    :func:`gitxact.tx.journal_reader.commit_blocker`, which the hook runs without pydantic.
     """
-    path = repo.state_dir / "state" / file_name(worktree_id)
-    if not path.exists() and not path.with_name(path.name + ".bak").exists():
-        return None
-    tx = JournalFile(repo, worktree_id).peek().tx
-    if tx is None:
-        return None
-    state = condition(tx)
-    if state == "abandoned":
-        return f"transaction {tx.label()} in worktree {worktree_id!r} was interrupted; run `gitxact recover` first"
-    if tx.step is not None and tx.step.phase in ("restore", "drop", "commit"):
-        return f"transaction {tx.label()} in worktree {worktree_id!r} is {_doing(tx.step)} ({tx.step.owner.describe()})"
-    return None
-
-
-def _doing(step: Step) -> str:
-    if step.phase == "restore":
-        return f"rolling back to savepoint {step.target!r}"
-    if step.phase == "commit":
-        return f"committing (tdd {step.op})"
-    return f"finishing `{step.op}`"
+    return journal_reader.commit_blocker(os.fspath(repo.layout.common_dir), worktree_id)

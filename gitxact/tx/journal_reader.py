@@ -2,9 +2,9 @@
 
 The pre-commit hook asks this on every commit in a worktree that has a journal, so it
 reads ``state/journal-<id>.json`` with :mod:`gitxact.state.envelope` (verified, ``.bak``
-fallback) instead of the pydantic model. The rule is the one of
-:func:`gitxact.tx.journal.commit_blocker` (tests/test_hooks_transactions.py holds the two
-together): a commit is refused while the worktree is being rolled back, while a TDD
+fallback) instead of the pydantic model. This is the one definition of the rule:
+:func:`gitxact.tx.journal.commit_blocker` answers through it, and the journal's file name and
+schema number are defined here too. A commit is refused while the worktree is being rolled back, while a TDD
 commit or a savepoint drop is half done, and while an interrupted step or a dead
 holder waits for ``gitxact recover``.
 """
@@ -19,11 +19,27 @@ TYPE_CHECKING = False  # see gitxact/__init__.py
 if TYPE_CHECKING:
     from typing import Any
 
-_SCHEMA = 1  # = gitxact.tx.journal.Journal.SCHEMA, which imports pydantic
+#: The journal's schema number (:class:`gitxact.tx.journal.Journal` uses it).
+SCHEMA = 1
+
+
+def file_name(worktree_id: str) -> str:
+    """A worktree's journal file, in ``state/`` (:func:`gitxact.tx.journal.file_name` is this)."""
+    return f"journal-{worktree_id}.json"
+
+
+#: Every worktree's journal file (and, with ``*`` after it, their backups).
+JOURNAL_GLOB = file_name("*")
+
+
+def worktree_id_of(name: str) -> str | None:
+    """The worktree id whose journal file is *name*, or ``None`` if it names no journal."""
+    stem = name.removeprefix("journal-").removesuffix(".json")
+    return stem if stem and name == file_name(stem) else None
 
 
 def journal_path(common_dir: str, worktree_id: str) -> str:
-    return os.path.join(common_dir, "gitxact", "state", f"journal-{worktree_id}.json")
+    return os.path.join(common_dir, "gitxact", "state", file_name(worktree_id))
 
 
 def exists(common_dir: str, worktree_id: str) -> bool:
@@ -57,7 +73,7 @@ def commit_blocker(common_dir: str, worktree_id: str) -> str | None:
     """Why a commit in this worktree must be refused now, or ``None``."""
     if not exists(common_dir, worktree_id):
         return None
-    data = envelope.load(journal_path(common_dir, worktree_id), "journal", _SCHEMA)
+    data = envelope.load(journal_path(common_dir, worktree_id), "journal", SCHEMA)
     tx = data.get("tx") if data else None
     if not isinstance(tx, dict):
         return None
