@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from support.backends import onto_postgres
-from support.proc import ROOT
+from support.proc import ROOT, owner_process
 
 from fixtures.postgres import PostgresServer, start_server
 from fixtures.repos import make_repo
@@ -64,6 +64,13 @@ def inside(repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(repo)
     assert main(["init"]) == 0
     return repo
+
+
+@pytest.fixture
+def owner() -> Iterator[int]:
+    """A long-lived owner for the leases a test makes (so none is reapable meanwhile): its pid."""
+    with owner_process() as proc:
+        yield proc.pid
 
 
 @pytest.fixture(scope="session")

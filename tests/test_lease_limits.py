@@ -9,20 +9,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.proc import GITXACT, git, gitxact, owner_process, run_parallel
+from support.proc import GITXACT, git, gitxact, run_parallel
 
 from fixtures.repos import make_repo
 from gitxact.state.checksums import checksum_of
-
-
-@pytest.fixture
-def owner() -> Iterator[int]:
-    with owner_process() as proc:
-        yield proc.pid
 
 
 @pytest.fixture

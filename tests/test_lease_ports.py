@@ -13,7 +13,6 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,16 +22,6 @@ from fixtures.repos import make_repo
 from gitxact.leases.records import Lease
 
 LOW, HIGH = 24100, 24199
-
-
-@pytest.fixture
-def owner() -> Iterator[int]:
-    proc = subprocess.Popen(["sleep", "600"])
-    try:
-        yield proc.pid
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -100,17 +99,6 @@ def assert_nothing_left(repo: Path, agent: str) -> None:
     assert not root.exists() or list(root.iterdir()) == []
     assert f"gitxact/{agent}" not in git("branch", "--list", cwd=repo)
     assert_whole(repo)
-
-
-@pytest.fixture
-def owner() -> Iterator[int]:
-    """A long-lived owner for the leases the CLI makes (so none is reapable meanwhile)."""
-    proc = subprocess.Popen(["sleep", "600"])
-    try:
-        yield proc.pid
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def test_eight_acquires_at_once_overlap_their_checkouts(
