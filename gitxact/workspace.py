@@ -11,15 +11,18 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from gitxact.core.repo import Repo
+from gitxact.leases import reader as lease_reader
 
 if TYPE_CHECKING:
     from collections.abc import Collection
+    from pathlib import Path
 
     from gitxact.health.recover import RecoverDoc
     from gitxact.land.foresight import ConflictsDoc, DryRunDoc
     from gitxact.land.queue import Progress
     from gitxact.land.records import Strategy
     from gitxact.land.results import LandDoc
+    from gitxact.locking.locks import WaitObserver
     from gitxact.snapshots.manager import Snapshots
     from gitxact.tracker import Tracker
     from gitxact.tx.checks import Check, Echo
@@ -30,6 +33,20 @@ if TYPE_CHECKING:
 
 class Workspace(Repo):
     """A repository seen from *path*, with the tracker, worktrees, snapshots, transactions, TDD and recover."""
+
+    def __init__(
+        self,
+        path: Path | str | None = None,
+        *,
+        agent: str | None = None,
+        timeout: float | None = None,
+        observer: WaitObserver | None = None,
+    ) -> None:
+        super().__init__(path, agent=agent, timeout=timeout, observer=observer)
+        if self.agent is None and self.layout.worktree is not None and not self.layout.is_main_worktree:
+            # Events and lock holds are named for the leased worktree's agent (a name, never a grant).
+            self.attribution = lease_reader.agent_of_worktree(self.layout.common_dir, self.layout.worktree)
+            self.locks.agent = self.attribution
 
     @cached_property
     def tracker(self) -> Tracker:

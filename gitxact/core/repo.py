@@ -16,9 +16,7 @@ from typing import TYPE_CHECKING
 
 from gitxact._version import __version__
 from gitxact.core import settings
-from gitxact.errors import StateError
 from gitxact.git import run as git
-from gitxact.leases import reader as lease_reader
 from gitxact.locking.locks import Grant, Locks, WaitObserver
 from gitxact.locking.tickets import EXCLUSIVE, Mode
 from gitxact.state.store import M, StateFile, StateStore
@@ -32,17 +30,6 @@ STATE_DIR = "state"
 LOGS_DIR = "logs"
 
 
-def leased_agent(layout: git.RepoLayout) -> str | None:
-    """The agent whose genuine lease holds *layout*'s worktree, if any (see ``Repo.attribution``)."""
-    if layout.worktree is None or layout.is_main_worktree or not lease_reader.exists(layout.common_dir):
-        return None
-    try:
-        lease = lease_reader.for_path(lease_reader.load(layout.common_dir), str(layout.worktree))
-    except StateError:  # a broken leases file is status's and doctor's to report, not a name's
-        return None
-    return None if lease is None else lease.agent
-
-
 class Repo:
     """A repository as gitxact sees it from *path* (any folder inside any worktree).
 
@@ -50,7 +37,8 @@ class Repo:
     the agent boundaries check. ``attribution`` is who its events and lock holds are named
     for: that agent, or else the agent whose lease holds the worktree the process runs in
     (a shell-run agent rarely exports ``GITXACT_AGENT``, and ``stats`` would count its
-    lands and transactions for nobody). It never grants anything.
+    lands and transactions for nobody; :class:`gitxact.workspace.Workspace`, a layer above
+    the leases, sets that). It never grants anything.
     """
 
     def __init__(
@@ -63,7 +51,7 @@ class Repo:
     ) -> None:
         self.layout = git.discover(path)
         self.agent = validate_agent(agent) if agent is not None else agent_from_env()
-        self.attribution = self.agent or leased_agent(self.layout)
+        self.attribution = self.agent
         self.settings = settings.load(self.layout.start)
         self.store = StateStore(self.layout.state_dir)
         self.locks = Locks(

@@ -33,7 +33,7 @@ import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from gitxact.errors import EXIT_REFUSED, GitxactError, OperationFailedError
 from gitxact.land import candidate, carry, recovery
@@ -42,7 +42,36 @@ from gitxact.tx import checks
 from gitxact.util import faults
 
 if TYPE_CHECKING:
-    from gitxact.land.lander import Lander
+    from gitxact.core.repo import Repo
+    from gitxact.land.records import LandingFile, RequestState
+
+
+class Lander(Protocol):
+    """What a round asks of the queue's holder (:class:`gitxact.land.lander.Lander`, which
+    calls :func:`serve_round`): its steps, so a round takes them as a serial landing does."""
+
+    repo: Repo
+    lf: LandingFile
+    #: How often each request found the target moved outside the queue, across rounds.
+    moves: dict[str, int]
+
+    def new_work(self, group: list[Request], *, reads_target: bool = True) -> Work: ...
+    def save(self, work: Work) -> None: ...
+    def drop(self, work: Work, outcomes: dict[str, Outcome] | None = None) -> None: ...
+    def move(self, work: Work, target: str, base: str, tip: str) -> None: ...
+    def bisect(self, survivors: list[Request], result: checks.CheckResult) -> None: ...
+    def refuse_check(self, request: Request, result: checks.CheckResult) -> None: ...
+    def finish_one(self, request: Request, final: RequestState, outcome: Outcome) -> None: ...
+    def finish_all(
+        self,
+        group: list[Request],
+        final: RequestState,
+        reason: str,
+        code: int,
+        *,
+        landed_tip: str | None = None,
+        already: bool = False,
+    ) -> None: ...
 
 
 @dataclass

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 
+from gitxact.errors import StateError
 from gitxact.state import envelope
 from gitxact.util.digest import sha256_hex
 
@@ -169,6 +170,21 @@ def for_path(leases: list[LeaseView], path: str) -> LeaseView | None:
         if (target == root or target.startswith(root + os.sep)) and lease.genuine():
             return lease
     return None
+
+
+def agent_of_worktree(common_dir: str | os.PathLike[str], worktree: str | os.PathLike[str]) -> str | None:
+    """The agent whose genuine lease holds *worktree*, if any: who work done there is counted
+    for when the process names no agent (:attr:`gitxact.core.repo.Repo.attribution`).
+
+    A broken leases file names nobody here: it is ``status``'s and ``doctor``'s to report.
+    """
+    if not exists(common_dir):
+        return None
+    try:
+        lease = for_path(load(common_dir), os.fspath(worktree))
+    except StateError:
+        return None
+    return None if lease is None else lease.agent
 
 
 def _read(path: str) -> str:

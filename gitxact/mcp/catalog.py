@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -21,9 +21,6 @@ from pydantic import ValidationError
 from gitxact.errors import GitxactError, UsageError
 from gitxact.mcp import replies
 from gitxact.util import inputs
-
-if TYPE_CHECKING:
-    from gitxact.mcp.server import Tools
 
 #: name -> (read-only, destructive, idempotent). Destructive: it can take away work or a
 #: value someone had (a rollback, a rebase's rewritten commits, an overwritten key, a
@@ -80,7 +77,8 @@ class GitxactServer(MCPServer[Any]):
             return replies.invalid_arguments(fields)
 
 
-def register(tools: Tools, server: MCPServer[Any]) -> None:
+def register(tools: object, server: MCPServer[Any]) -> None:
+    """Add each tool of :data:`HINTS`, a method of *tools* (the server's ``Tools``), to *server*."""
     for name, (read_only, destructive, idempotent) in HINTS.items():
         hints = ToolAnnotations(
             read_only_hint=read_only, destructive_hint=destructive, idempotent_hint=idempotent, open_world_hint=False
