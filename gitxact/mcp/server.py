@@ -138,7 +138,8 @@ class Tools:
     # -- the everyday git of your worktree --------------------------------------------------
 
     def commit(self, paths: Paths, message: Message) -> worktree_ops.CommitDoc:
-        """Commit exactly these paths (relative to your worktree; new, changed or deleted) with message."""
+        """Commit exactly these paths (relative to your worktree; new, changed or deleted) with message,
+        as they are on disk; other staged changes stay out. Refused, the index is left as it was."""
         ws, _ = self._own()
         return worktree_ops.commit(ws, self.agent, self._token, list(paths), message)
 
