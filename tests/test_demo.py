@@ -50,8 +50,13 @@ def test_demo_with_gitxact_loses_nothing(tmp_path: Path) -> None:
     assert doc["lost"] == 0
     assert doc["agents_failed"] == []
     assert doc["git_failures"] == 0
-    # Every agent: red + green + 5 shared commits; all meant to land, all landed.
+    # Every agent: red + green + 5 shared commits; all made, all found on a branch.
     assert doc["commits_planned"] == doc["commits_landed"] == 3 * (2 + 5)
+    # The committed .gitxact.toml, trusted by `gitxact trust`: each lease's setup wrote the
+    # agent's name and port, and each agent listened on a port of its own.
+    assert doc["trusted"] is True
+    assert doc["setup_ran"] == 3
+    assert len(doc["ports"]) == len(set(doc["ports"])) == 3
     assert doc["tracker_kept"] == doc["tracker_expected"] == 3 * 25
     assert doc["tdd_rollbacks"] == 1
     assert doc["gc_attempts"] == doc["gc_refused"] == 1
@@ -69,6 +74,8 @@ def test_demo_with_gitxact_loses_nothing(tmp_path: Path) -> None:
     assert rows["agent-2"]["rollbacks"] == 1
     assert [rows[n]["land"] for n in ("agent-1", "agent-2", "agent-3")] == ["landed", "refused", "-"]
     assert rows["agent-3"]["killed"] is True
+    assert sorted(row["port"] for row in rows.values()) == sorted(doc["ports"])
+    assert all(row["setup"] for row in rows.values())
     assert doc["repository"] is None
     assert leftovers(tmp_path) == []
 
@@ -88,6 +95,7 @@ def test_the_same_agents_with_raw_git_lose_work(tmp_path: Path) -> None:
     assert doc["gc_refused"] == 0
     assert doc["killed"] == 1
     assert doc["recovered"] is False
+    assert (doc["trusted"], doc["setup_ran"], doc["ports"]) == (False, 0, []), "raw git runs no setup"
     assert doc["worktrees_left"] >= 1  # at least the killed agent's worktree is orphaned
     assert leftovers(tmp_path) == []
 
@@ -101,6 +109,10 @@ def test_human_output_off_a_terminal_has_no_escape_codes(tmp_path: Path) -> None
     assert "agent-2 SIGKILLed" in proc.stderr
     assert "gitxact recover: ok" in proc.stderr
     assert re.search(r"^  lost\s+0$", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^  lease setup\s+2 of 2 leases: .* \(trusted with `gitxact trust`\)$", proc.stdout, re.M)
+    assert re.search(r"^  ports\s+distinct: \d+, \d+ ", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^  commits kept on a branch\s+6 of 6 the agents made", proc.stdout, re.M), proc.stdout
+    assert "gitxact trust: .gitxact.toml trusted" in proc.stderr
     assert "gitxact demo --raw" in proc.stdout
 
 

@@ -398,3 +398,94 @@ def test_two_agents_commit_and_land_at_once_through_their_servers(repo: Path) ->
     assert sorted(on_main) == sorted(f"{agent} {i}" for agent in ("alice", "bob") for i in range(5))
     assert git("ls-tree", "--name-only", "main", cwd=repo).count(".txt\n") == 10
     git("fsck", "--strict", cwd=repo)
+
+
+def test_a_refused_commit_leaves_the_index_as_it_was_and_a_made_one_takes_only_its_paths(
+    repo: Path, tmp_path: Path
+) -> None:
+    """One step: a new file, a deleted one and a half-staged one, refused by a pre-commit hook,
+    then made. Refused, nothing is staged that was not (not even an intent-to-add entry)."""
+    assert gitxact("init", cwd=repo).returncode == 0
+    for name in ("gone.txt", "half.txt", "other.txt"):
+        (repo / name).write_text(f"{name} one\n")
+    git("add", ".", cwd=repo)
+    git("commit", "-q", "-m", "three files", cwd=repo)
+    refuse = tmp_path / "refuse"
+    hook = repo / ".git" / "hooks" / "pre-commit"
+    hook.write_text(f"#!/bin/sh\nif [ -e '{refuse}' ]; then echo 'the hook says no' >&2; exit 1; fi\n")
+    hook.chmod(0o755)
+
+    async def scenario() -> None:
+        async with session(repo, "agent-1") as client:
+            worktree = Path((await call(client, "lease"))["path"])
+            (worktree / "new").mkdir()
+            (worktree / "new" / "file.txt").write_text("new\n")
+            (worktree / "gone.txt").unlink()
+            (worktree / "half.txt").write_text("half.txt staged\n")
+            git("add", "half.txt", cwd=worktree)
+            (worktree / "half.txt").write_text("half.txt on disk\n")
+            (worktree / "other.txt").write_text("staged, not asked for\n")
+            git("add", "other.txt", cwd=worktree)
+            head = git("rev-parse", "HEAD", cwd=worktree)
+            index = (git("ls-files", "--stage", cwd=worktree), git("status", "--porcelain", cwd=worktree))
+            paths = ["new", "gone.txt", "half.txt"]
+
+            refuse.touch()
+            refused = await refusal(client, "commit", paths=paths, message="three paths")
+            assert refused["error"]["reason"] == "git_failed"
+            assert "the hook says no" in refused["error"]["message"]
+            assert git("rev-parse", "HEAD", cwd=worktree) == head
+            assert (git("ls-files", "--stage", cwd=worktree), git("status", "--porcelain", cwd=worktree)) == index
+            assert "?? new/" in index[1]
+
+            refuse.unlink()
+            made = await call(client, "commit", paths=paths, message="three paths")
+            assert made["parent"] == head.strip()
+            changed = git("show", "--name-status", "--format=", "HEAD", cwd=worktree).split("\n")[:-1]
+            assert sorted(changed) == ["A\tnew/file.txt", "D\tgone.txt", "M\thalf.txt"]
+            assert git("show", "HEAD:half.txt", cwd=worktree) == "half.txt on disk\n", (
+                "as on disk, as git commit -- PATHS"
+            )
+            assert git("status", "--porcelain", cwd=worktree) == "M  other.txt\n", "still staged, and out"
+
+    asyncio.run(scenario())
+
+
+def test_lease_takes_sparse_folders_and_land_takes_parallel(repo: Path) -> None:
+    from gitxact import Workspace
+    from gitxact.land.records import LandingFile
+
+    for rel in ("svc/api/app.txt", "svc/web/page.txt"):
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(f"{rel}\n")
+    (repo / ".gitxact.toml").write_text('[lease]\nsparse = ["svc/web"]\n')
+    git("add", ".", cwd=repo)
+    git("commit", "-q", "-m", "two services; leases sparse on svc/web by default", cwd=repo)
+    assert gitxact("init", cwd=repo).returncode == 0
+
+    def files(path: Path) -> set[str]:
+        return {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file() and ".git" not in p.parts}
+
+    async def scenario() -> None:
+        async with session(repo, "agent-1") as one, session(repo, "agent-2") as two:
+            api = await call(one, "lease", sparse=["svc/api"])
+            assert api["sparse"] == ["svc/api"]
+            assert files(Path(api["path"])) == {"README", ".gitxact.toml", "svc/api/app.txt"}
+            whole = await call(two, "lease", sparse=[])  # [] wins over the file's default, as --no-sparse
+            assert whole["sparse"] == []
+            assert {"svc/api/app.txt", "svc/web/page.txt"} <= files(Path(whole["path"]))
+            bad = await refusal(one, "lease", sparse=["-x"])
+            assert bad["error"]["reason"] == "invalid_argument"
+
+            worktree = Path(api["path"])
+            (worktree / "svc/api/app.txt").write_text("svc/api/app.txt v2\n")
+            await call(one, "commit", paths=["svc/api/app.txt"], message="api v2")
+            zero = await refusal(one, "land", onto="main", parallel=0)
+            assert zero["error"]["reason"] == "invalid_argument"
+            landed = await call(one, "land", onto="main", check="test -f svc/api/app.txt", parallel=2)
+            assert landed["state"] == "landed"
+            assert git("show", "main:svc/api/app.txt", cwd=repo) == "svc/api/app.txt v2\n"
+
+    asyncio.run(scenario())
+    requests = LandingFile(Workspace(repo)).peek().requests
+    assert [(r.branch.removeprefix("refs/heads/"), r.parallel) for r in requests] == [("gitxact/agent-1", 2)]

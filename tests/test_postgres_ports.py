@@ -10,12 +10,13 @@ count: its loopback is its own.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from support.fleet import second_host
-from support.proc import GITXACT, git, gitxact, owner_process, run_parallel
+from support.proc import GITXACT, git, gitxact, kill_group, owner_process, run_parallel, wait_for_file
 
 from fixtures.postgres import PostgresServer
 from gitxact import Workspace
@@ -182,9 +183,16 @@ def test_a_failed_setup_leaves_no_claim_and_no_ports(clones: tuple[Path, Path]) 
         assert acquire(second, "b1", owner.pid) == [LOW, LOW + 1]
 
 
-def test_ports_of_an_acquire_killed_midway_stay_held_until_its_claim_ends(clones: tuple[Path, Path]) -> None:
+def recover_actions(clone: Path) -> list[str]:
+    recovered = gitxact("recover", "--json", cwd=clone)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    return [action for step in json.loads(recovered.stdout)["steps"] for action in step["actions"]]
+
+
+def test_recover_ends_the_claim_and_ports_of_an_acquire_killed_midway(clones: tuple[Path, Path]) -> None:
     """SIGKILL between the claim's ports and the lease record's: the ports are never handed
-    out twice, the host's lock is not left held, and a reap ends the claim with its owner."""
+    out twice meanwhile, the host's lock is not left held, and recover, undoing the
+    half-made lease, ends its claim and ports with it, though the lease's owner lives."""
     first, second = clones
     with owner_process() as owner, owner_process() as doomed:
         killed = gitxact(
@@ -201,17 +209,70 @@ def test_ports_of_an_acquire_killed_midway_stay_held_until_its_claim_ends(clones
         # The killed process's session, and the host's lock with it, is gone: the other
         # clone allocates at once, clear of the ports the half-made lease holds.
         assert acquire(second, "b1", owner.pid) == [LOW + 2, LOW + 3]
-        recovered = gitxact("recover", cwd=first)
-        assert recovered.returncode == 0, recovered.stderr
+        actions = recover_actions(first)
+        assert any(a.startswith("ended the fleet's claim of a1 ") for a in actions), actions
         assert leased_ports(first) == {}
-        # recover never needs the server, so the claim (its owner alive) keeps its ports.
-        assert claimed_ports(first) == {"a1": [LOW, LOW + 1], "b1": [LOW + 2, LOW + 3]}
-        assert acquire(second, "b2", owner.pid) == [LOW + 4, LOW + 5]
-        doomed.kill()
-        doomed.wait()
-        reaped = gitxact("worktree", "reap", "--json", cwd=first)
-        assert reaped.returncode == 0, reaped.stderr
-        assert [c["agent"] for c in json.loads(reaped.stdout)["claims_ended"]] == ["a1"]
-        assert acquire(second, "b3", owner.pid) == [LOW, LOW + 1]
+        assert claimed_ports(first) == {"b1": [LOW + 2, LOW + 3]}, "b1's owner lives: its claim is not recover's"
+        assert acquire(second, "b2", owner.pid) == [LOW, LOW + 1], "a1's ports are free again"
+        assert acquire(first, "a1", doomed.pid) == [LOW + 4, LOW + 5], "and its name, on the fleet"
         for clone in (first, second):
             assert git("fsck", "--no-progress", cwd=clone) == ""
+
+
+def test_recover_after_an_acquire_sigkilled_in_its_setup_frees_its_claim_and_ports(
+    clones: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A real SIGKILL from outside, while the setup runs (the record still ``provisioning``)."""
+    first, second = clones
+    started = tmp_path / "setup-started"
+    (first / ".gitxact.toml").write_text(
+        f'[lease]\nsetup = ["touch {started}; sleep 120"]\nports = 2\nport-range = "{LOW}-{HIGH}"\n'
+    )
+    git("commit", "-q", "-am", "a slow setup", cwd=first)
+    assert gitxact("trust", cwd=first).returncode == 0
+    with owner_process() as owner:
+        acquiring = subprocess.Popen(
+            [*GITXACT, "worktree", "acquire", "a1", "--owner-pid", str(owner.pid)],
+            cwd=first,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            wait_for_file(started, "the setup to start", acquiring)
+        finally:
+            kill_group(acquiring)
+        assert claimed_ports(first) == {"a1": [LOW, LOW + 1]}
+        actions = recover_actions(first)
+        assert any(a.startswith("undo-acquire a1 ") for a in actions), actions
+        assert any(a.startswith("ended the fleet's claim of a1 ") for a in actions), actions
+        assert (claimed_ports(first), leased_ports(first)) == ({}, {})
+        assert acquire(second, "b1", owner.pid) == [LOW, LOW + 1]
+        assert git("worktree", "list", "--porcelain", cwd=first).count("worktree ") == 1
+
+
+def test_recover_with_the_server_down_repairs_this_host_and_leaves_the_claim(clones: tuple[Path, Path]) -> None:
+    first, _ = clones
+    with owner_process() as owner:
+        crash = {"GITXACT_TEST_CRASHPOINT": "worktree-acquire-recorded"}
+        killed = gitxact("worktree", "acquire", "a1", "--owner-pid", str(owner.pid), cwd=first, env=crash)
+        assert killed.returncode == -9
+        url = git("config", "gitxact.backend", cwd=first).strip()
+        git("config", "gitxact.backend", "postgresql:///postgres?host=/nonexistent/x&user=nobody", cwd=first)
+        recovered = gitxact("recover", "--json", cwd=first)  # the server does not answer
+        git("config", "gitxact.backend", url, cwd=first)
+        assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+        actions = [a for step in json.loads(recovered.stdout)["steps"] for a in step["actions"]]
+        assert any(a.startswith("undo-acquire a1 ") for a in actions), actions
+        assert any(a.startswith("left the fleet's claims as they are: cannot reach PostgreSQL") for a in actions), (
+            actions
+        )
+        assert leased_ports(first) == {}
+        assert claimed_ports(first) == {"a1": [LOW, LOW + 1]}, "left as it is"
+        # The server answers again: the lease is gone here, so the claim ends as any such
+        # claim does, at its expiry or once its owner is dead.
+        assert recover_actions(first) == []
+        owner.kill()
+        owner.wait()
+        assert any(a.startswith("ended the fleet's claim of a1 ") for a in recover_actions(first))
+        assert claimed_ports(first) == {}

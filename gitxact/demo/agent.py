@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitxact.demo.scenario import BARRIERS, Mode, Role
+from gitxact.demo.scenario import BARRIERS, LEASE_FILE, Mode, Role
 
 #: How long a raw agent "thinks" between reading the JSON counter and writing it back.
 THINK = 0.002
@@ -52,6 +53,8 @@ class Agent:
     token: str | None = None
     last_code: int = 0
     env: dict[str, str] = field(init=False)
+    #: The socket listening on the lease's port while the agent works.
+    server: socket.socket | None = None
 
     def __post_init__(self) -> None:
         self.env = {**os.environ, "GITXACT_AGENT": self.name, "PYTHONDONTWRITEBYTECODE": "1", "NO_COLOR": "1"}
@@ -101,6 +104,8 @@ class Agent:
         finally:
             for name in BARRIERS:  # an agent that stops early must not hold the others up
                 (self.control / f"barrier-{name}.{self.name}").touch()
+            if self.server is not None:
+                self.server.close()
         say(event="phase", text="done")
         return 0
 
@@ -112,12 +117,38 @@ class Agent:
             doc = Workspace(self.repo, agent=self.name).worktrees.acquire(self.name)
             self.worktree, self.token = Path(doc.path), doc.token
             self.env["GITXACT_LEASE_TOKEN"] = doc.token or ""
+            self.env.update(doc.env)  # GITXACT_PORT & co, as `eval "$(gitxact worktree env AGENT)"` gives them
             say(event="phase", text=f"leased {doc.branch}", acquired=True)
+            self.serve(doc.ports)
             return
         path = self.repo.parent / f"{self.repo.name}.worktrees" / self.name
         if self.git("worktree", "add", "-q", "-b", f"agents/{self.name}", str(path), cwd=self.repo):
             self.worktree = path
             say(event="phase", text=f"added agents/{self.name}", acquired=True)
+
+    def serve(self, ports: list[int]) -> None:
+        """Use what the lease's setup wrote: its name and port, read back from the file, must
+        be this agent's and its lease's; then listen on the port until the agent ends (a dev
+        server's stand-in), which only one process on the host can do."""
+        wt = self.worktree
+        assert wt is not None  # noqa: S101 - acquire() set it
+        written: dict[str, str] = {}
+        try:
+            for item in (wt / LEASE_FILE).read_text().split():
+                name, _, value = item.partition("=")
+                written[name] = value
+        except OSError:
+            pass
+        port = int(written["port"]) if written.get("port", "").isdigit() else None
+        setup = written.get("agent") == self.name and port is not None and ports[:1] == [port]
+        if port is not None:
+            try:
+                self.server = socket.create_server(("127.0.0.1", port))
+            except OSError as exc:
+                setup = False
+                say(event="failure", command="listen", error=f"port {port}: {exc}")
+        say(event="provisioned", port=port, setup=setup)
+        say(event="phase", text=f"setup ran: listening on port {port}" if setup else "setup did not run")
 
     def tdd(self) -> None:
         """Red then green. The flaky agent's first green fails its check: with gitxact the

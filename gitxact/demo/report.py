@@ -14,6 +14,26 @@ def _count(value: int, good: bool) -> str:
     return style(str(value), fg="green" if good else "red", bold=True)
 
 
+def _provisioning(doc: DemoSummary) -> list[str]:
+    if doc.mode == "raw":
+        return ["lease setup", "none: raw git runs no setup (.gitxact.toml is gitxact's), each agent scripts its own"]
+    trusted = "trusted with `gitxact trust`" if doc.trusted else style("NOT trusted", fg="red")
+    return [
+        "lease setup",
+        f"{_count(doc.setup_ran, doc.setup_ran == doc.agents)} of {doc.agents} leases: each agent read back"
+        f" its name and port from what .gitxact.toml's setup wrote ({trusted})",
+    ]
+
+
+def _ports(doc: DemoSummary) -> list[str]:
+    if doc.mode == "raw":
+        return ["ports", "none allocated: each agent picks its own, and nothing keeps two from the same one"]
+    distinct = doc.ports_distinct
+    said = style("distinct" if distinct else "NOT distinct", fg="green" if distinct else "red", bold=True)
+    listed = ", ".join(str(port) for port in doc.ports) or "none"
+    return ["ports", f"{said}: {listed} (one per lease, each listened on by its agent)"]
+
+
 def render(doc: DemoSummary) -> str:
     gitxact = doc.mode == "gitxact"
     landed = doc.commits_landed
@@ -26,10 +46,12 @@ def render(doc: DemoSummary) -> str:
         else:
             killed += "; no recover: its worktree and half-done commit stay"
     rows = [
+        _provisioning(doc),
+        _ports(doc),
         [
-            "commits landed",
-            f"{_count(landed, landed == doc.commits_planned)} of {doc.commits_planned} meant to land"
-            f" ({doc.agents} agents x (2 TDD + {doc.commits_per_agent} shared))",
+            "commits kept on a branch",
+            f"{_count(landed, landed == doc.commits_planned)} of {doc.commits_planned} the agents made"
+            f" ({doc.agents} agents x (2 TDD + {doc.commits_per_agent} shared)), found by message",
         ],
         ["failed git commands", _count(doc.git_failures, doc.git_failures == 0)],
         [
@@ -69,11 +91,12 @@ def render(doc: DemoSummary) -> str:
         ["git fsck --strict", style("clean", fg="green") if doc.fsck_clean else style("errors", fg="red")],
         ["lost", _count(doc.lost, doc.lost == 0)],
     ]
-    agents = [["agent", "role", "commits landed", "failed git", "bumps made", "rollbacks", "land", "end"]]
+    agents = [["agent", "role", "port", "commits kept", "failed git", "bumps made", "rollbacks", "land", "end"]]
     agents += [
         [
             row.name,
             row.role,
+            "-" if row.port is None else str(row.port),
             f"{row.commits_landed}/{row.commits_planned}",
             str(row.git_failures),
             str(row.bumps),

@@ -1,9 +1,14 @@
 """What the demo's agents do, and the document that reports how it went.
 
 The plan is the same with gitxact and with raw git (``--raw``), so the two summaries
-compare like with like. Every agent:
+compare like with like. The repository commits a ``.gitxact.toml`` (:data:`PROJECT_CONFIG`)
+that the demo trusts with ``gitxact trust``, as a user would. Every agent:
 
-1. gets a worktree and branch of its own (a lease; with raw git, ``git worktree add``);
+1. gets a worktree and branch of its own (a lease; with raw git, ``git worktree add``),
+   provisioned by the file: its setup command writes :data:`LEASE_FILE` from the lease's
+   variables and a port is allocated to it; the agent reads its name and port back from
+   that file and listens on the port while it works, as a dev server would (raw git has
+   no setup and no ports: agents script their own);
 2. runs a TDD sequence in it: commit a failing test (red), then the code that makes it
    pass (green). The ``flaky`` agent's first green is wrong: gitxact rolls the whole
    sequence back and the agent does it again;
@@ -30,6 +35,15 @@ from gitxact.core.documents import Document
 
 Mode = Literal["gitxact", "raw"]
 Role = Literal["steady", "flaky", "crash"]
+
+#: What the setup command writes in each new lease (ignored by git: it is the lease's own).
+LEASE_FILE = ".lease.env"
+#: The committed ``.gitxact.toml``: one setup command and one port per lease.
+PROJECT_CONFIG = f"""[lease]
+# Run in each new lease, with its variables: a file its agent reads (a dev server's settings).
+setup = ['printf "agent=%s port=%s\\n" "$GITXACT_AGENT" "$GITXACT_PORT" > {LEASE_FILE}']
+ports = 1
+"""
 
 #: Barriers the agents meet at, so the contended phases really overlap (agents started
 #: by one orchestrator run at once; the demo makes that the worst case on purpose).
@@ -63,6 +77,8 @@ class AgentRow(BaseModel):
     rollbacks: int = 0
     killed: bool = False
     land: str = "-"  # landed, refused or failed through the landing queue
+    port: int | None = None  # the lease's port, as its setup's file gave it and the agent listened on
+    setup: bool = False  # the setup's file named this agent and its lease's port
     exit_code: int | None = None
 
 
@@ -75,7 +91,10 @@ class DemoSummary(Document):
     bumps_per_agent: int
     seconds: float
     commits_planned: int
-    commits_landed: int
+    commits_landed: int = Field(
+        description="of commits_planned, those found by their message on a branch (any branch: landing"
+        " through the queue is `landed`)"
+    )
     git_failures: int = Field(description="git or gx commands that failed (other than the planned failing check)")
     tracker_expected: int
     tracker_kept: int
@@ -86,6 +105,9 @@ class DemoSummary(Document):
     landed: int = Field(default=0, description="agents whose branch landed on main through the queue")
     land_refused: int = Field(default=0, description="agents whose branch the queue refused (its check failed)")
     agents_failed: list[str] = Field(description="agents (not the killed one) that stopped without finishing")
+    trusted: bool = Field(default=False, description="`gitxact trust` trusted the committed .gitxact.toml")
+    setup_ran: int = Field(default=0, description="agents whose lease's setup wrote their name and port")
+    ports: list[int] = Field(default_factory=list, description="each agent's port, as it listened on it")
     recovered: bool
     recover_actions: list[str]
     snapshots: list[str]
@@ -97,10 +119,19 @@ class DemoSummary(Document):
     rows: list[AgentRow]
 
     @property
+    def ports_distinct(self) -> bool:
+        """Every agent got a port, and no two the same."""
+        return len(self.ports) == self.agents == len(set(self.ports))
+
+    @property
     def ok(self) -> bool:
-        """gitxact's promise: nothing lost, gc refused, the crash cleaned up, git consistent."""
+        """gitxact's promise: nothing lost, gc refused, the crash cleaned up, git consistent,
+        every lease provisioned (setup run, a port of its own)."""
         return (
             self.lost == 0
+            and self.trusted
+            and self.setup_ran == self.agents
+            and self.ports_distinct
             and self.git_failures == 0
             and not self.agents_failed
             and self.tdd_rollbacks == roles(self.agents).count("flaky")

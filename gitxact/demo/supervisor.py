@@ -27,25 +27,49 @@ from typing import IO
 
 from gitxact.demo.agent import tool
 from gitxact.demo.progress import Progress
-from gitxact.demo.scenario import BARRIERS, AgentRow, DemoSummary, Mode, agent_name, roles
+from gitxact.demo.scenario import (
+    BARRIERS,
+    LEASE_FILE,
+    PROJECT_CONFIG,
+    AgentRow,
+    DemoSummary,
+    Mode,
+    agent_name,
+    roles,
+)
 from gitxact.errors import OperationFailedError
 from gitxact.git import run as git
+from gitxact.project.config import CONFIG_FILE
 
 Event = tuple[int, dict[str, object]]
 
 
-def make_repo(root: Path, mode: Mode) -> Path:
+def make_repo(root: Path, mode: Mode) -> tuple[Path, bool]:
+    """The project, and (with gitxact) whether ``gitxact trust`` trusted its ``.gitxact.toml``.
+
+    The file is committed in both modes, so the two repositories are the same; only
+    gitxact reads it. It is trusted the way a user does it (``gitxact trust``, which
+    records the content's SHA-256): an acquire refuses an untrusted file's commands.
+    """
     repo = root / "project"
     repo.mkdir()
     git.run(["init", "-q", "-b", "main"], repo)
     git.run(["config", "gc.auto", "0"], repo)  # the demo's gc is the one it runs on purpose
     (repo / "README.md").write_text("# a project several agents work on\n")
-    git.run(["add", "README.md"], repo)
-    git.run(["commit", "-q", "-m", "initial"], repo)
-    if mode == "gitxact":
-        for argv in (["init"], ["hooks", "install"]):
-            subprocess.run([*tool("gitxact"), *argv], cwd=repo, capture_output=True, check=True)
-    return repo
+    (repo / CONFIG_FILE).write_text(PROJECT_CONFIG)
+    (repo / ".gitignore").write_text(f"{LEASE_FILE}\n")
+    git.run(["add", "README.md", CONFIG_FILE, ".gitignore"], repo)
+    git.run(["commit", "-q", "-m", "initial, with how each lease is provisioned"], repo)
+    if mode == "raw":
+        return repo, False
+    for argv in (["init"], ["hooks", "install"]):
+        subprocess.run([*tool("gitxact"), *argv], cwd=repo, capture_output=True, check=True)
+    done = subprocess.run([*tool("gitxact"), "trust", "--json"], cwd=repo, capture_output=True, text=True, check=False)
+    try:
+        trusted = done.returncode == 0 and bool(json.loads(done.stdout).get("trusted"))
+    except ValueError:
+        trusted = False
+    return repo, trusted
 
 
 class Supervisor:
@@ -63,6 +87,7 @@ class Supervisor:
         self.gc_refused = 0
         self.recover_actions: list[str] = []
         self.recovered = False
+        self.trusted = False
         self._acquired = 0
         self.control: Path | None = None
 
@@ -127,6 +152,10 @@ class Supervisor:
             row.bumps += 1
         elif kind == "land":
             row.land = str(event.get("outcome"))
+        elif kind == "provisioned":
+            port = event.get("port")
+            row.port = port if isinstance(port, int) else None
+            row.setup = bool(event.get("setup"))
         elif kind == "commit":
             message, ok = str(event["message"]), bool(event.get("ok"))
             self.acked[message] = ok
@@ -235,6 +264,9 @@ class Supervisor:
             landed=sum(row.land == "landed" for row in self.rows),
             land_refused=sum(row.land == "refused" for row in self.rows),
             agents_failed=failed,
+            trusted=self.trusted,
+            setup_ran=sum(row.setup for row in self.rows),
+            ports=[row.port for row in self.rows if row.port is not None],
             recovered=self.recovered,
             recover_actions=self.recover_actions,
             snapshots=[ref for name in crashed for ref in _snapshots_holding(repo, name, "unsaved-idea.txt")],
@@ -328,14 +360,18 @@ def run(
     supervisor: Supervisor | None = None
     try:
         with isolated(root):
-            repo = make_repo(root, mode)
+            repo, trusted = make_repo(root, mode)
             control = root / "control"
             control.mkdir()
             supervisor = Supervisor(mode, agents, commits, bumps, None)
+            supervisor.trusted = trusted
             if progress:
                 supervisor.progress = Progress(supervisor.rows, sys.stderr, commits=commits, bumps=bumps)
                 how = "gitxact (leases, gx, tdd, tracker)" if mode == "gitxact" else "raw git (no gitxact)"
                 supervisor.note(f"gitxact demo: {agents} agents at once on {repo}, with {how}")
+                if mode == "gitxact":
+                    said = "trusted" if trusted else "NOT trusted"
+                    supervisor.note(f"gitxact trust: {CONFIG_FILE} {said} (a setup command, a port per lease)")
             supervisor.spawn(repo, control)
             supervisor.follow(repo, limit=180 + 2 * agents * commits)
             return supervisor.summarize(repo, control, time.monotonic() - started, str(root) if keep else None)

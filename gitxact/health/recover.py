@@ -33,7 +33,7 @@ from gitxact.health.last_recover import RECOVER_FILE, RECOVER_LOCK, LastRecover,
 from gitxact.locking.tickets import EXCLUSIVE
 from gitxact.tx import recovery
 from gitxact.tx.journal import journal_ids
-from gitxact.worktrees.manager import Worktrees
+from gitxact.worktrees import fleet, reaper
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
@@ -77,9 +77,26 @@ def state_files_step(repo: Repo) -> StepReport:
 
 
 def leases_step(repo: Repo) -> StepReport:
-    """End leases whose owner died or whose TTL passed, finish half-done acquires/releases."""
-    doc = Worktrees(repo).reap(claims=False)  # this host's repair must not need the server
+    """End leases whose owner died or whose TTL passed, finish half-done acquires/releases.
+
+    On PostgreSQL the fleet's claims go as ``gitxact worktree reap`` ends them: the claim
+    (and its ports) of every lease ended here, an acquire killed midway included, and the
+    claims of dead owners. This host's repair must not need the server, though: one that
+    does not answer leaves the claims as they are (said among the actions) and the local
+    repair is done all the same; such a claim then ends as any claim whose lease is gone:
+    when it expires, or at a reap once its owner is dead.
+    """
     report = StepReport(name="leases")
+    try:
+        registry = fleet.reachable_registry(repo)
+    except GitxactError as exc:
+        registry = None
+        report.actions.append(f"left the fleet's claims as they are: {exc.message}")
+    try:
+        doc = reaper.sweep(repo, dry_run=False, actions=None, registry=registry)
+    finally:
+        if registry is not None:
+            registry.close()
     for item in doc.ended:
         what = f"{item.action} {item.agent or item.path} ({item.reason})"
         if item.stale_lock_removed:
@@ -93,6 +110,9 @@ def leases_step(repo: Repo) -> StepReport:
         else:
             report.actions.append(what)
     report.actions += [f"locked {agent}'s worktree again" for agent in doc.relocked]
+    for claim in doc.claims_ended:
+        who = f"pid {claim.pid} on {claim.host}"
+        report.actions.append(f"ended the fleet's claim of {claim.agent} ({who}: {claim.reason})")
     return report
 
 

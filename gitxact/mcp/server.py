@@ -97,13 +97,25 @@ class Tools:
     # -- leases ---------------------------------------------------------------------------
 
     def lease(
-        self, base: Ref | None = None, branch: Branch | None = None, reuse: Literal["resume", "fresh"] | None = None
+        self,
+        base: Ref | None = None,
+        branch: Branch | None = None,
+        reuse: Literal["resume", "fresh"] | None = None,
+        sparse: Annotated[list[WorktreePath], Field(max_length=10_000)] | None = None,
     ) -> AcquireDoc:
         """Lease a worktree and branch of your own (idempotent while the lease lives). Your branch left
         by an earlier lease (not landed) is refused unless reuse: resume continues on it as it
-        is, fresh starts it again from the base (its old commits kept as <branch>-<time>)."""
+        is, fresh starts it again from the base (its old commits kept as <branch>-<time>).
+        sparse: check out only these folders (cone mode, the top's files too); unset, the
+        project's .gitxact.toml lease.sparse decides; [] checks out every file."""
         doc = self.workspace.worktrees.acquire(
-            self.agent, base=base, branch=branch, token=self._token, owner_pid=self.owner_pid, reuse=reuse
+            self.agent,
+            base=base,
+            branch=branch,
+            token=self._token,
+            owner_pid=self.owner_pid,
+            reuse=reuse,
+            sparse=None if sparse is None else list(sparse),
         )
         with self._lock:
             if doc.token is not None:
@@ -126,7 +138,8 @@ class Tools:
     # -- the everyday git of your worktree --------------------------------------------------
 
     def commit(self, paths: Paths, message: Message) -> worktree_ops.CommitDoc:
-        """Commit exactly these paths (relative to your worktree; new, changed or deleted) with message."""
+        """Commit exactly these paths (relative to your worktree; new, changed or deleted) with message,
+        as they are on disk; other staged changes stay out. Refused, the index is left as it was."""
         ws, _ = self._own()
         return worktree_ops.commit(ws, self.agent, self._token, list(paths), message)
 
@@ -245,16 +258,21 @@ class Tools:
         check: str | None = None,
         strategy: Literal["rebase", "merge"] = "rebase",
         dry_run: bool = False,
+        parallel: Annotated[int, Field(ge=1)] | None = None,
     ) -> dict[str, Any]:
         """Land your leased branch onto `onto` through its queue, checked with `check` (a shell command).
         The result is `gitxact land --json`'s; with dry_run, `land --dry-run --json`'s (nothing filed,
-        no ref moved, the check not run: would it land now, with which conflicts, after whom)."""
+        no ref moved, the check not run: would it land now, with which conflicts, after whom).
+        parallel: how many queued candidates the queue builds, each on the ones before it, and
+        checks at once (`land --parallel`; unset: gitxact.landParallel, default 1)."""
         if dry_run:
             return self.workspace.would_land(self._own()[1].branch, onto=onto).model_dump(mode="json", by_alias=True)
         from gitxact.land.results import LandRefusedError
 
         try:
-            doc = self.workspace.land(onto=onto, check=check, shell=True, strategy=strategy)  # noqa: S604 - as above
+            doc = self.workspace.land(  # noqa: S604 - as above
+                onto=onto, check=check, shell=True, strategy=strategy, parallel=parallel
+            )
         except LandRefusedError as refused:
             if not refused.doc.conflicts:
                 raise

@@ -120,14 +120,25 @@ def gx(ws: Workspace, agent: str, token: str | None, args: list[str]) -> tuple[i
 def _gx_checked(ws: Workspace, agent: str, token: str | None, args: list[str]) -> str:
     code, out = gx(ws, agent, token, args)
     if code != 0:
-        reason = {EXIT_REFUSED: "refused", 75: TIMEOUT}.get(code, "git_failed")
-        raise ToolRefusal(f"gx {' '.join(args[:1])} failed: {_tail(out)}", reason=reason, exit_code=code or 1)
+        raise _gx_failed(args, code, out)
     return out
 
 
+def _gx_failed(args: list[str], code: int, out: str) -> ToolRefusal:
+    reason = {EXIT_REFUSED: "refused", 75: TIMEOUT}.get(code, "git_failed")
+    return ToolRefusal(f"gx {' '.join(args[:1])} failed: {_tail(out)}", reason=reason, exit_code=code or 1)
+
+
 def commit(ws: Workspace, agent: str, token: str | None, paths: list[str], message: str) -> CommitDoc:
-    """Commit exactly *paths* (new, changed and deleted files alike) with *message*, like
-    ``gx add -A -- PATHS && gx commit -- PATHS``: other staged changes stay staged and out."""
+    """Commit exactly *paths* (new, changed and deleted files alike) with *message*, as one
+    step: other staged changes stay staged and out, and a commit that is refused (a hook,
+    the guard, nothing to commit) leaves the index exactly as it was.
+
+    ``git commit --only -- PATHS`` commits the paths' files as they are on disk through an
+    index of its own and updates the real one only once the commit is made; it takes only
+    paths git knows, so new files are first added as intent-to-add (an entry with no
+    content) and, if the commit is refused, removed again: they were untracked before.
+    """
     if not message.strip():
         raise UsageError("the commit message is empty")
     doing = _in_progress(ws)
@@ -141,8 +152,18 @@ def commit(ws: Workspace, agent: str, token: str | None, paths: list[str], messa
     resolved = staging.resolve_paths(ws, paths)
     specs = staging.pathspecs(resolved)
     parent = _rev(ws, "HEAD")
-    _gx_checked(ws, agent, token, ["add", "-A", "--", *specs])
-    _gx_checked(ws, agent, token, ["commit", "--quiet", f"--message={message}", "--", *specs])
+    untracked = ws.git(["ls-files", "-z", "--others", "--exclude-standard", "--", *specs], read_only=True)
+    new = staging.pathspecs(untracked.zfields())
+    if new:
+        _gx_checked(ws, agent, token, ["add", "--intent-to-add", "--", *new])
+    args = ["commit", "--quiet", "--only", f"--message={message}", "--", *specs]
+    code, out = gx(ws, agent, token, args)
+    if code != 0:
+        refusal = _gx_failed(args, code, out)
+        # The index as it was: these were untracked.
+        if new and gx(ws, agent, token, ["rm", "--cached", "--quiet", "--ignore-unmatch", "--", *new])[0] != 0:
+            refusal.message += "; the new paths stay added as intent-to-add (`git rm --cached` them)"
+        raise refusal
     head = _rev(ws, "HEAD")
     if head is None or head == parent:
         raise OperationFailedError("git made no commit", hint="check `status`: the paths may hold no change")

@@ -587,13 +587,14 @@ class Worktrees:
         """End every lease that is not live (owner dead on this host, or TTL expired),
         finish or undo interrupted acquires/releases, and drop registrations whose
         folder is gone. Dirty work is saved to a snapshot ref first. Live leases are
-        never touched. What ``gitxact recover`` calls.
+        never touched. What ``gitxact worktree reap`` runs.
 
         On PostgreSQL (*claims*), also end the fleet's registry claims that are expired
         (any host's), or this host's whose owner died or whose lease ended here; a
-        server that does not answer is exit 75 before anything is done. ``recover`` and
-        ``doctor`` pass ``claims=False``: they put this host right even with the server
-        down (doctor's backend check reports the server)."""
+        server that does not answer is exit 75 before anything is done. ``doctor`` passes
+        ``claims=False``: it puts this host right even with the server down (its backend
+        check reports the server); ``recover`` ends the claims only if the server answers
+        (:func:`gitxact.health.recover.leases_step`)."""
         registry = fleet.reachable_registry(self.repo) if claims else None
         try:
             return reaper.sweep(self.repo, dry_run=dry_run, actions=None, registry=registry)
