@@ -22,9 +22,9 @@ exactly these, so only a damaged or forged file differs. A class with
 would a newer gitxact's field mean here?); the others ignore them, so a newer gitxact's
 additions to a lease survive this one's listing.
 
-Not pydantic, not ``dataclasses``: ``status``, ``worktree list``, ``tracker incr`` and the
-hooks read these files, and importing either costs more than their work
-(``dataclasses`` pulls ``inspect``). pydantic stays for the ``--json`` documents; those that
+Not pydantic, not ``dataclasses``: ``status``, ``worktree list`` and ``tracker incr`` read
+these files, and importing either costs more than their work (``dataclasses`` pulls
+``inspect``); this module imports only ``math``. pydantic stays for the ``--json`` documents; those that
 mirror a record are held to its table by tests/test_one_record_kind.py.
 Start-up: saves over 0.1 S on status (docs/benchmark.md, "Start-up tricks").
 """
