@@ -17,6 +17,7 @@ from gitxact.backends.base import MAX_VALUE_BYTES, TrackerEntry, check_value
 from gitxact.backends.base import TrackerBackend as Tracker
 from gitxact.core.repo import LOCKS_DIR
 from gitxact.errors import OperationFailedError, UsageError, VersionConflictError
+from gitxact.state.record import Record, dict_of, field
 from gitxact.util import inputs
 from gitxact.util.names import validate_key
 
@@ -39,41 +40,14 @@ __all__ = [
 TRACKER_LOCK = "tracker"
 
 
-class TrackerState:
-    """The tracker's state file: key -> :class:`TrackerEntry`.
-
-    Validated by hand, not by pydantic: ``gitxact tracker incr`` is a command agents run
-    in loops, and importing pydantic costs it nine bare interpreter start-ups. The rules
-    are pydantic's ``extra="forbid"`` ones: exactly these fields, of these types.
-    """
+class TrackerState(Record):
+    """The tracker's state file: key -> :class:`TrackerEntry`; exactly the field ``entries``."""
 
     KIND: ClassVar[str] = "tracker"
     SCHEMA: ClassVar[int] = 1
+    EXTRA_FORBIDDEN: ClassVar[bool] = True
 
-    def __init__(self, entries: dict[str, TrackerEntry] | None = None) -> None:
-        self.entries: dict[str, TrackerEntry] = {} if entries is None else entries
-
-    @classmethod
-    def migrate(cls, schema: int, data: dict[str, Any]) -> dict[str, Any]:
-        raise ValueError(f"schema {schema} is not supported (this gitxact reads schema {cls.SCHEMA})")
-
-    @classmethod
-    def model_validate(cls, data: Any) -> TrackerState:
-        if not isinstance(data, dict) or not data.keys() <= {"entries"}:
-            raise ValueError("the tracker must be an object with only the field entries")
-        entries = data.get("entries", {})
-        if not isinstance(entries, dict):
-            raise ValueError("entries must be an object")  # noqa: TRY004 - the store's "does not validate"
-        checked: dict[str, TrackerEntry] = {}
-        for key, entry in entries.items():
-            try:
-                checked[key] = TrackerEntry.model_validate(entry)
-            except ValueError as exc:
-                raise ValueError(f"entries.{key}: {exc}") from None
-        return cls(checked)
-
-    def model_dump(self, *, mode: str = "json") -> dict[str, Any]:
-        return {"entries": {key: entry.model_dump() for key, entry in self.entries.items()}}
+    entries: dict[str, TrackerEntry] = field(dict_of(TrackerEntry), default={})
 
 
 def parse_json_value(text: str) -> Any:

@@ -1674,7 +1674,7 @@ TRICKS = [
     ("util/digest.py, not hashlib", "hashlib", ["hooks"]),
     ("_ctypes, not ctypes", "ctypes", ["gx commit"]),
     ("cli/fast.py, not click", "click", ["tracker incr"]),
-    ("core/plain.py and state/fields.py, not pydantic", "pydantic", ["status"]),
+    ("core/plain.py and state/record.py, not pydantic", "pydantic", ["status"]),
 ]
 
 

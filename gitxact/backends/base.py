@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from gitxact.errors import EXIT_TEMPFAIL, GitxactError, UsageError
+from gitxact.state.record import JSON, NUMBER, OPTIONAL_STRING, Record, at_least, field
 from gitxact.util import inputs
 
 if TYPE_CHECKING:
@@ -35,40 +36,16 @@ class BackendUnavailableError(GitxactError):
     exit_code = EXIT_TEMPFAIL
 
 
-class TrackerEntry:
-    """One key's value (any JSON), its version (1, 2, ...), when and by which agent it was set."""
+class TrackerEntry(Record):
+    """One key's value (any JSON), its version (1, 2, ...), when and by which agent it was set:
+    a record of ``tracker.json`` (exactly these fields) and what either backend gives back."""
 
-    __slots__ = ("by", "updated", "value", "version")
+    EXTRA_FORBIDDEN: ClassVar[bool] = True
 
-    def __init__(self, *, value: Any, version: int, updated: float, by: str | None = None) -> None:
-        self.value = value
-        self.version = version
-        self.updated = updated
-        self.by = by
-
-    def model_dump(self, *, mode: str = "json") -> dict[str, Any]:
-        return {"value": self.value, "version": self.version, "updated": self.updated, "by": self.by}
-
-    @classmethod
-    def model_validate(cls, data: Any) -> TrackerEntry:
-        """Checked by hand (see ``gitxact.tracker.TrackerState``): a forged or damaged entry is a ``ValueError``."""
-        if not isinstance(data, dict) or not {"value", "version", "updated"} <= data.keys() <= _ENTRY_FIELDS:
-            raise ValueError(
-                f"an entry must have the fields value, version, updated (and by): {sorted(data)!r}"
-                if isinstance(data, dict)
-                else "an entry must be an object"
-            )
-        version, updated, by = data["version"], data["updated"], data.get("by")
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise ValueError(f"version must be an integer >= 1, not {version!r}")
-        if isinstance(updated, bool) or not isinstance(updated, int | float) or not math.isfinite(updated):
-            raise ValueError(f"updated must be a number, not {updated!r}")
-        if by is not None and not isinstance(by, str):
-            raise ValueError(f"by must be a string or null, not {by!r}")
-        return cls(value=data["value"], version=version, updated=float(updated), by=by)
-
-
-_ENTRY_FIELDS = frozenset({"value", "version", "updated", "by"})
+    value: Any = field(JSON)
+    version: int = field(at_least(1))
+    updated: float = field(NUMBER)
+    by: str | None = field(OPTIONAL_STRING, default=None)
 
 
 def check_value(value: Any) -> None:

@@ -1,9 +1,10 @@
 """Which model each state file holds, so ``status`` and ``doctor`` can verify them all.
 
-Every feature that adds a state file adds a branch here (a glob on the file name). A model
-is imported only when a file of its kind is there: ``status`` verifies every state file,
-and the models that still use pydantic (the journal, the landing queue) would otherwise
-cost it pydantic's import (nine interpreter start-ups) in a repository that has neither.
+Every feature that adds a state file adds a branch here (a glob on the file name), and its
+model is a :class:`~gitxact.state.record.Record` (tests/test_one_record_kind.py holds both). A
+model is imported only when a file of its kind is there: ``status`` verifies every state
+file, and need not import the journal's or the landing queue's modules (with what they
+import) in a repository that has neither.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 
 from gitxact.leases.reader import LEASES_FILE
-from gitxact.state.store import Persisted
+from gitxact.state.record import Record
 from gitxact.tx.journal_reader import JOURNAL_GLOB
 
 #: The file-name globs :func:`model_for` knows, in its order.
@@ -27,7 +28,7 @@ PATTERNS = (
 )
 
 
-def model_for(name: str) -> type[Persisted] | None:
+def model_for(name: str) -> type[Record] | None:
     pattern = next((p for p in PATTERNS if fnmatch.fnmatchcase(name, p)), None)
     if pattern == "meta.json":
         from gitxact.core.meta import Meta

@@ -21,11 +21,26 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, Field
-
-from gitxact.state.models import StateModel
+from gitxact.state.record import (
+    FLAG,
+    INTEGER,
+    NUMBER,
+    OPTIONAL_INTEGER,
+    OPTIONAL_NUMBER,
+    OPTIONAL_STRING,
+    STRING,
+    STRING_MAP,
+    STRINGS,
+    Record,
+    dict_of,
+    field,
+    list_of,
+    one_of,
+    optional,
+    record,
+)
 from gitxact.state.store import StateFile
 from gitxact.tx.journal import Owner
 from gitxact.util import faults
@@ -50,54 +65,59 @@ Phase = Literal["build", "check", "move", "cleanup"]
 FINAL: tuple[RequestState, ...] = ("landed", "refused", "failed", "withdrawn")
 
 
-class CheckRecord(BaseModel):
+class CheckRecord(Record):
     """A request's check, as given (run by whichever process serves the request)."""
 
-    argv: list[str]
-    display: str
-    shell: bool
-    timeout: float | None
+    argv: list[str] = field(STRINGS)
+    display: str = field(STRING)
+    shell: bool = field(FLAG)
+    timeout: float | None = field(OPTIONAL_NUMBER)
 
 
-class Outcome(BaseModel):
+class Outcome(Record):
     """How a request ended: what landed, or why not."""
 
-    reason: str = ""
-    landed_tip: str | None = None  # the target after this request landed
-    commits: list[str] = Field(default_factory=list)  # the commits it put on the target (new ids when rebased)
+    reason: str = field(STRING, default="")
+    landed_tip: str | None = field(OPTIONAL_STRING, default=None)  # the target after this request landed
+    #: The commits it put on the target (new ids when rebased).
+    commits: list[str] = field(STRINGS, default=[])
     #: Which commit of the branch landed as which (original -> on the target; the same id
     #: when it was not rewritten): what release and prune-branches read back as "landed".
-    landed_as: dict[str, str] = Field(default_factory=dict)
-    already: bool = False  # the target already contained the branch: nothing to do
-    conflicts: list[str] = Field(default_factory=list)
-    check_log: str | None = None
-    attempts: int = 0
-    batch: list[str] = Field(default_factory=list)  # requests checked together with it (ids)
-    served_by: int | None = None  # pid of the process that served it
-    code: int = 0  # the exit code the requester reports: 0 landed, 3 refused, 1 failed, 2 bad input, 75 lock
-    warning: str | None = None  # landed, but the worktree that has the target checked out did not follow
+    landed_as: dict[str, str] = field(STRING_MAP, default={})
+    already: bool = field(FLAG, default=False)  # the target already contained the branch: nothing to do
+    conflicts: list[str] = field(STRINGS, default=[])
+    check_log: str | None = field(OPTIONAL_STRING, default=None)
+    attempts: int = field(INTEGER, default=0)
+    batch: list[str] = field(STRINGS, default=[])  # requests checked together with it (ids)
+    served_by: int | None = field(OPTIONAL_INTEGER, default=None)  # pid of the process that served it
+    #: The exit code the requester reports: 0 landed, 3 refused, 1 failed, 2 bad input, 75 lock.
+    code: int = field(INTEGER, default=0)
+    #: Landed, but the worktree that has the target checked out did not follow.
+    warning: str | None = field(OPTIONAL_STRING, default=None)
 
 
-class Request(BaseModel):
-    id: str
-    seq: int  # arrival order in the queue of its target
-    queue: str  # the resource lock of its target
-    target: str
-    remote: str | None = None
-    branch: str
-    tip: str  # the branch when the request was filed: what lands, even if the branch moves on
-    strategy: Strategy = "rebase"
-    check: CheckRecord | None = None
-    batch: int = 1
-    parallel: int = 1  # candidates built and checked at once, each on the ones before it (land --parallel)
-    requeued: int = 0  # times a speculative round discarded its candidate and put it back in the queue
-    retries: int = 5
-    owner: Owner  # the requester: its death before its turn withdraws the request
-    filed: float
-    state: RequestState = "pending"
-    started: float | None = None
-    finished: float | None = None
-    outcome: Outcome | None = None
+class Request(Record):
+    id: str = field(STRING)
+    seq: int = field(INTEGER)  # arrival order in the queue of its target
+    queue: str = field(STRING)  # the resource lock of its target
+    target: str = field(STRING)
+    remote: str | None = field(OPTIONAL_STRING, default=None)
+    branch: str = field(STRING)
+    tip: str = field(STRING)  # the branch when the request was filed: what lands, even if the branch moves on
+    strategy: Strategy = field(one_of(*get_args(Strategy)), default="rebase")
+    check: CheckRecord | None = field(optional(record(CheckRecord)), default=None)
+    batch: int = field(INTEGER, default=1)
+    #: Candidates built and checked at once, each on the ones before it (land --parallel).
+    parallel: int = field(INTEGER, default=1)
+    #: Times a speculative round discarded its candidate and put it back in the queue.
+    requeued: int = field(INTEGER, default=0)
+    retries: int = field(INTEGER, default=5)
+    owner: Owner = field(record(Owner))  # the requester: its death before its turn withdraws the request
+    filed: float = field(NUMBER)
+    state: RequestState = field(one_of(*get_args(RequestState)), default="pending")
+    started: float | None = field(OPTIONAL_NUMBER, default=None)
+    finished: float | None = field(OPTIONAL_NUMBER, default=None)
+    outcome: Outcome | None = field(optional(record(Outcome)), default=None)
 
     def same_run(self, other: Request) -> bool:
         """Whether *other* can share a candidate (and so a check) with this request."""
@@ -110,33 +130,38 @@ class Request(BaseModel):
         )
 
 
-class Work(BaseModel):
+class Work(Record):
     """One attempt at landing some requests: the step in progress, written before it is taken."""
 
-    id: str
-    queue: str
-    target: str
-    remote: str | None = None
-    requests: list[str]
-    phase: Phase
-    owner: Owner  # the lander
-    started: float
-    worktree: str  # the temporary worktree's folder
-    fetch_ref: str | None = None  # remote targets: the fetched tip, under refs/gitxact/land/
-    base: str | None = None  # the target's tip the candidate was built on (the compare-and-swap's old value)
-    candidate: str | None = None  # the commit the check ran on and the target moves to
-    checked_out: str | None = None  # sync: the worktree that has the (local) target checked out
-    landed: dict[str, Outcome] = Field(default_factory=dict)  # cleanup: outcomes to record
-    failed: str | None = None  # the lander gave up on an error; whoever holds the queue next finishes it
+    id: str = field(STRING)
+    queue: str = field(STRING)
+    target: str = field(STRING)
+    remote: str | None = field(OPTIONAL_STRING, default=None)
+    requests: list[str] = field(STRINGS)
+    phase: Phase = field(one_of(*get_args(Phase)))
+    owner: Owner = field(record(Owner))  # the lander
+    started: float = field(NUMBER)
+    worktree: str = field(STRING)  # the temporary worktree's folder
+    #: Remote targets: the fetched tip, under refs/gitxact/land/.
+    fetch_ref: str | None = field(OPTIONAL_STRING, default=None)
+    #: The target's tip the candidate was built on (the compare-and-swap's old value).
+    base: str | None = field(OPTIONAL_STRING, default=None)
+    candidate: str | None = field(OPTIONAL_STRING, default=None)  # the commit the check ran on and the target moves to
+    #: sync: the worktree that has the (local) target checked out.
+    checked_out: str | None = field(OPTIONAL_STRING, default=None)
+    landed: dict[str, Outcome] = field(dict_of(Outcome), default={})  # cleanup: outcomes to record
+    #: The lander gave up on an error; whoever holds the queue next finishes it.
+    failed: str | None = field(OPTIONAL_STRING, default=None)
 
 
-class Landing(StateModel):
+class Landing(Record):
     KIND: ClassVar[str] = "landing"
     SCHEMA: ClassVar[int] = 1
+    EXTRA_FORBIDDEN: ClassVar[bool] = True
 
-    next_seq: int = 1
-    requests: list[Request] = Field(default_factory=list)
-    work: list[Work] = Field(default_factory=list)
+    next_seq: int = field(INTEGER, default=1)
+    requests: list[Request] = field(list_of(Request), default=[])
+    work: list[Work] = field(list_of(Work), default=[])
 
     def request(self, request_id: str) -> Request | None:
         return next((r for r in self.requests if r.id == request_id), None)

@@ -11,10 +11,23 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from gitxact.leases import reader as lease_reader
-from gitxact.state import fields
+from gitxact.state.record import (
+    FLAG,
+    INTEGER,
+    INTEGERS,
+    NUMBER,
+    OPTIONAL_INTEGER,
+    OPTIONAL_STRING,
+    STRING,
+    STRINGS,
+    Record,
+    dict_of,
+    field,
+    one_of,
+)
 from gitxact.state.store import StateFile
 from gitxact.util.identity import ProcessIdentity
 
@@ -35,119 +48,45 @@ Phase = Literal["provisioning", "active", "releasing", "removing"]
 PHASES: tuple[Phase, ...] = ("provisioning", "active", "releasing", "removing")
 
 
-class Lease:
+class Lease(Record):
     """One agent's lease on one worktree and branch. The token itself is never stored.
 
-    Validated by hand (:mod:`gitxact.state.fields`), not by pydantic: ``status``, ``worktree
-    list`` and the hooks read these records and must not pay nine interpreter start-ups for
-    pydantic's import. The rules are the pydantic model's: these fields and types, unknown
-    fields ignored (a newer gitxact's additions survive a read by this one's listing).
+    Unknown fields are ignored (a newer gitxact's additions survive a read by this one's
+    listing).
     """
 
-    __slots__ = (
-        "agent",
-        "base",
-        "base_commit",
-        "branch",
-        "branch_created",
-        "config_sha",
-        "created",
-        "disk_bytes",
-        "disk_measured",
-        "heartbeat",
-        "keep_branch",
-        "owner_host",
-        "owner_pid",
-        "owner_start",
-        "path",
-        "phase",
-        "ports",
-        "sparse",
-        "teardown",
-        "token_hash",
-        "ttl",
-        "worktree_id",
-    )
-
-    def __init__(
-        self,
-        *,
-        agent: str,
-        path: str,
-        branch: str,
-        base: str,
-        token_hash: str,
-        owner_pid: int,
-        owner_host: str,
-        owner_start: int | None = None,
-        created: float,
-        heartbeat: float,
-        ttl: float,
-        worktree_id: str | None = None,
-        phase: Phase = "active",
-        base_commit: str | None = None,
-        branch_created: bool = False,
-        keep_branch: bool = False,
-        ports: list[int] | None = None,
-        teardown: list[str] | None = None,
-        config_sha: str | None = None,
-        sparse: list[str] | None = None,
-        disk_bytes: int | None = None,
-        disk_measured: int | None = None,
-    ) -> None:
-        self.agent = agent
-        self.path = path
-        self.branch = branch
-        self.base = base
-        self.token_hash = token_hash
-        self.owner_pid = owner_pid
-        self.owner_host = owner_host
-        self.owner_start = owner_start
-        self.created = float(created)
-        self.heartbeat = float(heartbeat)
-        self.ttl = float(ttl)
-        self.worktree_id = worktree_id
-        self.phase: Phase = phase
-        #: The commit the branch started from (``base`` may be a branch name that moves on).
-        self.base_commit = base_commit
-        #: Whether this lease created the branch (only then may ending it delete the branch).
-        self.branch_created = branch_created
-        #: Set when a release asked to keep the branch, so a repair after a crash honours it.
-        self.keep_branch = keep_branch
-        #: The loopback ports allocated to this lease (``.gitxact.toml``'s ``lease.ports``), distinct
-        #: from every other record's; they are free again once the record is gone.
-        self.ports: list[int] = [] if ports is None else list(ports)
-        #: The teardown commands of the trusted ``.gitxact.toml`` it was made from, and that file's
-        #: SHA-256: a release runs these, never the file as the agent may have edited it since.
-        self.teardown: list[str] = [] if teardown is None else list(teardown)
-        self.config_sha = config_sha
-        #: The folders a sparse lease checks out (cone mode); empty: every file.
-        self.sparse: list[str] = [] if sparse is None else list(sparse)
-        #: Bytes its folder took on disk when last measured (:mod:`gitxact.worktrees.disk`), and
-        #: when (Unix seconds); ``None``: never measured (a record older than the field).
-        self.disk_bytes = disk_bytes
-        self.disk_measured = disk_measured
-
-    @classmethod
-    def model_validate(cls, data: Any) -> Lease:
-        values = fields.checked(data, _LEASE_SPEC, "a lease")
-        if values["phase"] not in PHASES:
-            raise ValueError(f"phase: must be one of {', '.join(PHASES)}, not {values['phase']!r}")
-        return cls(**values)
-
-    def model_dump(self, *, mode: str = "json") -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    def model_copy(self, *, update: dict[str, Any]) -> Lease:
-        """A copy with *update* applied, checked like a record read from the file."""
-        return Lease.model_validate({**self.model_dump(), **update})
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not Lease:
-            return NotImplemented
-        return self.model_dump() == other.model_dump()
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, as the pydantic model was
+    agent: str = field(STRING)
+    path: str = field(STRING)
+    branch: str = field(STRING)
+    base: str = field(STRING)
+    token_hash: str = field(STRING)
+    owner_pid: int = field(INTEGER)
+    owner_host: str = field(STRING)
+    owner_start: int | None = field(OPTIONAL_INTEGER, default=None)
+    created: float = field(NUMBER)
+    heartbeat: float = field(NUMBER)
+    ttl: float = field(NUMBER)
+    worktree_id: str | None = field(OPTIONAL_STRING, default=None)
+    phase: Phase = field(one_of(*PHASES), default="active")
+    #: The commit the branch started from (``base`` may be a branch name that moves on).
+    base_commit: str | None = field(OPTIONAL_STRING, default=None)
+    #: Whether this lease created the branch (only then may ending it delete the branch).
+    branch_created: bool = field(FLAG, default=False)
+    #: Set when a release asked to keep the branch, so a repair after a crash honours it.
+    keep_branch: bool = field(FLAG, default=False)
+    #: The loopback ports allocated to this lease (``.gitxact.toml``'s ``lease.ports``), distinct
+    #: from every other record's; they are free again once the record is gone.
+    ports: list[int] = field(INTEGERS, default=[])
+    #: The teardown commands of the trusted ``.gitxact.toml`` it was made from, and that file's
+    #: SHA-256: a release runs these, never the file as the agent may have edited it since.
+    teardown: list[str] = field(STRINGS, default=[])
+    config_sha: str | None = field(OPTIONAL_STRING, default=None)
+    #: The folders a sparse lease checks out (cone mode); empty: every file.
+    sparse: list[str] = field(STRINGS, default=[])
+    #: Bytes its folder took on disk when last measured (:mod:`gitxact.worktrees.disk`), and
+    #: when (Unix seconds); ``None``: never measured (a record older than the field).
+    disk_bytes: int | None = field(OPTIONAL_INTEGER, default=None)
+    disk_measured: int | None = field(OPTIONAL_INTEGER, default=None)
 
     def __repr__(self) -> str:
         return f"Lease(agent={self.agent!r}, path={self.path!r}, branch={self.branch!r}, phase={self.phase!r})"
@@ -190,63 +129,14 @@ def counts_as_live(owner_alive: bool | None, *, expired: bool) -> bool:
     return owner_alive is True or (owner_alive is None and not expired)
 
 
-_LEASE_SPEC: fields.Spec = (
-    ("agent", fields.STRING, fields.REQUIRED),
-    ("path", fields.STRING, fields.REQUIRED),
-    ("branch", fields.STRING, fields.REQUIRED),
-    ("base", fields.STRING, fields.REQUIRED),
-    ("token_hash", fields.STRING, fields.REQUIRED),
-    ("owner_pid", fields.INTEGER, fields.REQUIRED),
-    ("owner_host", fields.STRING, fields.REQUIRED),
-    ("owner_start", fields.OPTIONAL_INTEGER, None),
-    ("created", fields.NUMBER, fields.REQUIRED),
-    ("heartbeat", fields.NUMBER, fields.REQUIRED),
-    ("ttl", fields.NUMBER, fields.REQUIRED),
-    ("worktree_id", fields.OPTIONAL_STRING, None),
-    ("phase", fields.STRING, "active"),
-    ("base_commit", fields.OPTIONAL_STRING, None),
-    ("branch_created", fields.FLAG, False),
-    ("keep_branch", fields.FLAG, False),
-    ("ports", fields.INTEGERS, []),
-    ("teardown", fields.STRINGS, []),
-    ("config_sha", fields.OPTIONAL_STRING, None),
-    ("sparse", fields.STRINGS, []),
-    ("disk_bytes", fields.OPTIONAL_INTEGER, None),
-    ("disk_measured", fields.OPTIONAL_INTEGER, None),
-)
-
-
-class LeaseState:
-    """``leases.json``: agent -> :class:`Lease`; exactly the field ``leases`` (``extra="forbid"``)."""
+class LeaseState(Record):
+    """``leases.json``: agent -> :class:`Lease`; exactly the field ``leases``."""
 
     KIND: ClassVar[str] = "leases"
     SCHEMA: ClassVar[int] = lease_reader.SCHEMA
+    EXTRA_FORBIDDEN: ClassVar[bool] = True
 
-    __slots__ = ("leases",)
-
-    def __init__(self, *, leases: dict[str, Lease] | None = None) -> None:
-        self.leases: dict[str, Lease] = {} if leases is None else leases
-
-    @classmethod
-    def migrate(cls, schema: int, data: dict[str, Any]) -> dict[str, Any]:
-        raise ValueError(f"schema {schema} is not supported (this gitxact reads schema {cls.SCHEMA})")
-
-    @classmethod
-    def model_validate(cls, data: Any) -> LeaseState:
-        records = fields.mapping(fields.mapping(data, LEASES_FILE, _STATE_FIELDS).get("leases", {}), "leases")
-        found: dict[str, Lease] = {}
-        for agent, record in records.items():
-            try:
-                found[agent] = Lease.model_validate(record)
-            except ValueError as exc:
-                raise ValueError(f"leases.{agent}: {exc}") from None
-        return cls(leases=found)
-
-    def model_dump(self, *, mode: str = "json") -> dict[str, Any]:
-        return {"leases": {agent: lease.model_dump() for agent, lease in self.leases.items()}}
-
-
-_STATE_FIELDS = frozenset({"leases"})
+    leases: dict[str, Lease] = field(dict_of(Lease), default={})
 
 
 hash_token = lease_reader.hash_token

@@ -12,10 +12,10 @@ record is by content, not by commit: the same file on another branch needs no se
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from gitxact.errors import RefusedError
-from gitxact.state import fields
+from gitxact.state.record import NUMBER, STRING, Record, dict_of, field
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
@@ -27,58 +27,21 @@ TRUST_FILE = "trust.json"
 TRUST_LOCK = "trust"
 
 
-class Trusted:
+class Trusted(Record):
     """One trusted content: when, and where it was read then (for people; never checked)."""
 
-    __slots__ = ("source", "trusted_at")
-
-    def __init__(self, *, trusted_at: float, source: str) -> None:
-        self.trusted_at = float(trusted_at)
-        self.source = source
-
-    @classmethod
-    def model_validate(cls, data: Any) -> Trusted:
-        return cls(**fields.checked(data, _TRUSTED_SPEC, "a trust record"))
-
-    def model_dump(self, *, mode: str = "json") -> dict[str, Any]:
-        return {"trusted_at": self.trusted_at, "source": self.source}
+    trusted_at: float = field(NUMBER)
+    source: str = field(STRING, default="")
 
 
-_TRUSTED_SPEC: fields.Spec = (
-    ("trusted_at", fields.NUMBER, fields.REQUIRED),
-    ("source", fields.STRING, ""),
-)
-
-
-class TrustState:
+class TrustState(Record):
     """``trust.json``: SHA-256 of a ``.gitxact.toml`` -> :class:`Trusted`."""
 
     KIND: ClassVar[str] = "trust"
     SCHEMA: ClassVar[int] = 1
+    EXTRA_FORBIDDEN: ClassVar[bool] = True
 
-    __slots__ = ("trusted",)
-
-    def __init__(self, *, trusted: dict[str, Trusted] | None = None) -> None:
-        self.trusted: dict[str, Trusted] = {} if trusted is None else trusted
-
-    @classmethod
-    def migrate(cls, schema: int, data: dict[str, Any]) -> dict[str, Any]:
-        raise ValueError(f"schema {schema} is not supported (this gitxact reads schema {cls.SCHEMA})")
-
-    @classmethod
-    def model_validate(cls, data: Any) -> TrustState:
-        top = fields.mapping(data, "trust.json", frozenset({"trusted"}))
-        records = fields.mapping(top.get("trusted", {}), "trusted")
-        found: dict[str, Trusted] = {}
-        for sha, record in records.items():
-            try:
-                found[sha] = Trusted.model_validate(record)
-            except ValueError as exc:
-                raise ValueError(f"trusted.{sha}: {exc}") from None
-        return cls(trusted=found)
-
-    def model_dump(self, *, mode: str = "json") -> dict[str, Any]:
-        return {"trusted": {sha: record.model_dump() for sha, record in self.trusted.items()}}
+    trusted: dict[str, Trusted] = field(dict_of(Trusted), default={})
 
 
 def trust_file(repo: Repo) -> StateFile[TrustState]:

@@ -1,9 +1,8 @@
 """The checksum of a state-file envelope, in a module of its own.
 
-:mod:`gitxact.state.store` writes and verifies it with pydantic models around it; the git
-hooks and ``gx`` verify ``leases.json`` on paths that must not import pydantic
-(:mod:`gitxact.leases.reader`). Both call this one definition, so they can never
-disagree about what a good file is.
+:mod:`gitxact.state.store` writes and verifies it around its records; the git hooks and
+``gx`` verify ``leases.json`` with the envelope reader alone (:mod:`gitxact.leases.reader`).
+Both call this one definition, so they can never disagree about what a good file is.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """The atomic, checksummed, backed-up state store under ``<common-dir>/gitxact/``.
 
-A state file is a JSON envelope around a model (:class:`Persisted`: a pydantic
-:class:`~gitxact.state.models.StateModel`, or a class written by hand where a hot
-command must not pay for importing pydantic)::
+A state file is a JSON envelope around a model (a :class:`~gitxact.state.record.Record`,
+the one kind of record every state file holds)::
 
     {"format": "gitxact-state", "kind": "tracker", "schema": 1, "generation": 7,
      "written_at": ..., "data": {...}, "checksum": "sha256:..."}
@@ -23,11 +22,12 @@ import contextlib
 import os
 import time
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from gitxact.errors import OperationFailedError, StateError
 from gitxact.state import envelope
 from gitxact.state.checksums import canonical_json, checksum_of
+from gitxact.state.record import Record
 from gitxact.util import console, files
 from gitxact.util.files import ensure_private_dir, read_regular_file_stat, write_atomic
 from gitxact.util.value import Value
@@ -36,25 +36,7 @@ FORMAT = envelope.FORMAT
 REPAIR_HINT = "run `gitxact doctor --fix` to rebuild it from git (or restore the file by hand)"
 
 
-class Persisted(Protocol):
-    """What the store needs of a model: its kind and schema, validation (raising
-    ``ValueError``, as pydantic's ``ValidationError`` does), a JSON dump, a default."""
-
-    KIND: ClassVar[str]
-    SCHEMA: ClassVar[int]
-
-    def __init__(self) -> None: ...
-
-    @classmethod
-    def migrate(cls, schema: int, data: dict[str, Any]) -> dict[str, Any]: ...
-
-    @classmethod
-    def model_validate(cls, data: Any) -> Any: ...
-
-    def model_dump(self, *, mode: str) -> Any: ...
-
-
-M = TypeVar("M", bound=Persisted)
+M = TypeVar("M", bound=Record)
 
 
 class _Corrupt(Exception):
@@ -112,8 +94,8 @@ class StateFile(Generic[M]):
             if schema < self.model.SCHEMA:
                 data = self.model.migrate(schema, data)
             value: M = self.model.model_validate(data)
-        except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            raise _Corrupt(f"does not validate: {_first_error(exc)}") from exc
+        except ValueError as exc:  # the record's FieldError, naming the field
+            raise _Corrupt(f"does not validate: {exc}") from exc
         if path == self.path:
             self._verified = (_identity(info), generation)
         return value, generation
@@ -266,17 +248,6 @@ class StateFile(Generic[M]):
 
 def _identity(info: os.stat_result) -> tuple[int, ...]:
     return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
-
-
-def _first_error(exc: Exception) -> str:
-    errors_of = getattr(exc, "errors", None)  # pydantic's ValidationError, without importing pydantic
-    if callable(errors_of):
-        errors = errors_of()
-        if errors:
-            first = errors[0]
-            where = ".".join(str(part) for part in first.get("loc", ()))
-            return f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid"))
-    return str(exc)
 
 
 class StateStore:

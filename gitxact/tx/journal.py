@@ -17,12 +17,26 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, ClassVar, Literal
-
-from pydantic import BaseModel, Field
+from typing import TYPE_CHECKING, ClassVar, Literal, get_args
 
 from gitxact.errors import StateError
-from gitxact.state.models import StateModel
+from gitxact.state.record import (
+    FLAG,
+    INTEGER,
+    NUMBER,
+    OPTIONAL_INTEGER,
+    OPTIONAL_NUMBER,
+    OPTIONAL_STRING,
+    STRING,
+    STRING_MAP,
+    STRINGS,
+    Record,
+    field,
+    list_of,
+    one_of,
+    optional,
+    record,
+)
 from gitxact.state.store import StateFile
 from gitxact.tx import journal_reader
 from gitxact.util import faults
@@ -40,17 +54,19 @@ Op = Literal["begin", "savepoint", "rollback", "commit", "red", "green", "refact
 #: exists and HEAD is being moved to it.
 Phase = Literal["refs", "restore", "drop", "check", "commit"]
 Condition = Literal["open", "busy", "abandoned"]
+TddStep = Literal["started", "red", "green", "refactor"]
+TxKind = Literal["tx", "tdd"]
 
 
-class Owner(BaseModel):
+class Owner(Record):
     """The process doing a step (or holding a library transaction open)."""
 
-    pid: int
-    host: str
-    start: int | None = None
-    agent: str | None = None
-    command: str = ""
-    since: float
+    pid: int = field(INTEGER)
+    host: str = field(STRING)
+    start: int | None = field(OPTIONAL_INTEGER, default=None)
+    agent: str | None = field(OPTIONAL_STRING, default=None)
+    command: str = field(STRING, default="")
+    since: float = field(NUMBER)
 
     @classmethod
     def current(cls, agent: str | None, command: str) -> Owner:
@@ -71,21 +87,21 @@ class Owner(BaseModel):
         return who + (f" running `{self.command}`" if self.command else "")
 
 
-class HeadState(BaseModel):
+class HeadState(Record):
     """Where HEAD was: a commit (``None``: unborn) and the branch it was attached to."""
 
-    commit: str | None
-    ref: str | None  # refs/heads/<branch>; None: detached
+    commit: str | None = field(OPTIONAL_STRING)
+    ref: str | None = field(OPTIONAL_STRING)  # refs/heads/<branch>; None: detached
 
 
-class SavepointRecord(BaseModel):
-    name: str
-    head: HeadState
-    snapshot: str  # W commit: every not-ignored file
-    snapshot_index: str  # I commit: the index
-    ref: str | None  # savepoint ref at head.commit (None when HEAD was unborn)
-    snapshot_ref: str
-    created: float
+class SavepointRecord(Record):
+    name: str = field(STRING)
+    head: HeadState = field(record(HeadState))
+    snapshot: str = field(STRING)  # W commit: every not-ignored file
+    snapshot_index: str = field(STRING)  # I commit: the index
+    ref: str | None = field(OPTIONAL_STRING)  # savepoint ref at head.commit (None when HEAD was unborn)
+    snapshot_ref: str = field(STRING)
+    created: float = field(NUMBER)
 
     def refs(self) -> dict[str, str]:
         """The refs this savepoint owns and the values they must hold."""
@@ -95,51 +111,55 @@ class SavepointRecord(BaseModel):
         return found
 
 
-class Step(BaseModel):
+class Step(Record):
     """A step in progress, recorded before it starts (write-ahead)."""
 
-    op: Op
-    phase: Phase
-    owner: Owner
-    started: float
-    savepoint: SavepointRecord | None = None  # refs phase: the savepoint being created
-    target: str | None = None  # restore: the savepoint rolled back to
-    before: HeadState | None = None  # HEAD when the step began
-    branch_before: str | None = None  # restore: the target branch's value when the step began
-    drop: list[str] = Field(default_factory=list)  # savepoints whose refs go after restore
-    close: bool = False  # the transaction ends with this step
-    keep_until: float | None = None  # drop: keep the refs (audit/undo) until then instead of deleting
-    end_tdd: bool = False  # the TDD sequence ends with this step
-    paths: list[str] = Field(default_factory=list)  # tdd: paths committed (relative to the worktree)
-    index_tree: str | None = None  # tdd: the index as a tree when the check started
-    tree: str | None = None  # tdd: HEAD + paths, what gets committed
-    commit: str | None = None  # tdd commit phase: the commit HEAD moves to
-    check: str | None = None
-    failed: str | None = None  # the live process gave up on this step (an error); recover finishes it
+    op: Op = field(one_of(*get_args(Op)))
+    phase: Phase = field(one_of(*get_args(Phase)))
+    owner: Owner = field(record(Owner))
+    started: float = field(NUMBER)
+    savepoint: SavepointRecord | None = field(optional(record(SavepointRecord)), default=None)  # refs phase
+    target: str | None = field(OPTIONAL_STRING, default=None)  # restore: the savepoint rolled back to
+    before: HeadState | None = field(optional(record(HeadState)), default=None)  # HEAD when the step began
+    #: restore: the target branch's value when the step began.
+    branch_before: str | None = field(OPTIONAL_STRING, default=None)
+    drop: list[str] = field(STRINGS, default=[])  # savepoints whose refs go after restore
+    close: bool = field(FLAG, default=False)  # the transaction ends with this step
+    #: drop: keep the refs (audit/undo) until then instead of deleting.
+    keep_until: float | None = field(OPTIONAL_NUMBER, default=None)
+    end_tdd: bool = field(FLAG, default=False)  # the TDD sequence ends with this step
+    paths: list[str] = field(STRINGS, default=[])  # tdd: paths committed (relative to the worktree)
+    index_tree: str | None = field(OPTIONAL_STRING, default=None)  # tdd: the index as a tree when the check started
+    tree: str | None = field(OPTIONAL_STRING, default=None)  # tdd: HEAD + paths, what gets committed
+    commit: str | None = field(OPTIONAL_STRING, default=None)  # tdd commit phase: the commit HEAD moves to
+    check: str | None = field(OPTIONAL_STRING, default=None)
+    #: The live process gave up on this step (an error); recover finishes it.
+    failed: str | None = field(OPTIONAL_STRING, default=None)
 
 
-class TddState(BaseModel):
-    step: Literal["started", "red", "green", "refactor"]
-    start: str  # the savepoint green failure and abort roll back to
-    owns_tx: bool  # red began the transaction: done commits it, abort rolls it back
-    commits: list[str] = Field(default_factory=list)
-    passing: str | None = None  # savepoint of the last passing commit (refactor failure target)
-    refactors: int = 0
+class TddState(Record):
+    step: TddStep = field(one_of(*get_args(TddStep)))
+    start: str = field(STRING)  # the savepoint green failure and abort roll back to
+    owns_tx: bool = field(FLAG)  # red began the transaction: done commits it, abort rolls it back
+    commits: list[str] = field(STRINGS, default=[])
+    passing: str | None = field(OPTIONAL_STRING, default=None)  # savepoint of the last passing commit
+    refactors: int = field(INTEGER, default=0)
 
 
-class TxRecord(BaseModel):
-    tx_id: str
-    name: str | None = None
-    namespace: str
-    agent: str | None = None
-    worktree_id: str
-    worktree: str
-    kind: Literal["tx", "tdd"] = "tx"
-    created: float
-    holder: Owner | None = None  # a library `with` block holding it open; None: CLI, detached
-    savepoints: list[SavepointRecord] = Field(default_factory=list)
-    tdd: TddState | None = None
-    step: Step | None = None
+class TxRecord(Record):
+    tx_id: str = field(STRING)
+    name: str | None = field(OPTIONAL_STRING, default=None)
+    namespace: str = field(STRING)
+    agent: str | None = field(OPTIONAL_STRING, default=None)
+    worktree_id: str = field(STRING)
+    worktree: str = field(STRING)
+    kind: TxKind = field(one_of(*get_args(TxKind)), default="tx")
+    created: float = field(NUMBER)
+    #: A library ``with`` block holding it open; None: CLI, detached.
+    holder: Owner | None = field(optional(record(Owner)), default=None)
+    savepoints: list[SavepointRecord] = field(list_of(SavepointRecord), default=[])
+    tdd: TddState | None = field(optional(record(TddState)), default=None)
+    step: Step | None = field(optional(record(Step)), default=None)
 
     def savepoint(self, name: str) -> SavepointRecord | None:
         return next((sp for sp in self.savepoints if sp.name == name), None)
@@ -148,29 +168,30 @@ class TxRecord(BaseModel):
         return self.tx_id + (f" ({self.name})" if self.name else "")
 
 
-class KeptRefs(BaseModel):
+class KeptRefs(Record):
     """Savepoint refs of a committed transaction kept for audit/undo until *expires*."""
 
-    tx_id: str
-    refs: dict[str, str]
-    expires: float
+    tx_id: str = field(STRING)
+    refs: dict[str, str] = field(STRING_MAP)
+    expires: float = field(NUMBER)
 
 
-class Finished(BaseModel):
-    tx_id: str
-    name: str | None = None
-    outcome: str
-    at: float
+class Finished(Record):
+    tx_id: str = field(STRING)
+    name: str | None = field(OPTIONAL_STRING, default=None)
+    outcome: str = field(STRING)
+    at: float = field(NUMBER)
 
 
-class Journal(StateModel):
+class Journal(Record):
     KIND: ClassVar[str] = "journal"
     SCHEMA: ClassVar[int] = journal_reader.SCHEMA
+    EXTRA_FORBIDDEN: ClassVar[bool] = True
 
-    worktree_id: str = ""
-    tx: TxRecord | None = None
-    kept: list[KeptRefs] = Field(default_factory=list)
-    history: list[Finished] = Field(default_factory=list)
+    worktree_id: str = field(STRING, default="")
+    tx: TxRecord | None = field(optional(record(TxRecord)), default=None)
+    kept: list[KeptRefs] = field(list_of(KeptRefs), default=[])
+    history: list[Finished] = field(list_of(Finished), default=[])
 
     def finish(self, outcome: str) -> None:
         """End the transaction, remembering how (bounded history for status and audit)."""

@@ -21,9 +21,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import BaseModel, Field
-
-from gitxact.state.models import StateModel
+from gitxact.state.record import NUMBER, STRING, Record, dict_of, field, list_of
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
@@ -37,29 +35,30 @@ LOCK = "landed"
 LIMIT = 500
 
 
-class LandedCommit(BaseModel):
-    original: str  # the branch's commit
-    landed: str  # the commit it became on the target (the same id when it was not rewritten)
+class LandedCommit(Record):
+    original: str = field(STRING)  # the branch's commit
+    landed: str = field(STRING)  # the commit it became on the target (the same id when it was not rewritten)
 
 
-class LandedBranch(BaseModel):
-    branch: str
-    tip: str  # the branch tip that landed (the request's)
-    target: str  # the branch landed onto
+class LandedBranch(Record):
+    branch: str = field(STRING)
+    tip: str = field(STRING)  # the branch tip that landed (the request's)
+    target: str = field(STRING)  # the branch landed onto
     #: The ref that must still contain :attr:`landed_tip`: ``refs/heads/<target>``, or the
     #: remote-tracking ref of a remote target.
-    ref: str
-    landed_tip: str  # the target's tip right after the landing
-    commits: list[LandedCommit] = Field(default_factory=list)
-    request: str = ""  # the landing request's id
-    at: float = 0.0
+    ref: str = field(STRING)
+    landed_tip: str = field(STRING)  # the target's tip right after the landing
+    commits: list[LandedCommit] = field(list_of(LandedCommit), default=[])
+    request: str = field(STRING, default="")  # the landing request's id
+    at: float = field(NUMBER, default=0.0)
 
 
-class LandedState(StateModel):
+class LandedState(Record):
     KIND: ClassVar[str] = "landed"
     SCHEMA: ClassVar[int] = 1
+    EXTRA_FORBIDDEN: ClassVar[bool] = True
 
-    branches: dict[str, LandedBranch] = Field(default_factory=dict)
+    branches: dict[str, LandedBranch] = field(dict_of(LandedBranch), default={})
 
 
 def load(repo: Repo) -> dict[str, LandedBranch]:
