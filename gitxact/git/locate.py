@@ -17,7 +17,8 @@ import os
 
 from gitxact.util.value import Value
 
-#: Any of these set, and git may find another repository than the walk below.
+#: Any of these set, and git may find another repository than the walk below (and a git
+#: run in another folder must not inherit them: :data:`gitxact.git.run.REPO_LOCATING_VARS`).
 LOCATING_VARS = (
     "GIT_DIR",
     "GIT_WORK_TREE",
