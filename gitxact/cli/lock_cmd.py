@@ -1,4 +1,4 @@
-"""``gitxact lock -- CMD``."""
+"""``gitxact lock -- CMD``: declared with :mod:`gitxact.cli.fast`'s words, run by its body."""
 
 from __future__ import annotations
 
@@ -6,13 +6,26 @@ import click
 
 from gitxact.cli.app import AppContext
 from gitxact.cli.context import pass_app, timeout_option
+from gitxact.cli.fast import DEFAULT_MODE, EXCLUSIVE_OPTION, NAME_OPTION, SHARED_OPTION, run_under_lock
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.option("--shared", "mode", flag_value="shared", help="Take the repository lock shared (readers).")
-@click.option("--exclusive", "mode", flag_value="exclusive", default=True, help="Take it exclusive (default).")
 @click.option(
-    "--name",
+    SHARED_OPTION,
+    "mode",
+    flag_value="shared",
+    default=DEFAULT_MODE == "shared",
+    help="Take the repository lock shared (readers).",
+)
+@click.option(
+    EXCLUSIVE_OPTION,
+    "mode",
+    flag_value="exclusive",
+    default=DEFAULT_MODE == "exclusive",
+    help="Take it exclusive (default).",
+)
+@click.option(
+    NAME_OPTION,
     metavar="NAME",
     help="Hold the named lock NAME instead (on the coordination backend: every host with PostgreSQL).",
 )
@@ -33,6 +46,4 @@ def lock(app: AppContext, mode: str, name: str | None, timeout: float | None, co
       gitxact lock --shared --timeout 5 -- ./scripts/read-only-report
       gitxact lock --name deploy -- ./scripts/deploy
     """
-    from gitxact.cli.fast import run_under_lock  # the one body, shared with the click-free path
-
     return run_under_lock(app, mode == "shared", name, timeout, command)
