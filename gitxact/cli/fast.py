@@ -28,6 +28,7 @@ import os
 from typing import TYPE_CHECKING
 
 from gitxact.cli.app import AppContext
+from gitxact.locking.tickets import EXCLUSIVE, SHARED
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -46,7 +47,7 @@ DEFAULT_AMOUNT = 1
 #: ``lock``'s mode flags, the default mode, and the option naming a named lock.
 SHARED_OPTION = "--shared"
 EXCLUSIVE_OPTION = "--exclusive"
-DEFAULT_MODE: Mode = "exclusive"
+DEFAULT_MODE = EXCLUSIVE
 NAME_OPTION = "--name"
 
 
@@ -134,7 +135,7 @@ def _incr_words(words: list[str]) -> tuple[str, int, float | None] | None:
 
 
 def _lock_words(words: list[str]) -> tuple[bool, str | None, float | None, list[str]] | None:
-    shared = DEFAULT_MODE == "shared"
+    shared = DEFAULT_MODE == SHARED
     name: str | None = None
     timeout: float | None = None
     at = 0
@@ -175,7 +176,7 @@ def run_under_lock(
     from gitxact.util.startup import child_environ
 
     ws = app.workspace(timeout=timeout)
-    mode: Mode = "shared" if shared else "exclusive"
+    mode: Mode = SHARED if shared else EXCLUSIVE
     if name is not None:
         from gitxact.backends.named import run_named
 

@@ -7,21 +7,22 @@ import click
 from gitxact.cli.app import AppContext
 from gitxact.cli.context import pass_app, timeout_option
 from gitxact.cli.fast import DEFAULT_MODE, EXCLUSIVE_OPTION, NAME_OPTION, SHARED_OPTION, run_under_lock
+from gitxact.locking.tickets import EXCLUSIVE, SHARED
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option(
     SHARED_OPTION,
     "mode",
-    flag_value="shared",
-    default=DEFAULT_MODE == "shared",
+    flag_value=SHARED,
+    default=DEFAULT_MODE == SHARED,
     help="Take the repository lock shared (readers).",
 )
 @click.option(
     EXCLUSIVE_OPTION,
     "mode",
-    flag_value="exclusive",
-    default=DEFAULT_MODE == "exclusive",
+    flag_value=EXCLUSIVE,
+    default=DEFAULT_MODE == EXCLUSIVE,
     help="Take it exclusive (default).",
 )
 @click.option(
@@ -46,4 +47,4 @@ def lock(app: AppContext, mode: str, name: str | None, timeout: float | None, co
       gitxact lock --shared --timeout 5 -- ./scripts/read-only-report
       gitxact lock --name deploy -- ./scripts/deploy
     """
-    return run_under_lock(app, mode == "shared", name, timeout, command)
+    return run_under_lock(app, mode == SHARED, name, timeout, command)

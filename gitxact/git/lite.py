@@ -35,6 +35,18 @@ INTERNAL_ENV = "GITXACT_INTERNAL"
 OPTIONAL_LOCKS_ENV = "GIT_OPTIONAL_LOCKS"
 #: The real git to run, when the first ``git`` on ``PATH`` is gitxact's shim (or to choose another).
 GIT_ENV = "GITXACT_GIT"
+#: Any of these set, and git may find another repository than the one around its ``cwd``:
+#: :mod:`gitxact.git.locate`'s walk then leaves discovery to git, and a git run in another
+#: folder must not inherit them (:data:`gitxact.git.run.REPO_LOCATING_VARS`).
+LOCATING_VARS = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_COMMON_DIR",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_DISCOVERY_ACROSS_FILESYSTEM",
+    "GIT_NAMESPACE",
+)
 #: In the first lines of every shim ``gitxact shim install`` writes: how the search below skips it.
 SHIM_MARK = b"gitxact-shim"
 

@@ -15,19 +15,8 @@ from __future__ import annotations
 
 import os
 
+from gitxact.git.lite import LOCATING_VARS
 from gitxact.util.value import Value
-
-#: Any of these set, and git may find another repository than the walk below (and a git
-#: run in another folder must not inherit them: :data:`gitxact.git.run.REPO_LOCATING_VARS`).
-LOCATING_VARS = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_COMMON_DIR",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_DISCOVERY_ACROSS_FILESYSTEM",
-    "GIT_NAMESPACE",
-)
 
 
 class Found(Value):

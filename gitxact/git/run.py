@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING
 
 from gitxact.errors import GitError, NotARepositoryError
 from gitxact.git import lite
-from gitxact.git.locate import LOCATING_VARS
 from gitxact.util.startup import child_environ
 from gitxact.util.value import Value
 
@@ -36,9 +35,9 @@ if TYPE_CHECKING:
 
 #: Variables that tell git which repository, worktree or index to use. Inherited from a
 #: hook or a wrapper they would override ``cwd``-based discovery in every child: those that
-#: move discovery (:data:`gitxact.git.locate.LOCATING_VARS`), and the two a child located
+#: move discovery (:data:`gitxact.git.lite.LOCATING_VARS`), and the two a child located
 #: by its ``cwd`` must not see either (a hook's relative prefix, a ceiling on discovery).
-REPO_LOCATING_VARS = (*LOCATING_VARS, "GIT_PREFIX", "GIT_CEILING_DIRECTORIES")
+REPO_LOCATING_VARS = (*lite.LOCATING_VARS, "GIT_PREFIX", "GIT_CEILING_DIRECTORIES")
 _PATH_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY")
 
 

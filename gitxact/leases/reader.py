@@ -89,10 +89,18 @@ REFUSED_MARK = "gitxact: ref update refused"
 
 #: The lease token of the agent a process works for; set by the orchestrator.
 TOKEN_ENV = "GITXACT_LEASE_TOKEN"  # noqa: S105 - the name of a variable, not a secret
+#: The agent a process says it acts for: the other half of :func:`trespass`'s question,
+#: defined here for the hooks (:func:`gitxact.util.names.agent_from_env` validates it).
+AGENT_ENV = "GITXACT_AGENT"
 
 
 def env_token() -> str | None:
     return os.environ.get(TOKEN_ENV) or None
+
+
+def env_agent() -> str | None:
+    """The agent named by :data:`AGENT_ENV`, as given (the hooks judge it; they do not refuse a bad spelling)."""
+    return os.environ.get(AGENT_ENV) or None
 
 
 def hash_token(token: str) -> str:
@@ -120,7 +128,7 @@ def trespass(lease_agent: str, token_hash: str | None, agent: str | None, token:
             return None
         return f"{TOKEN_ENV} is not the token of the lease held by {lease_agent!r}"
     if agent and agent != lease_agent:
-        return f"it is leased to {lease_agent!r}, but GITXACT_AGENT={agent!r}"
+        return f"it is leased to {lease_agent!r}, but {AGENT_ENV}={agent!r}"
     return None
 
 
