@@ -9,6 +9,7 @@ filesystem boundary. Wherever the answer could differ from git's (``GIT_DIR`` an
 other locating variables, ``--git-dir``/``--work-tree``, a ``-c core.*``, a bare
 repository, a git directory as the current folder, a ``.git`` that does not parse) this
 returns ``None`` and the caller asks git: a wrong answer would be a lock in the wrong place.
+Start-up (str paths, not pathlib): saves over 0.1 S on gx commit and gx status (docs/benchmark.md, "Start-up tricks").
 """
 
 from __future__ import annotations

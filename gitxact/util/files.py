@@ -3,7 +3,7 @@
 Kept to cheap standard modules (no pydantic, no pathlib at import) so the lock layer,
 the git hooks and ``gx`` can use them: :func:`read_no_follow` is the one reader of
 gitxact's own files, for the pydantic store and the lean envelope reader alike.
-Start-up (str paths, not pathlib): saves over 0.1 S on gx commit and gx status (docs/benchmark.md).
+Start-up (str paths, not pathlib): saves over 0.1 S on gx commit and gx status (docs/benchmark.md, "Start-up tricks").
 
 **Who may use the folder** follows the repository, as git's own files do. git applies
 ``core.sharedRepository`` to every folder it makes in the git directory (``path.c:
