@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from gitxact.cli.app import AppContext
@@ -9,22 +11,20 @@ from gitxact.cli.context import pass_app, timeout_option
 from gitxact.cli.fast import DEFAULT_MODE, EXCLUSIVE_OPTION, NAME_OPTION, SHARED_OPTION, run_under_lock
 from gitxact.locking.tickets import EXCLUSIVE, SHARED
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from gitxact.locking.tickets import Mode
+
+
+def _mode_option(flag: str, mode: Mode, help: str) -> Callable[[click.decorators.FC], click.decorators.FC]:
+    """One of the mode flags, which set ``mode``; the fast path's default mode is click's too."""
+    return click.option(flag, "mode", flag_value=mode, default=mode == DEFAULT_MODE, help=help)
+
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.option(
-    SHARED_OPTION,
-    "mode",
-    flag_value=SHARED,
-    default=DEFAULT_MODE == SHARED,
-    help="Take the repository lock shared (readers).",
-)
-@click.option(
-    EXCLUSIVE_OPTION,
-    "mode",
-    flag_value=EXCLUSIVE,
-    default=DEFAULT_MODE == EXCLUSIVE,
-    help="Take it exclusive (default).",
-)
+@_mode_option(SHARED_OPTION, SHARED, "Take the repository lock shared (readers).")
+@_mode_option(EXCLUSIVE_OPTION, EXCLUSIVE, "Take it exclusive (default).")
 @click.option(
     NAME_OPTION,
     metavar="NAME",
