@@ -42,6 +42,7 @@ CORE = {
     "gitxact.util.faults",
     "gitxact.util.files",
     "gitxact.util.jsontext",
+    "gitxact.util.startup",
 }
 
 

@@ -7,8 +7,8 @@ import click
 from gitxact.cli.app import AppContext
 from gitxact.cli.context import pass_app
 from gitxact.errors import UsageError
-from gitxact.leases.reader import AGENT_ENV
 from gitxact.util.identity import OWNER_PID_ENV
+from gitxact.util.startup import AGENT_ENV
 
 
 @click.command()

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from gitxact.errors import GitError, RefusedError
 from gitxact.leases import reader as lease_reader
+from gitxact.util.startup import AGENT_ENV
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
@@ -105,7 +106,7 @@ def mover_env(repo: Repo) -> dict[str, str]:
     """The identity the target's ``update-ref`` carries, for the hook to judge (the token is inherited)."""
     leases = lease_reader.load(repo.layout.common_dir) if lease_reader.exists(repo.layout.common_dir) else []
     agent = acting_agent(repo, leases)
-    return {lease_reader.AGENT_ENV: agent} if agent is not None else {}
+    return {AGENT_ENV: agent} if agent is not None else {}
 
 
 def vetoed(error: GitError) -> bool:

@@ -20,6 +20,7 @@ import os
 from gitxact.errors import StateError
 from gitxact.state import envelope
 from gitxact.util.digest import sha256_hex
+from gitxact.util.startup import AGENT_ENV
 
 TYPE_CHECKING = False  # see gitxact/__init__.py
 if TYPE_CHECKING:
@@ -89,9 +90,6 @@ REFUSED_MARK = "gitxact: ref update refused"
 
 #: The lease token of the agent a process works for; set by the orchestrator.
 TOKEN_ENV = "GITXACT_LEASE_TOKEN"  # noqa: S105 - the name of a variable, not a secret
-#: The agent a process says it acts for: the other half of :func:`trespass`'s question,
-#: defined here for the hooks (:func:`gitxact.util.names.agent_from_env` validates it).
-AGENT_ENV = "GITXACT_AGENT"
 
 
 def env_token() -> str | None:

@@ -25,11 +25,12 @@ from pydantic import BaseModel, Field
 from gitxact.core.documents import Document
 from gitxact.errors import EXIT_FAILED, EXIT_REFUSED, OperationFailedError, UsageError
 from gitxact.git.run import REPO_LOCATING_VARS
-from gitxact.leases.reader import AGENT_ENV, TOKEN_ENV
+from gitxact.leases.reader import TOKEN_ENV
 from gitxact.leases.records import Lease
 from gitxact.mcp.replies import CONFLICT, DIRTY, TIMEOUT, ToolRefusal
 from gitxact.tx import staging
 from gitxact.util import process
+from gitxact.util.startup import AGENT_ENV
 from gitxact.workspace import Workspace
 
 #: ``gx`` as bin/gx runs it (its fast path, not the click CLI of ``gitxact git``), by this interpreter.

@@ -2,8 +2,9 @@
 
 Agent names end up in paths, branch names and ref names; transaction and savepoint
 names in ref names; tracker keys and resource names in JSON and lock file names. The
-spelling itself is the lean core's (:mod:`gitxact.locking.naming`, which names lock files
-by it on ``gx status``'s path); this module says what is wrong with a name that misses it.
+spelling itself is the lean core's (:func:`gitxact.util.files.spelled`, by which
+:mod:`gitxact.locking.naming` names lock files on ``gx status``'s path); this module says
+what is wrong with a name that misses it.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 import os
 
 from gitxact.errors import InvalidNameError, UsageError
-from gitxact.leases.reader import AGENT_ENV
-from gitxact.locking.naming import NAME_FIRST, ref_safe, spelled
+from gitxact.util.files import NAME_FIRST, ref_safe, spelled
+from gitxact.util.startup import AGENT_ENV
 
 _KEY_CHARS = NAME_FIRST + ".:/-"
 #: How many numbered spellings of one name :func:`numbered` offers.

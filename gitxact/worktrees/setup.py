@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING
 
 from gitxact.errors import CommandNotRunnableError
 from gitxact.git import run as git
-from gitxact.leases.reader import AGENT_ENV
 from gitxact.project import config as project_config
 from gitxact.project import trust
 from gitxact.util import process
+from gitxact.util.startup import AGENT_ENV
 from gitxact.worktrees import branches
 
 if TYPE_CHECKING:
