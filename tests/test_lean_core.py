@@ -56,6 +56,13 @@ CORE = {
         ('"worktree."', "locking/naming.py"),
         ("def commit_blocker(common_dir", "tx/journal_reader.py"),
         ("def genuine(", "leases/reader.py"),
+        ("def spelled(", "util/files.py"),
+        ("NAME_FIRST = ", "util/files.py"),
+        ("\nLOCATING_VARS = (", "git/lite.py"),
+        ("def not_started(", "git/lite.py"),
+        ("def worktree_ids(", "git/lite.py"),
+        ('"GIT_OPTIONAL_LOCKS"', "git/lite.py"),
+        ('TIMEOUT_OPTION = "', "cli/fast.py"),
     ],
 )
 def test_a_rule_is_spelled_in_its_one_module(spelling: str, home: str) -> None:
