@@ -29,6 +29,7 @@ from gitxact.errors import RefusedError, UsageError
 from gitxact.git import run as git
 from gitxact.leases import records as leases
 from gitxact.util import console, inputs
+from gitxact.util.files import NAME_CHARS
 from gitxact.util.identity import OWNER_PID_ENV, ProcessIdentity
 from gitxact.util.names import validate_agent
 from gitxact.worktrees.include import copy_included, warn_skipped
@@ -43,7 +44,8 @@ PASS_THROUGH = frozenset(
     {"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish", "busybox", "env", "nice", "nohup", "timeout"}
     | {"stdbuf", "time", "xargs", "uv", "uvx", "pipx", "npx"}
 )
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: A run of characters no name may carry (the spelling is :data:`gitxact.util.files.NAME_CHARS`).
+_UNSAFE = re.compile(f"[^{re.escape(NAME_CHARS)}]+")
 
 
 @dataclass(frozen=True)
