@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from support.proc import GX, git
 
-from gitxact.git.run import worktree_ids
+from gitxact.git.lite import worktree_ids
 from gitxact.gx import rules
 from gitxact.gx.cmdline import parse
 from gitxact.gx.rules import (

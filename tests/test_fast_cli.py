@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import click
 import pytest
 from support.imports import imported
 from support.proc import gitxact
@@ -75,3 +76,33 @@ def test_fast_path_imports_no_click(repo: Path) -> None:
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert "gitxact.cli.fast" in modules
         assert not {"click", "pydantic"} & modules, argv
+
+
+def _options(command: click.Command) -> dict[str, click.Parameter]:
+    return {opt: param for param in command.params for opt in param.opts if opt.startswith("-")}
+
+
+def test_the_click_commands_are_declared_with_the_fast_words() -> None:
+    """One definition of the two command lines: the click declarations use cli/fast.py's words,
+    and every option click knows there is one the fast parser reads (or one it leaves to click)."""
+    from gitxact.cli import fast
+    from gitxact.cli.main import cli
+
+    ctx = click.Context(cli)
+    root = _options(cli)
+    assert fast.PATH_OPTION in root
+    tracker = cli.get_command(ctx, "tracker")
+    lock = cli.get_command(ctx, "lock")
+    assert isinstance(tracker, click.Group)
+    assert lock is not None
+    incr = tracker.get_command(ctx, "incr")
+    assert incr is not None
+    assert set(_options(incr)) == {fast.TIMEOUT_OPTION, "--json"}  # --json is click's
+    (amount,) = (param for param in incr.params if param.name == "amount")
+    assert amount.default == fast.DEFAULT_AMOUNT
+    assert set(_options(lock)) == {fast.SHARED_OPTION, fast.EXCLUSIVE_OPTION, fast.NAME_OPTION, fast.TIMEOUT_OPTION}
+    for command in (incr, lock):
+        timeout = _options(command)[fast.TIMEOUT_OPTION]
+        assert isinstance(timeout.type, click.FloatRange)
+        assert timeout.type.min == fast.TIMEOUT_MIN
+    assert lock.make_context("lock", ["--", "true"]).params["mode"] == fast.DEFAULT_MODE

@@ -1,6 +1,6 @@
 """What every command shares and what does not need click: the ``-C`` path, the workspace,
-the wait notices. :mod:`gitxact.cli.context` re-exports it beside the click helpers, and
-:mod:`gitxact.cli.fast` runs the loop commands with it without importing click."""
+the wait notices. The click commands (:mod:`gitxact.cli.context`'s ``pass_app``) and
+:mod:`gitxact.cli.fast`, which runs the loop commands without importing click, both use it."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from gitxact.cli.app import AppContext
+from gitxact.cli.fast import TIMEOUT_MIN, TIMEOUT_OPTION
 
 if TYPE_CHECKING:
     from gitxact.core.plain import JsonDocument
@@ -62,12 +63,12 @@ def show(doc: JsonDocument | Callable[[], JsonDocument], as_json: bool, text: Ca
         click.echo(text())
 
 
-def lock_timeout_option(flag: str = "--timeout") -> Callable[[click.decorators.FC], click.decorators.FC]:
+def lock_timeout_option(flag: str = TIMEOUT_OPTION) -> Callable[[click.decorators.FC], click.decorators.FC]:
     """How long to wait for gitxact's locks; ``--lock-timeout`` where ``--timeout`` means something else."""
     return click.option(
         flag,
         flag.lstrip("-").replace("-", "_"),
-        type=click.FloatRange(min=0),
+        type=click.FloatRange(min=TIMEOUT_MIN),
         metavar="SECONDS",
         help="Give up waiting for a lock after SECONDS (exit 75). Default: git config gitxact.lockTimeout (60).",
     )

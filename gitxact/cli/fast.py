@@ -14,6 +14,11 @@ and run by the very functions their click commands call (:func:`tracker_incr`,
 spelling, a word that does not parse) returns ``None`` and goes to click, which
 answers it as before, errors included. ``GITXACT_NO_FAST=1`` sends everything to click
 (tests/test_fast_cli.py runs every shape both ways and compares).
+
+The words of those shapes are defined here once, and the click commands are declared with
+them (``-C``, ``--timeout`` and its bound, ``--shared``/``--exclusive`` and the default
+mode, ``--name``, the default amount): a second parser, but not a second definition of
+the command line (tests/test_fast_cli.py holds the click declarations to these).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import os
 from typing import TYPE_CHECKING
 
 from gitxact.cli.app import AppContext
+from gitxact.locking.tickets import EXCLUSIVE, SHARED
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -31,13 +37,26 @@ if TYPE_CHECKING:
 
 NO_FAST_ENV = "GITXACT_NO_FAST"
 
+#: The root's ``-C PATH`` (cumulative, like git's).
+PATH_OPTION = "-C"
+#: How long to wait for the locks: a number of seconds no less than :data:`TIMEOUT_MIN`.
+TIMEOUT_OPTION = "--timeout"
+TIMEOUT_MIN = 0.0
+#: ``tracker incr KEY [N]``: N when it is not given.
+DEFAULT_AMOUNT = 1
+#: ``lock``'s mode flags, the default mode, and the option naming a named lock.
+SHARED_OPTION = "--shared"
+EXCLUSIVE_OPTION = "--exclusive"
+DEFAULT_MODE = EXCLUSIVE
+NAME_OPTION = "--name"
+
 
 def try_run(args: list[str]) -> int | None:
     """Run *args* if they are one of the shapes above (the exit code), else ``None``."""
     if os.environ.get(NO_FAST_ENV):
         return None
     paths: list[str] = []
-    while len(args) >= 2 and args[0] == "-C":
+    while len(args) >= 2 and args[0] == PATH_OPTION:
         paths.append(args[1])
         args = args[2:]
     if args[:2] == ["tracker", "incr"]:
@@ -69,12 +88,17 @@ def _guarded(body: Callable[[AppContext], int], paths: list[str]) -> int:
 
 
 def _seconds(word: str) -> float | None:
-    """``--timeout``'s value as click's ``FloatRange(min=0)`` takes it, or ``None`` (then click decides)."""
+    """``--timeout``'s value as click's ``FloatRange(min=TIMEOUT_MIN)`` takes it, or ``None`` (then click decides)."""
     try:
         value = float(word)
     except ValueError:
         return None
-    return value if value >= 0 and not math.isnan(value) else None
+    return value if value >= TIMEOUT_MIN and not math.isnan(value) else None
+
+
+def _is_option(word: str, name: str) -> bool:
+    """*word* is option *name*, as ``--name`` (its value next) or ``--name=V``."""
+    return word == name or word.startswith(name + "=")
 
 
 def _option_value(words: list[str], at: int, name: str) -> tuple[str | None, int]:
@@ -92,8 +116,8 @@ def _incr_words(words: list[str]) -> tuple[str, int, float | None] | None:
     at = 0
     while at < len(words):
         word = words[at]
-        if word == "--timeout" or word.startswith("--timeout="):
-            value, at = _option_value(words, at, "--timeout")
+        if _is_option(word, TIMEOUT_OPTION):
+            value, at = _option_value(words, at, TIMEOUT_OPTION)
             timeout = None if value is None else _seconds(value)
             if timeout is None:
                 return None
@@ -107,26 +131,26 @@ def _incr_words(words: list[str]) -> tuple[str, int, float | None] | None:
         else:
             return None
         at += 1
-    return None if key is None else (key, 1 if amount is None else amount, timeout)
+    return None if key is None else (key, DEFAULT_AMOUNT if amount is None else amount, timeout)
 
 
 def _lock_words(words: list[str]) -> tuple[bool, str | None, float | None, list[str]] | None:
-    shared = False
+    shared = DEFAULT_MODE == SHARED
     name: str | None = None
     timeout: float | None = None
     at = 0
     while at < len(words) and words[at] != "--":
         word = words[at]
-        if word in ("--shared", "--exclusive"):
-            shared = word == "--shared"
+        if word in (SHARED_OPTION, EXCLUSIVE_OPTION):
+            shared = word == SHARED_OPTION
             at += 1
-        elif word == "--timeout" or word.startswith("--timeout="):
-            value, at = _option_value(words, at, "--timeout")
+        elif _is_option(word, TIMEOUT_OPTION):
+            value, at = _option_value(words, at, TIMEOUT_OPTION)
             timeout = None if value is None else _seconds(value)
             if timeout is None:
                 return None
-        elif word == "--name" or word.startswith("--name="):
-            name, at = _option_value(words, at, "--name")
+        elif _is_option(word, NAME_OPTION):
+            name, at = _option_value(words, at, NAME_OPTION)
             if name is None:
                 return None
         else:
@@ -152,7 +176,7 @@ def run_under_lock(
     from gitxact.util.startup import child_environ
 
     ws = app.workspace(timeout=timeout)
-    mode: Mode = "shared" if shared else "exclusive"
+    mode: Mode = SHARED if shared else EXCLUSIVE
     if name is not None:
         from gitxact.backends.named import run_named
 

@@ -16,6 +16,7 @@ import click
 from gitxact import error_handler
 from gitxact._version import __version__
 from gitxact.cli.app import AppContext
+from gitxact.cli.fast import PATH_OPTION
 from gitxact.errors import EXIT_USAGE
 from gitxact.git import run as git
 from gitxact.util import startup
@@ -82,7 +83,7 @@ class LazyGroup(click.Group):
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.option(
-    "-C",
+    PATH_OPTION,
     "paths",
     multiple=True,
     metavar="PATH",

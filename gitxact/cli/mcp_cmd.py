@@ -7,16 +7,18 @@ import click
 from gitxact.cli.app import AppContext
 from gitxact.cli.context import pass_app
 from gitxact.errors import UsageError
+from gitxact.util.identity import OWNER_PID_ENV
+from gitxact.util.startup import AGENT_ENV
 
 
 @click.command()
-@click.option("--agent", envvar="GITXACT_AGENT", metavar="NAME", help="The agent this server acts for [GITXACT_AGENT].")
+@click.option("--agent", envvar=AGENT_ENV, metavar="NAME", help=f"The agent this server acts for [{AGENT_ENV}].")
 @click.option(
     "--owner-pid",
-    envvar="GITXACT_OWNER_PID",
+    envvar=OWNER_PID_ENV,
     type=click.IntRange(min=1),
     metavar="PID",
-    help="The process the leases live with [GITXACT_OWNER_PID]; default: this server.",
+    help=f"The process the leases live with [{OWNER_PID_ENV}]; default: this server.",
 )
 @pass_app
 def mcp(app: AppContext, agent: str | None, owner_pid: int | None) -> int:

@@ -9,6 +9,7 @@ import click
 
 from gitxact.cli.app import AppContext
 from gitxact.cli.context import emit, json_option, pass_app, show, timeout_option
+from gitxact.cli.fast import DEFAULT_AMOUNT, tracker_incr
 
 if TYPE_CHECKING:
     from gitxact.cli.tracker_docs import EntryDoc
@@ -101,7 +102,7 @@ def set_(
 
 @tracker.command()
 @click.argument("key")
-@click.argument("amount", type=int, default=1, required=False)
+@click.argument("amount", type=int, default=DEFAULT_AMOUNT, required=False)
 @timeout_option
 @json_option
 @pass_app
@@ -112,9 +113,7 @@ def incr(app: AppContext, key: str, amount: int, timeout: float | None, as_json:
     Example:
       gitxact tracker incr tasks.done
     """
-    if not as_json:
-        from gitxact.cli.fast import tracker_incr  # the one plain body, shared with the click-free path
-
+    if not as_json:  # the one plain body, shared with the click-free path
         return tracker_incr(app, key, amount, timeout)
     entry = app.workspace(timeout=timeout).tracker.incr(key, amount)
     show(_entry_doc(key, entry), as_json, lambda: str(entry.value))

@@ -28,6 +28,7 @@ from gitxact.cli.render import (
 )
 from gitxact.errors import OperationFailedError, UsageError
 from gitxact.leases.reader import TOKEN_ENV
+from gitxact.util.identity import OWNER_PID_ENV
 
 
 def token_option(func: click.decorators.FC) -> click.decorators.FC:
@@ -61,7 +62,7 @@ def worktree() -> None:
 @click.option(
     "--owner-pid",
     type=int,
-    envvar="GITXACT_OWNER_PID",
+    envvar=OWNER_PID_ENV,
     metavar="PID",
     help="The process whose life the lease follows (default: this command's parent, e.g. your shell).",
 )

@@ -2,12 +2,14 @@
 
 Importing pydantic costs several bare interpreter start-ups (issue 14), so the documents of
 ``status`` and ``worktree list`` are plain classes: their fields are ``FIELDS``, in the
-order they print, and :meth:`PlainDocument.to_json` prints exactly what pydantic's
-``model_dump_json(by_alias=True, indent=2)`` printed for them (the tests compare the
-documents). A nested pydantic model (a transaction, when a journal exists) is dumped by its
-own ``model_dump``. Start-up: saves over 0.1 S on status (docs/benchmark.md,
-"Start-up tricks"). Nothing here validates input: these are built by gitxact from verified state, never
-read back.
+order they print, laid out as pydantic's ``model_dump_json(by_alias=True, indent=2)`` lays
+out every other command's document (``"schema": 1`` first, two spaces). These classes are
+the one definition of those documents: no pydantic model of them exists, and
+tests/test_json_shapes.py holds what they print to the tables of docs/commands.md ("The
+JSON of `worktree list` and `status`"). A nested pydantic model (a transaction, when a
+journal exists) is dumped by its own ``model_dump``. Start-up: saves over 0.1 S on status
+(docs/benchmark.md, "Start-up tricks"). Nothing here validates input: these are built by
+gitxact from verified state, never read back.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from gitxact._version import __version__
 from gitxact.core import settings
+from gitxact.git import lite
 from gitxact.git import run as git
 from gitxact.locking.locks import Grant, Locks, WaitObserver
 from gitxact.locking.tickets import EXCLUSIVE, Mode
@@ -103,7 +104,7 @@ class Repo:
         for the ``with`` block. Shared: only keeps exclusive holders out."""
         self.store.ensure(LOCKS_DIR)
         if mode == EXCLUSIVE:
-            with self.locks.world(lambda: git.worktree_ids(self.layout.common_dir), timeout) as grant:
+            with self.locks.world(lambda: lite.worktree_ids(self.layout.common_dir), timeout) as grant:
                 yield grant
         else:
             with self.locks.repository(mode, timeout) as grant:

@@ -1,10 +1,14 @@
-"""The stdlib-only part of running git: what ``gx``'s fast path and the git hooks need.
+"""The lean core's git: finding git, the environments git runs in, and starting it without subprocess.
 
-:mod:`gitxact.git.run` is the module that runs git, but importing it costs subprocess and
-dataclasses (see docs/benchmark.md, "Start-up tricks"). ``gx status`` must cost
-at most 1.5 Python start-ups over ``git status``, and the reference-transaction
-hook runs on every ref update, so the few primitives those paths need live here and
-:mod:`gitxact.git.run` re-exports them. Nothing here imports more than ``os`` at module level.
+Every rule of running git that ``gx`` and the git hooks need is defined here, once: which
+git (:func:`real_git`, skipping gitxact's shim), the user's environment minus gitxact's
+internal marker (:func:`passthrough_env`), what a git that could not be started means
+(:func:`not_started`), and the three ways ``gx`` starts one (exec, a captured query, a
+child tied to us). :mod:`gitxact.git.run`, the rich module that runs gitxact's own git
+through ``subprocess`` and parses its answers, is built on these and repeats none of them;
+callers import these names from here, never through it. Standard library only, and
+nothing beyond ``os`` at module level: ``gx status`` must cost at most 1.5 Python start-ups
+over ``git status``, and the reference-transaction hook runs on every ref update.
 
 The environment marker :data:`INTERNAL_ENV` tells gitxact's own hooks that a ref change
 was made by gitxact itself (``git.run`` sets it); a user's git run through ``gx`` must
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 import os
 
-from gitxact.errors import GitMissingError
+from gitxact.errors import GitMissingError, NotARepositoryError
 from gitxact.util.startup import child_environ
 
 TYPE_CHECKING = False  # see gitxact/__init__.py: no typing import on the fast path
@@ -23,12 +27,26 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from typing import NoReturn
 
+    from gitxact.errors import GitxactError
+
 #: Set (to "1") in the environment of every git gitxact runs for itself.
 INTERNAL_ENV = "GITXACT_INTERNAL"
 #: git's own switch: read-only commands then never take ``index.lock`` to refresh the index.
 OPTIONAL_LOCKS_ENV = "GIT_OPTIONAL_LOCKS"
 #: The real git to run, when the first ``git`` on ``PATH`` is gitxact's shim (or to choose another).
 GIT_ENV = "GITXACT_GIT"
+#: Any of these set, and git may find another repository than the one around its ``cwd``:
+#: :mod:`gitxact.git.locate`'s walk then leaves discovery to git, and a git run in another
+#: folder must not inherit them (:data:`gitxact.git.run.REPO_LOCATING_VARS`).
+LOCATING_VARS = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_COMMON_DIR",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_DISCOVERY_ACROSS_FILESYSTEM",
+    "GIT_NAMESPACE",
+)
 #: In the first lines of every shim ``gitxact shim install`` writes: how the search below skips it.
 SHIM_MARK = b"gitxact-shim"
 
@@ -52,7 +70,7 @@ def real_git() -> str:
                 chosen = candidate
                 break
     if not chosen:
-        raise GitMissingError("git was not found on PATH", hint="install git, or point GITXACT_GIT at it")
+        raise not_started()
     _real_git = chosen
     return chosen
 
@@ -64,6 +82,19 @@ def is_shim(path: str) -> bool:
             return SHIM_MARK in handle.read(512)
     except OSError:
         return False
+
+
+def not_started(cwd: str | os.PathLike[str] | None = None, why: str | None = None) -> GitxactError:
+    """What a git that could not be started is reported as, by every way gitxact starts one.
+
+    Its folder gone (*cwd*, when the caller chose one): not a repository; else git itself is
+    missing (or *why*: another reason it could not run).
+    """
+    if cwd is not None and not os.path.isdir(cwd):
+        return NotARepositoryError(f"{os.fspath(cwd)}: no such directory")
+    return GitMissingError(
+        why or "git was not found on PATH", hint=f"install git (2.39 or newer), fix PATH, or point {GIT_ENV} at it"
+    )
 
 
 def passthrough_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -80,7 +111,7 @@ def exec_git(args: Sequence[str], env: Mapping[str, str]) -> NoReturn:
     try:
         os.execve(real_git(), ["git", *args], dict(env))
     except FileNotFoundError as exc:
-        raise GitMissingError("git was not found on PATH", hint="install git or fix PATH") from exc
+        raise not_started() from exc
 
 
 def capture(args: Sequence[str], env: Mapping[str, str]) -> tuple[int, str]:
@@ -107,7 +138,7 @@ def capture(args: Sequence[str], env: Mapping[str, str]) -> tuple[int, str]:
         )
     except FileNotFoundError as exc:
         os.close(out)
-        raise GitMissingError("git was not found on PATH", hint="install git or fix PATH") from exc
+        raise not_started() from exc
     finally:
         os.close(into)
         os.close(null)
@@ -121,7 +152,7 @@ def capture(args: Sequence[str], env: Mapping[str, str]) -> tuple[int, str]:
     return os.waitstatus_to_exitcode(status), b"".join(chunks).decode("utf-8", "surrogateescape")
 
 
-def worktree_ids(common_dir: str) -> list[str]:
+def worktree_ids(common_dir: str | os.PathLike[str]) -> list[str]:
     """git's ids of every worktree (``main`` and the folders under ``worktrees/``), without running git."""
     try:
         linked = sorted(
@@ -177,13 +208,8 @@ def run_tied(
     if failure:
         os.waitpid(pid, 0)
         errno, _, kind = failure.decode("ascii", "replace").partition(":")
-        if kind == "FileNotFoundError" and not os.path.isdir(cwd):
-            from gitxact.errors import NotARepositoryError
-
-            raise NotARepositoryError(f"{cwd}: no such directory")
-        if kind == "FileNotFoundError":
-            raise GitMissingError("git was not found on PATH", hint="install git or fix PATH")
-        raise GitMissingError(f"git could not be started ({kind}, errno {errno})", hint="install git or fix PATH")
+        why = None if kind == "FileNotFoundError" else f"git could not be started ({kind}, errno {errno})"
+        raise not_started(cwd, why)
     if started is not None:
         started(pid)
     return wait_forwarding(pid)

@@ -9,24 +9,15 @@ filesystem boundary. Wherever the answer could differ from git's (``GIT_DIR`` an
 other locating variables, ``--git-dir``/``--work-tree``, a ``-c core.*``, a bare
 repository, a git directory as the current folder, a ``.git`` that does not parse) this
 returns ``None`` and the caller asks git: a wrong answer would be a lock in the wrong place.
+Start-up (str paths, not pathlib): saves over 0.1 S on gx commit and gx status (docs/benchmark.md, "Start-up tricks").
 """
 
 from __future__ import annotations
 
 import os
 
+from gitxact.git.lite import LOCATING_VARS
 from gitxact.util.value import Value
-
-#: Any of these set, and git may find another repository than the walk below.
-LOCATING_VARS = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_COMMON_DIR",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_DISCOVERY_ACROSS_FILESYSTEM",
-    "GIT_NAMESPACE",
-)
 
 
 class Found(Value):

@@ -1,18 +1,20 @@
-"""The one place that runs git.
+"""The one place gitxact runs git for itself, and reads what it answers.
 
-Every git process gitxact starts goes through :func:`run` (or, for the ``gx``
-passthrough, :func:`run_streaming` and :func:`exec_git`; the exec lives in the
-stdlib-only :mod:`gitxact.git.lite`, which ``gx``'s fast path imports instead of this
-module): argv lists, never a shell, an explicit working directory, and an environment
-in which inherited repository-locating variables cannot point the child at the wrong
-repository. Git sets ``GIT_DIR``/``GIT_INDEX_FILE`` (sometimes relative) when it runs
-hooks; a hook that then runs git in *another* worktree with those variables would act
-on the caller's index. So they are made absolute once at start-up (for discovery,
-which must honour them like git does) and dropped for every child that is located by
-its ``cwd``.
+Every git process gitxact starts for its own work goes through :func:`run`: argv lists,
+never a shell, an explicit working directory, output captured, and an environment in which
+inherited repository-locating variables cannot point the child at the wrong repository.
+Git sets ``GIT_DIR``/``GIT_INDEX_FILE`` (sometimes relative) when it runs hooks; a hook that
+then runs git in *another* worktree with those variables would act on the caller's index.
+So they are made absolute once at start-up (for discovery, which must honour them like
+git does) and dropped for every child that is located by its ``cwd``.
 
-The children of :func:`run` carry ``GITXACT_INTERNAL=1`` so gitxact's own hooks can
-tell gitxact's ref changes from a user's; the passthrough never does.
+Built on the lean core's git, :mod:`gitxact.git.lite`: which git to run, the user's
+environment, the internal marker (the children of :func:`run` carry it, so gitxact's own
+hooks can tell gitxact's ref changes from a user's; a user's git never does), what a git
+that could not start means, and the tied child of ``gx``'s locked path. Those are defined
+there only and imported from there, by this module and by its callers alike; this one
+adds what needs ``subprocess``, ``pathlib`` and the value records (:class:`GitResult`,
+:class:`RepoLayout`, the worktree list).
 """
 
 from __future__ import annotations
@@ -23,33 +25,19 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitxact.errors import GitError, GitMissingError, NotARepositoryError
+from gitxact.errors import GitError, NotARepositoryError
 from gitxact.git import lite
-from gitxact.git.lite import (
-    INTERNAL_ENV,
-    exec_git,  # noqa: F401 - re-exported as git.exec_git
-    passthrough_env,
-    real_git,
-)
 from gitxact.util.startup import child_environ
 from gitxact.util.value import Value
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-#: Variables that tell git which repository, worktree or index to use. Inherited from
-#: a hook or a wrapper they would override ``cwd``-based discovery in every child.
-REPO_LOCATING_VARS = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_COMMON_DIR",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_PREFIX",
-    "GIT_NAMESPACE",
-    "GIT_CEILING_DIRECTORIES",
-    "GIT_DISCOVERY_ACROSS_FILESYSTEM",
-)
+#: Variables that tell git which repository, worktree or index to use. Inherited from a
+#: hook or a wrapper they would override ``cwd``-based discovery in every child: those that
+#: move discovery (:data:`gitxact.git.lite.LOCATING_VARS`), and the two a child located
+#: by its ``cwd`` must not see either (a hook's relative prefix, a ceiling on discovery).
+REPO_LOCATING_VARS = (*lite.LOCATING_VARS, "GIT_PREFIX", "GIT_CEILING_DIRECTORIES")
 _PATH_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY")
 
 
@@ -70,16 +58,27 @@ def absolutize_inherited_env(environ: dict[str, str] | None = None) -> None:
             env[name] = os.path.normpath(os.path.join(cwd, value))
 
 
-def child_env(extra: Mapping[str, str] | None = None, *, keep_repo_env: bool = False) -> dict[str, str]:
-    """The environment for a git child: inherited, minus repository-locating variables."""
-    env = child_environ()
-    if not keep_repo_env:
-        for name in REPO_LOCATING_VARS:
-            env.pop(name, None)
+def _drop_locating(env: dict[str, str]) -> dict[str, str]:
+    for name in REPO_LOCATING_VARS:
+        env.pop(name, None)
+    return env
+
+
+def child_env(
+    extra: Mapping[str, str] | None = None, *, keep_repo_env: bool = False, internal: bool = True
+) -> dict[str, str]:
+    """The environment of a git gitxact runs for itself: inherited, minus repository-locating
+    variables, never prompting, carrying the internal marker (or, ``internal=False``, not)."""
+    env = child_environ() if keep_repo_env else _drop_locating(child_environ())
     # Never let a git we run for ourselves stop to ask for a password or an editor.
     env.setdefault("GIT_TERMINAL_PROMPT", "0")
     if extra:
         env.update(extra)
+    # Our hooks let gitxact's own ref changes through (refs/gitxact/* deletions, leased branches).
+    if internal:
+        env[lite.INTERNAL_ENV] = "1"
+    else:
+        env.pop(lite.INTERNAL_ENV, None)
     return env
 
 
@@ -129,15 +128,10 @@ def run(
     judge its ref updates by the identity in *env*, as they would a user's git (a
     landing moving its target: it may be another agent's leased branch).
     """
-    argv = [real_git(), *args]
-    child = child_env(env, keep_repo_env=keep_repo_env)
-    # Our hooks let gitxact's own ref changes through (refs/gitxact/* deletions, leased branches).
-    if internal:
-        child[INTERNAL_ENV] = "1"
-    else:
-        child.pop(INTERNAL_ENV, None)
+    argv = [lite.real_git(), *args]
+    child = child_env(env, keep_repo_env=keep_repo_env, internal=internal)
     if read_only:
-        child["GIT_OPTIONAL_LOCKS"] = "0"
+        child[lite.OPTIONAL_LOCKS_ENV] = "0"
     data = input.encode() if isinstance(input, str) else input
     try:
         proc = subprocess.run(
@@ -151,9 +145,7 @@ def run(
             stdin=subprocess.DEVNULL if data is None else None,
         )
     except FileNotFoundError as exc:
-        if not Path(cwd).is_dir():
-            raise NotARepositoryError(f"{cwd}: no such directory") from exc
-        raise GitMissingError("git was not found on PATH", hint="install git (2.39 or newer) or fix PATH") from exc
+        raise lite.not_started(cwd) from exc
     result = GitResult(
         argv=list(args),
         returncode=proc.returncode,
@@ -173,21 +165,15 @@ def run_streaming(
     keep_repo_env: bool = True,
     started: Callable[[int], None] | None = None,
 ) -> int:
-    """Run a user's git with the caller's stdin/stdout/stderr/TTY; return its exit status.
+    """Run a user's git as :func:`gitxact.git.lite.run_tied` does (our terminal, signals
+    passed on, dying with us), in *cwd*; return its exit status.
 
-    This is ``gx``'s locked path, so it behaves like a shell running git: Ctrl-C goes to
-    git (the terminal signals the whole foreground group; we ignore it and wait, so the
-    locks outlive git), SIGTERM/SIGHUP are passed on, and a git killed by signal N
-    gives 128+N. git dies with this process (:func:`~gitxact.util.process.die_with_parent`):
-    a SIGKILLed ``gx`` cannot leave its git working under locks it no longer holds.
-    *started* is told git's pid once it runs. The environment is the caller's as is (no
-    ``GIT_TERMINAL_PROMPT`` override, no internal marker): it is the user's command.
+    The environment is the user's (:func:`gitxact.git.lite.passthrough_env`: no
+    ``GIT_TERMINAL_PROMPT`` override, no internal marker), since it is the user's command;
+    ``keep_repo_env=False`` drops the locating variables, for a git sent to another folder.
     """
-    child = passthrough_env(env)
-    if not keep_repo_env:
-        for name in REPO_LOCATING_VARS:
-            child.pop(name, None)
-    return lite.run_tied(args, os.fspath(cwd), child, started)
+    child = lite.passthrough_env(env)
+    return lite.run_tied(args, os.fspath(cwd), child if keep_repo_env else _drop_locating(child), started)
 
 
 _UNKNOWN = Path()
@@ -314,11 +300,6 @@ class WorktreeEntry(Value):
         self.detached = detached
         self.locked = locked
         self.prunable = prunable
-
-
-def worktree_ids(common_dir: Path) -> list[str]:
-    """git's ids of every worktree (``main`` and the folders under ``worktrees/``), without running git."""
-    return lite.worktree_ids(os.fspath(common_dir))
 
 
 def _worktree_list(cwd: Path) -> GitResult:

@@ -29,6 +29,7 @@ from pathlib import Path
 from gitxact.errors import GitError, OperationFailedError
 from gitxact.git import merges, refs
 from gitxact.git import run as git
+from gitxact.util.names import numbered
 
 #: Snapshot commits are internal objects (see :data:`gitxact.git.merges.INTERNAL_IDENTITY`).
 _IDENTITY = merges.INTERNAL_IDENTITY
@@ -317,7 +318,6 @@ def changed_submodules(worktree: Path) -> list[str]:
 
 
 SNAPSHOT_PREFIX = "refs/gitxact/snapshots/"
-_MAX_SUFFIX = 1000
 
 
 def save(common_dir: Path, path: Path, name: str, what: str, env: dict[str, str]) -> str:
@@ -328,8 +328,8 @@ def save(common_dir: Path, path: Path, name: str, what: str, env: dict[str, str]
     """
     git_dir = Path(git.run(["rev-parse", "--absolute-git-dir"], path, read_only=True).stdout.strip())
     snap = capture(path, git_dir, f"gitxact: {what} in {path}", env)
-    for n in range(1, _MAX_SUFFIX + 1):
-        ref = f"{SNAPSHOT_PREFIX}{name}" + ("" if n == 1 else f"-{n}")
+    for free in numbered(name):
+        ref = SNAPSHOT_PREFIX + free
         try:
             refs.apply(
                 common_dir,

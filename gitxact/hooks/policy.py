@@ -142,7 +142,7 @@ def pre_commit(where: Location) -> int:
     if blocker is not None:
         _say(f"gitxact: commit refused: {blocker}")
         return EXIT_REFUSED
-    agent = os.environ.get("GITXACT_AGENT") or None
+    agent = lease_reader.env_agent()
     token = lease_reader.env_token()
     if not (agent or token) or where.worktree is None:
         return 0
@@ -267,7 +267,7 @@ def pre_auto_gc(where: Location) -> int:
 def reference_transaction(where: Location, state: str, updates: str) -> int:
     if state != "prepared" or os.environ.get(lite.INTERNAL_ENV) == "1":
         return 0
-    agent = os.environ.get("GITXACT_AGENT") or None
+    agent = lease_reader.env_agent()
     token = lease_reader.env_token()
     leases: list[LeaseView] | None = None
     problems: list[str] = []

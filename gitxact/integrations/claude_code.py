@@ -29,7 +29,8 @@ from gitxact.errors import RefusedError, UsageError
 from gitxact.git import run as git
 from gitxact.leases import records as leases
 from gitxact.util import console, inputs
-from gitxact.util.identity import ProcessIdentity
+from gitxact.util.files import NAME_CHARS
+from gitxact.util.identity import OWNER_PID_ENV, ProcessIdentity
 from gitxact.util.names import validate_agent
 from gitxact.worktrees.include import copy_included, warn_skipped
 from gitxact.worktrees.manager import Worktrees
@@ -43,7 +44,8 @@ PASS_THROUGH = frozenset(
     {"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish", "busybox", "env", "nice", "nohup", "timeout"}
     | {"stdbuf", "time", "xargs", "uv", "uvx", "pipx", "npx"}
 )
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: A run of characters no name may carry (the spelling is :data:`gitxact.util.files.NAME_CHARS`).
+_UNSAFE = re.compile(f"[^{re.escape(NAME_CHARS)}]+")
 
 
 @dataclass(frozen=True)
@@ -99,14 +101,14 @@ def agent_name(payload: Payload) -> str:
 
 
 def owner_pid(start: int | None = None) -> int:
-    """The Claude Code process: ``GITXACT_OWNER_PID``, else the first ancestor that is no shell.
+    """The Claude Code process: :data:`~gitxact.util.identity.OWNER_PID_ENV`, else the first ancestor that is no shell.
 
     Without ``/proc`` the parent is all that can be told.
     """
-    named = os.environ.get("GITXACT_OWNER_PID", "").strip()
+    named = os.environ.get(OWNER_PID_ENV, "").strip()
     if named:
         if not named.isdigit() or int(named) <= 0:
-            raise UsageError(f"GITXACT_OWNER_PID={named!r} is not a process id")
+            raise UsageError(f"{OWNER_PID_ENV}={named!r} is not a process id")
         return int(named)
     pid = os.getppid() if start is None else start
     for _ in range(16):

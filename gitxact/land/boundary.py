@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from gitxact.errors import GitError, RefusedError
 from gitxact.leases import reader as lease_reader
-from gitxact.util.names import AGENT_ENV
+from gitxact.util.startup import AGENT_ENV
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitxact.backends.named import open_named_locks
-from gitxact.errors import GitxactError, LockTimeoutError
+from gitxact.errors import EXIT_FAILED, EXIT_REFUSED, GitxactError, LockTimeoutError
 from gitxact.git import run as git
 from gitxact.land import candidate
 from gitxact.land.records import FINAL, LandingFile, Outcome, Request, Work
@@ -39,9 +39,6 @@ from gitxact.worktrees import landed
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
-
-EXIT_FAILED = 1
-EXIT_REFUSED = 3
 
 
 def finish_work(

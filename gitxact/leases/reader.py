@@ -20,6 +20,7 @@ import os
 from gitxact.errors import StateError
 from gitxact.state import envelope
 from gitxact.util.digest import sha256_hex
+from gitxact.util.startup import AGENT_ENV
 
 TYPE_CHECKING = False  # see gitxact/__init__.py
 if TYPE_CHECKING:
@@ -95,6 +96,11 @@ def env_token() -> str | None:
     return os.environ.get(TOKEN_ENV) or None
 
 
+def env_agent() -> str | None:
+    """The agent named by :data:`AGENT_ENV`, as given (the hooks judge it; they do not refuse a bad spelling)."""
+    return os.environ.get(AGENT_ENV) or None
+
+
 def hash_token(token: str) -> str:
     """Tokens are 256-bit random secrets, so a plain SHA-256 is enough to store them."""
     return "sha256:" + sha256_hex(token.encode())
@@ -120,7 +126,7 @@ def trespass(lease_agent: str, token_hash: str | None, agent: str | None, token:
             return None
         return f"{TOKEN_ENV} is not the token of the lease held by {lease_agent!r}"
     if agent and agent != lease_agent:
-        return f"it is leased to {lease_agent!r}, but GITXACT_AGENT={agent!r}"
+        return f"it is leased to {lease_agent!r}, but {AGENT_ENV}={agent!r}"
     return None
 
 

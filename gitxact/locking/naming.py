@@ -1,12 +1,15 @@
 """How the lock layer names its files under ``locks/``, and the ticket queue's "choosing" prefix.
 
-Lean core: this imports nothing, so ``gx status``'s refresh (:mod:`gitxact.gx.refresh`),
-whose import set tests/test_gx.py pins, takes a worktree's lock by the same names as
+Lean core: this imports only the spelling of names (:mod:`gitxact.util.files`, already on
+every lean path), so ``gx status``'s refresh (:mod:`gitxact.gx.refresh`), whose import
+set tests/test_gx.py pins, takes a worktree's lock by the same names as
 :mod:`gitxact.locking.locks` and sees a queue the way :mod:`gitxact.locking.tickets`
 writes it. The rich modules import these; nobody repeats them.
 """
 
 from __future__ import annotations
+
+from gitxact.util.files import ref_safe, spelled
 
 #: A hidden ticket being chosen (created, not yet flock'd): someone is about to queue.
 CHOOSING_PREFIX = ".new-"
@@ -20,24 +23,13 @@ RESOURCE_PREFIX = "resource."
 #: A worktree id longer than this is named by its hash.
 WORKTREE_ID_LIMIT = 100
 
-_ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
-_ID_CHARS = _ID_FIRST | frozenset(".-")
-
 
 def plain_worktree_id(worktree_id: str) -> bool:
-    """Whether *worktree_id* names its lock as it stands; git keeps non-ASCII letters
-    (``wörk``) and other characters no lock file name may carry, and such ids are hashed.
-
-    The spelling :func:`gitxact.util.names.validate_name` asks of a name (tests/test_gx.py
-    holds the two together), as a predicate: that module is not on ``gx status``'s path.
-    """
-    return (
-        1 <= len(worktree_id) <= WORKTREE_ID_LIMIT
-        and worktree_id[0] in _ID_FIRST
-        and set(worktree_id) <= _ID_CHARS
-        and ".." not in worktree_id
-        and not worktree_id.endswith((".lock", "."))
-    )
+    """Whether *worktree_id* names its lock as it stands: a name's spelling
+    (:func:`gitxact.util.files.spelled`, as :func:`gitxact.util.names.validate_name` asks); git keeps
+    non-ASCII letters (``wörk``) and other characters no lock file name may carry, and such
+    ids are hashed."""
+    return spelled(worktree_id, WORKTREE_ID_LIMIT) and ref_safe(worktree_id)
 
 
 def worktree_slug(name: str) -> str:

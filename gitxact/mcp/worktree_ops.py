@@ -30,7 +30,7 @@ from gitxact.leases.records import Lease
 from gitxact.mcp.replies import CONFLICT, DIRTY, TIMEOUT, ToolRefusal
 from gitxact.tx import staging
 from gitxact.util import process
-from gitxact.util.names import AGENT_ENV
+from gitxact.util.startup import AGENT_ENV
 from gitxact.workspace import Workspace
 
 #: ``gx`` as bin/gx runs it (its fast path, not the click CLI of ``gitxact git``), by this interpreter.

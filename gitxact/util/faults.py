@@ -20,14 +20,16 @@ CRASHPOINT_ENV = "GITXACT_TEST_CRASHPOINT"
 CRASH_AFTER_STEP_ENV = "GITXACT_TEST_CRASH_AFTER_STEP"
 
 _journal_steps = itertools.count(1)
-_SIGKILL = 9  # POSIX's number; signal.SIGKILL would import signal's enums on gx's path
+#: POSIX's number for SIGKILL, the lean core's (gitxact.util.tie's too): signal.SIGKILL would import
+#: signal's enums on gx's path.
+SIGKILL = 9
 
 
 def crashpoint(name: str) -> None:
     """Die here, as a power cut would, if the test switch names this point."""
     wanted = os.environ.get(CRASHPOINT_ENV)
     if wanted and name in wanted.split(","):
-        os.kill(os.getpid(), _SIGKILL)
+        os.kill(os.getpid(), SIGKILL)
 
 
 def journal_step() -> int:
@@ -35,5 +37,5 @@ def journal_step() -> int:
     step = next(_journal_steps)
     wanted = os.environ.get(CRASH_AFTER_STEP_ENV)
     if wanted and wanted.strip() == str(step):
-        os.kill(os.getpid(), _SIGKILL)
+        os.kill(os.getpid(), SIGKILL)
     return step

@@ -3,7 +3,7 @@
 Kept to cheap standard modules (no pydantic, no pathlib at import) so the lock layer,
 the git hooks and ``gx`` can use them: :func:`read_no_follow` is the one reader of
 gitxact's own files, for the pydantic store and the lean envelope reader alike.
-Start-up (str paths, not pathlib): saves over 0.1 S on gx commit and gx status (docs/benchmark.md).
+Start-up (str paths, not pathlib): saves over 0.1 S on gx commit and gx status (docs/benchmark.md, "Start-up tricks").
 
 **Who may use the folder** follows the repository, as git's own files do. git applies
 ``core.sharedRepository`` to every folder it makes in the git directory (``path.c:
@@ -15,6 +15,13 @@ anyway (git's own ``index.lock`` could not be made). So each folder gitxact make
 its access from the folder it is made in (:func:`dir_mode_under`), and each file from
 its folder (:func:`file_mode_in`): private (0700/0600) unless that folder is setgid and
 group-writable, else what git gives (0660 or 0664 files, 2770 or 2775 folders).
+
+**Names that stand in a path** (:func:`spelled`, :func:`ref_safe`): every name given to
+gitxact ends up in a file or folder name and most in a ref name too (agents' folders and
+branches, lock files, transactions' and savepoints' refs). The spelling is defined here,
+on every lean path, so that the lock layer's names (:mod:`gitxact.locking.naming`, on
+``gx status``'s path) and the checks that say what is wrong with a name
+(:mod:`gitxact.util.names`) are one rule.
 """
 
 from __future__ import annotations
@@ -36,6 +43,23 @@ DIR_MODE = 0o700
 FILE_MODE = 0o600
 #: What git gives every folder of a shared repository, and what marks one: setgid, group-writable.
 _SHARED = stat.S_ISGID | stat.S_IWGRP
+
+# Character sets, not regular expressions: this module is on gx's paths, which do not
+# import re (and the enum it brings).
+# start-up: saves over 0.1 S on gx commit (docs/benchmark.md, "Start-up tricks")
+#: A name's first character (ASCII only), and those that may follow it.
+NAME_FIRST = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_"
+NAME_CHARS = NAME_FIRST + ".-"
+
+
+def spelled(text: str, limit: int, chars: str = NAME_CHARS) -> bool:
+    """*text* is 1-*limit* characters: one of :data:`NAME_FIRST`, then any of *chars*."""
+    return 1 <= len(text) <= limit and text[0] in NAME_FIRST and not text.strip(chars)
+
+
+def ref_safe(name: str) -> bool:
+    """No ``..``, no trailing ``.``, no ``.lock`` suffix: git refuses them in ref names."""
+    return ".." not in name and not name.endswith((".lock", "."))
 
 
 def shared(folder_mode: int) -> bool:

@@ -13,6 +13,10 @@ import os
 
 from gitxact.util.value import Value
 
+#: The process whose life a lease follows, when a wrapper names it (Claude Code's hooks,
+#: ``worktree acquire --owner-pid``, ``gitxact mcp --owner-pid``).
+OWNER_PID_ENV = "GITXACT_OWNER_PID"
+
 
 class ProcessIdentity(Value):
     """A process as other processes can check it later: pid, host, start token."""

@@ -1,7 +1,10 @@
 """Names people and agents give gitxact: checked here, once, before they reach a path or a ref.
 
 Agent names end up in paths, branch names and ref names; transaction and savepoint
-names in ref names; tracker keys and resource names in JSON and lock file names.
+names in ref names; tracker keys and resource names in JSON and lock file names. The
+spelling itself is the lean core's (:func:`gitxact.util.files.spelled`, by which
+:mod:`gitxact.locking.naming` names lock files on ``gx status``'s path); this module says
+what is wrong with a name that misses it.
 """
 
 from __future__ import annotations
@@ -9,19 +12,16 @@ from __future__ import annotations
 import os
 
 from gitxact.errors import InvalidNameError, UsageError
+from gitxact.util.files import NAME_FIRST, ref_safe, spelled
+from gitxact.util.startup import AGENT_ENV
 
-AGENT_ENV = "GITXACT_AGENT"
-# Character sets, not regular expressions: this module is on gx's locked path, which
-# does not import re (and the enum it brings).
-# start-up: saves over 0.1 S on gx commit (docs/benchmark.md, "Start-up tricks")
-_FIRST = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_"
-_NAME_CHARS = _FIRST + ".-"
-_KEY_CHARS = _FIRST + ".:/-"
+_KEY_CHARS = NAME_FIRST + ".:/-"
+#: How many numbered spellings of one name :func:`numbered` offers.
+NUMBERED_LIMIT = 1000
 
-
-def _spelled(text: str, rest: str) -> bool:
-    """*text* is one character of :data:`_FIRST`, then any of *rest* (ASCII only)."""
-    return text[:1] != "" and text[0] in _FIRST and not text.strip(rest)
+TYPE_CHECKING = False  # see gitxact/__init__.py: gx's locked path imports no typing
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 def validate_agent(name: str) -> str:
@@ -38,12 +38,12 @@ def validate_name(name: str, what: str, limit: int = 64) -> str:
     refuses them in ref names.
     """
     shown = repr(name) if name else "''"
-    if not isinstance(name, str) or len(name) > limit or not _spelled(name, _NAME_CHARS):
+    if not isinstance(name, str) or not spelled(name, limit):
         raise InvalidNameError(
             f"invalid {what} {shown}",
             hint=f"use 1-{limit} characters of A-Z a-z 0-9 . _ -, not starting with '-' or '.'",
         )
-    if ".." in name or name.endswith((".lock", ".")):
+    if not ref_safe(name):
         raise InvalidNameError(
             f"invalid {what} {shown}: git refuses '..', a trailing '.' and a '.lock' suffix in ref names"
         )
@@ -52,8 +52,7 @@ def validate_name(name: str, what: str, limit: int = 64) -> str:
 
 def validate_key(key: str, what: str = "key") -> str:
     """Tracker keys and resource names: printable, bounded, no path tricks."""
-    spelled = isinstance(key, str) and len(key) <= 128 and _spelled(key, _KEY_CHARS)
-    if not spelled or ".." in key or "//" in key or key.endswith("/"):
+    if not (isinstance(key, str) and spelled(key, 128, _KEY_CHARS)) or ".." in key or "//" in key or key.endswith("/"):
         raise InvalidNameError(
             f"invalid {what} {key!r}",
             hint=f"a {what} is 1-128 characters of A-Z a-z 0-9 . _ : / -, not starting with '-', '.' or '/'",
@@ -70,3 +69,11 @@ def agent_from_env() -> str | None:
         return validate_agent(value)
     except InvalidNameError as exc:
         raise UsageError(f"{AGENT_ENV}: {exc.message}", hint=exc.hint) from exc
+
+
+def numbered(name: str) -> Iterator[str]:
+    """*name*, then ``name-2``, ``name-3``... (:data:`NUMBERED_LIMIT` in all): where a second
+    worktree folder or snapshot of one name goes, the first of them still free."""
+    yield name
+    for n in range(2, NUMBERED_LIMIT + 1):
+        yield f"{name}-{n}"

@@ -5,12 +5,19 @@ model is built (``importlib.metadata``, on every CLI call that builds one). gitx
 no pydantic plugin, so the CLI turns the scan off for itself, and removes the switch
 again from the environment of every child, so a user's own program run under
 ``gitxact lock -- CMD`` sees their environment unchanged.
+
+It also names the variable through which a process says which agent it acts for
+(:data:`AGENT_ENV`): read from the environment gitxact starts in, by the hooks
+(:mod:`gitxact.leases.reader`) as by the library (:func:`gitxact.util.names.agent_from_env`
+validates it), and set for the processes a lease's agent runs.
 """
 
 from __future__ import annotations
 
 import os
 
+#: The agent a process acts for (an agent's shell, an orchestrator's child, the MCP server's tools).
+AGENT_ENV = "GITXACT_AGENT"
 _PLUGINS_VAR = "PYDANTIC_DISABLE_PLUGINS"
 _SET_BY_US: set[str] = set()
 

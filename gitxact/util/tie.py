@@ -3,21 +3,23 @@
 A SIGKILLed parent cannot pass its death on, and a git or a user's command that goes on
 working after the gitxact process that held its locks died works under locks nobody
 holds. Linux can be asked to kill the child the moment its parent dies; Python has no
-call for it, so it goes through ``ctypes``. A module of its own, on ``os`` alone at
-import: ``gx``'s locked path (:func:`gitxact.git.lite.run_tied`) uses it on every call,
-without :mod:`gitxact.util.process`' ``subprocess`` and ``signal``.
+call for it, so it goes through ``ctypes``. A module of its own, on ``os`` (and the
+lean :mod:`gitxact.util.faults`' ``SIGKILL``) alone at import: ``gx``'s locked path
+(:func:`gitxact.git.lite.run_tied`) uses it on every call, without
+:mod:`gitxact.util.process`' ``subprocess`` and ``signal``.
 """
 
 from __future__ import annotations
 
 import os
 
+from gitxact.util.faults import SIGKILL
+
 TYPE_CHECKING = False  # see gitxact/__init__.py: gx's locked path imports no typing
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
-_SIGKILL = 9  # POSIX fixes it; signal.SIGKILL would import signal's enums
 
 
 def die_with_parent() -> Callable[[], None] | None:
@@ -34,9 +36,9 @@ def die_with_parent() -> Callable[[], None] | None:
     parent = os.getpid()
 
     def in_child() -> None:
-        prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
+        prctl(_PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
         if os.getppid() != parent:
-            os._exit(128 + _SIGKILL)
+            os._exit(128 + SIGKILL)
 
     return in_child
 

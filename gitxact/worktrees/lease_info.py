@@ -1,8 +1,9 @@
 """The documents of ``worktree list`` (and the leases in ``status``), without pydantic.
 
-Both commands read every lease and must not pay nine interpreter start-ups for importing
-pydantic (issue 14), so these are :class:`~gitxact.core.plain.PlainDocument` classes;
-their ``--json`` is what the pydantic models printed. Never a token or its hash.
+Both commands read every lease and must not pay several interpreter start-ups for importing
+pydantic (issue 14), so these are :class:`~gitxact.core.plain.PlainDocument` classes, the
+one definition of these documents (docs/commands.md documents their fields, and
+tests/test_json_shapes.py holds the two together). Never a token or its hash.
 """
 
 from __future__ import annotations

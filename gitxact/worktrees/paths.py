@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING
 from gitxact.core import settings
 from gitxact.errors import OperationFailedError, StateAccessError, UsageError
 from gitxact.util import files
+from gitxact.util.names import numbered
 from gitxact.worktrees import registration
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
     from gitxact.git import run as git
-
-_MAX_SUFFIX = 1000
 
 
 def worktree_root(repo: Repo, entries: dict[str, git.WorktreeEntry] | None = None) -> Path:
@@ -64,8 +63,8 @@ def ensure_root(root: Path, git_dir: Path | None = None) -> None:
 
 
 def candidate_paths(root: Path, agent: str) -> Iterator[Path]:
-    for n in range(1, _MAX_SUFFIX + 1):
-        yield root / (agent if n == 1 else f"{agent}-{n}")
+    for name in numbered(agent):
+        yield root / name
 
 
 def free_path(root: Path, agent: str, taken: set[str]) -> Path:

@@ -31,6 +31,7 @@ from gitxact.git import run as git
 from gitxact.project import config as project_config
 from gitxact.project import trust
 from gitxact.util import process
+from gitxact.util.startup import AGENT_ENV
 from gitxact.worktrees import branches
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ LOG_KEEP = 50
 
 def lease_env(lease: Lease) -> dict[str, str]:
     """The variables a lease's commands (and its agent's shell) see; the ports only when it has some."""
-    env = {"GITXACT_AGENT": lease.agent, "GITXACT_BRANCH": lease.branch, "GITXACT_WORKTREE": lease.path}
+    env = {AGENT_ENV: lease.agent, "GITXACT_BRANCH": lease.branch, "GITXACT_WORKTREE": lease.path}
     if lease.ports:
         env["GITXACT_PORT"] = str(lease.ports[0])
         env["GITXACT_PORTS"] = ",".join(str(port) for port in lease.ports)
