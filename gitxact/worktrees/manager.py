@@ -14,7 +14,8 @@ and the branch (release). The files themselves are checked out (acquire) or dele
 (release) under that worktree's own lock, so many acquires and releases overlap their
 slow part and hold up nobody else. Lease records change under the ``leases`` resource
 lock. The ordering of each step for crash safety is described in
-:mod:`gitxact.worktrees.reaper`, which also ends leases (release, reap, repair).
+:mod:`gitxact.worktrees.lifecycle` (the one teardown every end shares) and
+:mod:`gitxact.worktrees.sweep` (reap and repair).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from typing import TYPE_CHECKING
 from gitxact.errors import GitxactError, LockTimeoutError, OperationFailedError, RefusedError, UsageError
 from gitxact.git import refs
 from gitxact.leases import records as leases
-from gitxact.leases.records import LEASES_LOCK, Lease, hash_token, leases_file
+from gitxact.leases.reader import hash_token
+from gitxact.leases.records import LEASES_LOCK, Lease, leases_file
 from gitxact.locking.locks import LockKey, worktree_key
 from gitxact.locking.tickets import EXCLUSIVE
 from gitxact.project import config as project_config
@@ -45,13 +47,15 @@ from gitxact.worktrees import (
     fleet,
     include,
     integration,
+    lifecycle,
     ownership,
     paths,
     ports,
-    reaper,
     registration,
     setup,
+    sweep,
     trash,
+    unfinished,
 )
 from gitxact.worktrees import sparse as sparse_paths
 from gitxact.worktrees.lease_info import LeaseListDoc
@@ -215,7 +219,7 @@ class Worktrees:
         # git's registry, read before the lock: it is as fresh as needed for the root, the
         # base and the paths taken (the mkdir claim and `git worktree add` itself refuse a
         # path or branch taken meanwhile); judging an earlier lease reads it again, inside.
-        entries = reaper.registrations(repo)
+        entries = paths.registrations_by_real_path(repo)
         # The project's configuration, read (a git process) before the lock from the commit
         # the lease will most likely start at; read again inside only if that turns out wrong.
         expected = _start_commit(
@@ -237,16 +241,16 @@ class Worktrees:
             replaced: EndDoc | None = None
             previous = records.get(agent)
             if previous is not None:
-                entries = reaper.registrations(repo)
-                step = reaper.step_for(repo, previous, entries, time.time())
+                entries = paths.registrations_by_real_path(repo)
+                step = sweep.step_for(repo, previous, entries, time.time())
                 if step is None:
                     return self._existing(previous, branch, token)
-                if step.action == reaper.BUSY:
+                if step.action == sweep.BUSY:
                     return _Busy(previous, step.reason)
-                replaced = reaper.end_lease(repo, previous, action=step.action, reason=step.reason)
+                replaced = lifecycle.end_lease(repo, previous, action=step.action, reason=step.reason)
                 if leases.current(repo, previous) is not None:  # it changed meanwhile: look again
                     return _Busy(previous, replaced.reason)
-                entries = reaper.registrations(repo)
+                entries = paths.registrations_by_real_path(repo)
                 records.pop(agent)
             start_commit = _start_commit(
                 refs.read(repo.layout.common_dir, f"refs/heads/{branch_name}"), base_commit, branch, reuse
@@ -260,7 +264,7 @@ class Worktrees:
             trust.require_trusted(repo, config, named)
             holder = registration.checked_out_at(entries, branch_name)
             if holder is not None:
-                other = next((lease.agent for lease in records.values() if reaper.real(lease.path) == holder), None)
+                other = next((lease.agent for lease in records.values() if paths.real(lease.path) == holder), None)
                 raise RefusedError(
                     f"branch {branch_name!r} is already checked out at {holder}"
                     + (f" (leased to agent {other!r})" if other else ""),
@@ -277,7 +281,7 @@ class Worktrees:
                     tip, kept = self._reuse(branch_name, tip, base_label, base_commit, reuse)
                 paths.ensure_root(root, repo.layout.common_dir)
                 root = Path(os.path.realpath(root))
-                taken = set(entries) | set(reaper.real_paths([lease.path for lease in records.values()]))
+                taken = set(entries) | set(paths.real_paths([lease.path for lease in records.values()]))
                 now = time.time()
                 lease = Lease(
                     agent=agent,
@@ -313,7 +317,7 @@ class Worktrees:
                     key = worktree_key(wid)
                     repo.locks.acquire(key)
                 except GitxactError:
-                    reaper.end_lease(repo, lease, action="undo-acquire", reason="its worktree could not be locked")
+                    lifecycle.end_lease(repo, lease, action="undo-acquire", reason="its worktree could not be locked")
                     raise
                 crashpoint("worktree-acquire-registered")
             except BaseException:
@@ -407,14 +411,14 @@ class Worktrees:
         """Undo an acquire that failed after its worktree was registered (a reap would too)."""
         try:
             with self.repo.locks.repository(EXCLUSIVE):
-                reaper.end_lease(self.repo, lease, action="undo-acquire", reason=why, dirty=dirty)
+                lifecycle.end_lease(self.repo, lease, action="undo-acquire", reason=why, dirty=dirty)
             fleet.release(self.repo, lease)  # and its fleet claim, with the ports on it (PostgreSQL)
         except GitxactError as cleanup:  # the acquire's own error is the one to report
             console.warn(f"could not undo the failed acquire ({cleanup.message}); `gitxact worktree reap` will")
 
     def _wait_for(self, busy: _Busy, deadline: float, budget: float) -> None:
         """Wait (no repository lock held) for the acquire or release of *busy*'s lease to end."""
-        wid = reaper.worktree_id(self.repo, busy.lease)
+        wid = unfinished.worktree_id(self.repo, busy.lease)
         left = deadline - time.monotonic()
         if left <= 0:
             raise LockTimeoutError(
@@ -443,7 +447,7 @@ class Worktrees:
             ownership.mark(Path(lease.path), lease.token_hash)
         except GitxactError:
             try:
-                reaper.end_lease(repo, lease, action="undo-acquire", reason="git worktree add failed")
+                lifecycle.end_lease(repo, lease, action="undo-acquire", reason="git worktree add failed")
             except GitxactError as cleanup:  # the add's own error is the one to report
                 console.warn(f"could not undo the failed acquire ({cleanup.message}); `gitxact worktree reap` will")
             raise
@@ -491,7 +495,7 @@ class Worktrees:
             save_dirty = True
         # First, under the worktree's lock only: refuse or save its work, then delete its
         # files; releases made at once do this at the same time, and hold up nobody.
-        emptied = reaper.empty_for_release(repo, lease, force=force, save_dirty=save_dirty, keep_branch=keep_branch)
+        emptied = lifecycle.empty_for_release(repo, lease, force=force, save_dirty=save_dirty, keep_branch=keep_branch)
         with repo.locks.repository(EXCLUSIVE):
             if emptied is not None:
                 now = leases.current(repo, lease)
@@ -500,15 +504,15 @@ class Worktrees:
                     emptied.claim_left = fleet.release(repo, lease)
                     _empty_trash(repo, lease)
                     return ReleaseDoc(**emptied.model_dump(), **torn.fields())
-                ended = reaper.end_lease(repo, now, action="release", reason="released", keep_branch=keep_branch)
+                ended = lifecycle.end_lease(repo, now, action="release", reason="released", keep_branch=keep_branch)
                 ended.snapshot_ref = emptied.snapshot_ref
                 ended.transaction = emptied.transaction
                 ended.stale_lock_removed = emptied.stale_lock_removed
             else:
                 # Not a whole, active worktree (or it changed meanwhile): everything here.
                 lease = self._owned(agent, token, force, "release")
-                dirty = reaper.refuse_release(repo, lease, force=force or save_dirty)
-                ended = reaper.end_lease(
+                dirty = lifecycle.refuse_release(repo, lease, force=force or save_dirty)
+                ended = lifecycle.end_lease(
                     repo, lease, action="release", reason="released", keep_branch=keep_branch, dirty=dirty
                 )
         if not ended.error:
@@ -529,7 +533,7 @@ class Worktrees:
             console.warn(why)
             return _Teardown(error=why)
         with repo.locks.worktree(lease.worktree_id):
-            dirty = reaper.refuse_release(repo, lease, force=force)
+            dirty = lifecycle.refuse_release(repo, lease, force=force)
             ran = setup.run_commands(repo, lease, lease.teardown, "teardown")
         if ran.failed is not None:
             console.warn(f"{ran.describe('teardown')}; releasing all the same")
@@ -596,7 +600,7 @@ class Worktrees:
         down (doctor's backend check reports the server)."""
         registry = fleet.reachable_registry(self.repo) if claims else None
         try:
-            return reaper.sweep(self.repo, dry_run=dry_run, actions=None, registry=registry)
+            return sweep.sweep(self.repo, dry_run=dry_run, actions=None, registry=registry)
         finally:
             if registry is not None:
                 registry.close()
@@ -605,7 +609,7 @@ class Worktrees:
         """Only put half-done work right (interrupted acquire/release, missing folders,
         stale registrations, unlocked leased worktrees); leaves dead-owner leases to
         :meth:`reap`. With *dry_run*, what ``gitxact doctor`` reports."""
-        return reaper.sweep(self.repo, dry_run=dry_run, actions=reaper.REPAIR_ACTIONS)
+        return sweep.sweep(self.repo, dry_run=dry_run, actions=sweep.REPAIR_ACTIONS)
 
     # -- the context manager -------------------------------------------------------------
 

@@ -39,8 +39,6 @@ if TYPE_CHECKING:
     from gitxact.core.repo import Repo
     from gitxact.leases.records import Lease
 
-MARK = lease_reader.MARK
-
 
 def under_root(repo: Repo, path: str | Path) -> bool:
     """Whether *path* (by real path) lies strictly inside gitxact's worktree root."""
@@ -53,7 +51,9 @@ def mark(path: Path, token_hash: str) -> None:
     admin = registration.admin_dir_of(path)
     if admin is None:
         return
-    fd = os.open(admin / MARK, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+    fd = os.open(
+        admin / lease_reader.MARK, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE
+    )
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write(token_hash + "\n")
 
@@ -78,7 +78,7 @@ def _marked(admin: Path, lease: Lease, *, orphan: bool) -> bool:
         maker = os.lstat(lease.path).st_uid  # who made the worktree's folder (acquire did)
     except OSError:
         return False
-    mark = admin / MARK
+    mark = admin / lease_reader.MARK
     if lease.token_hash and _trusted(mark, maker) and _read(mark).strip() == lease.token_hash:
         return True
     if lease.phase != "provisioning" and not orphan:
@@ -86,7 +86,7 @@ def _marked(admin: Path, lease: Lease, *, orphan: bool) -> bool:
         # orphan's stand-in is made from that registration, no record, and ends work saved.)
         return False
     locked = admin / "locked"
-    return _trusted(locked, maker) and _read(locked).startswith(f"{registration.LOCK_REASON_PREFIX}{lease.agent} (")
+    return _trusted(locked, maker) and _read(locked).startswith(f"{lease_reader.LOCK_REASON_PREFIX}{lease.agent} (")
 
 
 def owns_worktree(repo: Repo, lease: Lease, *, orphan: bool = False) -> bool:
