@@ -1,4 +1,4 @@
-"""Ending a lease: the one teardown that release, reap, repair and a failed acquire share.
+"""Ending a lease: release, and the one teardown that release, reap, repair and a failed acquire share.
 
 Every end is ordered so that a SIGKILL at any point leaves a state that
 :mod:`gitxact.worktrees.sweep` can finish:
@@ -28,22 +28,109 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitxact.errors import RefusedError
 from gitxact.git import lockfiles, refs, snapshots
 from gitxact.leases import records as leases
+from gitxact.locking.tickets import EXCLUSIVE
+from gitxact.project import trust
 from gitxact.tx import recovery
+from gitxact.util import console
 from gitxact.util.faults import crashpoint
-from gitxact.worktrees import branches, ownership, paths, registration, trash
-from gitxact.worktrees.results import EndDoc
+from gitxact.util.names import validate_agent
+from gitxact.worktrees import branches, fleet, ownership, paths, registration, setup, trash
+from gitxact.worktrees.results import EndDoc, ReleaseDoc
 from gitxact.worktrees.trace import trace
 from gitxact.worktrees.unfinished import worktree_id
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
     from gitxact.leases.records import Lease
+
+
+def release(
+    repo: Repo, agent: str, *, token: str | None, force: bool, keep_branch: bool, save_dirty: bool
+) -> ReleaseDoc:
+    """End *agent*'s lease for its holder (see :meth:`gitxact.worktrees.manager.Worktrees.release`).
+
+    Its teardown first, under the worktree's lock; then :func:`empty_for_release`, under that
+    lock alone, so releases made at once delete their files at the same time; then, under the
+    repository lock, :func:`end_lease` finishes (git's registration, the record, the branch).
+    """
+    validate_agent(agent)
+    repo.store.ensure("locks", "state")
+    lease = ownership.lease_of(repo, agent, token, force=force, verb="release")
+    torn = _teardown(repo, lease, force=force or save_dirty)
+    if torn.clean:
+        # Clean before the teardown ran: whatever it left is saved, and never refuses the release.
+        save_dirty = True
+    emptied = empty_for_release(repo, lease, force=force, save_dirty=save_dirty, keep_branch=keep_branch)
+    with repo.locks.repository(EXCLUSIVE):
+        if emptied is None:
+            # Not a whole, active worktree (or it changed meanwhile): everything here.
+            lease = ownership.lease_of(repo, agent, token, force=force, verb="release")
+            dirty = refuse_release(repo, lease, force=force or save_dirty)
+            ended = end_lease(repo, lease, action="release", reason="released", keep_branch=keep_branch, dirty=dirty)
+        else:
+            now = leases.current(repo, lease)
+            if now is None:  # a reap finished it meanwhile
+                emptied.reason += "; finished meanwhile by another gitxact (reap or recover)"
+                emptied.claim_left = fleet.release(repo, lease)
+                _empty_trash(repo, lease)
+                return ReleaseDoc(**emptied.model_dump(), **torn.fields())
+            ended = end_lease(repo, now, action="release", reason="released", keep_branch=keep_branch)
+            ended.snapshot_ref = emptied.snapshot_ref
+            ended.transaction = emptied.transaction
+            ended.stale_lock_removed = emptied.stale_lock_removed
+    if not ended.error:
+        # The fleet's claim ends with the lease (PostgreSQL backend), if it is still this lease's.
+        ended.claim_left = fleet.release(repo, lease)
+    _empty_trash(repo, lease)
+    return ReleaseDoc(**ended.model_dump(), **torn.fields())
+
+
+@dataclass(frozen=True)
+class _Teardown:
+    """What a release's teardown did (nothing, when the lease has none)."""
+
+    log: str | None = None
+    error: str | None = None
+    #: The worktree was clean before the teardown ran.
+    clean: bool = False
+
+    def fields(self) -> dict[str, str | None]:
+        return {"teardown_log": self.log, "teardown_error": self.error}
+
+
+def _teardown(repo: Repo, lease: Lease, *, force: bool) -> _Teardown:
+    """Run *lease*'s teardown in its worktree, under that worktree's lock, unless the
+    release would be refused (exit 3 first: nothing is torn down for a release that
+    does not happen) or the file it came from is no longer trusted."""
+    if not lease.teardown or lease.phase != "active" or lease.worktree_id is None:
+        return _Teardown()
+    if lease.config_sha is None or not trust.is_trusted(repo, lease.config_sha):
+        why = "teardown not run: the .gitxact.toml the lease was made from is no longer trusted"
+        console.warn(why)
+        return _Teardown(error=why)
+    with repo.locks.worktree(lease.worktree_id):
+        dirty = refuse_release(repo, lease, force=force)
+        ran = setup.run_commands(repo, lease, lease.teardown, "teardown")
+    if ran.failed is not None:
+        console.warn(f"{ran.describe('teardown')}; releasing all the same")
+    return _Teardown(
+        log=str(ran.log), error=None if ran.failed is None else ran.describe("teardown"), clean=dirty is False
+    )
+
+
+def _empty_trash(repo: Repo, lease: Lease) -> None:
+    """Once *lease* is gone: its files, renamed into the trash by the release, deleted by a
+    detached process (the release does not wait); a reap finishes what that leaves."""
+    entry = trash.entry_of(paths.worktree_root(repo), lease.agent, lease.token_hash)
+    if leases.current(repo, lease) is None and os.path.lexists(entry):
+        trash.delete_later(entry)
 
 
 def end_lease(

@@ -21,6 +21,8 @@ writes, not against the record alone:
 * a **branch** is ours to delete when it is under ``gitxact.branchPrefix``; the callers
   then also require that no worktree has it checked out and that it is integrated,
   as git confirms it (:func:`gitxact.worktrees.branches.delete_if_integrated`).
+
+Who may change a lease (release, renew it) is told by its token: :func:`lease_of`.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gitxact.errors import OperationFailedError, RefusedError
 from gitxact.leases import reader as lease_reader
+from gitxact.leases import records as leases
 from gitxact.util.files import FILE_MODE
 from gitxact.worktrees import paths, registration
 
@@ -123,3 +127,20 @@ def why_not_ours(repo: Repo, lease: Lease, *, orphan: bool = False) -> str | Non
     if registration.admin_dir_of(Path(lease.path)) is not None and not owns_worktree(repo, lease, orphan=orphan):
         return f"the worktree at {lease.path} does not carry gitxact's mark for this lease"
     return None
+
+
+def lease_of(repo: Repo, agent: str, token: str | None, *, force: bool, verb: str) -> Lease:
+    """*agent*'s lease record, for a caller that shows its token (or *force*): who may
+    *verb* (release, renew) a lease. Refused (exit 3) without the right token."""
+    lease = leases.load_records(repo).get(agent)
+    if lease is None:
+        raise OperationFailedError(f"agent {agent!r} holds no lease", hint="`gitxact worktree list` shows leases")
+    if not force:
+        if not token:
+            raise RefusedError(
+                f"to {verb} the lease of {agent!r} its token is needed; nothing was changed",
+                hint="pass --token (or GITXACT_LEASE_TOKEN) as returned by acquire, or --force",
+            )
+        if not lease.token_matches(token):
+            raise RefusedError(f"wrong token for the lease of {agent!r}; nothing was changed")
+    return lease
