@@ -51,12 +51,15 @@ class LeaseView:
         self.common_dir: str | None = None  # set by load(): the repository the record is of
 
     def genuine(self) -> bool:
-        """Whether the worktree this record names carries gitxact's mark for it.
+        """Whether the worktree this record names carries gitxact's marks for this lease.
 
         The same proof :mod:`gitxact.worktrees.ownership` asks before deleting anything: a
         record with a valid checksum can still name ``main`` or a person's worktree, and
         must not lock its owner out of it (a record of a worktree not made yet, or gone
-        already, protects nothing either).
+        already, protects nothing either). Two marks, both: git's lock reason, written by
+        ``git worktree add --lock`` for the agent the worktree was made for (so a record
+        that copies another lease's token hash and path under a new agent name is not that
+        lease), and, once the acquire wrote it, gitxact's mark holding the token hash.
         """
         try:
             with open(os.path.join(self.path, ".git"), encoding="utf-8") as handle:
@@ -68,9 +71,10 @@ class LeaseView:
         admin = text[len("gitdir: ") :]
         if os.path.dirname(os.path.realpath(admin)) != os.path.realpath(os.path.join(self.common_dir, "worktrees")):
             return False
-        if self.token_hash and _read(os.path.join(admin, MARK)).strip() == self.token_hash:
-            return True
-        return _read(os.path.join(admin, "locked")).startswith(f"{LOCK_REASON_PREFIX}{self.agent} (")
+        if not _read(os.path.join(admin, "locked")).startswith(f"{LOCK_REASON_PREFIX}{self.agent} ("):
+            return False
+        mark = _read(os.path.join(admin, MARK)).strip()
+        return not mark or mark == self.token_hash  # no mark yet: an acquire between its add and its mark
 
     @property
     def short_branch(self) -> str:

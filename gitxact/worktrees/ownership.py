@@ -7,7 +7,9 @@ writes, not against the record alone:
 
 * a **worktree** is ours when its real path is under the worktree root and its admin
   folder (``<common>/worktrees/<id>``) carries our mark: the ``gitxact-lease`` file
-  written right after ``git worktree add`` (holding the lease's token hash), or, for an
+  written right after ``git worktree add`` (holding the lease's token hash), with git's
+  lock reason, where there is one, naming the lease's agent (a forged record can copy a
+  token hash, not the agent the worktree was locked for), or, for an
   acquire killed before it wrote the mark (a ``provisioning`` record, or a registration
   no record holds), git's lock reason ``gitxact lease <agent> ...`` that ``worktree add
   --lock`` wrote. The lock reason names only the agent, which anyone who can read the
@@ -84,13 +86,25 @@ def _marked(admin: Path, lease: Lease, *, orphan: bool) -> bool:
         return False
     mark = admin / lease_reader.MARK
     if lease.token_hash and _trusted(mark, maker) and _read(mark).strip() == lease.token_hash:
-        return True
+        # The mark holds a token hash, which the record can copy: git's lock names the agent
+        # the worktree was made for, and a record under another name is not this lease.
+        return not _locked_for_another(admin, lease.agent)
     if lease.phase != "provisioning" and not orphan:
         # An acquire that finished wrote the mark: git's lock reason proves nothing more. (An
         # orphan's stand-in is made from that registration, no record, and ends work saved.)
         return False
     locked = admin / "locked"
     return _trusted(locked, maker) and _read(locked).startswith(f"{lease_reader.LOCK_REASON_PREFIX}{lease.agent} (")
+
+
+def _locked_for_another(admin: Path, agent: str) -> bool:
+    """Whether git's lock on the worktree names anyone but *agent* (gitxact's reason for
+    another agent, or a reason of someone else's). An unlocked worktree names nobody: a
+    ``git worktree unlock`` reap locks again (:func:`gitxact.worktrees.sweep.unlocked`)."""
+    locked = admin / "locked"
+    if not os.path.lexists(locked):
+        return False
+    return not _read(locked).startswith(f"{lease_reader.LOCK_REASON_PREFIX}{agent} (")
 
 
 def owns_worktree(repo: Repo, lease: Lease, *, orphan: bool = False) -> bool:
