@@ -7,13 +7,15 @@ marked as its own, folders of its own. Whatever a record says.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from support.proc import git, gitxact, run
+from support.leases import acquire
+from support.proc import GX, git, gitxact, run
 
 from gitxact import Workspace
 from gitxact.git import snapshots as git_snapshots
@@ -181,3 +183,55 @@ def test_a_forged_record_is_no_lease_to_any_lookup(repo: Path, victims: dict[str
     assert into_ghost.returncode == 2, into_ghost.stderr
     assert "no agent of that name holds a lease" in into_ghost.stderr
     _intact(repo, victims)
+
+
+def test_a_record_copying_a_lease_under_another_agent_name_is_not_that_lease(repo: Path) -> None:
+    """A well-formed record that copies alice's token hash, path, branch and worktree id
+    under a new agent name (``aaron``, listed before her, his owner dead) is no lease.
+
+    The token hash is readable by whoever can read the leases file; the agent the worktree
+    was made for is in git's lock reason, which the copy cannot change. Before, every
+    lookup found aaron first (so he might work in alice's worktree and she might not) and
+    reap ended his "dead" lease, removing alice's worktree.
+    """
+    alice = acquire(repo, "alice")
+    ws = Workspace(repo)
+    forged = load(ws)["alice"].model_copy(update={"agent": "aaron", "owner_pid": _dead_pid()})
+    with ws.locks.resource("leases"):
+        file = leases_file(ws)
+        state = file.load(repair=True)
+        state.leases["aaron"] = forged
+        file.save(state)
+    assert getattr(leases.for_path(ws, alice / "sub"), "agent", None) == "alice"
+    assert getattr(leases.for_branch(ws, "gitxact/alice"), "agent", None) == "alice"
+    assert leases.for_agent(ws, "aaron") is None
+    assert leases.for_agent(ws, "alice") is not None
+    views = lease_reader.load(ws.layout.common_dir)
+    assert getattr(lease_reader.for_path(views, str(alice)), "agent", None) == "alice"
+    assert getattr(lease_reader.for_branch(views, "refs/heads/gitxact/alice"), "agent", None) == "alice"
+    assert lease_reader.agent_of_worktree(ws.layout.common_dir, alice) == "alice"
+    # The hooks: aaron may not commit in alice's worktree; alice may.
+    assert gitxact("hooks", "install", cwd=repo).returncode == 0
+    (alice / "work.txt").write_text("alice's work\n")
+    git("add", "work.txt", cwd=alice)
+    as_aaron = run(["git", "commit", "-q", "-m", "aaron's"], alice, {"GITXACT_AGENT": "aaron"})
+    assert as_aaron.returncode != 0
+    assert "leased to 'alice'" in as_aaron.stderr, as_aaron.stderr
+    as_alice = run(["git", "commit", "-q", "-m", "alice's"], alice, {"GITXACT_AGENT": "alice"})
+    assert as_alice.returncode == 0, as_alice.stderr
+    # gx's guard names alice's lease, not the copy.
+    refused = run([*GX, "branch", "-D", "gitxact/alice"], repo)
+    assert refused.returncode == 3, refused.stderr
+    assert f"alice  {alice}  gitxact/alice" in refused.stderr
+    assert "aaron" not in refused.stderr
+    # doctor reports the copy; reap drops it, and only it: alice's worktree, branch and record stay.
+    doctor = gitxact("doctor", cwd=repo)
+    assert doctor.returncode == 1
+    assert "aaron" in doctor.stdout, doctor.stdout
+    reaped = json.loads(gitxact("worktree", "reap", "--json", cwd=repo).stdout)
+    assert [(e["agent"], e["action"]) for e in reaped["ended"]] == [("aaron", "drop-foreign")]
+    assert set(load(ws)) == {"alice"}
+    assert (alice / "work.txt").read_text() == "alice's work\n"
+    assert str(alice) in git("worktree", "list", cwd=repo)
+    assert git("log", "-1", "--format=%s", "gitxact/alice", cwd=repo).strip() == "alice's"
+    assert gitxact("doctor", cwd=repo).returncode == 0

@@ -244,9 +244,9 @@ def transaction_blocks_commit(common_dir: str, worktree_id: str) -> str | None:
 
 
 def lease_of_worktree(leases: list[LeaseView], where: Location) -> LeaseView | None:
-    """The lease on the worktree the hook runs in: by worktree id, else by path."""
+    """The genuine lease on the worktree the hook runs in: by worktree id, else by path."""
     for lease in leases:
-        if lease.worktree_id is not None and lease.worktree_id == where.worktree_id:
+        if lease.worktree_id is not None and lease.worktree_id == where.worktree_id and lease.genuine():
             return lease
     return lease_reader.for_path(leases, where.worktree) if where.worktree else None
 

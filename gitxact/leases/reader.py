@@ -26,8 +26,9 @@ TYPE_CHECKING = False  # see gitxact/__init__.py
 if TYPE_CHECKING:
     from typing import Any
 
-#: gitxact's mark in a worktree's admin folder, and its `git worktree lock` reason: defined here,
-#: on the light path, for the hooks; gitxact.worktrees.ownership and .registration use these.
+#: gitxact's mark in a worktree's admin folder, and its `git worktree lock` reason (what
+#: :meth:`LeaseView.genuine` reads): defined here, on the light path, for the hooks;
+#: gitxact.worktrees.ownership and .registration use these.
 MARK = "gitxact-lease"
 LOCK_REASON_PREFIX = "gitxact lease "
 #: The one name of the leases file and its schema number (:class:`gitxact.leases.records.LeaseState`
@@ -52,12 +53,16 @@ class LeaseView:
         self.common_dir: str | None = None  # set by load(): the repository the record is of
 
     def genuine(self) -> bool:
-        """Whether the worktree this record names carries gitxact's mark for it.
+        """Whether the worktree this record names is one gitxact locked for this record's agent.
 
-        The same proof :mod:`gitxact.worktrees.ownership` asks before deleting anything: a
-        record with a valid checksum can still name ``main`` or a person's worktree, and
-        must not lock its owner out of it (a record of a worktree not made yet, or gone
-        already, protects nothing either).
+        The cheap half of the proof :mod:`gitxact.worktrees.ownership` asks before deleting
+        anything: a record with a valid checksum can still name ``main`` or a person's
+        worktree, and must not lock its owner out of it (a record of a worktree not made
+        yet, or gone already, protects nothing either). The agent a worktree was made for
+        is in git's lock reason (``git worktree add --lock`` writes it before anything
+        else), which the leases file cannot change: a record that copies another lease's
+        token hash and path under a new agent name is not that lease. An unlocked worktree
+        (``git worktree unlock``) counts again once reap has locked it again.
         """
         try:
             with open(os.path.join(self.path, ".git"), encoding="utf-8") as handle:
@@ -69,8 +74,6 @@ class LeaseView:
         admin = text[len("gitdir: ") :]
         if os.path.dirname(os.path.realpath(admin)) != os.path.realpath(os.path.join(self.common_dir, "worktrees")):
             return False
-        if self.token_hash and _read(os.path.join(admin, MARK)).strip() == self.token_hash:
-            return True
         return _read(os.path.join(admin, "locked")).startswith(f"{LOCK_REASON_PREFIX}{self.agent} (")
 
     @property

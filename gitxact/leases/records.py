@@ -40,7 +40,7 @@ LEASES_FILE = lease_reader.LEASES_FILE
 LEASES_LOCK = "leases"
 
 #: Where a lease is in its life, so a crash at any step leaves a record that says what to
-#: finish or undo (:mod:`gitxact.worktrees.reaper`). ``provisioning`` is written before the
+#: finish or undo (:mod:`gitxact.worktrees.sweep`). ``provisioning`` is written before the
 #: folder is claimed and stays until the worktree's files are checked out (``active``);
 #: ``releasing`` is written before anything of a release that keeps its branch, and
 #: ``removing`` once the worktree's uncommitted work is saved, before its files go.

@@ -28,6 +28,7 @@ from gitxact.worktrees.paths import real_paths, registrations_by_real_path
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
+    from gitxact.git import run as git
     from gitxact.leases.records import Lease
 
 #: ``git status`` runs at once at most (each is a process; more only crowd the CPUs).
@@ -81,35 +82,8 @@ def collect(repo: Repo, *, details: bool = True, dirty: bool | None = None, size
     for agent, where in zip(agents, reals, strict=True):
         lease = records[agent]
         entry = entries.get(where)
-        missing = not os.path.isdir(lease.path)
-        alive = owners.alive(lease)
-        expired = lease.expired(now)
-        live = leases.counts_as_live(alive, expired=expired)  # the reaper's rule, owner read once
-        info = LeaseInfo(
-            agent=lease.agent,
-            path=lease.path,
-            branch=lease.branch,
-            base=lease.base,
-            phase=lease.phase,
-            worktree_id=lease.worktree_id,
-            owner=owners.doc(lease),
-            created=round(lease.created, 3),
-            age=round(max(0.0, now - lease.created), 3),
-            heartbeat=round(lease.heartbeat, 3),
-            heartbeat_age=round(max(0.0, now - lease.heartbeat), 3),
-            ttl=lease.ttl,
-            expired=expired,
-            live=live,
-            folder_missing=missing,
-            registered=entry is not None,
-            locked=entry is not None and entry.locked is not None,
-            warning=stale_warning(lease, now) if live and expired and alive else None,
-            ports=list(lease.ports),
-            sparse=list(lease.sparse),
-            disk_bytes=lease.disk_bytes,
-            disk_age=None if lease.disk_measured is None else round(max(0.0, now - lease.disk_measured), 3),
-        )
-        if not missing and entry is not None:
+        info = _info(lease, entry, owners, now)
+        if not info.folder_missing and entry is not None:
             whole.append((lease, info))
         infos.append(info)
     if details and whole:
@@ -117,6 +91,38 @@ def collect(repo: Repo, *, details: bool = True, dirty: bool | None = None, size
         if dirty is not False:
             _add_dirty(whole)
     return LeaseListDoc(leases=infos)
+
+
+def _info(lease: Lease, entry: git.WorktreeEntry | None, owners: _Owners, now: float) -> LeaseInfo:
+    """One lease as ``worktree list`` shows it (*entry*: git's registration of its worktree)."""
+    missing = not os.path.isdir(lease.path)
+    alive = owners.alive(lease)
+    expired = lease.expired(now)
+    live = leases.counts_as_live(alive, expired=expired)  # reap's rule, owner read once
+    return LeaseInfo(
+        agent=lease.agent,
+        path=lease.path,
+        branch=lease.branch,
+        base=lease.base,
+        phase=lease.phase,
+        worktree_id=lease.worktree_id,
+        owner=owners.doc(lease),
+        created=round(lease.created, 3),
+        age=round(max(0.0, now - lease.created), 3),
+        heartbeat=round(lease.heartbeat, 3),
+        heartbeat_age=round(max(0.0, now - lease.heartbeat), 3),
+        ttl=lease.ttl,
+        expired=expired,
+        live=live,
+        folder_missing=missing,
+        registered=entry is not None,
+        locked=entry is not None and entry.locked is not None,
+        warning=stale_warning(lease, now) if live and expired and alive else None,
+        ports=list(lease.ports),
+        sparse=list(lease.sparse),
+        disk_bytes=lease.disk_bytes,
+        disk_age=None if lease.disk_measured is None else round(max(0.0, now - lease.disk_measured), 3),
+    )
 
 
 def stale_warning(lease: Lease, now: float) -> str:

@@ -7,7 +7,9 @@ writes, not against the record alone:
 
 * a **worktree** is ours when its real path is under the worktree root and its admin
   folder (``<common>/worktrees/<id>``) carries our mark: the ``gitxact-lease`` file
-  written right after ``git worktree add`` (holding the lease's token hash), or, for an
+  written right after ``git worktree add`` (holding the lease's token hash), with git's
+  lock reason, where there is one, naming the lease's agent (a forged record can copy a
+  token hash, not the agent the worktree was locked for), or, for an
   acquire killed before it wrote the mark (a ``provisioning`` record, or a registration
   no record holds), git's lock reason ``gitxact lease <agent> ...`` that ``worktree add
   --lock`` wrote. The lock reason names only the agent, which anyone who can read the
@@ -21,6 +23,8 @@ writes, not against the record alone:
 * a **branch** is ours to delete when it is under ``gitxact.branchPrefix``; the callers
   then also require that no worktree has it checked out and that it is integrated,
   as git confirms it (:func:`gitxact.worktrees.branches.delete_if_integrated`).
+
+Who may change a lease (release, renew it) is told by its token: :func:`lease_of`.
 """
 
 from __future__ import annotations
@@ -31,15 +35,15 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gitxact.errors import OperationFailedError, RefusedError
 from gitxact.leases import reader as lease_reader
+from gitxact.leases import records as leases
 from gitxact.util.files import FILE_MODE
 from gitxact.worktrees import paths, registration
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
     from gitxact.leases.records import Lease
-
-MARK = lease_reader.MARK
 
 
 def under_root(repo: Repo, path: str | Path) -> bool:
@@ -53,7 +57,9 @@ def mark(path: Path, token_hash: str) -> None:
     admin = registration.admin_dir_of(path)
     if admin is None:
         return
-    fd = os.open(admin / MARK, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+    fd = os.open(
+        admin / lease_reader.MARK, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE
+    )
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write(token_hash + "\n")
 
@@ -78,15 +84,27 @@ def _marked(admin: Path, lease: Lease, *, orphan: bool) -> bool:
         maker = os.lstat(lease.path).st_uid  # who made the worktree's folder (acquire did)
     except OSError:
         return False
-    mark = admin / MARK
+    mark = admin / lease_reader.MARK
     if lease.token_hash and _trusted(mark, maker) and _read(mark).strip() == lease.token_hash:
-        return True
+        # The mark holds a token hash, which the record can copy: git's lock names the agent
+        # the worktree was made for, and a record under another name is not this lease.
+        return not _locked_for_another(admin, lease.agent)
     if lease.phase != "provisioning" and not orphan:
         # An acquire that finished wrote the mark: git's lock reason proves nothing more. (An
         # orphan's stand-in is made from that registration, no record, and ends work saved.)
         return False
     locked = admin / "locked"
-    return _trusted(locked, maker) and _read(locked).startswith(f"{registration.LOCK_REASON_PREFIX}{lease.agent} (")
+    return _trusted(locked, maker) and _read(locked).startswith(f"{lease_reader.LOCK_REASON_PREFIX}{lease.agent} (")
+
+
+def _locked_for_another(admin: Path, agent: str) -> bool:
+    """Whether git's lock on the worktree names anyone but *agent* (gitxact's reason for
+    another agent, or a reason of someone else's). An unlocked worktree names nobody: a
+    ``git worktree unlock`` reap locks again (:func:`gitxact.worktrees.sweep.unlocked`)."""
+    locked = admin / "locked"
+    if not os.path.lexists(locked):
+        return False
+    return not _read(locked).startswith(f"{lease_reader.LOCK_REASON_PREFIX}{agent} (")
 
 
 def owns_worktree(repo: Repo, lease: Lease, *, orphan: bool = False) -> bool:
@@ -123,3 +141,20 @@ def why_not_ours(repo: Repo, lease: Lease, *, orphan: bool = False) -> str | Non
     if registration.admin_dir_of(Path(lease.path)) is not None and not owns_worktree(repo, lease, orphan=orphan):
         return f"the worktree at {lease.path} does not carry gitxact's mark for this lease"
     return None
+
+
+def lease_of(repo: Repo, agent: str, token: str | None, *, force: bool, verb: str) -> Lease:
+    """*agent*'s lease record, for a caller that shows its token (or *force*): who may
+    *verb* (release, renew) a lease. Refused (exit 3) without the right token."""
+    lease = leases.load_records(repo).get(agent)
+    if lease is None:
+        raise OperationFailedError(f"agent {agent!r} holds no lease", hint="`gitxact worktree list` shows leases")
+    if not force:
+        if not token:
+            raise RefusedError(
+                f"to {verb} the lease of {agent!r} its token is needed; nothing was changed",
+                hint="pass --token (or GITXACT_LEASE_TOKEN) as returned by acquire, or --force",
+            )
+        if not lease.token_matches(token):
+            raise RefusedError(f"wrong token for the lease of {agent!r}; nothing was changed")
+    return lease

@@ -21,9 +21,6 @@ from gitxact.util.faults import crashpoint
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
 
-#: How ``git worktree lock`` reasons written by gitxact start: how reap tells its own worktrees.
-LOCK_REASON_PREFIX = lease_reader.LOCK_REASON_PREFIX
-
 
 def registrations(repo: Repo) -> dict[str, git.WorktreeEntry]:
     """git's worktrees by path (as git prints it)."""
@@ -39,7 +36,7 @@ def checked_out_at(entries: dict[str, git.WorktreeEntry], branch: str) -> str | 
 
 
 def lock_reason(agent: str, pid: int, host: str) -> str:
-    return f"{LOCK_REASON_PREFIX}{agent} (owner pid {pid} on {host})"
+    return f"{lease_reader.LOCK_REASON_PREFIX}{agent} (owner pid {pid} on {host})"
 
 
 def add_worktree(repo: Repo, path: Path, branch: str, start: str, *, create: bool, reason: str) -> None:
@@ -210,7 +207,9 @@ def admin_dirs(repo: Repo) -> list[Path]:
 
 def locked_by_gitxact(admin: Path) -> bool:
     try:
-        return (admin / "locked").read_text(encoding="utf-8", errors="replace").startswith(LOCK_REASON_PREFIX)
+        return (
+            (admin / "locked").read_text(encoding="utf-8", errors="replace").startswith(lease_reader.LOCK_REASON_PREFIX)
+        )
     except OSError:
         return False
 
