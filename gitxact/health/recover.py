@@ -33,7 +33,7 @@ from gitxact.health.last_recover import RECOVER_FILE, RECOVER_LOCK, LastRecover,
 from gitxact.locking.tickets import EXCLUSIVE
 from gitxact.tx import recovery
 from gitxact.tx.journal import journal_ids
-from gitxact.worktrees import fleet, reaper
+from gitxact.worktrees import fleet, sweep
 
 if TYPE_CHECKING:
     from gitxact.core.repo import Repo
@@ -93,7 +93,7 @@ def leases_step(repo: Repo) -> StepReport:
         registry = None
         report.actions.append(f"left the fleet's claims as they are: {exc.message}")
     try:
-        doc = reaper.sweep(repo, dry_run=False, actions=None, registry=registry)
+        doc = sweep.sweep(repo, dry_run=False, actions=None, registry=registry)
     finally:
         if registry is not None:
             registry.close()
