@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.crashes import STRIDES
 from support.proc import GITXACT, assert_clean_error, git, gitxact
 from support.tx import fingerprint, gitxact_refs, head, make_work
 
@@ -174,11 +175,11 @@ def run_crashing(repo: Path, args: list[str], env: dict[str, str]) -> subprocess
     )
 
 
-@pytest.mark.slow
+@pytest.mark.parametrize("stride", STRIDES)
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-def test_crash_after_every_journal_step(template: Path, tmp_path: Path, scenario: str) -> None:
+def test_crash_after_every_journal_step(template: Path, tmp_path: Path, scenario: str, stride: int) -> None:
     crashes = 0
-    for step in range(1, 20):
+    for step in range(1, 20, stride):
         where = tmp_path / f"n{step}"
         where.mkdir()
         repo = fresh(template, where)
@@ -192,7 +193,7 @@ def test_crash_after_every_journal_step(template: Path, tmp_path: Path, scenario
         assert_recovered(Trial(repo, original, allowed), f"{scenario} step {step}")
     else:
         pytest.fail(f"{scenario} never finished: more than 19 journal steps?")
-    assert crashes >= 2, f"{scenario}: only {crashes} step boundaries"
+    assert crashes >= 2 // stride, f"{scenario}: only {crashes} step boundaries"
 
 
 @pytest.mark.slow
@@ -226,42 +227,59 @@ def _wait_group_gone(pgid: int) -> None:
     raise AssertionError(f"process group {pgid} did not go away")
 
 
-@pytest.mark.parametrize("rounds", [pytest.param(3, marks=pytest.mark.slow), pytest.param(6, marks=pytest.mark.stress)])
+@pytest.mark.parametrize("rounds", [pytest.param(2, marks=pytest.mark.slow), pytest.param(6, marks=pytest.mark.stress)])
 def test_random_sigkill_of_the_process_group(template: Path, tmp_path: Path, rounds: int) -> None:
     seed = int(os.environ.get("CRASH_TRIALS_SEED", "4242"))
     rng = random.Random(seed)
-    # 4 scenarios x rounds trials (the first of each calibrates): 12 by default, 24 under -m stress.
+    # 4 scenarios x rounds trials (the first of each calibrates): 4 kills by default, 20 under -m stress.
     plan = ["tdd green (check passes)", "tdd green (check fails)", "tx rollback", "tx begin"] * rounds
     durations: dict[str, float] = {}
     killed = 0
     for number, scenario in enumerate(plan):
-        where = tmp_path / f"t{number}"
-        where.mkdir()
-        repo = fresh(template, where)
-        original = fingerprint(repo)
-        args, allowed = SCENARIOS[scenario](repo)
         if scenario not in durations:  # calibrate: how long the command takes undisturbed
+            where = tmp_path / f"t{number}"
+            where.mkdir()
+            repo = fresh(template, where)
+            original = fingerprint(repo)
+            args, allowed = SCENARIOS[scenario](repo)
             started = time.monotonic()
-            proc = run_crashing(repo, args, {})
+            run_crashing(repo, args, {})
             durations[scenario] = time.monotonic() - started
             assert_recovered(Trial(repo, original, allowed | {head(repo)}), f"calibration {scenario}")
             continue
-        proc = subprocess.Popen(
-            [*GITXACT, *args], cwd=repo, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        # Most of a run is Python start-up; aim at the part where git and the journal work.
-        time.sleep(rng.uniform(0.35, 1.0) * durations[scenario])
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        code = proc.wait()
-        _wait_group_gone(proc.pid)
-        killed += code == -signal.SIGKILL
-        label = f"seed {seed} trial {number} {scenario} (exit {code})"
-        # A green that completed has its commit as the allowed "completed step".
-        done_heads = {head(repo)} if code == 0 else set()
-        assert_recovered(Trial(repo, original, allowed | done_heads), label)
+        # A run that finished before the kill (the machine got faster than the calibration
+        # run) is recovered-checked all the same, then tried again aimed earlier: how long a
+        # command takes is not what this test is about, so no trial depends on it.
+        for attempt in range(4):
+            where = tmp_path / f"t{number}-{attempt}"
+            where.mkdir()
+            repo = fresh(template, where)
+            original = fingerprint(repo)
+            args, allowed = SCENARIOS[scenario](repo)
+            code = _kill_at_random(repo, args, rng.uniform(0.35, 1.0) * durations[scenario] / 2**attempt)
+            label = f"seed {seed} trial {number}.{attempt} {scenario} (exit {code})"
+            # A green that completed has its commit as the allowed "completed step".
+            done_heads = {head(repo)} if code == 0 else set()
+            assert_recovered(Trial(repo, original, allowed | done_heads), label)
+            if code == -signal.SIGKILL:
+                killed += 1
+                break
     aimed = len(plan) - len(durations)  # the first trial of each scenario only calibrates
-    assert killed >= aimed * 3 // 5, f"only {killed} of {aimed} trials were killed mid-way (seed {seed})"
+    assert killed == aimed, f"only {killed} of {aimed} trials were killed mid-way (seed {seed})"
+
+
+def _kill_at_random(repo: Path, args: list[str], delay: float) -> int:
+    """Start *args* in a process group of its own, SIGKILL the group after *delay*; its exit code."""
+    proc = subprocess.Popen(
+        [*GITXACT, *args], cwd=repo, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    # Most of a run is Python start-up; aim at the part where git and the journal work.
+    time.sleep(delay)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    code = proc.wait()
+    _wait_group_gone(proc.pid)
+    return code
 
 
 def test_stale_index_lock_removed_only_when_provably_orphaned(repo: Path) -> None:
