@@ -100,8 +100,10 @@ def test_the_same_agents_with_raw_git_lose_work(tmp_path: Path) -> None:
     assert leftovers(tmp_path) == []
 
 
-def test_human_output_off_a_terminal_has_no_escape_codes(tmp_path: Path) -> None:
-    proc = demo(tmp_path, "--agents", "2", "--commits", "1", "--bumps", "3", env={"NO_COLOR": ""})
+def test_human_output_off_a_terminal_has_no_escape_codes_and_keep_leaves_the_repository(tmp_path: Path) -> None:
+    # One demo run for both (each run is several seconds of agents): the human output, and
+    # --keep's repository to look at afterwards.
+    proc = demo(tmp_path, "--agents", "2", "--commits", "1", "--bumps", "3", "--keep", env={"NO_COLOR": ""})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "\x1b" not in proc.stdout + proc.stderr
     # Off a terminal the progress is a story: one line per change of phase.
@@ -114,6 +116,17 @@ def test_human_output_off_a_terminal_has_no_escape_codes(tmp_path: Path) -> None
     assert re.search(r"^  commits kept on a branch\s+6 of 6 the agents made", proc.stdout, re.M), proc.stdout
     assert "gitxact trust: .gitxact.toml trusted" in proc.stderr
     assert "gitxact demo --raw" in proc.stdout
+    found = re.search(r"^kept: (\S+) \(the repository is project/", proc.stdout, re.M)
+    assert found, proc.stdout
+    kept = Path(found[1])
+    assert kept.parent == tmp_path
+    assert (kept / "project" / ".git").is_dir()
+    subjects = git("log", "--branches", "--format=%s", cwd=kept / "project").splitlines()
+    assert "agent-1: note 1" in subjects
+    # agent-1 is the flaky one (of 2): its first sequence was rolled back, its second landed.
+    assert "agent-1: red: test answer() (try 1)" not in subjects
+    assert "agent-1: red: test answer() (try 2)" in subjects
+    assert "agent-1: green: answer() (try 2)" in subjects
 
 
 def on_a_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> str:
@@ -151,20 +164,6 @@ def test_on_a_terminal_progress_is_redrawn_and_colors_follow_no_color(tmp_path: 
     assert "\x1b[J" in out  # the agents' lines are redrawn in place
     assert bool(SGR_COLOR.search(out)) is (no_color == "")
     assert "lost" in out
-
-
-def test_keep_leaves_the_repository_to_look_at(tmp_path: Path) -> None:
-    proc = demo(tmp_path, "--agents", "2", "--commits", "1", "--bumps", "1", "--keep", "--json")
-    assert proc.returncode == 0, proc.stderr
-    kept = Path(json.loads(proc.stdout)["repository"])
-    assert kept.parent == tmp_path
-    assert (kept / "project" / ".git").is_dir()
-    subjects = git("log", "--branches", "--format=%s", cwd=kept / "project").splitlines()
-    assert "agent-1: note 1" in subjects
-    # agent-1 is the flaky one (of 2): its first sequence was rolled back, its second landed.
-    assert "agent-1: red: test answer() (try 1)" not in subjects
-    assert "agent-1: red: test answer() (try 2)" in subjects
-    assert "agent-1: green: answer() (try 2)" in subjects
 
 
 def test_bad_arguments_are_usage_errors(tmp_path: Path) -> None:
