@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from gitxact.leases.reader import LeaseView
 
 LEASED_BY_OTHER = "leased_by_other"
-REFUSED_MARK = lease_reader.REFUSED_MARK
 
 
 class LeasedByOtherError(RefusedError):

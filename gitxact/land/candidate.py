@@ -27,6 +27,7 @@ from gitxact.errors import GitError, OperationFailedError, RefusedError, UsageEr
 from gitxact.git import refs
 from gitxact.git import run as git
 from gitxact.land import boundary
+from gitxact.leases import reader as lease_reader
 from gitxact.worktrees import integration, registration
 
 if TYPE_CHECKING:
@@ -295,7 +296,7 @@ def move_remote(repo: Repo, remote: str, target: str, old: str, new: str) -> Non
     if result.ok:
         return
     said = result.stdout + result.stderr
-    if boundary.REFUSED_MARK in said:
+    if lease_reader.REFUSED_MARK in said:
         raise boundary.LeasedByOtherError(f"refused to land onto {target} of {remote}: {said.strip()}")
     if any(marker in said for marker in _MOVED_MARKERS):
         raise TargetMovedError(f"{target} on {remote} moved outside the queue")

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
     from gitxact.core.repo import Repo
 
-LEASES_FILE = lease_reader.LEASES_FILE
 LEASES_LOCK = "leases"
 
 #: Where a lease is in its life, so a crash at any step leaves a record that says what to
@@ -139,17 +138,14 @@ class LeaseState(Record):
     leases: dict[str, Lease] = field(dict_of(Lease), default={})
 
 
-hash_token = lease_reader.hash_token
-
-
 def leases_file(repo: Repo) -> StateFile[LeaseState]:
-    return repo.state_file(LEASES_FILE, LeaseState)
+    return repo.state_file(lease_reader.LEASES_FILE, LeaseState)
 
 
 def load(repo: Repo) -> dict[str, Lease]:
     """Every lease record, live or not (reads take no lock: writes are atomic)."""
-    path = repo.state_dir / "state" / LEASES_FILE
-    if not path.exists() and not path.with_name(LEASES_FILE + ".bak").exists():
+    path = repo.state_dir / "state" / lease_reader.LEASES_FILE
+    if not path.exists() and not path.with_name(lease_reader.LEASES_FILE + ".bak").exists():
         return {}
     return leases_file(repo).load().leases
 
