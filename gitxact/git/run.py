@@ -65,10 +65,12 @@ def _drop_locating(env: dict[str, str]) -> dict[str, str]:
 
 
 def child_env(
-    extra: Mapping[str, str] | None = None, *, keep_repo_env: bool = False, internal: bool = True
+    extra: Mapping[str, str] | None = None, *, keep_repo_env: bool = False, internal: bool = False
 ) -> dict[str, str]:
-    """The environment of a git gitxact runs for itself: inherited, minus repository-locating
-    variables, never prompting, carrying the internal marker (or, ``internal=False``, not)."""
+    """The environment of a child gitxact starts: inherited, minus repository-locating
+    variables, never prompting; with ``internal=True`` (only :func:`run`'s own gits) carrying
+    the internal marker. Without it by default: a user's command (a lease's setup, a check)
+    must never carry the marker, or the gits it runs would pass gitxact's hooks unjudged."""
     env = child_environ() if keep_repo_env else _drop_locating(child_environ())
     # Never let a git we run for ourselves stop to ask for a password or an editor.
     env.setdefault("GIT_TERMINAL_PROMPT", "0")
