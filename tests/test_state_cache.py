@@ -81,14 +81,17 @@ def test_a_write_by_another_process_is_seen_by_the_next_load(repo: Path) -> None
 
 
 @pytest.mark.parametrize("how", ["renamed", "in place"])
-def test_a_same_sized_forgery_with_its_old_times_is_caught(repo: Path, how: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_same_sized_forgery_with_its_old_times_is_caught(
+    repo: Path, how: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = _saved(repo, "a1")
     file = leases_file(Workspace(repo))
     assert file.load().leases["a1"].ports == [20000]
     before = os.stat(path)
     raw = path.read_bytes()
     forged = raw.replace(b"[20000]", b"[20001]")  # the same size, the checksum left as it was
-    assert len(forged) == len(raw) and forged != raw
+    assert len(forged) == len(raw)
+    assert forged != raw
     if how == "renamed":  # a new inode, as an editor or another tool writes a file
         tmp = path.with_name("forged.tmp")
         tmp.write_bytes(forged)
@@ -131,7 +134,8 @@ def test_what_this_process_wrote_loads_as_written_and_verifies_everywhere(repo: 
     # The lean reader (hooks, gx) and a fresh process agree with this process's load.
     assert lease_reader.SCHEMA == LeaseState.SCHEMA
     data = envelope.load(str(path), "leases", LeaseState.SCHEMA)
-    assert data is not None and data["leases"]["w"]["ports"] == [1, 2]
+    assert data is not None
+    assert data["leases"]["w"]["ports"] == [1, 2]
     code = "import sys; from gitxact import Workspace; from gitxact.leases.records import leases_file; "
     code += "print(leases_file(Workspace(sys.argv[1])).load().leases['w'].ports)"
     out = subprocess.run([sys.executable, "-c", code, str(repo)], check=True, capture_output=True, text=True)

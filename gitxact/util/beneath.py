@@ -114,7 +114,6 @@ class Copier:
         above = self._source.parent(rel, parts)
         return _copy_one(above, self._root.parent(rel, parts), parts[-1], rel)
 
-
     def copy_many(self, rels: Sequence[str]) -> list[tuple[str, Copied | OSError | ValueError]]:
         """Each of *rels* copied as :meth:`copy` does, and how: a :class:`Copied`, or the error
         :meth:`copy` would have raised for it (:class:`FileExistsError`, :class:`FileNotFoundError`,
