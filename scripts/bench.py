@@ -46,8 +46,13 @@ def row(figure: str, gitxact: str, baseline: str, ratio: str, goal: str = "") ->
 AUTHOR = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
 
 
+#: The first commit of a large repository starts ``git gc --auto`` (its loose objects): run in
+#: the foreground, untimed, not detached into the figures that follow it.
+NO_DETACHED_GC = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "gc.autoDetach", "GIT_CONFIG_VALUE_0": "false"}
+
+
 def make_repo(root: Path, name: str = "repo", files: int = 0) -> Path:
-    return repos.make_repo(root / name, files=files, env={**os.environ, **AUTHOR})
+    return repos.make_repo(root / name, files=files, env={**os.environ, **AUTHOR, **NO_DETACHED_GC})
 
 
 def interleaved(a: Callable[[], None], b: Callable[[], None], rounds: int) -> tuple[float, float]:
