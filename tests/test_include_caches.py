@@ -247,8 +247,8 @@ def test_the_copier_reads_and_writes_through_no_link_and_keeps_few_folders_open(
     assert (root / "many/f1999/file").read_text() == "1999"
 
 
-def test_many_files_are_copied_by_threads_with_the_same_rules_and_few_descriptors(tmp_path: Path) -> None:
-    """:meth:`Copier.copy_many` (a folder's files a task, shared by a few threads): each path
+def test_many_files_are_copied_a_folder_at_a_time_with_the_same_rules_and_few_descriptors(tmp_path: Path) -> None:
+    """:meth:`Copier.copy_many` (a folder's two folders opened once for its files): each path
     ends as :meth:`Copier.copy` would end it, and the folders open at once stay few."""
     source, root, outside = tmp_path / "main", tmp_path / "lease", tmp_path / "outside"
     for folder in (source / "a/b/sub", source / "a/b-c", source / "conf", root, outside / "a"):

@@ -294,6 +294,7 @@ class StateFile(Generic[M]):
         return target
 
     def remove(self) -> None:
+        _KNOWN.pop((str(self.path), self.model.KIND), None)  # a long-lived process forgets ended journals
         for path in (self.path, self.backup):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)

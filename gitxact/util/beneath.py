@@ -119,33 +119,14 @@ class Copier:
         :meth:`copy` would have raised for it (:class:`FileExistsError`, :class:`FileNotFoundError`,
         :class:`ValueError`, :class:`ThroughSymlinkError`); any other error is raised.
 
-        The work is the kernel's (a create, a clone, a few calls a file: about 20,000 for a
-        build cache), so it is shared among a few threads, which release the GIL in every call:
-        each folder's files are one task, its two folders opened here (no link followed, each
-        made once), in the order given, with a bounded number of folders open at once.
+        A folder's files together: its two folders opened (no link followed, made once) for all
+        of them, not looked up again for each file. (Threads were tried: on XFS, whose creates
+        and clones serialise, 4 threads made a 20,000-file copy slower; docs/benchmark.md.)
         """
         folders: dict[str, list[str]] = {}
         for rel in rels:
             folders.setdefault(rel.rpartition("/")[0], []).append(rel)
-        if len(rels) < _FEW:
-            return [item for names in folders.values() for item in self._copy_folder(names)]
-        from collections import deque
-        from concurrent.futures import Future, ThreadPoolExecutor
-
-        done: list[tuple[str, Copied | OSError | ValueError]] = []
-        pending: deque[Future[list[tuple[str, Copied | OSError | ValueError]]]] = deque()
-        with ThreadPoolExecutor(_WORKERS, thread_name_prefix="gitxact-copy") as pool:
-            for names in folders.values():
-                opened = self._open_pair(names[0])
-                if isinstance(opened, tuple):
-                    pending.append(pool.submit(_copy_files, *opened, names))
-                else:
-                    done.extend((rel, opened) for rel in names)
-                while len(pending) > 2 * _WORKERS:  # so open descriptors stay few
-                    done.extend(pending.popleft().result())
-            while pending:
-                done.extend(pending.popleft().result())
-        return done
+        return [item for names in folders.values() for item in self._copy_folder(names)]
 
     def _copy_folder(self, names: list[str]) -> list[tuple[str, Copied | OSError | ValueError]]:
         opened = self._open_pair(names[0])
@@ -166,11 +147,6 @@ class Copier:
             if isinstance(exc, ThroughSymlinkError | FileNotFoundError):
                 return exc
             raise
-
-
-#: Fewer files than this are copied in the calling thread; more are shared by :data:`_WORKERS` threads.
-_FEW = 64
-_WORKERS = 4
 
 
 def _copy_files(source: int, target: int, rels: list[str]) -> list[tuple[str, Copied | OSError | ValueError]]:
