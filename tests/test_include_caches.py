@@ -245,3 +245,53 @@ def test_the_copier_reads_and_writes_through_no_link_and_keeps_few_folders_open(
     assert not (outside / "a/x").exists()
     assert sorted(os.listdir(outside / "a")) == ["secret"]
     assert (root / "many/f1999/file").read_text() == "1999"
+
+
+def test_many_files_are_copied_a_folder_at_a_time_with_the_same_rules_and_few_descriptors(tmp_path: Path) -> None:
+    """:meth:`Copier.copy_many` (a folder's two folders opened once for its files): each path
+    ends as :meth:`Copier.copy` would end it, and the folders open at once stay few."""
+    source, root, outside = tmp_path / "main", tmp_path / "lease", tmp_path / "outside"
+    for folder in (source / "a/b/sub", source / "a/b-c", source / "conf", root, outside / "a"):
+        folder.mkdir(parents=True)
+    (outside / "a/secret").write_text("outside\n")
+    rels = []
+    for i in range(2000):  # more folders than the descriptor limit below, one file each
+        (source / f"many/f{i}").mkdir(parents=True)
+        (source / f"many/f{i}/file").write_text(str(i))
+        rels.append(f"many/f{i}/file")
+    for rel in ("a/b/x", "a/b/sub/y", "a/b-c/z", "a/b/zz", "conf/x"):  # a/b's files around a/b-c's and a/b/sub's
+        (source / rel).write_text(rel)
+    (source / "a/b/link").symlink_to("x")
+    os.mkfifo(source / "a/b/fifo")
+    (source / "swapped").symlink_to(outside)  # as if swapped in after git listed swapped/a/secret
+    (root / "conf").symlink_to(outside)
+    (root / "a/b").mkdir(parents=True)
+    (root / "a/b/zz").write_text("made in the lease\n")
+    expected = {
+        "a/b/x": "Copied",
+        "a/b-c/z": "Copied",
+        "a/b/sub/y": "Copied",
+        "a/b/zz": "FileExistsError",
+        "a/b/link": "Copied",
+        "a/b/fifo": "ValueError",
+        "a/b/gone": "FileNotFoundError",
+        "conf/x": "ThroughSymlinkError",
+        "swapped/a/secret": "ThroughSymlinkError",
+    }
+    named = list(expected)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        with Copier(source, root) as copier:
+            done = dict(copier.copy_many([*named, *rels]))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert len(done) == len(named) + len(rels)
+    assert {rel: type(done[rel]).__name__ for rel in named} == expected
+    assert all(type(done[rel]).__name__ == "Copied" for rel in rels)
+    assert (root / "many/f1999/file").read_text() == "1999"
+    assert (root / "a/b/sub/y").read_text() == "a/b/sub/y"
+    assert os.readlink(root / "a/b/link") == "x"
+    assert (root / "a/b/zz").read_text() == "made in the lease\n", "an existing file is left alone"
+    assert sorted(os.listdir(outside / "a")) == ["secret"], "nothing written through the lease's link"
+    assert not (root / "swapped").exists(), "nothing read through the main worktree's link"

@@ -26,9 +26,9 @@ from typing import Any, Generic, TypeVar
 
 from gitxact.errors import OperationFailedError, StateError
 from gitxact.state import envelope
-from gitxact.state.checksums import canonical_json, checksum_of
+from gitxact.state.checksums import sealed
 from gitxact.state.record import Record
-from gitxact.util import console, files
+from gitxact.util import console, files, jsontext
 from gitxact.util.files import ensure_private_dir, read_regular_file_stat, write_atomic
 from gitxact.util.value import Value
 
@@ -59,6 +59,17 @@ class Health(Value):
         self.generation = generation
 
 
+#: Per process, per state file (path, kind): the exact bytes of the last generation this
+#: process verified there or wrote itself, their generation, and their checked ``data``
+#: (``None`` until first needed after a write). A load that reads the same bytes again
+#: skips the parse, the checksum over the canonical JSON and the migration (at 1,000 leases,
+#: most of an acquire's hold of the repository lock; an acquire reads ``leases.json`` three
+#: times); it still validates, so every load returns fresh objects of its own. The bytes are
+#: compared, not the file's identity (inode, size, times): inode numbers are reused and times
+#: tick coarsely, so another process's same-sized write in the same tick could look unchanged.
+_KNOWN: dict[tuple[str, str], tuple[bytes, int, dict[str, Any] | None]] = {}
+
+
 class StateFile(Generic[M]):
     """One state file of one model type."""
 
@@ -79,6 +90,25 @@ class StateFile(Generic[M]):
             raise _Corrupt(exc.reason) from exc
         except FileNotFoundError as exc:
             raise _Corrupt("does not exist") from exc
+        key = (str(path), self.model.KIND)
+        known = _KNOWN.get(key)
+        if known is not None and known[0] == raw:
+            generation, data = known[1], known[2]
+            if data is None:  # bytes this process wrote: good by construction, parsed once now
+                data = jsontext.loads(raw)["data"]
+        else:
+            generation, data = self._open(raw)
+        try:
+            value: M = self.model.model_validate(data)
+        except ValueError as exc:  # the record's FieldError, naming the field
+            raise _Corrupt(f"does not validate: {exc}") from exc
+        _KNOWN[key] = (raw, generation, data)
+        if path == self.path:
+            self._verified = (_identity(info), generation)
+        return value, generation
+
+    def _open(self, raw: bytes) -> tuple[int, dict[str, Any]]:
+        """The generation and (migrated) data of *raw*, whose envelope and header are checked."""
         try:
             wrapped = envelope.open_envelope(raw, self.model.KIND)
         except envelope.Corrupt as exc:
@@ -90,15 +120,12 @@ class StateFile(Generic[M]):
             raise _Corrupt("has a malformed header")
         if schema > self.model.SCHEMA:
             raise _Corrupt(f"was written by a newer gitxact (schema {schema} > {self.model.SCHEMA})")
-        try:
-            if schema < self.model.SCHEMA:
+        if schema < self.model.SCHEMA:
+            try:
                 data = self.model.migrate(schema, data)
-            value: M = self.model.model_validate(data)
-        except ValueError as exc:  # the record's FieldError, naming the field
-            raise _Corrupt(f"does not validate: {exc}") from exc
-        if path == self.path:
-            self._verified = (_identity(info), generation)
-        return value, generation
+            except ValueError as exc:
+                raise _Corrupt(f"does not validate: {exc}") from exc
+        return generation, data
 
     def _exists(self, path: Path) -> bool:
         try:
@@ -192,7 +219,7 @@ class StateFile(Generic[M]):
         self._write(value, previous + 1, keep_backup=keep)
 
     def _write(self, value: M, generation: int, *, keep_backup: bool) -> None:
-        wrapped: dict[str, Any] = {
+        body: dict[str, Any] = {
             "format": FORMAT,
             "kind": self.model.KIND,
             "schema": self.model.SCHEMA,
@@ -200,11 +227,10 @@ class StateFile(Generic[M]):
             "written_at": round(time.time(), 3),
             "data": value.model_dump(mode="json"),
         }
-        wrapped["checksum"] = checksum_of(wrapped)
         # Compact, as the checksum's canonical form is: any ``indent`` sends json.dumps to its
         # pure-Python encoder, which at 100 leases made each leases.json save a large part of
         # the repository lock's hold (issue 14). ``python -m json.tool FILE`` shows it to people.
-        payload = canonical_json(wrapped) + b"\n"
+        payload = sealed(body) + b"\n"
         if len(payload) > files.MAX_STATE_BYTES:
             # A file over the limit could not be read back: the next read would fall back
             # to the backup and lose this write after it was acknowledged. Refuse it now.
@@ -214,8 +240,13 @@ class StateFile(Generic[M]):
                 hint="store large data elsewhere and keep a reference (a path, a ref) in gitxact's state",
             )
         mode = ensure_private_dir(self.path.parent)
+        key = (str(self.path), self.model.KIND)
+        _KNOWN.pop(key, None)  # whatever happens next, the file is no longer what was known
         try:
             write_atomic(self.path, payload, backup=self.backup if keep_backup else None, mode=mode)
+            # Its data is parsed from these bytes when first loaded, never taken from *value*,
+            # whose lists its caller may still change.
+            _KNOWN[key] = (payload, generation, None)
         except StateError:
             raise
         except OSError as exc:
@@ -241,6 +272,7 @@ class StateFile(Generic[M]):
         return target
 
     def remove(self) -> None:
+        _KNOWN.pop((str(self.path), self.model.KIND), None)  # a long-lived process forgets ended journals
         for path in (self.path, self.backup):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -112,20 +112,75 @@ class Copier:
         :class:`ValueError` for what is neither a file nor a link (or changed meanwhile)."""
         parts = _parts(rel)
         above = self._source.parent(rel, parts)
-        info = os.stat(parts[-1], dir_fd=above, follow_symlinks=False)
-        if stat.S_ISLNK(info.st_mode):  # copied as the link it is
-            link = os.readlink(parts[-1], dir_fd=above)
-            return _write(self._root.parent(rel, parts), parts[-1], rel, reader=None, info=info, link=link)
-        if not stat.S_ISREG(info.st_mode):  # never opened: a FIFO would block, a device act
-            raise ValueError(f"{rel} is not a regular file")
-        reader = os.open(parts[-1], _READ_FLAGS, dir_fd=above)
+        return _copy_one(above, self._root.parent(rel, parts), parts[-1], rel)
+
+    def copy_many(self, rels: Sequence[str]) -> list[tuple[str, Copied | OSError | ValueError]]:
+        """Each of *rels* copied as :meth:`copy` does, and how: a :class:`Copied`, or the error
+        :meth:`copy` would have raised for it (:class:`FileExistsError`, :class:`FileNotFoundError`,
+        :class:`ValueError`, :class:`ThroughSymlinkError`); any other error is raised.
+
+        A folder's files together: its two folders opened (no link followed, made once) for all
+        of them, not looked up again for each file. (Threads were tried: on XFS, whose creates
+        and clones serialise, 4 threads made a 20,000-file copy slower; docs/benchmark.md.)
+        """
+        folders: dict[str, list[str]] = {}
+        for rel in rels:
+            folders.setdefault(rel.rpartition("/")[0], []).append(rel)
+        return [item for names in folders.values() for item in self._copy_folder(names)]
+
+    def _copy_folder(self, names: list[str]) -> list[tuple[str, Copied | OSError | ValueError]]:
+        opened = self._open_pair(names[0])
+        return _copy_files(*opened, names) if isinstance(opened, tuple) else [(rel, opened) for rel in names]
+
+    def _open_pair(self, rel: str) -> tuple[int, int] | OSError | ValueError:
+        """New descriptors of the folders holding *rel* on both sides (the caller's to close),
+        or why its folder's files cannot be copied."""
         try:
-            opened = os.fstat(reader)
-            if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
-                raise ValueError(f"{rel} changed while it was copied")
-            return _write(self._root.parent(rel, parts), parts[-1], rel, reader=reader, info=opened, link=None)
-        finally:
-            os.close(reader)
+            parts = _parts(rel)
+            source = os.dup(self._source.parent(rel, parts))
+        except (FileNotFoundError, ThroughSymlinkError, ValueError) as exc:
+            return exc
+        try:
+            return source, os.dup(self._root.parent(rel, parts))
+        except BaseException as exc:
+            os.close(source)
+            if isinstance(exc, ThroughSymlinkError | FileNotFoundError):
+                return exc
+            raise
+
+
+def _copy_files(source: int, target: int, rels: list[str]) -> list[tuple[str, Copied | OSError | ValueError]]:
+    """Copy *rels* (all in one folder) from the folder *source* to the folder *target*, as
+    :meth:`Copier.copy` does; both descriptors are closed here."""
+    done: list[tuple[str, Copied | OSError | ValueError]] = []
+    try:
+        for rel in rels:
+            name = rel.rpartition("/")[2]
+            try:
+                done.append((rel, _copy_one(source, target, name, rel)))
+            except (FileExistsError, FileNotFoundError, ThroughSymlinkError, ValueError) as exc:
+                done.append((rel, exc))
+    finally:
+        os.close(source)
+        os.close(target)
+    return done
+
+
+def _copy_one(above: int, parent: int, name: str, rel: str) -> Copied:
+    """The file *name* of the folder *above* into the folder *parent* (see :meth:`Copier.copy`)."""
+    info = os.stat(name, dir_fd=above, follow_symlinks=False)
+    if stat.S_ISLNK(info.st_mode):  # copied as the link it is
+        return _write(parent, name, rel, reader=None, info=info, link=os.readlink(name, dir_fd=above))
+    if not stat.S_ISREG(info.st_mode):  # never opened: a FIFO would block, a device act
+        raise ValueError(f"{rel} is not a regular file")
+    reader = os.open(name, _READ_FLAGS, dir_fd=above)
+    try:
+        opened = os.fstat(reader)
+        if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
+            raise ValueError(f"{rel} changed while it was copied")
+        return _write(parent, name, rel, reader=reader, info=opened, link=None)
+    finally:
+        os.close(reader)
 
 
 def _write(parent: int, name: str, rel: str, *, reader: int | None, info: os.stat_result, link: str | None) -> Copied:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from gitxact.git import run as git
 from gitxact.util import console
-from gitxact.util.beneath import Copier, ThroughSymlinkError, link_beneath, real_folder_beneath
+from gitxact.util.beneath import Copied, Copier, ThroughSymlinkError, link_beneath, real_folder_beneath
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -103,20 +103,18 @@ def copy_included(source: Path, target: Path, patterns: Sequence[str] = ()) -> I
     skipped: list[str] = []
     reflinked = 0
     linked = _link_folders(source, target, linked_folders(source, patterns), skipped)
+    wanted = [rel for rel in included_files(source, patterns) if not rel.startswith(tuple(linked))]
+    through: list[str] = []
     with Copier(source, target) as copier:
-        for rel in included_files(source, patterns):
-            if any(rel.startswith(folder) for folder in linked):
-                continue  # the link already brings it
-            try:
-                how = copier.copy(rel)
-            except (FileExistsError, FileNotFoundError, ValueError):
-                continue  # there already; gone or changed meanwhile; a nested repository ("dir/"), a FIFO
-            except ThroughSymlinkError:
-                skipped.append(rel)
-                continue
-            reflinked += how.how == "reflink"
-            copied.append(rel)
-    return Included(copied, skipped, linked, reflinked)
+        for rel, how in copier.copy_many(wanted):  # the link already brings what is under *linked*
+            if isinstance(how, ThroughSymlinkError):
+                through.append(rel)
+            elif isinstance(how, Copied):
+                reflinked += how.how == "reflink"
+                copied.append(rel)
+            # else: there already; gone or changed meanwhile; a nested repository ("dir/"), a FIFO
+    skipped.extend(sorted(through))
+    return Included(sorted(copied), skipped, linked, reflinked)
 
 
 def _link_folders(source: Path, target: Path, folders: list[str], skipped: list[str]) -> list[str]:
