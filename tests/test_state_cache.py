@@ -37,7 +37,7 @@ def _lease(agent: str, ports: list[int] | None = None) -> Lease:
         created=now,
         heartbeat=now,
         ttl=3600,
-        ports=ports,
+        ports=[] if ports is None else ports,
     )
 
 
