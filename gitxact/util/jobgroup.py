@@ -96,6 +96,9 @@ class Job:
             yield
             return
         _give_terminal(fd, self.pgid)
+        # CMD may have read before it had the terminal: then SIGTTIN stopped it, and having
+        # the terminal now does not wake it. Continue it, as a shell does a job it puts in front.
+        self._signal(signal.SIGCONT)
         try:
             yield
         finally:
