@@ -1753,7 +1753,7 @@ TRICKS = [
     ("git/lite.py, not subprocess", "subprocess", ["gx commit", "gx status"]),
     ("util/identity.py, not socket", "socket", ["gx commit"]),
     ("util/jsontext.py, not json", "json", ["gx commit", "hooks"]),
-    ("util/names.py and bin/gx, not re", "re", ["gx commit"]),
+    ("util/files.py and bin/gx, not re", "re", ["gx commit"]),
     ("str paths in gx's modules and util/files.py, not pathlib", "pathlib", ["gx commit", "gx status"]),
     ("_signal, not signal", "signal", ["gx commit"]),
     ("plain ints, not enum", "enum", ["gx commit"]),
