@@ -189,3 +189,17 @@ def test_an_acquire_at_many_leases_verifies_and_serialises_leases_json_once_each
     assert opened.count("leases") <= 1, opened
     assert len(serialised) == 2, "two writes (the record, then active), each serialised once"
     ws.worktrees.release("probe", token=doc.token)
+
+
+def test_a_tracker_value_changed_in_hand_is_not_saved_by_a_later_write(repo: Path) -> None:
+    """A JSON value handed out by a load is the caller's own copy: changing it in hand does
+    not change what the next load (served from the verified bytes) gives, nor what an
+    unrelated write saves."""
+    ws = Workspace(repo)
+    ws.tracker.set("cfg", {"allowed": ["alice"]})
+    ws.tracker.get("cfg")["cfg"].value["allowed"].append("mallory")
+    ws.tracker.set("other", 1)
+    assert ws.tracker.get("cfg")["cfg"].value == {"allowed": ["alice"]}
+    code = "import sys; from gitxact import Workspace; print(Workspace(sys.argv[1]).tracker.get('cfg')['cfg'].value)"
+    fresh = subprocess.run([sys.executable, "-c", code, str(repo)], check=True, capture_output=True, text=True)
+    assert fresh.stdout.strip() == "{'allowed': ['alice']}"

@@ -125,8 +125,20 @@ FLAG = Kind((bool,), "true or false")
 STRINGS = Kind((list, tuple), "a list of strings", _all_of(str, "a list of strings"), list)
 INTEGERS = Kind((list, tuple), "a list of integers", _all_of(int, "a list of integers"), list)
 STRING_MAP = Kind((dict,), "an object of strings", _string_map, dict)
+
+
+def _json_copy(value: Any) -> Any:
+    """*value* with its objects and lists copied: never the caller's, nor the parsed file's
+    (which the store hands to every load of the same bytes)."""
+    if isinstance(value, dict):
+        return {key: _json_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_copy(item) for item in value]
+    return value
+
+
 #: Any JSON value (the tracker's values; their own limits are checked where they are set).
-JSON = Kind((dict, list, str, int, float, bool, _NONE), "a JSON value")
+JSON = Kind((dict, list, str, int, float, bool, _NONE), "a JSON value", _json_copy)
 
 
 def optional(kind: Kind) -> Kind:
