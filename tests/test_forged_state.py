@@ -235,3 +235,40 @@ def test_a_record_copying_a_lease_under_another_agent_name_is_not_that_lease(rep
     assert str(alice) in git("worktree", "list", cwd=repo)
     assert git("log", "-1", "--format=%s", "gitxact/alice", cwd=repo).strip() == "alice's"
     assert gitxact("doctor", cwd=repo).returncode == 0
+
+
+def test_a_record_that_names_another_worktree_meanwhile_gets_nothing_removed(repo: Path) -> None:
+    """end_lease judged the folder of the record it was given; if that record names another
+    worktree by the time the worktree lock is held (a forgery, with the same token hash),
+    neither folder is touched: beta's uncommitted work stays where it is."""
+    from gitxact.locking.tickets import EXCLUSIVE
+    from gitxact.worktrees.lifecycle import end_lease
+
+    ws = Workspace(repo)
+    alpha_path, beta_path = acquire(repo, "alpha"), acquire(repo, "beta")
+    (beta_path / "beta-work.txt").write_text("beta's uncommitted work\n")
+    alpha = load(ws)["alpha"]
+    leases.save_record(ws, alpha.model_copy(update={"path": str(beta_path)}))
+    with ws.locks.repository(EXCLUSIVE):
+        doc = end_lease(ws, alpha, action="reap", reason="test")
+    assert "changed meanwhile" in doc.reason, doc.reason
+    assert (beta_path / "beta-work.txt").read_text() == "beta's uncommitted work\n"
+    assert alpha_path.is_dir()
+    assert sorted(load(ws)) == ["alpha", "beta"]
+
+
+def test_a_worktree_a_person_locked_again_is_still_its_leases(repo: Path) -> None:
+    """`git worktree unlock` then a plain `git worktree lock` (no reason, or one of the
+    person's own) names no other agent: the lease stays genuine for the hooks and reap does
+    not call its worktree foreign (doctor --fix and recover would drop the record)."""
+    ws = Workspace(repo)
+    path = acquire(repo, "gamma")
+    for reason in ([], ["--reason", "do not touch"]):
+        git("worktree", "unlock", str(path), cwd=repo)
+        git("worktree", "lock", *reason, str(path), cwd=repo)
+        found = leases.for_path(ws, path)
+        assert found is not None
+        assert found.agent == "gamma"
+        ended = ws.worktrees.reap(dry_run=True).ended
+        assert all(end.action != "drop-foreign" for end in ended), ended
+    assert "gamma" in load(ws)

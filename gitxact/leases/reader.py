@@ -61,8 +61,10 @@ class LeaseView:
         yet, or gone already, protects nothing either). The agent a worktree was made for
         is in git's lock reason (``git worktree add --lock`` writes it before anything
         else), which the leases file cannot change: a record that copies another lease's
-        token hash and path under a new agent name is not that lease. An unlocked worktree
-        (``git worktree unlock``) counts again once reap has locked it again.
+        token hash and path under a new agent name is not that lease. Otherwise the mark
+        (the lease's token hash) proves it, or the lock reason naming this agent: a worktree a
+        person unlocked (``git worktree unlock``) or locked again with a reason of their own
+        is still this lease's.
         """
         try:
             with open(os.path.join(self.path, ".git"), encoding="utf-8") as handle:
@@ -74,6 +76,10 @@ class LeaseView:
         admin = text[len("gitdir: ") :]
         if os.path.dirname(os.path.realpath(admin)) != os.path.realpath(os.path.join(self.common_dir, "worktrees")):
             return False
+        if lock_names_another(admin, self.agent):
+            return False
+        if self.token_hash and _read(os.path.join(admin, MARK)).strip() == self.token_hash:
+            return True
         return _read(os.path.join(admin, "locked")).startswith(f"{LOCK_REASON_PREFIX}{self.agent} (")
 
     @property
@@ -194,6 +200,14 @@ def agent_of_worktree(common_dir: str | os.PathLike[str], worktree: str | os.Pat
     except StateError:
         return None
     return None if lease is None else lease.agent
+
+
+def lock_names_another(admin: str, agent: str) -> bool:
+    """Whether git's lock on the worktree whose admin folder is *admin* is gitxact's for an
+    agent other than *agent*: the one rule by which a record naming that worktree under
+    *agent* is not its lease (:meth:`LeaseView.genuine`, and ownership before deleting)."""
+    reason = _read(os.path.join(admin, "locked"))
+    return reason.startswith(LOCK_REASON_PREFIX) and not reason.startswith(f"{LOCK_REASON_PREFIX}{agent} (")
 
 
 def _read(path: str) -> str:

@@ -191,6 +191,11 @@ def _still_to_end(repo: Repo, lease: Lease, doc: EndDoc) -> Lease | None:
     if lease.phase == "provisioning" and now.phase != "provisioning":
         doc.reason += f"; its acquire finished meanwhile ({now.phase}): left alone"
         return None
+    if now.path != lease.path:
+        # The ownership check judged *lease*'s folder; a record that names another one now
+        # (nothing of gitxact's moves a lease: a forgery) gets nothing removed, here or there.
+        doc.reason += f"; its record changed meanwhile (now {now.path}): left alone"
+        return None
     return now
 
 

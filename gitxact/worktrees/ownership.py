@@ -98,13 +98,11 @@ def _marked(admin: Path, lease: Lease, *, orphan: bool) -> bool:
 
 
 def _locked_for_another(admin: Path, agent: str) -> bool:
-    """Whether git's lock on the worktree names anyone but *agent* (gitxact's reason for
-    another agent, or a reason of someone else's). An unlocked worktree names nobody: a
-    ``git worktree unlock`` reap locks again (:func:`gitxact.worktrees.sweep.unlocked`)."""
-    locked = admin / "locked"
-    if not os.path.lexists(locked):
-        return False
-    return not _read(locked).startswith(f"{lease_reader.LOCK_REASON_PREFIX}{agent} (")
+    """Whether git's lock on the worktree is gitxact's for another agent than *agent* (a
+    record copying that lease under a new name). An unlocked worktree, or one a person
+    locked again with a reason of their own (plain ``git worktree lock``), names no other
+    agent: the mark decides, and reap locks it again (:func:`gitxact.worktrees.sweep.unlocked`)."""
+    return lease_reader.lock_names_another(os.fspath(admin), agent)
 
 
 def owns_worktree(repo: Repo, lease: Lease, *, orphan: bool = False) -> bool:
