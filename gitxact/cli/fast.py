@@ -172,17 +172,17 @@ def run_under_lock(
     app: AppContext, shared: bool, name: str | None, timeout: float | None, command: Sequence[str]
 ) -> int:
     """``gitxact lock``: run *command* holding the repository lock (or the named lock *name*)."""
+    from gitxact.git.lite import passthrough_env  # a user's command: never gitxact's internal marker
     from gitxact.util import process
-    from gitxact.util.startup import child_environ
 
     ws = app.workspace(timeout=timeout)
     mode: Mode = SHARED if shared else EXCLUSIVE
     if name is not None:
         from gitxact.backends.named import run_named
 
-        return run_named(ws, name, mode, timeout, command, env=child_environ())
+        return run_named(ws, name, mode, timeout, command, env=passthrough_env())
     with ws.lock(mode, timeout):
-        env = {**child_environ(), **ws.locks.child_env()}
+        env = passthrough_env(ws.locks.child_env())
         return process.run_foreground(command, env=env)
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from types import FrameType
 
 from gitxact.errors import CommandNotRunnableError, UsageError
+from gitxact.git.lite import INTERNAL_ENV
 from gitxact.locking.locks import LOCKS_ENV
 from gitxact.tx.check_spec import Check, CheckSpec, parse, parse_codes
 from gitxact.util import process, supervised
@@ -237,6 +238,7 @@ def _run_one(
 ) -> CheckResult:
     child_env = dict(os.environ if env is None else env)
     child_env.pop(LOCKS_ENV, None)  # the check runs with no gitxact lock held: it must not claim any
+    child_env.pop(INTERNAL_ENV, None)  # a user's command: its gits are judged by the hooks
     prune_logs(log_dir, LOG_KEEP - 1)
     log, fd = _open_log(log_dir, label)
     started = time.monotonic()
