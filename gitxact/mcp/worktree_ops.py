@@ -154,22 +154,33 @@ def commit(ws: Workspace, agent: str, token: str | None, paths: list[str], messa
     parent = _rev(ws, "HEAD")
     untracked = ws.git(["ls-files", "-z", "--others", "--exclude-standard", "--", *specs], read_only=True)
     new = staging.pathspecs(untracked.zfields())
-    if new:
-        _gx_checked(ws, agent, token, ["add", "--intent-to-add", "--", *new])
     args = ["commit", "--quiet", "--only", f"--message={message}", "--", *specs]
-    code, out = gx(ws, agent, token, args)
-    if code != 0:
-        refusal = _gx_failed(args, code, out)
-        # The index as it was: these were untracked.
-        if new and gx(ws, agent, token, ["rm", "--cached", "--quiet", "--ignore-unmatch", "--", *new])[0] != 0:
+    try:
+        if new:
+            _gx_checked(ws, agent, token, ["add", "--intent-to-add", "--", *new])
+        code, out = gx(ws, agent, token, args)
+        if code != 0:
+            raise _gx_failed(args, code, out)
+    except ToolRefusal as refusal:
+        # Refused, failed half-way (a sparse lease's path outside its cone) or timed out: the
+        # index as it was, the new paths untracked again, unless git made the commit after all.
+        if new and _rev(ws, "HEAD") == parent and not _untrack(ws, agent, token, new):
             refusal.message += "; the new paths stay added as intent-to-add (`git rm --cached` them)"
-        raise refusal
+        raise
     head = _rev(ws, "HEAD")
     if head is None or head == parent:
         raise OperationFailedError("git made no commit", hint="check `status`: the paths may hold no change")
     return CommitDoc(
         commit=head, parent=parent, branch=_branch(ws), paths=resolved, subject=message.strip().splitlines()[0]
     )
+
+
+def _untrack(ws: Workspace, agent: str, token: str | None, new: list[str]) -> bool:
+    """Take *new* (untracked before the commit) out of the index again; whether that worked."""
+    try:
+        return gx(ws, agent, token, ["rm", "--cached", "--quiet", "--ignore-unmatch", "--", *new])[0] == 0
+    except ToolRefusal:
+        return False
 
 
 def diff(ws: Workspace, lease: Lease, ref: str | None, paths: list[str] | None, max_bytes: int) -> DiffDoc:
