@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -478,6 +479,16 @@ def test_lease_takes_sparse_folders_and_land_takes_parallel(repo: Path) -> None:
             assert bad["error"]["reason"] == "invalid_argument"
 
             worktree = Path(api["path"])
+            # A new path outside the lease's cone makes the add fail half-way: the index as
+            # it was all the same (the new path inside the cone is not left intent-to-add).
+            for rel in ("svc/api/new.txt", "svc/web/new.txt"):
+                (worktree / rel).parent.mkdir(parents=True, exist_ok=True)
+                (worktree / rel).write_text(f"{rel}\n")
+            index = git("ls-files", "--stage", cwd=worktree)
+            await refusal(one, "commit", paths=["svc/api/new.txt", "svc/web/new.txt"], message="both")
+            assert git("ls-files", "--stage", cwd=worktree) == index
+            (worktree / "svc/api/new.txt").unlink()
+            shutil.rmtree(worktree / "svc/web")
             (worktree / "svc/api/app.txt").write_text("svc/api/app.txt v2\n")
             await call(one, "commit", paths=["svc/api/app.txt"], message="api v2")
             zero = await refusal(one, "land", onto="main", parallel=0)
