@@ -87,22 +87,15 @@ def _marked(admin: Path, lease: Lease, *, orphan: bool) -> bool:
     mark = admin / lease_reader.MARK
     if lease.token_hash and _trusted(mark, maker) and _read(mark).strip() == lease.token_hash:
         # The mark holds a token hash, which the record can copy: git's lock names the agent
-        # the worktree was made for, and a record under another name is not this lease.
-        return not _locked_for_another(admin, lease.agent)
+        # the worktree was made for, and a record under another name is not this lease (a
+        # person's own lock, or none, names no agent: the mark decides; reap locks it again).
+        return not lease_reader.lock_names_another(os.fspath(admin), lease.agent)
     if lease.phase != "provisioning" and not orphan:
         # An acquire that finished wrote the mark: git's lock reason proves nothing more. (An
         # orphan's stand-in is made from that registration, no record, and ends work saved.)
         return False
     locked = admin / "locked"
     return _trusted(locked, maker) and _read(locked).startswith(f"{lease_reader.LOCK_REASON_PREFIX}{lease.agent} (")
-
-
-def _locked_for_another(admin: Path, agent: str) -> bool:
-    """Whether git's lock on the worktree is gitxact's for another agent than *agent* (a
-    record copying that lease under a new name). An unlocked worktree, or one a person
-    locked again with a reason of their own (plain ``git worktree lock``), names no other
-    agent: the mark decides, and reap locks it again (:func:`gitxact.worktrees.sweep.unlocked`)."""
-    return lease_reader.lock_names_another(os.fspath(admin), agent)
 
 
 def owns_worktree(repo: Repo, lease: Lease, *, orphan: bool = False) -> bool:
